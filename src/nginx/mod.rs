@@ -1,0 +1,1 @@
+//! nginx configuration: renderer and the validate → swap → reload → rollback apply loop.

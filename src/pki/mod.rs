@@ -1,0 +1,1 @@
+//! Portico certificate authority: CA, admin client certificate, server certificate, agent certificates.

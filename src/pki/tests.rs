@@ -23,7 +23,10 @@ fn setup() -> (tempfile::TempDir, Pki, InitReport) {
 }
 
 fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl").args(args).output().expect("run openssl")
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl")
 }
 
 fn openssl_ok(args: &[&str]) -> String {
@@ -34,7 +37,11 @@ fn openssl_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn s(p: &Path) -> &str {
@@ -65,7 +72,10 @@ fn pem(label: &str, der: &[u8]) -> String {
         .chunks(64)
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 fn write_tmp(dir: &Path, name: &str, data: &str) -> PathBuf {
@@ -108,7 +118,13 @@ fn pki_init_twice_changes_nothing() {
 #[test]
 fn pki_secret_files_are_mode_0600() {
     let (_data, pki, report) = setup();
-    for name in ["ca.key", "admin.key", "server.key", "admin.p12", "admin.p12.password"] {
+    for name in [
+        "ca.key",
+        "admin.key",
+        "server.key",
+        "admin.p12",
+        "admin.p12.password",
+    ] {
         assert_eq!(mode(&pki.dir().join(name)), 0o600, "{name}");
     }
     assert_eq!(mode(&report.p12_password_path), 0o600);
@@ -122,21 +138,38 @@ fn pki_admin_p12_is_legacy_and_opens_with_openssl() {
     let (data, pki, report) = setup();
     let p12 = s(&report.p12_path);
     let passin = format!("file:{}", s(&report.p12_password_path));
-    let info = openssl_ok(&["pkcs12", "-in", p12, "-info", "-legacy", "-noout", "-passin", &passin]);
+    let info = openssl_ok(&[
+        "pkcs12", "-in", p12, "-info", "-legacy", "-noout", "-passin", &passin,
+    ]);
     assert!(info.contains("pbeWithSHA1And3-KeyTripleDES-CBC"), "{info}");
     assert!(info.contains("MAC: sha1"), "{info}");
     assert!(!info.contains("AES"), "{info}");
 
     // The key bag carries the friendly name; the chain includes the CA.
-    let dump = openssl_ok(&["pkcs12", "-in", p12, "-legacy", "-nodes", "-passin", &passin]);
+    let dump = openssl_ok(&[
+        "pkcs12", "-in", p12, "-legacy", "-nodes", "-passin", &passin,
+    ]);
     assert!(dump.contains("friendlyName: Portico admin"), "{dump}");
-    assert_eq!(dump.matches("-----BEGIN CERTIFICATE-----").count(), 2, "{dump}");
+    assert_eq!(
+        dump.matches("-----BEGIN CERTIFICATE-----").count(),
+        2,
+        "{dump}"
+    );
     assert!(dump.contains("subject=CN = Portico CA"), "{dump}");
-    assert_eq!(pki.admin_p12().unwrap(), fs::read(&report.p12_path).unwrap());
+    assert_eq!(
+        pki.admin_p12().unwrap(),
+        fs::read(&report.p12_path).unwrap()
+    );
 
     let wrong = write_tmp(data.path(), "wrong", "not-the-password\n");
     let out = openssl(&[
-        "pkcs12", "-in", p12, "-info", "-legacy", "-noout", "-passin",
+        "pkcs12",
+        "-in",
+        p12,
+        "-info",
+        "-legacy",
+        "-noout",
+        "-passin",
         &format!("file:{}", s(&wrong)),
     ]);
     assert!(!out.status.success());
@@ -156,9 +189,23 @@ fn pki_issued_certs_verify_against_ca() {
 
     let out = openssl_ok(&["verify", "-CAfile", &ca, "-purpose", "sslclient", s(&admin)]);
     assert!(out.contains(": OK"), "{out}");
-    let out = openssl_ok(&["verify", "-CAfile", &ca, "-purpose", "sslserver", s(&server)]);
+    let out = openssl_ok(&[
+        "verify",
+        "-CAfile",
+        &ca,
+        "-purpose",
+        "sslserver",
+        s(&server),
+    ]);
     assert!(out.contains(": OK"), "{out}");
-    let out = openssl_ok(&["verify", "-CAfile", &ca, "-purpose", "sslclient", s(&agent_path)]);
+    let out = openssl_ok(&[
+        "verify",
+        "-CAfile",
+        &ca,
+        "-purpose",
+        "sslclient",
+        s(&agent_path),
+    ]);
     assert!(out.contains(": OK"), "{out}");
 
     let subject = openssl_ok(&["x509", "-in", s(&admin), "-noout", "-subject"]);
@@ -166,15 +213,29 @@ fn pki_issued_certs_verify_against_ca() {
     let ca_text = openssl_ok(&["x509", "-in", &ca, "-noout", "-text"]);
     assert!(ca_text.contains("CA:TRUE, pathlen:0"), "{ca_text}");
     assert!(ca_text.contains("Certificate Sign, CRL Sign"), "{ca_text}");
-    let server_text = openssl_ok(&["x509", "-in", s(&server), "-noout", "-ext", "subjectAltName"]);
-    assert!(server_text.contains(&format!("IP Address:{IP}")), "{server_text}");
+    let server_text = openssl_ok(&[
+        "x509",
+        "-in",
+        s(&server),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
+    assert!(
+        server_text.contains(&format!("IP Address:{IP}")),
+        "{server_text}"
+    );
     assert!(server_text.contains("DNS:localhost"), "{server_text}");
 }
 
 #[test]
 fn pki_fingerprint_and_serial_match_openssl() {
     let (_data, pki, report) = setup();
-    for (file, info) in [("ca.crt", &report.ca), ("admin.crt", &report.admin), ("server.crt", &report.server)] {
+    for (file, info) in [
+        ("ca.crt", &report.ca),
+        ("admin.crt", &report.admin),
+        ("server.crt", &report.server),
+    ] {
         let path = pki.dir().join(file);
         let fp = openssl_ok(&["x509", "-in", s(&path), "-noout", "-fingerprint", "-sha256"]);
         let value = fp.trim().split_once('=').unwrap().1;
@@ -212,9 +273,21 @@ fn pki_rotate_admin_replaces_key_cert_and_bundle() {
     let out = openssl_ok(&["verify", "-CAfile", &ca, s(&dir.join("admin.crt"))]);
     assert!(out.contains(": OK"), "{out}");
     let passin = format!("file:{}", s(&report.p12_password_path));
-    let dump = openssl_ok(&["pkcs12", "-in", s(&report.p12_path), "-legacy", "-nokeys", "-clcerts", "-passin", &passin]);
+    let dump = openssl_ok(&[
+        "pkcs12",
+        "-in",
+        s(&report.p12_path),
+        "-legacy",
+        "-nokeys",
+        "-clcerts",
+        "-passin",
+        &passin,
+    ]);
     let leaf = openssl_ok(&["x509", "-in", s(&dir.join("admin.crt"))]);
-    assert!(dump.contains(leaf.trim()), "bundle holds the new certificate");
+    assert!(
+        dump.contains(leaf.trim()),
+        "bundle holds the new certificate"
+    );
 
     // The rotated set is consistent: init finds nothing to do.
     assert!(pki.init(None).unwrap().created.is_empty());
@@ -232,7 +305,10 @@ fn pki_sign_rcgen_csr_replaces_subject_and_extensions() {
     let (cert_pem, info) = pki.sign_agent_csr("home-lab", &csr).unwrap();
     assert_eq!(info.subject_cn, "agent:home-lab");
     let der = info::cert_pem_to_der(&cert_pem).unwrap();
-    assert_eq!(info::cert_spki(&der).unwrap(), key.subject_public_key_info());
+    assert_eq!(
+        info::cert_spki(&der).unwrap(),
+        key.subject_public_key_info()
+    );
     let parsed = info::parse_cert(&der).unwrap();
     assert!(!parsed.is_ca());
     assert!(parsed.subject_alternative_name().unwrap().is_none());
@@ -241,7 +317,10 @@ fn pki_sign_rcgen_csr_replaces_subject_and_extensions() {
     let days = (info.not_after - info.not_before).whole_days();
     assert!((365..=366).contains(&days), "{days}");
 
-    let path = pki.dir().join("agents").join(format!("home-lab-{}.crt", info.serial));
+    let path = pki
+        .dir()
+        .join("agents")
+        .join(format!("home-lab-{}.crt", info.serial));
     assert_eq!(fs::read_to_string(&path).unwrap(), cert_pem);
     let cert_file = write_tmp(data.path(), "agent.crt", &cert_pem);
     let subject = openssl_ok(&["x509", "-in", s(&cert_file), "-noout", "-subject"]);
@@ -254,8 +333,19 @@ fn pki_sign_openssl_csr_asking_for_admin() {
     let dir = data.path();
     let (key, csr) = (dir.join("agent.key"), dir.join("agent.csr"));
     openssl_ok(&[
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-subj", "/CN=admin", "-keyout", s(&key), "-out", s(&csr),
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=admin",
+        "-keyout",
+        s(&key),
+        "-out",
+        s(&csr),
     ]);
     let (cert_pem, info) = pki
         .sign_agent_csr("garage", &fs::read_to_string(&csr).unwrap())
@@ -276,22 +366,43 @@ fn pki_sign_openssl_csr_asking_for_admin() {
 fn pki_sign_rejects_bad_csrs() {
     let (data, pki, _report) = setup();
     let key = KeyPair::generate().unwrap();
-    let good = CertificateParams::default().serialize_request(&key).unwrap();
+    let good = CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap();
     let mut corrupted = good.der().to_vec();
     *corrupted.last_mut().unwrap() ^= 0x01;
     let rsa_csr = data.path().join("rsa.csr");
     openssl_ok(&[
-        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=x",
-        "-keyout", s(&data.path().join("rsa.key")), "-out", s(&rsa_csr),
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=x",
+        "-keyout",
+        s(&data.path().join("rsa.key")),
+        "-out",
+        s(&rsa_csr),
     ]);
 
     let cases = [
         ("empty", String::new()),
         ("garbage", "hello".to_owned()),
-        ("bad base64", "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n".to_owned()),
+        (
+            "bad base64",
+            "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n"
+                .to_owned(),
+        ),
         ("certificate", pki.ca_pem().unwrap()),
-        ("not a csr inside", pem("CERTIFICATE REQUEST", &[0x30, 0x03, 0x02, 0x01, 0x00])),
-        ("corrupted signature", pem("CERTIFICATE REQUEST", &corrupted)),
+        (
+            "not a csr inside",
+            pem("CERTIFICATE REQUEST", &[0x30, 0x03, 0x02, 0x01, 0x00]),
+        ),
+        (
+            "corrupted signature",
+            pem("CERTIFICATE REQUEST", &corrupted),
+        ),
         ("rsa key", fs::read_to_string(&rsa_csr).unwrap()),
     ];
     for (name, input) in cases {
@@ -325,18 +436,35 @@ fn pki_issue_agent_keeps_only_the_certificate() {
     assert_eq!(files, vec![format!("nas-{}.crt", agent.info.serial)]);
 
     let debug = format!("{agent:?}");
-    assert!(!debug.contains(&agent.p12_password) && !debug.contains("PRIVATE KEY"), "{debug}");
+    assert!(
+        !debug.contains(&agent.p12_password) && !debug.contains("PRIVATE KEY"),
+        "{debug}"
+    );
 
     let key = KeyPair::from_pem(&agent.key_pem).unwrap();
     let der = info::cert_pem_to_der(&agent.cert_pem).unwrap();
-    assert_eq!(info::cert_spki(&der).unwrap(), key.subject_public_key_info());
+    assert_eq!(
+        info::cert_spki(&der).unwrap(),
+        key.subject_public_key_info()
+    );
 
     let p12 = data.path().join("agent.p12");
     fs::write(&p12, &agent.p12).unwrap();
     let passin = format!("pass:{}", agent.p12_password);
-    let dump = openssl_ok(&["pkcs12", "-in", s(&p12), "-legacy", "-nodes", "-passin", &passin]);
+    let dump = openssl_ok(&[
+        "pkcs12",
+        "-in",
+        s(&p12),
+        "-legacy",
+        "-nodes",
+        "-passin",
+        &passin,
+    ]);
     assert!(dump.contains("friendlyName: Portico agent nas"), "{dump}");
-    assert!(matches!(pki.issue_agent("-bad"), Err(PkiError::InvalidLabel)));
+    assert!(matches!(
+        pki.issue_agent("-bad"),
+        Err(PkiError::InvalidLabel)
+    ));
 }
 
 #[test]
@@ -348,10 +476,20 @@ fn pki_operations_before_init_report_not_initialized() {
     assert!(matches!(pki.admin_info(), Err(PkiError::NotInitialized)));
     assert!(matches!(pki.admin_p12(), Err(PkiError::NotInitialized)));
     assert!(matches!(pki.rotate_admin(), Err(PkiError::NotInitialized)));
-    assert!(matches!(pki.issue_agent("home"), Err(PkiError::NotInitialized)));
+    assert!(matches!(
+        pki.issue_agent("home"),
+        Err(PkiError::NotInitialized)
+    ));
     let key = KeyPair::generate().unwrap();
-    let csr = CertificateParams::default().serialize_request(&key).unwrap().pem().unwrap();
-    assert!(matches!(pki.sign_agent_csr("home", &csr), Err(PkiError::NotInitialized)));
+    let csr = CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    assert!(matches!(
+        pki.sign_agent_csr("home", &csr),
+        Err(PkiError::NotInitialized)
+    ));
 }
 
 #[test]

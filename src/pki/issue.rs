@@ -140,7 +140,9 @@ fn parse_csr(csr_pem: &str) -> Result<SubjectPublicKeyInfo, PkiError> {
     if csr_pem.trim().is_empty() {
         return Err(invalid("empty request"));
     }
-    let (_, block) = parse_x509_pem(csr_pem.as_bytes())
+    // Pasted or JSON-carried PEM often has CRLF endings or indentation.
+    let normalized: String = csr_pem.lines().map(|l| format!("{}\n", l.trim())).collect();
+    let (_, block) = parse_x509_pem(normalized.as_bytes())
         .map_err(|_| invalid("not PEM: expected a -----BEGIN CERTIFICATE REQUEST----- block"))?;
     if block.label != "CERTIFICATE REQUEST" && block.label != "NEW CERTIFICATE REQUEST" {
         return Err(PkiError::InvalidCsr(format!(

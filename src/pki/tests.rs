@@ -243,7 +243,8 @@ fn pki_fingerprint_and_serial_match_openssl() {
         let serial = openssl_ok(&["x509", "-in", s(&path), "-noout", "-serial"]);
         let value = serial.trim().split_once('=').unwrap().1;
         assert_eq!(info.serial, normalize_serial(value), "{file}");
-        assert_eq!(info.serial.len(), 32, "{file}: 16-byte serial");
+        // openssl prints every byte (two digits each): 16 bytes, no DER padding.
+        assert_eq!(value.len(), 32, "{file}: 16-byte serial {value}");
     }
     let days = (report.ca.not_after - report.ca.not_before).whole_days();
     assert!((3650..=3651).contains(&days), "{days}");
@@ -342,6 +343,12 @@ fn pki_sign_openssl_csr_asking_for_admin() {
         "-nodes",
         "-subj",
         "/CN=admin",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "subjectAltName=DNS:panel.example",
+        "-addext",
+        "nsComment=unsupported by rcgen",
         "-keyout",
         s(&key),
         "-out",
@@ -352,6 +359,21 @@ fn pki_sign_openssl_csr_asking_for_admin() {
         .unwrap();
     assert_eq!(info.subject_cn, "agent:garage");
     let cert = write_tmp(dir, "agent.crt", &cert_pem);
+    let text = openssl_ok(&["x509", "-in", s(&cert), "-noout", "-text"]);
+    assert!(text.contains("CA:FALSE"), "{text}");
+    assert!(
+        !text.contains("panel.example") && !text.contains("unsupported"),
+        "{text}"
+    );
+
+    // CRLF line endings and indentation, as pasted into JSON, are accepted.
+    let crlf: String = fs::read_to_string(&csr)
+        .unwrap()
+        .lines()
+        .map(|l| format!("  {l}\r\n"))
+        .collect();
+    let (_, again) = pki.sign_agent_csr("garage", &crlf).unwrap();
+    assert_ne!(again.serial, info.serial);
     let subject = openssl_ok(&["x509", "-in", s(&cert), "-noout", "-subject"]);
     assert_eq!(subject.trim(), "subject=CN = agent:garage");
     let cert_pub = openssl_ok(&["x509", "-in", s(&cert), "-noout", "-pubkey"]);

@@ -30,7 +30,7 @@ impl Pki {
     /// Idempotent: existing files are never replaced, so a second run changes
     /// nothing and reports the same fingerprints. A key without its
     /// certificate gets a new certificate for that key; a certificate without
-    /// its key is an [`PkiError::Inconsistent`] error. The admin bundle is
+    /// its key is a [`PkiError::Inconsistent`] error. The admin bundle is
     /// the one exception: if it is missing, does not open with the password
     /// file, or holds another certificate than `admin.crt`, it is rebuilt
     /// (with a new password if the password file is missing), because a

@@ -4,5 +4,19 @@
 //! its own module here.
 #![forbid(unsafe_code)]
 
-pub mod pki;
+pub mod agents;
+pub mod apikeys;
+pub mod audit;
+pub mod cli;
+pub mod healthcheck;
+pub mod identity;
+pub mod init;
+pub mod logging;
 pub mod nginx;
+pub mod onboarding;
+pub mod panel;
+pub mod pki;
+pub mod settings;
+pub mod store;
+pub mod tasks;
+pub mod token;

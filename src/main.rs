@@ -1,1 +1,42 @@
-fn main() {}
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use portico::cli::{Cli, Command};
+use portico::settings::{Settings, Sources};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&Sources::from_process()) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("portico: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    portico::logging::init(&settings.log);
+    match run(cli.command, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("portico: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => actix_web::rt::System::new().block_on(portico::panel::serve(settings)),
+        Command::Init => {
+            let report = portico::init::run(&settings)?;
+            print!("{}", portico::init::describe(&report, &settings.data_dir));
+            Ok(())
+        }
+        Command::Healthcheck { timeout } => portico::healthcheck::run(&settings, Duration::from_secs(timeout)),
+        Command::PrintConfig => {
+            print!("{}", settings.to_yaml());
+            Ok(())
+        }
+    }
+}

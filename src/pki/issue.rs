@@ -122,6 +122,13 @@ impl Pki {
         LoadedCa::from_pem(&cert_pem, &key_pem)
     }
 
+    /// The PEM of an agent certificate issued earlier, by label and serial.
+    pub fn agent_cert_pem(&self, label: &str, serial: &str) -> Result<String, PkiError> {
+        validate_label(label)?;
+        let serial = super::normalize_serial(serial);
+        files::read_required_string(&self.path(AGENTS_DIR).join(format!("{label}-{serial}.crt")))
+    }
+
     fn store_agent_cert(&self, label: &str, info: &CertInfo, pem: &str) -> Result<(), PkiError> {
         let dir = self.path(AGENTS_DIR);
         files::ensure_dir(&dir)?;

@@ -1,0 +1,143 @@
+//! One error type for the HTTP API, mapped to status codes in one place.
+//!
+//! Clients get `{"error": "<stable summary>", "details": …}`. 5xx details are
+//! logged once here and never sent.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::agents::AgentError;
+use crate::apikeys::KeyError;
+use crate::identity::Denied;
+use crate::onboarding::{FieldError, OnboardingState};
+use crate::pki::PkiError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { message: String, details: Vec<FieldError> },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Onboarding already completed")]
+    Gone,
+    #[error("Onboarding not complete")]
+    OnboardingIncomplete(OnboardingState),
+    #[error("Request body too large")]
+    TooLarge,
+    #[error("Unsupported media type; send application/json")]
+    UnsupportedMediaType,
+    /// Logged with its context; the client sees only "Internal server error".
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(details: Vec<FieldError>) -> Self {
+        let message = match details.as_slice() {
+            [one] => format!("Invalid {}: {}", one.field, one.message),
+            _ => "Invalid request".to_string(),
+        };
+        ApiError::BadRequest { message, details }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::invalid(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
+        ApiError::Internal(format!("{context}: {err}"))
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone => StatusCode::GONE,
+            ApiError::OnboardingIncomplete(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::BadRequest { message, details } => json!({ "error": message, "details": details }),
+            ApiError::OnboardingIncomplete(state) => json!({ "error": self.to_string(), "onboardingStatus": state }),
+            ApiError::Internal(context) => {
+                tracing::error!(error = %context, "request failed");
+                json!({ "error": self.to_string() })
+            }
+            other => json!({ "error": other.to_string() }),
+        };
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::Unauthenticated | Denied::BadKey => ApiError::Unauthorized(d.to_string()),
+            Denied::Revoked | Denied::CertificateScope | Denied::KeyScope | Denied::UntrustedPeer => {
+                ApiError::Forbidden(d.to_string())
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("Not found".into()),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            other => ApiError::internal("store", other),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Invalid(details) => ApiError::invalid(details),
+            KeyError::Rejected => Denied::BadKey.into(),
+            KeyError::Store(s) => s.into(),
+            KeyError::Hash(m) => ApiError::internal("api key hash", m),
+        }
+    }
+}
+
+impl From<PkiError> for ApiError {
+    fn from(e: PkiError) -> Self {
+        match e {
+            PkiError::InvalidCsr(reason) => ApiError::field("csr", reason),
+            PkiError::InvalidLabel => ApiError::field("label", e.to_string()),
+            other => ApiError::internal("pki", other),
+        }
+    }
+}
+
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::Invalid(details) => ApiError::invalid(details),
+            AgentError::BadToken => ApiError::Forbidden(e.to_string()),
+            AgentError::BadCsr(reason) => ApiError::field("csr", reason),
+            AgentError::Store(s) => s.into(),
+            AgentError::Pki(p) => p.into(),
+            AgentError::Task(m) => ApiError::internal("agent task", m),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! `portico serve`: the panel's HTTP layer (REST API). Handlers are thin:
+//! extract, call one domain function, map the result.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod openapi;
+mod routes;
+
+use std::net::{IpAddr, TcpListener};
+use std::sync::{Arc, RwLock};
+
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context;
+
+use crate::apikeys::KeyCache;
+use crate::onboarding::{self, OnboardingState};
+use crate::pki::Pki;
+use crate::settings::{AuthMode, Settings};
+use crate::store::Store;
+
+pub use auth::Channel;
+
+/// Shared state of the panel, one per process.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub pki: Pki,
+    pub keys: KeyCache,
+    onboarding: RwLock<OnboardingState>,
+}
+
+impl AppState {
+    /// Opens the store and loads the onboarding state.
+    pub async fn load(settings: Settings) -> anyhow::Result<AppState> {
+        let store = Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
+        let state = store.setting(onboarding::keys::STATE).await?.and_then(|s| OnboardingState::parse(&s)).unwrap_or(OnboardingState::Fresh);
+        Ok(AppState {
+            pki: Pki::new(&settings.data_dir),
+            settings: Arc::new(settings),
+            store,
+            keys: KeyCache::default(),
+            onboarding: RwLock::new(state),
+        })
+    }
+
+    pub fn onboarding_state(&self) -> OnboardingState {
+        *self.onboarding.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Updates the cached state after the store accepted a transition.
+    pub fn set_onboarding_state(&self, state: OnboardingState) {
+        *self.onboarding.write().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    /// The configured public address, else the detected one.
+    pub fn public_ip(&self) -> Option<IpAddr> {
+        self.settings.public_ip.or_else(onboarding::detect_public_ip)
+    }
+}
+
+/// Registers every route, the identity chain and the extractor configs.
+pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let limit = state.settings.panel.json_limit;
+        cfg.app_data(state)
+            .app_data(web::Data::new(channel))
+            .app_data(web::PayloadConfig::new(limit))
+            .service(
+                web::scope("/api")
+                    .wrap(middleware::from_fn(auth::identify))
+                    .configure(routes::health::configure)
+                    .configure(routes::onboarding::configure)
+                    .configure(routes::keys::configure)
+                    .configure(routes::certs::configure)
+                    .configure(routes::enroll::configure)
+                    .configure(routes::audit::configure)
+                    .configure(openapi::configure)
+                    .default_service(web::to(routes::not_found)),
+            );
+    }
+}
+
+fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).with_context(|| format!("while binding the {what} listener on {addr}"))
+}
+
+/// Runs the panel until SIGTERM/SIGINT (actix stops gracefully on both).
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let state = web::Data::new(AppState::load(settings).await?);
+    let settings = state.settings.clone();
+    crate::tasks::spawn_panel_tasks(state.clone());
+
+    let panel_state = state.clone();
+    let panel = HttpServer::new(move || {
+        App::new().wrap(middleware::from_fn(crate::logging::log_request)).configure(configure(panel_state.clone(), Channel::Panel))
+    })
+    .listen(bind(settings.panel.listen, "panel")?)?
+    .shutdown_timeout(10)
+    .run();
+    tracing::info!(listen = %settings.panel.listen, mode = ?settings.auth.mode, "panel listening");
+
+    if settings.auth.mode == AuthMode::Ingress {
+        let ingress_state = state.clone();
+        let ingress = HttpServer::new(move || {
+            App::new().wrap(middleware::from_fn(crate::logging::log_request)).configure(configure(ingress_state.clone(), Channel::Ingress))
+        })
+        .listen(bind(settings.ingress.listen, "ingress")?)?
+        .shutdown_timeout(10)
+        .run();
+        tracing::info!(listen = %settings.ingress.listen, "ingress listening");
+        let (a, b) = futures_util::future::join(panel, ingress).await;
+        a.and(b)?;
+    } else {
+        panel.await?;
+    }
+    tracing::info!("panel stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

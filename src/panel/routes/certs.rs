@@ -1,0 +1,179 @@
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::agents::{self, EnrollmentGrant, IssuedAgentCert};
+use crate::audit::{self, Outcome};
+use crate::panel::AppState;
+use crate::panel::auth::{Admin, BasePath};
+use crate::panel::error::ApiError;
+use crate::panel::extract::ApiJson;
+use crate::pki::{CertInfo, Pki, PkiError};
+use crate::store::StoreError;
+
+async fn pki_call<T: Send + 'static>(pki: &Pki, f: impl FnOnce(&Pki) -> Result<T, PkiError> + Send + 'static) -> Result<T, ApiError> {
+    let pki = pki.clone();
+    web::block(move || f(&pki)).await.map_err(|e| ApiError::internal("pki task", e))?.map_err(ApiError::from)
+}
+
+fn attachment(name: &str, content_type: &str, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(ContentDisposition { disposition: DispositionType::Attachment, parameters: vec![DispositionParam::Filename(name.into())] })
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MtlsInfo {
+    #[schema(value_type = Object)]
+    certificate: CertInfo,
+    days_left: i64,
+    download_url: String,
+}
+
+/// The admin client certificate: serial, validity, fingerprint.
+#[utoipa::path(tag = "certs", responses((status = 200, body = MtlsInfo)))]
+#[get("/certs/mtls")]
+pub async fn mtls_info(state: web::Data<AppState>, _admin: Admin, base: BasePath) -> Result<HttpResponse, ApiError> {
+    let certificate = pki_call(&state.pki, |p| p.admin_info()).await?;
+    let days_left = (certificate.not_after - OffsetDateTime::now_utc()).whole_days();
+    Ok(HttpResponse::Ok().json(MtlsInfo { certificate, days_left, download_url: format!("{}/api/certs/mtls/download", base.0) }))
+}
+
+/// The admin `.p12` bundle (legacy encryption that browsers and Keychain import).
+#[utoipa::path(tag = "certs", responses((status = 200, content_type = "application/x-pkcs12", body = Vec<u8>)))]
+#[get("/certs/mtls/download")]
+pub async fn mtls_download(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
+    let bytes = pki_call(&state.pki, |p| p.admin_p12()).await?;
+    audit::record(&state.store, &admin.0.actor(), "cert.mtls.download", "admin", Outcome::Success, None).await;
+    Ok(attachment("portico-admin.p12", "application/x-pkcs12", bytes))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateResponse {
+    #[schema(value_type = Object)]
+    old: CertInfo,
+    #[schema(value_type = Object)]
+    new: CertInfo,
+    /// Password of the new `.p12`, shown this once.
+    p12_password: String,
+}
+
+/// New admin key and serial; the old certificate stops working at once.
+#[utoipa::path(tag = "certs", responses((status = 200, body = RotateResponse)))]
+#[post("/certs/mtls/rotate")]
+pub async fn mtls_rotate(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
+    let (old, new) = agents::rotate_admin(state.pki.clone(), &state.store).await?;
+    let p12_password = pki_call(&state.pki, |p| p.admin_p12_password()).await?;
+    let details = serde_json::json!({ "oldSerial": old.serial, "newSerial": new.serial });
+    audit::record(&state.store, &admin.0.actor(), "cert.mtls.rotate", "admin", Outcome::Success, Some(details)).await;
+    Ok(HttpResponse::Ok().json(RotateResponse { old, new, p12_password }))
+}
+
+/// Every agent with its capabilities and current certificate.
+#[utoipa::path(tag = "certs", responses((status = 200, body = Vec<Object>)))]
+#[get("/certs/agent")]
+pub async fn agent_list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.store.agents().await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRequest {
+    /// Lowercase letters, digits and hyphens; the certificate CN becomes `agent:<label>`.
+    label: String,
+    capabilities: Vec<String>,
+}
+
+/// Issues an agent certificate generated here; key and `.p12` are returned once.
+#[utoipa::path(tag = "certs", request_body = AgentRequest, responses((status = 201, body = IssuedAgentCert), (status = 400), (status = 409)))]
+#[post("/certs/agent")]
+pub async fn agent_create(state: web::Data<AppState>, admin: Admin, body: ApiJson<AgentRequest>) -> Result<HttpResponse, ApiError> {
+    let AgentRequest { label, capabilities } = body.0;
+    let caps = agents::validate(Some(&label), &capabilities)?;
+    let issued = agents::issue(state.pki.clone(), &state.store, label.clone(), caps).await?;
+    let details = serde_json::json!({ "serial": issued.agent.serial, "capabilities": issued.agent.capabilities });
+    audit::record(&state.store, &admin.0.actor(), "cert.agent.create", &label, Outcome::Success, Some(details)).await;
+    Ok(HttpResponse::Created().json(issued))
+}
+
+/// Creates a one-time enrollment token (256 bits, expiring, single use).
+#[utoipa::path(tag = "certs", request_body = AgentRequest, responses((status = 201, body = EnrollmentGrant), (status = 400), (status = 409)))]
+#[post("/certs/agent/enroll")]
+pub async fn agent_enroll_token(state: web::Data<AppState>, admin: Admin, body: ApiJson<AgentRequest>) -> Result<HttpResponse, ApiError> {
+    let AgentRequest { label, capabilities } = body.0;
+    let caps = agents::validate(Some(&label), &capabilities)?;
+    let grant = agents::create_enrollment(&state.store, label.clone(), caps, state.settings.pki.enroll_token_minutes).await?;
+    let details = serde_json::json!({ "capabilities": capabilities, "expiresAt": grant.expires_at.unix_timestamp() });
+    audit::record(&state.store, &admin.0.actor(), "cert.agent.enroll_token", &label, Outcome::Success, Some(details)).await;
+    Ok(HttpResponse::Created().json(grant))
+}
+
+fn label_param(label: &str) -> Result<String, ApiError> {
+    crate::pki::validate_label(label).map_err(|_| ApiError::NotFound("No such agent".into()))?;
+    Ok(label.to_string())
+}
+
+/// The agent's current certificate and the CA, as PEM.
+#[utoipa::path(tag = "certs", params(("label" = String, Path)), responses((status = 200, content_type = "application/x-pem-file", body = String), (status = 404)))]
+#[get("/certs/agent/{label}/download")]
+pub async fn agent_download(state: web::Data<AppState>, _admin: Admin, label: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let label = label_param(&label)?;
+    let agent = state.store.agent(label.clone()).await?.ok_or_else(|| ApiError::NotFound("No such agent".into()))?;
+    let serial = agent.serial.ok_or_else(|| ApiError::NotFound("Agent has no certificate".into()))?;
+    let pem = pki_call(&state.pki, move |p| Ok(format!("{}{}", p.agent_cert_pem(&label, &serial)?, p.ca_pem()?))).await?;
+    Ok(attachment(&format!("portico-agent-{}.pem", agent.label), "application/x-pem-file", pem.into_bytes()))
+}
+
+/// Revokes the agent and all its certificates; it is refused from now on.
+#[utoipa::path(tag = "certs", params(("label" = String, Path)), responses((status = 200, body = Object), (status = 404)))]
+#[delete("/certs/agent/{label}")]
+pub async fn agent_revoke(state: web::Data<AppState>, admin: Admin, label: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let label = label_param(&label)?;
+    let agent = state.store.revoke_agent(label.clone(), OffsetDateTime::now_utc()).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound("No such active agent".into()),
+        other => other.into(),
+    })?;
+    audit::record(&state.store, &admin.0.actor(), "cert.agent.revoke", &label, Outcome::Success, None).await;
+    Ok(HttpResponse::Ok().json(agent))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesRequest {
+    capabilities: Vec<String>,
+}
+
+/// Replaces the agent's capabilities; effective on its next request.
+#[utoipa::path(tag = "certs", params(("label" = String, Path)), request_body = CapabilitiesRequest,
+    responses((status = 200, body = Object), (status = 400), (status = 404)))]
+#[patch("/certs/agent/{label}/capabilities")]
+pub async fn agent_capabilities(
+    state: web::Data<AppState>,
+    admin: Admin,
+    label: web::Path<String>,
+    body: ApiJson<CapabilitiesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let label = label_param(&label)?;
+    let caps = agents::validate(None, &body.0.capabilities)?;
+    let caps: Vec<String> = caps.iter().map(|c| c.as_str().to_string()).collect();
+    let agent = state.store.set_agent_capabilities(label.clone(), caps.clone()).await?;
+    audit::record(&state.store, &admin.0.actor(), "cert.agent.capabilities", &label, Outcome::Success, Some(serde_json::json!({ "capabilities": caps }))).await;
+    Ok(HttpResponse::Ok().json(agent))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(mtls_info)
+        .service(mtls_download)
+        .service(mtls_rotate)
+        .service(agent_list)
+        .service(agent_create)
+        .service(agent_enroll_token)
+        .service(agent_download)
+        .service(agent_revoke)
+        .service(agent_capabilities);
+}

@@ -1,0 +1,15 @@
+//! One module per resource, each with a `configure` function.
+
+pub mod audit;
+pub mod certs;
+pub mod enroll;
+pub mod health;
+pub mod keys;
+pub mod onboarding;
+
+use super::error::ApiError;
+
+/// Unknown `/api/*` paths get the standard error shape.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("No such API route".into()))
+}

@@ -1,0 +1,75 @@
+use actix_web::{HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, Outcome};
+use crate::onboarding::{self, DnsReport, OnboardingError, OnboardingState, Status};
+use crate::panel::AppState;
+use crate::panel::auth::{Admin, Caller};
+use crate::panel::error::ApiError;
+use crate::panel::extract::ApiJson;
+
+impl From<OnboardingError> for ApiError {
+    fn from(e: OnboardingError) -> Self {
+        match e {
+            OnboardingError::Invalid(details) => ApiError::invalid(details),
+            OnboardingError::WrongState(_) | OnboardingError::NoPublicIp => ApiError::Conflict(e.to_string()),
+            OnboardingError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Current onboarding state, domain and the public IP DNS records must point at.
+#[utoipa::path(tag = "onboarding", responses((status = 200, body = Status), (status = 401)))]
+#[get("/onboarding/status")]
+pub async fn status(state: web::Data<AppState>, _who: Caller) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(onboarding::status(&state.store, state.public_ip()).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainRequest {
+    /// The apex domain, e.g. `example.com` (Unicode allowed; stored as punycode).
+    domain: String,
+    /// Contact for certificate expiry notices.
+    email: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StateResponse {
+    status: OnboardingState,
+}
+
+/// Sets the domain and contact email.
+#[utoipa::path(tag = "onboarding", request_body = DomainRequest,
+    responses((status = 200, body = StateResponse), (status = 400), (status = 409), (status = 410)))]
+#[post("/onboarding/domain")]
+pub async fn set_domain(state: web::Data<AppState>, who: Admin, body: ApiJson<DomainRequest>) -> Result<HttpResponse, ApiError> {
+    let result = onboarding::set_domain(&state.store, &body.0.domain, &body.0.email).await;
+    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+    audit::record(&state.store, &who.0.actor(), "onboarding.domain", body.0.domain.trim(), outcome, None).await;
+    let next = result?;
+    state.set_onboarding_state(next);
+    Ok(HttpResponse::Ok().json(StateResponse { status: next }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VerifyResponse {
+    status: OnboardingState,
+    report: DnsReport,
+}
+
+/// Resolves panel/auth/tunnel and a random name under the domain and reports
+/// per name whether it points at the public IP.
+#[utoipa::path(tag = "onboarding", responses((status = 200, body = VerifyResponse), (status = 409), (status = 410)))]
+#[post("/onboarding/verify-dns")]
+pub async fn verify_dns(state: web::Data<AppState>, who: Admin) -> Result<HttpResponse, ApiError> {
+    let (report, next) = onboarding::verify_dns(&state.store, state.settings.dns.resolver, state.public_ip()).await?;
+    state.set_onboarding_state(next);
+    let outcome = if report.ok { Outcome::Success } else { Outcome::Failure };
+    audit::record(&state.store, &who.0.actor(), "onboarding.verify_dns", "", outcome, serde_json::to_value(&report).ok()).await;
+    Ok(HttpResponse::Ok().json(VerifyResponse { status: next, report }))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(status).service(set_domain).service(verify_dns);
+}

@@ -1,0 +1,373 @@
+//! Bootstrap settings: read once at start, layered with the `config` crate.
+//!
+//! Layers, later wins: built-in defaults < `/etc/portico/config.yaml` <
+//! `$PORTICO_CONFIG` < `/data/options.json` < environment `PORTICO__SECTION__KEY`.
+//! Runtime state (domain, tunnels, users…) never lives here; it is in the store.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors while loading or validating settings. Every message names the YAML
+/// key and the environment variable that set it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("invalid setting `{key}` (env {env}): {reason}")]
+    Invalid { key: String, env: String, reason: String },
+    #[error("invalid settings: {0}")]
+    Other(String),
+}
+
+impl SettingsError {
+    fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        SettingsError::Invalid { key: key.to_string(), env: env_name(key), reason: reason.into() }
+    }
+}
+
+/// The environment variable that sets a dotted settings key.
+pub fn env_name(key: &str) -> String {
+    format!("PORTICO__{}", key.replace('.', "__").to_uppercase())
+}
+
+/// A secret value: prints as `***` in `Debug`, `Display` and `print-config`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// How admins prove who they are to the panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Client certificates verified by nginx, passed as headers from a trusted proxy.
+    Mtls,
+    /// Home Assistant ingress: user headers from the Supervisor on a second listener.
+    Ingress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PanelSettings {
+    /// Loopback listener nginx proxies to.
+    pub listen: SocketAddr,
+    /// Largest accepted JSON body, bytes.
+    pub json_limit: usize,
+    /// Key that signs panel cookies (2FA session, CSRF). Generated and kept in
+    /// the data dir when unset. `PORTICO__PANEL__SECRET_FILE` reads it from a file.
+    pub secret: Option<Secret>,
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Default for PanelSettings {
+    fn default() -> Self {
+        PanelSettings {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3100),
+            json_limit: 256 * 1024,
+            secret: None,
+            secret_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings { mode: AuthMode::Mtls }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngressSettings {
+    pub listen: SocketAddr,
+    /// Only these peers may send `X-Remote-User-*` and `X-Ingress-Path`.
+    pub trusted_peers: Vec<IpAddr>,
+}
+
+impl Default for IngressSettings {
+    fn default() -> Self {
+        IngressSettings {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8099),
+            trusted_peers: vec![IpAddr::V4(Ipv4Addr::new(172, 30, 32, 2))],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsSettings {
+    /// Resolver for the onboarding DNS check; the system resolver when unset.
+    pub resolver: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Entries older than this are deleted, days.
+    pub retention_days: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings { retention_days: 90 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `portico=debug,actix_web=warn`.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PkiSettings {
+    /// Validity of agent certificates, days.
+    pub agent_cert_days: u32,
+    /// Validity of enrollment tokens, minutes.
+    pub enroll_token_minutes: u32,
+}
+
+impl Default for PkiSettings {
+    fn default() -> Self {
+        PkiSettings { agent_cert_days: 365, enroll_token_minutes: 60 }
+    }
+}
+
+/// Every bootstrap setting, with defaults. Tests build it as
+/// `Settings { data_dir, ..Default::default() }`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    /// The VPS's public address; shown in DNS instructions and put in the IP vhost certificate.
+    pub public_ip: Option<IpAddr>,
+    /// Peers whose `X-SSL-Client-*` headers are believed (nginx on loopback).
+    pub trusted_proxies: Vec<IpAddr>,
+    pub panel: PanelSettings,
+    pub auth: AuthSettings,
+    pub ingress: IngressSettings,
+    pub dns: DnsSettings,
+    pub audit: AuditSettings,
+    pub pki: PkiSettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("/data"),
+            public_ip: None,
+            trusted_proxies: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)],
+            panel: PanelSettings::default(),
+            auth: AuthSettings::default(),
+            ingress: IngressSettings::default(),
+            dns: DnsSettings::default(),
+            audit: AuditSettings::default(),
+            pki: PkiSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// Where the layers come from. `Sources::from_process()` reads the real
+/// environment; tests build their own so they never touch process state.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub system_file: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    pub options_file: Option<PathBuf>,
+    pub env: HashMap<String, String>,
+}
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &["trusted_proxies", "ingress.trusted_peers"];
+
+impl Sources {
+    pub fn from_process() -> Self {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Sources {
+            system_file: Some(PathBuf::from("/etc/portico/config.yaml")),
+            config_file: env.get("PORTICO_CONFIG").map(PathBuf::from),
+            options_file: Some(
+                env.get("PORTICO_OPTIONS").map(PathBuf::from).unwrap_or_else(|| "/data/options.json".into()),
+            ),
+            env,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads every layer and validates the result.
+    pub fn load(sources: &Sources) -> Result<Settings, SettingsError> {
+        use config::{Config, Environment, File, FileFormat};
+        let mut builder = Config::builder();
+        for (path, format, required) in [
+            (&sources.system_file, FileFormat::Yaml, false),
+            (&sources.config_file, FileFormat::Yaml, true),
+            (&sources.options_file, FileFormat::Json, false),
+        ] {
+            let Some(path) = path else { continue };
+            if !required && !path.exists() {
+                continue;
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SettingsError::File { path: path.display().to_string(), reason: e.to_string() })?;
+            builder = builder.add_source(File::from_str(&text, format));
+        }
+        let env: HashMap<String, String> =
+            sources.env.iter().filter(|(k, _)| k.starts_with("PORTICO__")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut environment = Environment::with_prefix("PORTICO")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .source(Some(env));
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        let merged = builder.add_source(environment).build().map_err(config_error)?;
+        let mut settings: Settings = merged.try_deserialize().map_err(config_error)?;
+        settings.read_secret_files()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn read_secret_files(&mut self) -> Result<(), SettingsError> {
+        if let Some(path) = &self.panel.secret_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SettingsError::invalid("panel.secret_file", format!("{}: {e}", path.display())))?;
+            self.panel.secret = Some(Secret::new(text.trim_end()));
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !self.data_dir.is_absolute() {
+            return Err(SettingsError::invalid("data_dir", "must be an absolute path"));
+        }
+        if self.trusted_proxies.is_empty() {
+            return Err(SettingsError::invalid("trusted_proxies", "must list at least one address (nginx's)"));
+        }
+        if self.auth.mode == AuthMode::Ingress && self.ingress.trusted_peers.is_empty() {
+            return Err(SettingsError::invalid("ingress.trusted_peers", "must not be empty in ingress mode"));
+        }
+        if self.audit.retention_days == 0 {
+            return Err(SettingsError::invalid("audit.retention_days", "must be at least 1"));
+        }
+        if !(1..=3650).contains(&self.pki.agent_cert_days) {
+            return Err(SettingsError::invalid("pki.agent_cert_days", "must be between 1 and 3650"));
+        }
+        if !(1..=10080).contains(&self.pki.enroll_token_minutes) {
+            return Err(SettingsError::invalid("pki.enroll_token_minutes", "must be between 1 and 10080 (7 days)"));
+        }
+        if self.panel.json_limit < 1024 {
+            return Err(SettingsError::invalid("panel.json_limit", "must be at least 1024 bytes"));
+        }
+        if let Some(secret) = &self.panel.secret
+            && secret.expose().len() < 32
+        {
+            return Err(SettingsError::invalid("panel.secret", "must be at least 32 characters"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| SettingsError::invalid("log.level", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The effective settings as YAML, secrets masked.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot print settings: {e}\n"))
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("portico.db")
+    }
+
+    pub fn pki_dir(&self) -> PathBuf {
+        self.data_dir.join("pki")
+    }
+
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        contains_ip(&self.trusted_proxies, peer)
+    }
+
+    pub fn is_ingress_peer(&self, peer: IpAddr) -> bool {
+        contains_ip(&self.ingress.trusted_peers, peer)
+    }
+}
+
+/// Compares addresses treating IPv4-mapped IPv6 (`::ffff:a.b.c.d`) as IPv4.
+fn contains_ip(list: &[IpAddr], peer: IpAddr) -> bool {
+    let peer = peer.to_canonical();
+    list.iter().any(|ip| ip.to_canonical() == peer)
+}
+
+/// Turns a `config` error into one that names the key and the env var.
+fn config_error(err: config::ConfigError) -> SettingsError {
+    let text = err.to_string();
+    let key = key_in_message(&text);
+    match key {
+        Some(key) => {
+            let reason = text.split(" for key").next().unwrap_or(&text).to_string();
+            SettingsError::invalid(&key, reason)
+        }
+        None => SettingsError::Other(text),
+    }
+}
+
+/// Finds the setting a `config` error message is about: "… for key `panel.listen`"
+/// or "unknown field `x`, expected …" (reported without its section by serde).
+fn key_in_message(text: &str) -> Option<String> {
+    let after = text.split("for key `").nth(1).or_else(|| text.split("unknown field `").nth(1))?;
+    let key = after.split('`').next()?;
+    Some(key.trim_start_matches('.').to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+use super::*;
+use std::io::Write;
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    path
+}
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn defaults_match_the_design() {
+    let s = Settings::load(&Sources::default()).unwrap();
+    assert_eq!(s, Settings::default());
+    assert_eq!(s.panel.listen.to_string(), "127.0.0.1:3100");
+    assert_eq!(s.ingress.listen.to_string(), "0.0.0.0:8099");
+    assert_eq!(s.ingress.trusted_peers, vec!["172.30.32.2".parse::<IpAddr>().unwrap()]);
+    assert_eq!(s.data_dir, PathBuf::from("/data"));
+    assert_eq!(s.auth.mode, AuthMode::Mtls);
+}
+
+#[test]
+fn later_layers_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = write(&dir, "system.yaml", "log:\n  level: debug\n  format: json\npanel:\n  listen: 127.0.0.1:4000\npublic_ip: 203.0.113.1\n");
+    let config = write(&dir, "config.yaml", "panel:\n  listen: 127.0.0.1:4001\naudit:\n  retention_days: 7\n");
+    let options = write(&dir, "options.json", r#"{"audit": {"retention_days": 8}, "data_dir": "/srv/portico"}"#);
+    let sources = Sources {
+        system_file: Some(system),
+        config_file: Some(config),
+        options_file: Some(options),
+        env: env(&[
+            ("PORTICO__DATA_DIR", "/var/lib/portico"),
+            ("PORTICO__INGRESS__TRUSTED_PEERS", "10.0.0.1,10.0.0.2"),
+            ("PORTICO__AUTH__MODE", "ingress"),
+            ("UNRELATED", "x"),
+        ]),
+    };
+    let s = Settings::load(&sources).unwrap();
+    assert_eq!(s.log.level, "debug", "system file applies");
+    assert_eq!(s.log.format, LogFormat::Json);
+    assert_eq!(s.public_ip, Some("203.0.113.1".parse().unwrap()));
+    assert_eq!(s.panel.listen.to_string(), "127.0.0.1:4001", "$PORTICO_CONFIG beats the system file");
+    assert_eq!(s.audit.retention_days, 8, "options.json beats $PORTICO_CONFIG");
+    assert_eq!(s.data_dir, PathBuf::from("/var/lib/portico"), "env beats options.json");
+    assert_eq!(s.auth.mode, AuthMode::Ingress);
+    assert_eq!(s.ingress.trusted_peers.len(), 2);
+}
+
+#[test]
+fn missing_optional_files_are_skipped_but_a_named_config_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = Sources {
+        system_file: Some(dir.path().join("absent.yaml")),
+        options_file: Some(dir.path().join("absent.json")),
+        ..Default::default()
+    };
+    assert!(Settings::load(&sources).is_ok());
+    let sources = Sources { config_file: Some(dir.path().join("absent.yaml")), ..Default::default() };
+    let err = Settings::load(&sources).unwrap_err().to_string();
+    assert!(err.contains("absent.yaml"), "{err}");
+}
+
+/// Each bad value names its YAML key and environment variable.
+#[test]
+fn validation_errors_name_key_and_env() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("PORTICO__PANEL__LISTEN", "not-an-address")], "panel.listen"),
+        (&[("PORTICO__AUTH__MODE", "password")], "auth.mode"),
+        (&[("PORTICO__DATA_DIR", "relative/dir")], "data_dir"),
+        (&[("PORTICO__PUBLIC_IP", "999.1.1.1")], "public_ip"),
+        (&[("PORTICO__AUDIT__RETENTION_DAYS", "0")], "audit.retention_days"),
+        (&[("PORTICO__AUDIT__RETENTION_DAYS", "-3")], "audit.retention_days"),
+        (&[("PORTICO__LOG__LEVEL", "loud=[")], "log.level"),
+        (&[("PORTICO__LOG__FORMAT", "xml")], "log.format"),
+        (&[("PORTICO__PKI__AGENT_CERT_DAYS", "9999")], "pki.agent_cert_days"),
+        (&[("PORTICO__PKI__ENROLL_TOKEN_MINUTES", "0")], "pki.enroll_token_minutes"),
+        (&[("PORTICO__PANEL__JSON_LIMIT", "10")], "panel.json_limit"),
+        (&[("PORTICO__PANEL__SECRET", "short")], "panel.secret"),
+        (&[("PORTICO__PANEL__SECRET_FILE", "/nonexistent/secret")], "panel.secret_file"),
+        (&[("PORTICO__INGRESS__TRUSTED_PEERS", "10.0.0.1,nope")], "ingress.trusted_peers"),
+        (&[("PORTICO__AUTH__MODE", "ingress"), ("PORTICO__INGRESS__TRUSTED_PEERS", "")], "ingress.trusted_peers"),
+    ];
+    for (vars, key) in cases {
+        let sources = Sources { env: env(vars), ..Default::default() };
+        let err = Settings::load(&sources).expect_err(key).to_string();
+        assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+        assert!(err.contains(&env_name(key)), "{key}: {err}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(&dir, "c.yaml", "panel:\n  lisen: 127.0.0.1:1\n");
+    let err = Settings::load(&Sources { config_file: Some(config), ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("lisen"), "{err}");
+}
+
+#[test]
+fn secrets_are_masked_and_read_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s3cret-value-that-is-long-enough-0123456789";
+    let file = write(&dir, "secret", &format!("{secret}\n"));
+    let sources = Sources {
+        env: env(&[("PORTICO__PANEL__SECRET_FILE", file.to_str().unwrap())]),
+        ..Default::default()
+    };
+    let s = Settings::load(&sources).unwrap();
+    assert_eq!(s.panel.secret.as_ref().unwrap().expose(), secret);
+    let yaml = s.to_yaml();
+    assert!(!yaml.contains(secret), "{yaml}");
+    assert!(yaml.contains("secret: '***'") || yaml.contains("secret: \"***\""), "{yaml}");
+    assert!(!format!("{s:?}").contains(secret));
+}
+
+#[test]
+fn mapped_ipv4_peers_count_as_ipv4() {
+    let s = Settings::default();
+    assert!(s.is_trusted_proxy("::ffff:127.0.0.1".parse().unwrap()));
+    assert!(s.is_trusted_proxy("::1".parse().unwrap()));
+    assert!(!s.is_trusted_proxy("10.0.0.1".parse().unwrap()));
+    assert!(s.is_ingress_peer("172.30.32.2".parse().unwrap()));
+    assert!(!s.is_ingress_peer("172.30.32.3".parse().unwrap()));
+}

@@ -1,0 +1,159 @@
+//! The SQLite store: the only module that touches `rusqlite`.
+//!
+//! Each connection runs in WAL mode with a busy timeout and foreign keys on.
+//! Queries run on the blocking pool through [`Store::run`], never on the async
+//! executor. Migrations are numbered SQL files embedded in the binary and
+//! applied at open, tracked with `PRAGMA user_version`.
+
+mod agents;
+mod audit;
+mod keys;
+mod kv;
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use time::OffsetDateTime;
+
+pub use agents::{Agent, ClientCert, EnrollmentToken, NewEnrollmentToken};
+pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use keys::{ApiKeyRecord, NewApiKey};
+
+/// Numbered migrations; index + 1 is the schema version after applying it.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// How long a writer waits for a lock before giving up, milliseconds.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("migration {version} failed: {source}")]
+    Migration { version: usize, source: rusqlite::Error },
+    #[error("database schema version {found} is newer than this binary knows ({known})")]
+    TooNew { found: usize, known: usize },
+    #[error("database task failed: {0}")]
+    Task(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint failure to `Conflict(message)`.
+    fn conflict_on_unique(err: rusqlite::Error, message: &str) -> StoreError {
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                StoreError::Conflict(message.to_string())
+            }
+            _ => StoreError::Sqlite(err),
+        }
+    }
+}
+
+type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+/// A pool of connections to `portico.db`. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+fn configure(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let manager = SqliteConnectionManager::file(path).with_init(configure);
+        let pool = r2d2::Pool::builder().max_size(4).min_idle(Some(1)).build(manager)?;
+        let store = Store { pool };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.get()?;
+        let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+        if current > MIGRATIONS.len() {
+            return Err(StoreError::TooNew { found: current, known: MIGRATIONS.len() });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+            let version = index + 1;
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql).map_err(|source| StoreError::Migration { version, source })?;
+            tx.pragma_update(None, "user_version", version as i64)?;
+            tx.commit()?;
+            tracing::info!(version, "applied database migration");
+        }
+        Ok(())
+    }
+
+    /// The schema version after migrations.
+    pub fn schema_version(&self) -> Result<usize, StoreError> {
+        self.blocking(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize))
+    }
+
+    /// Runs `f` on a pooled connection on the blocking thread pool.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` on the calling thread; for the CLI and start-up only.
+    fn blocking<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+
+    /// `PRAGMA integrity_check`; `Ok(())` when the database is sound.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        self.blocking(|c| {
+            let result: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            if result == "ok" { Ok(()) } else { Err(StoreError::Task(format!("integrity check: {result}"))) }
+        })
+    }
+}
+
+/// Unix seconds → UTC time (clamped to the epoch on nonsense).
+fn from_unix(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn to_unix(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+/// Space-separated list column → vector.
+fn split_list(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -31,6 +31,7 @@ impl SettingsError {
 
 /// The environment variable that sets a dotted settings key.
 pub fn env_name(key: &str) -> String {
+    let key = key.split('[').next().unwrap_or(key);
     format!("PORTICO__{}", key.replace('.', "__").to_uppercase())
 }
 

@@ -17,15 +17,23 @@ use super::routes::{audit, certs, enroll, health, keys, onboarding};
         certs::agent_download, certs::agent_revoke, certs::agent_capabilities,
         enroll::enroll,
         audit::list,
-    ),
-    servers((url = "/api"))
+        document,
+    )
 )]
 pub struct ApiDoc;
 
 #[utoipa::path(tag = "health", responses((status = 200, content_type = "application/json", body = Object)))]
 #[get("/openapi.json")]
 pub async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(full_document())
+}
+
+/// The document with every path under `/api`, where the scope mounts them.
+pub fn full_document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths = paths.into_iter().map(|(path, item)| (format!("/api{path}"), item)).collect();
+    doc
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -87,7 +87,7 @@ fn validation_errors_name_key_and_env() {
     for (vars, key) in cases {
         let sources = Sources { env: env(vars), ..Default::default() };
         let err = Settings::load(&sources).expect_err(key).to_string();
-        assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+        assert!(err.contains(&format!("`{key}")), "{key}: {err}");
         assert!(err.contains(&env_name(key)), "{key}: {err}");
     }
 }

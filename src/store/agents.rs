@@ -8,6 +8,7 @@ use super::{Store, StoreError, from_unix, split_list, to_unix};
 
 /// An agent and its current (newest) certificate.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct Agent {
     pub label: String,
     pub capabilities: Vec<String>,
@@ -23,6 +24,7 @@ pub struct Agent {
 
 /// A client certificate issued by the Portico CA.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct ClientCert {
     pub serial: String,
     pub kind: String,

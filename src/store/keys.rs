@@ -8,6 +8,7 @@ use super::{Store, StoreError, from_unix, split_list, to_unix};
 
 /// An API key as stored (the secret itself is never stored).
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct ApiKeyRecord {
     pub id: String,
     pub name: String,

@@ -2,10 +2,18 @@
 //! and the serialized validate → snapshot → swap → reload → probe → restore
 //! loop that makes a rendered tree live.
 
+mod apply;
+mod diff;
 mod model;
+mod reloader;
 mod render;
+mod snapshot;
 mod vhosts;
 
+pub use apply::{ApplyError, ApplyOutcome, Applier};
+pub use diff::unified as unified_diff;
+pub use reloader::{NginxBinary, Probe, Reloader};
+pub use snapshot::SnapshotMeta;
 pub use model::{
     Access, AdminVhost, CertPaths, Ports, RESERVED_NAMES, RenderError, RenderInput, RenderedTree,
     SiteVhost, TunnelVhost, Upstreams,

@@ -102,7 +102,14 @@ impl Applier {
     /// restores the previous tree on any failure after the swap.
     pub fn apply(&self, tree: &RenderedTree, reason: &str) -> Result<ApplyOutcome, ApplyError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.apply_locked(tree, reason)
+        self.apply_locked(tree, reason, true)
+    }
+
+    /// Like `apply` but without reload and probe: for `portico init`, which
+    /// writes the first tree before nginx starts.
+    pub fn install(&self, tree: &RenderedTree, reason: &str) -> Result<ApplyOutcome, ApplyError> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply_locked(tree, reason, false)
     }
 
     /// Snapshots, newest first.
@@ -121,7 +128,7 @@ impl Applier {
     pub fn rollback(&self, id: &str) -> Result<ApplyOutcome, ApplyError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let tree = self.snapshot_tree(id)?;
-        self.apply_locked(&tree, &format!("rollback to {id}"))
+        self.apply_locked(&tree, &format!("rollback to {id}"), true)
     }
 
     /// The live tree; empty before the first apply.
@@ -142,14 +149,21 @@ impl Applier {
         Ok(snapshot::read_tree(&dir.join("tree"))?)
     }
 
-    fn apply_locked(&self, tree: &RenderedTree, reason: &str) -> Result<ApplyOutcome, ApplyError> {
+    fn apply_locked(
+        &self,
+        tree: &RenderedTree,
+        reason: &str,
+        reload: bool,
+    ) -> Result<ApplyOutcome, ApplyError> {
         snapshot::check_tree_paths(tree).map_err(|e| ApplyError::Invalid { details: vec![e] })?;
         fs::create_dir_all(&self.trees_dir)?;
         let previous = self.adopt_live_dir()?;
         let live = self.live_tree()?;
         if previous.is_some() && live == *tree {
             self.reloader.test(&self.live_dir).map_err(|e| ApplyError::Invalid { details: lines(&e) })?;
-            self.reload_and_probe(None)?;
+            if reload {
+                self.reload_and_probe(None)?;
+            }
             return Ok(ApplyOutcome { changed: false, snapshot: None, files: tree.files.len() });
         }
 
@@ -170,7 +184,7 @@ impl Applier {
             let _ = fs::remove_dir_all(&new_dir);
             return Err(e.into());
         }
-        if let Err(err) = self.reload_and_probe(previous.as_deref()) {
+        if let Err(err) = if reload { self.reload_and_probe(previous.as_deref()) } else { Ok(()) } {
             let _ = fs::remove_dir_all(&new_dir);
             if let Some(s) = &snap {
                 // The live tree is the snapshotted one again.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 use crate::nginx::{
     Access, AdminVhost, CertPaths, Ports, RenderInput, RenderedTree, SiteVhost, TunnelVhost,
@@ -119,11 +119,15 @@ pub fn states(l: &Layout, user: Option<&str>) -> Vec<(&'static str, RenderInput)
 pub fn write_certs(l: &Layout) -> PathBuf {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct subjects: rcgen's default DN would make every leaf look self-signed.
+    ca_params.distinguished_name.push(DnType::CommonName, "Portico test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     fs::write(l.pki.join("ca.crt"), ca.pem()).unwrap();
     let leaf = |sans: Vec<String>, cert: &Path, key: &Path| {
         let kp = KeyPair::generate().unwrap();
-        let c = CertificateParams::new(sans).unwrap().signed_by(&kp, &ca).unwrap();
+        let mut params = CertificateParams::new(sans.clone()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, sans[0].as_str());
+        let c = params.signed_by(&kp, &ca).unwrap();
         fs::create_dir_all(cert.parent().unwrap()).unwrap();
         fs::write(cert, c.pem()).unwrap();
         fs::write(key, kp.serialize_pem()).unwrap();
@@ -222,7 +226,7 @@ impl Drop for NginxProcess {
 }
 
 /// `curl` against `https://<host>:<port><path>` resolved to loopback and
-/// verified with `ca`. Returns (status, body).
+/// verified with `ca`. Returns (status, body), or (0, curl's stderr).
 pub fn curl(ca: &Path, host: &str, port: u16, path: &str) -> (u16, Vec<u8>) {
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "60", "-o", "-", "-w", "\n%{http_code}"])
@@ -233,6 +237,9 @@ pub fn curl(ca: &Path, host: &str, port: u16, path: &str) -> (u16, Vec<u8>) {
         .arg(format!("https://{host}:{port}{path}"))
         .output()
         .expect("run curl");
+    if !out.status.success() {
+        return (0, out.stderr);
+    }
     let mut body = out.stdout;
     let nl = body.iter().rposition(|&b| b == b'\n').expect("status line");
     let status = std::str::from_utf8(&body[nl + 1..]).unwrap().trim().parse().unwrap_or(0);

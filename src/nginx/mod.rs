@@ -10,15 +10,15 @@ mod render;
 mod snapshot;
 mod vhosts;
 
-pub use apply::{ApplyError, ApplyOutcome, Applier};
+pub use apply::{Applier, ApplyError, ApplyOutcome};
 pub use diff::unified as unified_diff;
-pub use reloader::{NginxBinary, Probe, Reloader};
-pub use snapshot::SnapshotMeta;
 pub use model::{
     Access, AdminVhost, CertPaths, Ports, RESERVED_NAMES, RenderError, RenderInput, RenderedTree,
     SiteVhost, TunnelVhost, Upstreams,
 };
+pub use reloader::{NginxBinary, Probe, Reloader};
 pub use render::render;
+pub use snapshot::SnapshotMeta;
 
 #[cfg(test)]
 mod tests;

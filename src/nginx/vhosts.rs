@@ -81,7 +81,9 @@ pub(crate) fn admin_ip(input: &RenderInput, admin: &AdminVhost) -> String {
 
 /// The name-based vhosts that have a certificate, as `(file, text)` pairs.
 pub(crate) fn named(input: &RenderInput) -> Vec<(String, String)> {
-    let Some(domain) = &input.domain else { return Vec::new() };
+    let Some(domain) = &input.domain else {
+        return Vec::new();
+    };
     let cert = |label: &str| -> Option<&CertPaths> {
         input
             .certs
@@ -98,7 +100,10 @@ pub(crate) fn named(input: &RenderInput) -> Vec<(String, String)> {
         out.push(("servers/11-auth.conf".into(), auth_portal(input, domain, c)));
     }
     if let Some(c) = cert("tunnel") {
-        out.push(("servers/12-tunnel.conf".into(), agent_endpoint(input, domain, c)));
+        out.push((
+            "servers/12-tunnel.conf".into(),
+            agent_endpoint(input, domain, c),
+        ));
     }
     let mut tunnels: Vec<_> = input.tunnels.iter().filter(|t| t.enabled).collect();
     tunnels.sort_by(|a, b| a.name.cmp(&b.name));
@@ -113,7 +118,10 @@ pub(crate) fn named(input: &RenderInput) -> Vec<(String, String)> {
     for site in sites {
         if let Some(c) = cert(&site.name) {
             let file = format!("servers/30-site-{}.conf", site.name);
-            out.push((file, site_vhost(input, domain, &site.name, site.spa_fallback, site.access, c)));
+            out.push((
+                file,
+                site_vhost(input, domain, &site.name, site.spa_fallback, site.access, c),
+            ));
         }
     }
     out
@@ -280,7 +288,13 @@ fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -
 }
 
 /// `<name>.<d>` for a tunnel: visitor auth, then the relay's visitor port.
-fn tunnel_vhost(input: &RenderInput, domain: &str, name: &str, access: Access, cert: &CertPaths) -> String {
+fn tunnel_vhost(
+    input: &RenderInput,
+    domain: &str,
+    name: &str,
+    access: Access,
+    cert: &CertPaths,
+) -> String {
     let mut s = tls_server(input, &format!("{name}.{domain}"), cert);
     let (authz, check) = visitor_auth(input, domain, name, access);
     let identity = if access == Access::Public {

@@ -209,6 +209,14 @@ fn broken_tree_is_rejected_and_running_nginx_keeps_serving() {
         before,
         "live tree must be byte-identical"
     );
+    // Without a client certificate the admin vhost answers with nginx's own help page.
+    let (status, body) = curl(&w.ca, "127.0.0.1", w.input.ports.admin, "/api/tunnels");
+    assert_eq!(status, 403);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("Client certificate required")
+    );
     assert!(a.snapshots().unwrap().is_empty());
     assert_serves(&w);
 }

@@ -1,1 +1,24 @@
-//! nginx configuration: renderer and the validate → swap → reload → rollback apply loop.
+//! nginx configuration: a pure renderer from store state to a tree of files,
+//! and the serialized validate → snapshot → swap → reload → probe → restore
+//! loop that makes a rendered tree live.
+
+mod apply;
+mod diff;
+mod model;
+mod reloader;
+mod render;
+mod snapshot;
+mod vhosts;
+
+pub use apply::{Applier, ApplyError, ApplyOutcome};
+pub use diff::unified as unified_diff;
+pub use model::{
+    Access, AdminVhost, CertPaths, Ports, RESERVED_NAMES, RenderError, RenderInput, RenderedTree,
+    SiteVhost, TunnelVhost, Upstreams,
+};
+pub use reloader::{NginxBinary, Probe, Reloader};
+pub use render::render;
+pub use snapshot::SnapshotMeta;
+
+#[cfg(test)]
+mod tests;

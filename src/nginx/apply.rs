@@ -1,0 +1,294 @@
+//! The apply loop: validate a rendered tree, snapshot the live one, swap
+//! atomically, reload, probe, and restore on any failure.
+//!
+//! Layout next to `live_dir` (say `/data/nginx/current`):
+//! `current` is a symlink to `trees/<id>`; a new tree is written to
+//! `trees/<new id>`, validated there (includes are relative to `nginx.conf`),
+//! and made live by renaming a fresh symlink over `current`, which is atomic.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::diff::unified;
+use super::model::RenderedTree;
+use super::reloader::{Probe, Reloader};
+use super::snapshot::{self, SnapshotMeta};
+
+/// Why an apply or rollback did not take effect.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// `nginx -t` refused the tree; the live tree was not touched.
+    #[error("nginx rejected the configuration")]
+    Invalid {
+        /// nginx's own error lines.
+        details: Vec<String>,
+    },
+    /// The reload failed; the previous tree was restored and reloaded.
+    #[error("nginx reload failed; previous configuration restored")]
+    ReloadFailed {
+        /// nginx's output, plus any failure of the restoring reload.
+        details: Vec<String>,
+    },
+    /// The probe failed after reload; the previous tree was restored.
+    #[error("nginx did not answer after reload; previous configuration restored")]
+    ProbeFailed {
+        /// What the probe saw, plus any failure of the restoring reload.
+        details: Vec<String>,
+    },
+    /// No snapshot with this id (or the id is malformed).
+    #[error("unknown snapshot {0:?}")]
+    UnknownSnapshot(String),
+    /// Filesystem trouble.
+    #[error("nginx config files: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What a successful apply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// False when the tree equalled the live one (nginx was still reloaded,
+    /// so renewed certificate files are picked up).
+    pub changed: bool,
+    /// Snapshot of the tree that was replaced, if any.
+    pub snapshot: Option<String>,
+    /// Files in the now-live tree.
+    pub files: usize,
+}
+
+/// Owns the live tree and its snapshots. One apply at a time.
+pub struct Applier {
+    live_dir: PathBuf,
+    trees_dir: PathBuf,
+    snapshots_dir: PathBuf,
+    keep: usize,
+    reloader: Box<dyn Reloader>,
+    probe: Option<Box<dyn Probe>>,
+    lock: Mutex<()>,
+}
+
+impl Applier {
+    /// `live_dir` is the stable path nginx is started with (a symlink managed
+    /// here); trees live in its sibling `trees/`. `keep` is how many snapshots
+    /// stay.
+    pub fn new(
+        live_dir: impl Into<PathBuf>,
+        snapshots_dir: impl Into<PathBuf>,
+        keep: usize,
+        reloader: Box<dyn Reloader>,
+    ) -> Self {
+        let live_dir = live_dir.into();
+        let trees_dir = live_dir.parent().unwrap_or(Path::new("/")).join("trees");
+        Applier {
+            live_dir,
+            trees_dir,
+            snapshots_dir: snapshots_dir.into(),
+            keep,
+            reloader,
+            probe: None,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Adds a check run after every reload; failure restores the previous tree.
+    pub fn with_probe(mut self, probe: Box<dyn Probe>) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// Validates `tree`, snapshots the live tree, swaps, reloads and probes;
+    /// restores the previous tree on any failure after the swap.
+    pub fn apply(&self, tree: &RenderedTree, reason: &str) -> Result<ApplyOutcome, ApplyError> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply_locked(tree, reason, true)
+    }
+
+    /// Like `apply` but without reload and probe: for `portico init`, which
+    /// writes the first tree before nginx starts.
+    pub fn install(&self, tree: &RenderedTree, reason: &str) -> Result<ApplyOutcome, ApplyError> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply_locked(tree, reason, false)
+    }
+
+    /// Snapshots, newest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotMeta>, ApplyError> {
+        Ok(snapshot::list(&self.snapshots_dir)?)
+    }
+
+    /// Unified diff from snapshot `id` to the live tree.
+    pub fn diff(&self, id: &str) -> Result<String, ApplyError> {
+        let old = self.snapshot_tree(id)?;
+        Ok(unified(&old, &self.live_tree()?))
+    }
+
+    /// Makes snapshot `id` live again, through the same checks as `apply`.
+    /// The tree it replaces is snapshotted, so a rollback can be undone.
+    pub fn rollback(&self, id: &str) -> Result<ApplyOutcome, ApplyError> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let tree = self.snapshot_tree(id)?;
+        self.apply_locked(&tree, &format!("rollback to {id}"), true)
+    }
+
+    /// The live tree; empty before the first apply.
+    pub fn live_tree(&self) -> Result<RenderedTree, ApplyError> {
+        match fs::metadata(&self.live_dir) {
+            Ok(_) => Ok(snapshot::read_tree(&self.live_dir)?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RenderedTree::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn snapshot_tree(&self, id: &str) -> Result<RenderedTree, ApplyError> {
+        let unknown = || ApplyError::UnknownSnapshot(id.to_string());
+        let dir = snapshot::snapshot_dir(&self.snapshots_dir, id).ok_or_else(unknown)?;
+        if !dir.join("meta.json").is_file() {
+            return Err(unknown());
+        }
+        Ok(snapshot::read_tree(&dir.join("tree"))?)
+    }
+
+    fn apply_locked(
+        &self,
+        tree: &RenderedTree,
+        reason: &str,
+        reload: bool,
+    ) -> Result<ApplyOutcome, ApplyError> {
+        snapshot::check_tree_paths(tree).map_err(|e| ApplyError::Invalid { details: vec![e] })?;
+        fs::create_dir_all(&self.trees_dir)?;
+        let previous = self.adopt_live_dir()?;
+        let live = self.live_tree()?;
+        if previous.is_some() && live == *tree {
+            self.reloader
+                .test(&self.live_dir)
+                .map_err(|e| ApplyError::Invalid { details: lines(&e) })?;
+            if reload {
+                self.reload_and_probe(None)?;
+            }
+            return Ok(ApplyOutcome {
+                changed: false,
+                snapshot: None,
+                files: tree.files.len(),
+            });
+        }
+
+        let new_dir = self.trees_dir.join(snapshot::fresh_id(&self.trees_dir));
+        if let Err(e) = snapshot::write_tree(&new_dir, tree) {
+            let _ = fs::remove_dir_all(&new_dir);
+            return Err(e.into());
+        }
+        if let Err(e) = self.reloader.test(&new_dir) {
+            let _ = fs::remove_dir_all(&new_dir);
+            return Err(ApplyError::Invalid { details: lines(&e) });
+        }
+        let snap = match &previous {
+            Some(_) => Some(snapshot::create(&self.snapshots_dir, &live, reason)?),
+            None => None,
+        };
+        if let Err(e) = self.point_live_at(Some(&new_dir)) {
+            let _ = fs::remove_dir_all(&new_dir);
+            return Err(e.into());
+        }
+        if let Err(err) = if reload {
+            self.reload_and_probe(previous.as_deref())
+        } else {
+            Ok(())
+        } {
+            let _ = fs::remove_dir_all(&new_dir);
+            if let Some(s) = &snap {
+                // The live tree is the snapshotted one again.
+                let _ = fs::remove_dir_all(self.snapshots_dir.join(&s.id));
+            }
+            return Err(err);
+        }
+        if let Some(prev) = previous {
+            let _ = fs::remove_dir_all(prev);
+        }
+        snapshot::prune(&self.snapshots_dir, self.keep)?;
+        Ok(ApplyOutcome {
+            changed: true,
+            snapshot: snap.map(|s| s.id),
+            files: tree.files.len(),
+        })
+    }
+
+    /// Reloads and probes; on failure points the live link back at `restore`
+    /// (or removes it when there was nothing before) and reloads again.
+    fn reload_and_probe(&self, restore: Option<&Path>) -> Result<(), ApplyError> {
+        let failure = match self.reloader.reload() {
+            Err(e) => Some((true, lines(&e))),
+            Ok(()) => match self.probe.as_ref().map(|p| p.check()) {
+                Some(Err(e)) => Some((false, lines(&e))),
+                _ => None,
+            },
+        };
+        let Some((reload_failed, mut details)) = failure else {
+            return Ok(());
+        };
+        match self.point_live_at(restore) {
+            Err(e) => details.push(format!("restoring the previous tree failed: {e}")),
+            Ok(()) if restore.is_some() => {
+                if let Err(e) = self.reloader.reload() {
+                    details.push("reloading the previous tree failed:".into());
+                    details.extend(lines(&e));
+                }
+            }
+            Ok(()) => {}
+        }
+        Err(if reload_failed {
+            ApplyError::ReloadFailed { details }
+        } else {
+            ApplyError::ProbeFailed { details }
+        })
+    }
+
+    /// The directory the live link points at. A real directory left at the
+    /// live path (first start of an older layout) is moved into `trees/`.
+    fn adopt_live_dir(&self) -> io::Result<Option<PathBuf>> {
+        let meta = match fs::symlink_metadata(&self.live_dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&self.live_dir)?;
+            let base = self.live_dir.parent().unwrap_or(Path::new("/"));
+            return Ok(Some(base.join(target)));
+        }
+        let adopted = self.trees_dir.join(snapshot::fresh_id(&self.trees_dir));
+        fs::rename(&self.live_dir, &adopted)?;
+        self.point_live_at(Some(&adopted))?;
+        Ok(Some(adopted))
+    }
+
+    /// Atomically re-points the live symlink (a new link renamed over the old
+    /// one); `None` removes it.
+    fn point_live_at(&self, target: Option<&Path>) -> io::Result<()> {
+        let Some(target) = target else {
+            return match fs::remove_file(&self.live_dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        };
+        let base = self.live_dir.parent().unwrap_or(Path::new("/"));
+        let relative = target.strip_prefix(base).unwrap_or(target);
+        let name = self
+            .live_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("live");
+        let tmp = base.join(format!(".{name}.swap"));
+        let _ = fs::remove_file(&tmp);
+        symlink(relative, &tmp)?;
+        fs::rename(&tmp, &self.live_dir)
+    }
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}

@@ -1,0 +1,263 @@
+//! Plain input and output types of the renderer, and the defensive checks on
+//! every value that ends up inside nginx syntax.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// Everything the renderer needs: state from the store plus bootstrap settings.
+///
+/// The renderer is a pure function of this value; the store fills it with
+/// plain structs and the apply loop writes the result.
+#[derive(Debug, Clone)]
+pub struct RenderInput {
+    /// Data directory: sites at `data_dir/sites/<name>/`, ACME challenges at
+    /// `data_dir/acme/challenges/`.
+    pub data_dir: PathBuf,
+    /// Path of the live tree (the stable path nginx is started with, e.g.
+    /// `/data/nginx/current`). Only files served by nginx itself (the
+    /// certificate help page) are referenced through it; includes are relative
+    /// to `nginx.conf` so that a tree validates wherever it is written.
+    pub conf_dir: PathBuf,
+    /// Pid file and temp paths.
+    pub run_dir: PathBuf,
+    /// Listening address and ports.
+    pub ports: Ports,
+    /// Loopback services nginx proxies to.
+    pub upstreams: Upstreams,
+    /// The admin-by-IP vhost; `None` when panel 2FA is on.
+    pub admin_vhost: Option<AdminVhost>,
+    /// The owner's domain; `None` before onboarding.
+    pub domain: Option<String>,
+    /// Portico CA certificate, used to verify client certificates on
+    /// `panel.<d>` and `tunnel.<d>`.
+    pub client_ca: PathBuf,
+    /// Certificates per fully qualified name; only names whose files exist.
+    /// A `*.<domain>` entry serves any name without its own entry.
+    pub certs: BTreeMap<String, CertPaths>,
+    /// Tunnels; disabled ones get no vhost.
+    pub tunnels: Vec<TunnelVhost>,
+    /// Static sites.
+    pub sites: Vec<SiteVhost>,
+    /// The nginx `user` directive (`www-data` in the container, `None` in tests).
+    pub user: Option<String>,
+    /// Test-only: raw text placed verbatim in the `http` block so tests can
+    /// produce a tree that `nginx -t` rejects. Never set it from state.
+    pub extra: Option<String>,
+}
+
+/// Listening address and ports of the public surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// Address every `listen` binds (0.0.0.0 in the container, 127.0.0.1 in tests).
+    pub bind: IpAddr,
+    /// Plain HTTP: ACME challenges and redirects.
+    pub http: u16,
+    /// HTTPS for name-based vhosts.
+    pub https: u16,
+    /// Admin panel by IP.
+    pub admin: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            http: 80,
+            https: 443,
+            admin: 9292,
+        }
+    }
+}
+
+/// Loopback addresses of the services behind nginx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upstreams {
+    /// `portico serve`.
+    pub panel: SocketAddr,
+    /// `portico authd`.
+    pub authd: SocketAddr,
+    /// `portico relay`, agent WebSocket side.
+    pub relay_agents: SocketAddr,
+    /// `portico relay`, visitor side (routes by Host).
+    pub relay_visitors: SocketAddr,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        let lo = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        Upstreams {
+            panel: lo(3100),
+            authd: lo(9091),
+            relay_agents: lo(9090),
+            relay_visitors: lo(9080),
+        }
+    }
+}
+
+/// Certificate files of the admin-by-IP vhost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminVhost {
+    /// Self-signed server certificate for the public IP.
+    pub server_cert: PathBuf,
+    /// Its private key.
+    pub server_key: PathBuf,
+    /// CA that issued admin and agent client certificates.
+    pub client_ca: PathBuf,
+}
+
+/// Certificate chain and key of one name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPaths {
+    /// Leaf followed by intermediates.
+    pub fullchain: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// Who may reach a tunnel or site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Anyone; no `auth_request`.
+    Public,
+    /// Any logged-in visitor.
+    Authenticated,
+    /// Logged-in visitors that authd allows for this resource.
+    Restricted,
+}
+
+/// One tunnel as the renderer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelVhost {
+    /// DNS label; the vhost is `<name>.<domain>`.
+    pub name: String,
+    /// Visitor access mode.
+    pub access: Access,
+    /// Disabled tunnels get no vhost.
+    pub enabled: bool,
+}
+
+/// One static site as the renderer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteVhost {
+    /// DNS label; files live at `data_dir/sites/<name>/`.
+    pub name: String,
+    /// Serve `/index.html` for unknown paths (single-page apps).
+    pub spa_fallback: bool,
+    /// Visitor access mode.
+    pub access: Access,
+}
+
+/// A rendered configuration: relative path → file content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderedTree {
+    /// Files keyed by path relative to the tree root.
+    pub files: BTreeMap<PathBuf, String>,
+}
+
+/// Why a state cannot be rendered. The store validates first; these are the
+/// last line of defence against values that would inject nginx syntax.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// A tunnel or site name is not a lowercase DNS label.
+    #[error("invalid {kind} name {name:?}")]
+    InvalidName {
+        /// `tunnel`, `site`, `domain` or `user`.
+        kind: &'static str,
+        /// The offending value.
+        name: String,
+    },
+    /// A tunnel or site uses a reserved subdomain.
+    #[error("name {0:?} is reserved")]
+    ReservedName(String),
+    /// Two tunnels or sites share a name.
+    #[error("name {0:?} is used twice")]
+    DuplicateName(String),
+    /// A path contains characters that are unsafe inside nginx syntax.
+    #[error("unsafe path {0:?}")]
+    UnsafePath(PathBuf),
+}
+
+/// Subdomains owned by Portico itself.
+pub const RESERVED_NAMES: [&str; 4] = ["panel", "auth", "tunnel", "www"];
+
+/// A lowercase DNS label: `[a-z0-9-]{1,63}`, no leading or trailing hyphen.
+pub fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A lowercase domain of at least two labels, at most 253 characters.
+pub fn is_domain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').count() >= 2 && s.split('.').all(is_label)
+}
+
+/// Refuses paths that are relative or hold characters with meaning in nginx
+/// syntax (whitespace, quotes, `;`, braces, `$`, `#`, backslash).
+pub fn check_path(p: &Path) -> Result<(), RenderError> {
+    let ok = p.is_absolute()
+        && p.to_str().is_some_and(|s| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-+@=,~%:".contains(&b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(RenderError::UnsafePath(p.to_path_buf()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_domains() {
+        for good in ["a", "app", "my-app", "a1", &"x".repeat(63)] {
+            assert!(is_label(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a.b",
+            "a;",
+            "a b",
+            "a{",
+            "a\"",
+            &"x".repeat(64),
+        ] {
+            assert!(!is_label(bad), "{bad}");
+        }
+        assert!(is_domain("example.test"));
+        for bad in [
+            "example",
+            "example..test",
+            "ex ample.test",
+            "example.test;",
+            ".example.test",
+        ] {
+            assert!(!is_domain(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        assert!(check_path(Path::new("/data/pki/ca.pem")).is_ok());
+        for bad in [
+            "relative/ca.pem",
+            "/data/a b",
+            "/data/a;b",
+            "/data/$x",
+            "/data/{x}",
+            "/data/\"x",
+        ] {
+            assert!(check_path(Path::new(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The renderer: a pure, deterministic function from [`RenderInput`] to a tree
+//! of nginx files. Server blocks live in `vhosts.rs`; this file holds the main
+//! `nginx.conf`, shared snippets and the checks that run before any text is
+//! produced.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::model::{
+    RESERVED_NAMES, RenderError, RenderInput, RenderedTree, check_path, is_domain, is_label,
+};
+use super::vhosts;
+
+/// Name of the internal page nginx serves for 495/496.
+pub(crate) const CERT_PAGE: &str = "html/cert-required.html";
+
+/// Renders the whole tree. Same input → byte-identical files.
+///
+/// Tunnels and sites are sorted by name, so the order in which the store hands
+/// them over does not matter. Name-based vhosts whose certificate is missing
+/// from `input.certs` are left out rather than referencing a missing file.
+pub fn render(input: &RenderInput) -> Result<RenderedTree, RenderError> {
+    validate(input)?;
+    let mut tree = RenderedTree::default();
+    let mut servers = Vec::new();
+    let mut add = |tree: &mut RenderedTree, name: String, body: String| {
+        servers.push(name.clone());
+        tree.files.insert(PathBuf::from(name), body);
+    };
+    add(
+        &mut tree,
+        "servers/00-http.conf".into(),
+        vhosts::http_redirect(input),
+    );
+    add(
+        &mut tree,
+        "servers/01-default-tls.conf".into(),
+        vhosts::default_tls(input),
+    );
+    if let Some(admin) = &input.admin_vhost {
+        add(
+            &mut tree,
+            "servers/02-admin-ip.conf".into(),
+            vhosts::admin_ip(input, admin),
+        );
+    }
+    for (file, body) in vhosts::named(input) {
+        add(&mut tree, file, body);
+    }
+    tree.files
+        .insert("nginx.conf".into(), main_conf(input, &servers));
+    tree.files.insert("mime.types".into(), MIME_TYPES.into());
+    tree.files
+        .insert(CERT_PAGE.into(), CERT_REQUIRED_HTML.into());
+    for (name, body) in SNIPPETS {
+        tree.files
+            .insert(format!("snippets/{name}").into(), (*body).into());
+    }
+    Ok(tree)
+}
+
+fn validate(input: &RenderInput) -> Result<(), RenderError> {
+    for p in [
+        &input.data_dir,
+        &input.conf_dir,
+        &input.run_dir,
+        &input.client_ca,
+    ] {
+        check_path(p)?;
+    }
+    if let Some(admin) = &input.admin_vhost {
+        for p in [&admin.server_cert, &admin.server_key, &admin.client_ca] {
+            check_path(p)?;
+        }
+    }
+    for c in input.certs.values() {
+        check_path(&c.fullchain)?;
+        check_path(&c.key)?;
+    }
+    if let Some(d) = &input.domain
+        && !is_domain(d)
+    {
+        return Err(RenderError::InvalidName {
+            kind: "domain",
+            name: d.clone(),
+        });
+    }
+    if let Some(u) = &input.user
+        && (u.is_empty()
+            || !u
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    {
+        return Err(RenderError::InvalidName {
+            kind: "user",
+            name: u.clone(),
+        });
+    }
+    let names = input
+        .tunnels
+        .iter()
+        .map(|t| ("tunnel", &t.name))
+        .chain(input.sites.iter().map(|s| ("site", &s.name)));
+    let mut seen = BTreeSet::new();
+    for (kind, name) in names {
+        if !is_label(name) {
+            return Err(RenderError::InvalidName {
+                kind,
+                name: name.clone(),
+            });
+        }
+        if RESERVED_NAMES.contains(&name.as_str()) {
+            return Err(RenderError::ReservedName(name.clone()));
+        }
+        if !seen.insert(name) {
+            return Err(RenderError::DuplicateName(name.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn main_conf(input: &RenderInput, servers: &[String]) -> String {
+    let run = input.run_dir.display();
+    let mut s = String::from("# Rendered by Portico; edits are overwritten on the next apply.\n");
+    if let Some(user) = &input.user {
+        let _ = writeln!(s, "user {user};");
+    }
+    let _ = write!(
+        s,
+        "worker_processes auto;
+pid {run}/nginx.pid;
+error_log stderr warn;
+pcre_jit on;
+# Old workers keep serving in-flight requests after a reload, but agent
+# WebSockets never end by themselves; cap how long old workers linger.
+worker_shutdown_timeout 10m;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    include mime.types;
+    default_type application/octet-stream;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65s;
+    server_names_hash_bucket_size 128;
+    access_log /dev/stdout;
+
+    client_body_temp_path {run}/client_body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:portico_tls:2m;
+    ssl_session_timeout 1d;
+    ssl_session_tickets off;
+
+    # Per client address; the login zone also guards the public enrollment
+    # and invitation routes.
+    limit_req_zone $binary_remote_addr zone=portico_panel:1m rate=20r/s;
+    limit_req_zone $binary_remote_addr zone=portico_login:1m rate=5r/s;
+    limit_req_status 429;
+
+    # An empty Connection header keeps upstream keepalive working for plain
+    # requests; upgrades pass through.
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        \"\" \"\";
+    }}
+
+"
+    );
+    let u = &input.upstreams;
+    upstream(&mut s, "portico_panel", u.panel);
+    upstream(&mut s, "portico_authd", u.authd);
+    upstream(&mut s, "portico_relay_agents", u.relay_agents);
+    upstream(&mut s, "portico_relay_visitors", u.relay_visitors);
+    for file in servers {
+        let _ = writeln!(s, "    include {file};");
+    }
+    if let Some(extra) = &input.extra {
+        let _ = writeln!(s, "\n    # test-only injection\n    {extra}");
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn upstream(s: &mut String, name: &str, addr: SocketAddr) {
+    let _ = write!(
+        s,
+        "    upstream {name} {{\n        server {addr};\n        keepalive 16;\n    }}\n\n"
+    );
+}
+
+const SNIPPETS: &[(&str, &str)] = &[
+    (
+        "proxy.conf",
+        "# Headers for every proxied location. The client's own X-Forwarded-For is
+# dropped: nginx is the edge, so the peer address is the client.
+proxy_http_version 1.1;
+proxy_set_header Host $host;
+proxy_set_header X-Real-IP $remote_addr;
+proxy_set_header X-Forwarded-For $remote_addr;
+proxy_set_header X-Forwarded-Proto $scheme;
+proxy_set_header X-Forwarded-Host $http_host;
+",
+    ),
+    (
+        "mtls.conf",
+        "# Client certificate result for the panel and the relay.
+proxy_set_header X-SSL-Client-Verify $ssl_client_verify;
+proxy_set_header X-SSL-Client-DN $ssl_client_s_dn;
+proxy_set_header X-SSL-Client-Serial $ssl_client_serial;
+",
+    ),
+    (
+        "mtls-clear.conf",
+        "# Public locations: never forward certificate headers a client sent itself.
+proxy_set_header X-SSL-Client-Verify \"\";
+proxy_set_header X-SSL-Client-DN \"\";
+proxy_set_header X-SSL-Client-Serial \"\";
+",
+    ),
+    (
+        "identity-clear.conf",
+        "# Public vhosts: never forward identity headers a visitor sent itself.
+proxy_set_header Remote-User \"\";
+proxy_set_header Remote-Groups \"\";
+proxy_set_header Remote-Name \"\";
+proxy_set_header Remote-Email \"\";
+",
+    ),
+    (
+        "security-headers.conf",
+        "add_header Strict-Transport-Security \"max-age=31536000\" always;
+add_header X-Content-Type-Options nosniff always;
+",
+    ),
+    (
+        "panel-headers.conf",
+        "add_header X-Content-Type-Options nosniff always;
+add_header X-Frame-Options DENY always;
+add_header Referrer-Policy no-referrer always;
+",
+    ),
+];
+
+const MIME_TYPES: &str = "types {
+    text/html html htm;
+    text/css css;
+    text/plain txt;
+    text/xml xml;
+    text/markdown md;
+    application/javascript js mjs;
+    application/json json map webmanifest;
+    application/wasm wasm;
+    application/pdf pdf;
+    application/zip zip;
+    image/svg+xml svg svgz;
+    image/png png;
+    image/jpeg jpg jpeg;
+    image/gif gif;
+    image/webp webp;
+    image/avif avif;
+    image/x-icon ico;
+    font/woff woff;
+    font/woff2 woff2;
+    audio/mpeg mp3;
+    audio/ogg ogg;
+    video/mp4 mp4;
+    video/webm webm;
+}
+";
+
+const CERT_REQUIRED_HTML: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Client certificate required</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }
+code { background: #f3f3f3; padding: 0 .25rem; }
+</style>
+</head>
+<body>
+<h1>Client certificate required</h1>
+<p>This Portico panel only opens for browsers that present a client
+certificate issued by this appliance.</p>
+<ol>
+<li>Copy <code>admin.p12</code> from the appliance's data volume
+(<code>pki/</code>) together with its password file.</li>
+<li>Import it: on macOS open it in Keychain Access; on Windows double-click it;
+in Firefox use Settings, Privacy &amp; Security, Certificates, Your Certificates, Import;
+on Linux with Chrome use Settings, Privacy and security, Security, Manage certificates.</li>
+<li>Restart the browser and open this address again; choose the Portico
+certificate when asked.</li>
+</ol>
+<p>If you already imported it, the certificate may have expired or been
+revoked; issue a new one from a device that still has access.</p>
+</body>
+</html>
+"#;

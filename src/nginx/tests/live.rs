@@ -1,0 +1,270 @@
+//! The apply loop against a real nginx on free loopback ports: a broken tree
+//! never reaches the running server, and a reload does not cut a download
+//! that is in flight.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use super::support::{
+    DOMAIN, Layout, NGINX, NginxProcess, base_input, curl, names, test_ports, wait_for, write_certs,
+};
+use crate::nginx::{
+    Access, Applier, ApplyError, CertPaths, NginxBinary, RenderInput, SiteVhost, TunnelVhost,
+    render,
+};
+
+/// Size of the slow download.
+const BIG: usize = 20 * 1024 * 1024;
+const CHUNK: usize = 64 * 1024;
+
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// A tiny HTTP upstream standing in for the relay: `/big` streams [`BIG`]
+/// bytes slowly and reports on `started` once the first chunk is out;
+/// anything else answers with the Host header it saw.
+fn stub_upstream(started: mpsc::Sender<()>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let started = started.clone();
+            thread::spawn(move || serve(conn, started));
+        }
+    });
+    addr
+}
+
+fn serve(mut conn: TcpStream, started: mpsc::Sender<()>) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let (mut path, mut host, mut line) = (String::new(), String::new(), String::new());
+    while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+        if path.is_empty() {
+            path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        } else if let Some(v) = line
+            .strip_prefix("Host: ")
+            .or_else(|| line.strip_prefix("host: "))
+        {
+            host = v.trim().to_string();
+        }
+        line.clear();
+    }
+    if path == "/big" {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\nConnection: close\r\n\r\n");
+        if conn.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        for (n, start) in (0..BIG).step_by(CHUNK).enumerate() {
+            let chunk: Vec<u8> = (start..start + CHUNK).map(pattern).collect();
+            if conn.write_all(&chunk).is_err() {
+                return;
+            }
+            if n == 0 {
+                let _ = started.send(());
+            }
+            thread::sleep(Duration::from_millis(8)); // pacing: ~2.6 s for the whole body
+        }
+    } else {
+        let body = format!("stub saw host {host}\n");
+        let _ = write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+}
+
+struct World {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    layout: Layout,
+    ca: PathBuf,
+    input: RenderInput,
+    started: mpsc::Receiver<()>,
+}
+
+/// Certificates, one public tunnel `app` → stub, one public SPA site `dash`.
+fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let layout = Layout::temp(&root);
+    let ca = write_certs(&layout);
+    let site = layout.data_dir.join("sites/dash");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("index.html"), "<h1>dash</h1>\n").unwrap();
+    let (tx, started) = mpsc::channel();
+    let mut input = base_input(&layout, None);
+    input.ports = test_ports();
+    input.upstreams.relay_visitors = stub_upstream(tx);
+    input.domain = Some(DOMAIN.into());
+    input.certs = names()
+        .into_iter()
+        .map(|n| {
+            let dir = layout.data_dir.join("acme/certs").join(&n);
+            (
+                n,
+                CertPaths {
+                    fullchain: dir.join("fullchain.pem"),
+                    key: dir.join("privkey.pem"),
+                },
+            )
+        })
+        .collect();
+    input.tunnels = vec![TunnelVhost {
+        name: "app".into(),
+        access: Access::Public,
+        enabled: true,
+    }];
+    input.sites = vec![SiteVhost {
+        name: "dash".into(),
+        spa_fallback: true,
+        access: Access::Public,
+    }];
+    World {
+        _tmp: tmp,
+        root,
+        layout,
+        ca,
+        input,
+        started,
+    }
+}
+
+fn applier(w: &World, probe_port: Option<u16>) -> Applier {
+    let reloader = NginxBinary::new(NGINX, &w.root, &w.layout.conf_dir);
+    let a = Applier::new(
+        &w.layout.conf_dir,
+        w.layout.data_dir.join("nginx/snapshots"),
+        5,
+        Box::new(reloader),
+    );
+    match probe_port {
+        None => a,
+        Some(port) => {
+            // The reload is asynchronous: wait until the new vhost answers.
+            let ca = w.ca.clone();
+            a.with_probe(Box::new(move || {
+                let host = format!("wiki.{DOMAIN}");
+                wait_for("new vhost after reload", Duration::from_secs(10), || {
+                    (curl(&ca, &host, port, "/").0 == 200).then_some(())
+                });
+                Ok(())
+            }))
+        }
+    }
+}
+
+fn start(w: &World, a: &Applier) -> NginxProcess {
+    a.install(&render(&w.input).unwrap(), "init").unwrap();
+    NginxProcess::start(
+        &w.root,
+        &w.layout.conf_dir.join("nginx.conf"),
+        w.input.ports.https,
+    )
+}
+
+fn assert_serves(w: &World) {
+    let port = w.input.ports.https;
+    let (status, body) = curl(&w.ca, &format!("dash.{DOMAIN}"), port, "/some/spa/route");
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"<h1>dash</h1>\n".as_slice())
+    );
+    let (status, body) = curl(&w.ca, &format!("app.{DOMAIN}"), port, "/");
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        format!("stub saw host app.{DOMAIN}\n")
+    );
+}
+
+#[test]
+fn broken_tree_is_rejected_and_running_nginx_keeps_serving() {
+    let w = world();
+    let a = applier(&w, None);
+    let _nginx = start(&w, &a);
+    assert_serves(&w);
+    let before = a.live_tree().unwrap();
+
+    let mut broken = w.input.clone();
+    broken.extra = Some("this_is_not_a_directive;".into());
+    match a.apply(&render(&broken).unwrap(), "broken on purpose") {
+        Err(ApplyError::Invalid { details }) => assert!(
+            details
+                .iter()
+                .any(|l| l.contains("unknown directive \"this_is_not_a_directive\"")),
+            "{details:?}"
+        ),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(
+        a.live_tree().unwrap(),
+        before,
+        "live tree must be byte-identical"
+    );
+    // Without a client certificate the admin vhost answers with nginx's own help page.
+    let (status, body) = curl(&w.ca, "127.0.0.1", w.input.ports.admin, "/api/tunnels");
+    assert_eq!(status, 403);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("Client certificate required")
+    );
+    assert!(a.snapshots().unwrap().is_empty());
+    assert_serves(&w);
+}
+
+#[test]
+fn reload_keeps_an_in_flight_download_intact() {
+    let w = world();
+    let port = w.input.ports.https;
+    let a = applier(&w, Some(port));
+    let nginx = start(&w, &a);
+    assert_serves(&w);
+
+    let (ca, host) = (w.ca.clone(), format!("app.{DOMAIN}"));
+    let download = thread::spawn(move || curl(&ca, &host, port, "/big"));
+    w.started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("download started");
+
+    let mut next = w.input.clone();
+    next.tunnels.push(TunnelVhost {
+        name: "wiki".into(),
+        access: Access::Public,
+        enabled: true,
+    });
+    let out = a.apply(&render(&next).unwrap(), "add wiki").unwrap();
+    assert!(out.changed && out.snapshot.is_some());
+
+    let (status, body) = download.join().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        body.len(),
+        BIG,
+        "download cut short: {}",
+        fs::read_to_string(&nginx.stderr).unwrap()
+    );
+    assert!(
+        body.iter().enumerate().all(|(i, &b)| b == pattern(i)),
+        "download corrupted"
+    );
+    assert_serves(&w);
+}
+
+/// Keeps the helper honest: the pid file and temp dirs land in the test's run dir.
+#[test]
+fn nginx_runtime_files_stay_inside_the_temp_dir() {
+    let w = world();
+    let a = applier(&w, None);
+    let _nginx = start(&w, &a);
+    assert!(Path::new(&w.layout.run_dir.join("nginx.pid")).is_file());
+    assert!(w.layout.run_dir.join("proxy").is_dir());
+}

@@ -1,0 +1,7 @@
+//! Tests of the renderer and the apply loop, several of them against a real
+//! nginx started on free loopback ports inside a temp dir.
+
+mod apply;
+mod live;
+mod render;
+mod support;

@@ -1,0 +1,199 @@
+//! Renderer tests: golden files, determinism, refusals, and `nginx -t` on
+//! every representative state with real certificates.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::support::{DOMAIN, Layout, NGINX, states, write_certs, write_tree};
+use crate::nginx::{Access, RenderError, RenderedTree, SiteVhost, TunnelVhost, render};
+
+fn golden_dir(state: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/nginx/golden")
+        .join(state)
+}
+
+fn read_dir_tree(root: &Path) -> RenderedTree {
+    fn walk(root: &Path, dir: &Path, tree: &mut RenderedTree) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, tree);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_path_buf();
+                tree.files.insert(rel, fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut tree = RenderedTree::default();
+    walk(root, root, &mut tree);
+    tree
+}
+
+/// Compares each state with `src/nginx/golden/<state>/` byte for byte;
+/// `PORTICO_UPDATE_GOLDEN=1` rewrites the files instead.
+#[test]
+fn golden_states() {
+    let update = std::env::var("PORTICO_UPDATE_GOLDEN").is_ok_and(|v| v == "1");
+    for (state, input) in states(&Layout::golden(), Some("www-data")) {
+        let tree = render(&input).unwrap();
+        let dir = golden_dir(state);
+        if update {
+            let _ = fs::remove_dir_all(&dir);
+            write_tree(&dir, &tree);
+            continue;
+        }
+        let golden = read_dir_tree(&dir);
+        let got: Vec<_> = tree.files.keys().collect();
+        let want: Vec<_> = golden.files.keys().collect();
+        assert_eq!(
+            got, want,
+            "file list of {state} (PORTICO_UPDATE_GOLDEN=1 rewrites)"
+        );
+        for (path, body) in &tree.files {
+            assert!(
+                body == &golden.files[path],
+                "{state}/{} differs from golden (PORTICO_UPDATE_GOLDEN=1 rewrites)",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn render_is_deterministic_and_order_independent() {
+    for (_, input) in states(&Layout::golden(), None) {
+        let a = render(&input).unwrap();
+        assert_eq!(a, render(&input).unwrap());
+        let mut shuffled = input.clone();
+        shuffled.tunnels.reverse();
+        shuffled.sites.reverse();
+        assert_eq!(a, render(&shuffled).unwrap());
+    }
+}
+
+#[test]
+fn fresh_state_has_admin_and_acme_only() {
+    let (_, fresh) = states(&Layout::golden(), None).remove(0);
+    let tree = render(&fresh).unwrap();
+    let servers: Vec<_> = tree
+        .files
+        .keys()
+        .filter(|p| p.starts_with("servers"))
+        .collect();
+    assert_eq!(servers.len(), 3, "{servers:?}");
+    assert!(
+        tree.files[Path::new("servers/02-admin-ip.conf")].contains("ssl_verify_client optional;")
+    );
+}
+
+#[test]
+fn disabled_tunnels_and_missing_certs_get_no_vhost() {
+    let (_, mut input) = states(&Layout::golden(), None).remove(1);
+    input.certs.remove(&format!("wiki.{DOMAIN}"));
+    input.certs.remove(&format!("auth.{DOMAIN}"));
+    let tree = render(&input).unwrap();
+    let all: String = tree.files.values().cloned().collect();
+    assert!(
+        !all.contains(&format!("wiki.{DOMAIN}")),
+        "vhost without cert rendered"
+    );
+    assert!(!all.contains(&format!("server_name auth.{DOMAIN}")));
+    assert!(!all.contains("old."), "disabled tunnel rendered");
+    assert!(all.contains(&format!("server_name vault.{DOMAIN}")));
+}
+
+#[test]
+fn wildcard_certificate_covers_names_without_their_own() {
+    let (_, mut input) = states(&Layout::golden(), None).remove(1);
+    let wiki = input.certs.remove(&format!("wiki.{DOMAIN}")).unwrap();
+    input.certs.insert(format!("*.{DOMAIN}"), wiki.clone());
+    let tree = render(&input).unwrap();
+    let conf = &tree.files[Path::new("servers/20-tunnel-wiki.conf")];
+    assert!(conf.contains(&format!("ssl_certificate {};", wiki.fullchain.display())));
+}
+
+#[test]
+fn injection_characters_are_refused() {
+    let (_, base) = states(&Layout::golden(), None).remove(1);
+    for bad in [
+        "app;", "a{b", "a b", "a\"b", "a'b", "a\nb", "A", "-a", "a.b", "$host", "",
+    ] {
+        let mut input = base.clone();
+        input.tunnels.push(TunnelVhost {
+            name: bad.into(),
+            access: Access::Public,
+            enabled: true,
+        });
+        assert!(
+            matches!(
+                render(&input),
+                Err(RenderError::InvalidName { kind: "tunnel", .. })
+            ),
+            "tunnel {bad:?} accepted"
+        );
+        let mut input = base.clone();
+        input.sites.push(SiteVhost {
+            name: bad.into(),
+            spa_fallback: false,
+            access: Access::Public,
+        });
+        assert!(render(&input).is_err(), "site {bad:?} accepted");
+    }
+    let mut input = base.clone();
+    input.domain = Some("example.test; evil".into());
+    assert!(matches!(
+        render(&input),
+        Err(RenderError::InvalidName { kind: "domain", .. })
+    ));
+    let mut input = base.clone();
+    input.data_dir = "/data dir".into();
+    assert!(matches!(render(&input), Err(RenderError::UnsafePath(_))));
+    let mut input = base.clone();
+    input.tunnels.push(TunnelVhost {
+        name: "panel".into(),
+        access: Access::Public,
+        enabled: true,
+    });
+    assert_eq!(
+        render(&input),
+        Err(RenderError::ReservedName("panel".into()))
+    );
+    let mut input = base;
+    input.sites.push(SiteVhost {
+        name: "app".into(),
+        spa_fallback: false,
+        access: Access::Public,
+    });
+    assert_eq!(
+        render(&input),
+        Err(RenderError::DuplicateName("app".into()))
+    );
+}
+
+/// All three states, rendered with real temp paths and real certificates,
+/// pass the installed nginx's own check.
+#[test]
+fn every_state_passes_nginx_t() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::temp(tmp.path());
+    write_certs(&layout);
+    for (state, input) in states(&layout, None) {
+        let tree = render(&input).unwrap();
+        let dir = tmp.path().join("trees").join(state);
+        write_tree(&dir, &tree);
+        let out = Command::new(NGINX)
+            .args(["-t", "-q", "-p"])
+            .arg(tmp.path())
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{state}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

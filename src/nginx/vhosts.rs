@@ -1,0 +1,357 @@
+//! Server blocks. Every function returns one file's text; all values have
+//! passed `render::validate` before they get here.
+//!
+//! nginx inheritance rule kept throughout: a location that sets any
+//! `proxy_set_header` loses every inherited one, so each proxied location
+//! includes its complete header set; `add_header` is only used at server level.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use super::model::{Access, AdminVhost, CertPaths, RenderInput};
+use super::render::CERT_PAGE;
+
+const HEADER: &str = "# Rendered by Portico; edits are overwritten on the next apply.\n";
+
+fn listen(input: &RenderInput, port: u16) -> SocketAddr {
+    SocketAddr::new(input.ports.bind, port)
+}
+
+/// `:port` when the HTTPS port is not the default, for absolute URLs.
+fn https_port_suffix(input: &RenderInput) -> String {
+    match input.ports.https {
+        443 => String::new(),
+        p => format!(":{p}"),
+    }
+}
+
+/// `:80`: ACME HTTP-01 challenges, everything else to https.
+pub(crate) fn http_redirect(input: &RenderInput) -> String {
+    format!(
+        "{HEADER}server {{
+    listen {listen} default_server;
+    server_name _;
+
+    location ^~ /.well-known/acme-challenge/ {{
+        alias {challenges}/;
+        default_type text/plain;
+    }}
+
+    location / {{
+        return 301 https://$host{port}$request_uri;
+    }}
+}}
+",
+        listen = listen(input, input.ports.http),
+        challenges = input.data_dir.join("acme/challenges").display(),
+        port = https_port_suffix(input),
+    )
+}
+
+/// Default HTTPS server: refuses the TLS handshake for unknown names.
+pub(crate) fn default_tls(input: &RenderInput) -> String {
+    format!(
+        "{HEADER}server {{
+    listen {listen} ssl default_server;
+    server_name _;
+    ssl_reject_handshake on;
+    return 444;
+}}
+",
+        listen = listen(input, input.ports.https),
+    )
+}
+
+/// `:<admin>`: the panel by IP with the self-signed server certificate.
+pub(crate) fn admin_ip(input: &RenderInput, admin: &AdminVhost) -> String {
+    let mut s = format!(
+        "{HEADER}server {{
+    listen {listen} ssl default_server;
+    server_name _;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+",
+        listen = listen(input, input.ports.admin),
+        cert = admin.server_cert.display(),
+        key = admin.server_key.display(),
+    );
+    panel_body(&mut s, input, &admin.client_ca.display().to_string(), false);
+    s
+}
+
+/// The name-based vhosts that have a certificate, as `(file, text)` pairs.
+pub(crate) fn named(input: &RenderInput) -> Vec<(String, String)> {
+    let Some(domain) = &input.domain else {
+        return Vec::new();
+    };
+    let cert = |label: &str| -> Option<&CertPaths> {
+        input
+            .certs
+            .get(&format!("{label}.{domain}"))
+            .or_else(|| input.certs.get(&format!("*.{domain}")))
+    };
+    let mut out = Vec::new();
+    if let Some(c) = cert("panel") {
+        let mut s = tls_server(input, &format!("panel.{domain}"), c);
+        panel_body(&mut s, input, &input.client_ca.display().to_string(), true);
+        out.push(("servers/10-panel.conf".into(), s));
+    }
+    if let Some(c) = cert("auth") {
+        out.push(("servers/11-auth.conf".into(), auth_portal(input, domain, c)));
+    }
+    if let Some(c) = cert("tunnel") {
+        out.push((
+            "servers/12-tunnel.conf".into(),
+            agent_endpoint(input, domain, c),
+        ));
+    }
+    let mut tunnels: Vec<_> = input.tunnels.iter().filter(|t| t.enabled).collect();
+    tunnels.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in tunnels {
+        if let Some(c) = cert(&t.name) {
+            let file = format!("servers/20-tunnel-{}.conf", t.name);
+            out.push((file, tunnel_vhost(input, domain, &t.name, t.access, c)));
+        }
+    }
+    let mut sites: Vec<_> = input.sites.iter().collect();
+    sites.sort_by(|a, b| a.name.cmp(&b.name));
+    for site in sites {
+        if let Some(c) = cert(&site.name) {
+            let file = format!("servers/30-site-{}.conf", site.name);
+            out.push((
+                file,
+                site_vhost(input, domain, &site.name, site.spa_fallback, site.access, c),
+            ));
+        }
+    }
+    out
+}
+
+fn tls_server(input: &RenderInput, name: &str, cert: &CertPaths) -> String {
+    format!(
+        "{HEADER}server {{
+    listen {listen} ssl;
+    server_name {name};
+    ssl_certificate {chain};
+    ssl_certificate_key {key};
+",
+        listen = listen(input, input.ports.https),
+        chain = cert.fullchain.display(),
+        key = cert.key.display(),
+    )
+}
+
+/// Shared by `:9292` and `panel.<d>`: client certificate checked per location,
+/// public enrollment and invitation routes, help page for 495/496.
+/// HSTS only by name: browsers ignore it for IP addresses.
+fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) {
+    let hsts = if hsts {
+        "    add_header Strict-Transport-Security \"max-age=31536000\" always;\n"
+    } else {
+        ""
+    };
+    let _ = write!(
+        s,
+        "    ssl_client_certificate {client_ca};
+    ssl_verify_client optional;
+    ssl_verify_depth 2;
+{hsts}    include snippets/panel-headers.conf;
+    client_max_body_size 512m;
+    error_page 495 496 =403 /_portico/cert-required.html;
+
+    location = /_portico/cert-required.html {{
+        internal;
+        alias {page};
+        default_type text/html;
+    }}
+
+    location = /api/enroll {{
+{public}    }}
+
+    location ^~ /api/invite/ {{
+{public}    }}
+
+    location / {{
+        if ($ssl_client_verify != SUCCESS) {{
+            return 496;
+        }}
+        limit_req zone=portico_panel burst=100 nodelay;
+        include snippets/proxy.conf;
+        include snippets/mtls.conf;
+        proxy_set_header Connection \"\";
+        proxy_request_buffering off;
+        proxy_read_timeout 300s;
+        proxy_pass http://portico_panel;
+    }}
+}}
+",
+        page = input.conf_dir.join(CERT_PAGE).display(),
+        public = "        limit_req zone=portico_login burst=10 nodelay;
+        include snippets/proxy.conf;
+        include snippets/mtls-clear.conf;
+        proxy_set_header Connection \"\";
+        proxy_pass http://portico_panel;
+",
+    );
+}
+
+/// `auth.<d>`: the visitor login portal, rate limited.
+fn auth_portal(input: &RenderInput, domain: &str, cert: &CertPaths) -> String {
+    let mut s = tls_server(input, &format!("auth.{domain}"), cert);
+    s.push_str(
+        "    include snippets/security-headers.conf;
+    add_header X-Frame-Options DENY always;
+    client_max_body_size 1m;
+
+    location / {
+        limit_req zone=portico_login burst=20 nodelay;
+        include snippets/proxy.conf;
+        proxy_set_header Connection \"\";
+        proxy_pass http://portico_authd;
+    }
+}
+",
+    );
+    s
+}
+
+/// `tunnel.<d>`: agents' WebSocket; the relay decides on the certificate.
+fn agent_endpoint(input: &RenderInput, domain: &str, cert: &CertPaths) -> String {
+    let mut s = tls_server(input, &format!("tunnel.{domain}"), cert);
+    let _ = write!(
+        s,
+        "    ssl_client_certificate {ca};
+    ssl_verify_client optional;
+    ssl_verify_depth 2;
+    include snippets/security-headers.conf;
+
+    location / {{
+        include snippets/proxy.conf;
+        include snippets/mtls.conf;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_buffering off;
+        proxy_request_buffering off;
+        proxy_read_timeout 1h;
+        proxy_send_timeout 1h;
+        proxy_pass http://portico_relay_agents;
+    }}
+}}
+",
+        ca = input.client_ca.display(),
+    );
+    s
+}
+
+/// The authz subrequest location and the `location /` preamble for visitor
+/// access. Public resources only clear identity headers.
+///
+/// The `rd` parameter is not percent-encoded (nginx has no encoder without
+/// extra modules). It is always the last parameter and carries this vhost's
+/// own name rather than the client's Host header, so authd takes everything
+/// after `rd=` verbatim and must still check it lies under the domain.
+fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -> (String, String) {
+    if access == Access::Public {
+        return (String::new(), String::new());
+    }
+    let port = https_port_suffix(input);
+    let authz = format!(
+        "    location = /_portico_authz {{
+        internal;
+        proxy_pass http://portico_authd/api/authz/nginx;
+        proxy_pass_request_body off;
+        proxy_http_version 1.1;
+        proxy_set_header Connection \"\";
+        proxy_set_header Content-Length \"\";
+        proxy_set_header Host $host;
+        proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+        proxy_set_header X-Forwarded-Method $request_method;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $http_host;
+        proxy_set_header X-Forwarded-Uri $request_uri;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Portico-Resource {name};
+    }}
+
+"
+    );
+    let check = format!(
+        "        auth_request /_portico_authz;
+        auth_request_set $portico_user $upstream_http_remote_user;
+        auth_request_set $portico_groups $upstream_http_remote_groups;
+        auth_request_set $portico_name $upstream_http_remote_name;
+        auth_request_set $portico_email $upstream_http_remote_email;
+        error_page 401 =302 https://auth.{domain}{port}/?rd=https://{name}.{domain}{port}$request_uri;
+"
+    );
+    (authz, check)
+}
+
+/// `<name>.<d>` for a tunnel: visitor auth, then the relay's visitor port.
+fn tunnel_vhost(
+    input: &RenderInput,
+    domain: &str,
+    name: &str,
+    access: Access,
+    cert: &CertPaths,
+) -> String {
+    let mut s = tls_server(input, &format!("{name}.{domain}"), cert);
+    let (authz, check) = visitor_auth(input, domain, name, access);
+    let identity = if access == Access::Public {
+        "        include snippets/identity-clear.conf;\n"
+    } else {
+        "        proxy_set_header Remote-User $portico_user;
+        proxy_set_header Remote-Groups $portico_groups;
+        proxy_set_header Remote-Name $portico_name;
+        proxy_set_header Remote-Email $portico_email;
+"
+    };
+    let _ = write!(
+        s,
+        "    include snippets/security-headers.conf;
+    # Streamed to the relay; the home app sets its own limit.
+    client_max_body_size 0;
+
+{authz}    location / {{
+{check}        include snippets/proxy.conf;
+{identity}        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_buffering off;
+        proxy_request_buffering off;
+        proxy_read_timeout 1h;
+        proxy_send_timeout 1h;
+        proxy_pass http://portico_relay_visitors;
+    }}
+}}
+"
+    );
+    s
+}
+
+/// `<name>.<d>` for a static site served from `data_dir/sites/<name>/`.
+fn site_vhost(
+    input: &RenderInput,
+    domain: &str,
+    name: &str,
+    spa: bool,
+    access: Access,
+    cert: &CertPaths,
+) -> String {
+    let mut s = tls_server(input, &format!("{name}.{domain}"), cert);
+    let (authz, check) = visitor_auth(input, domain, name, access);
+    let fallback = if spa { "/index.html" } else { "=404" };
+    let _ = write!(
+        s,
+        "    include snippets/security-headers.conf;
+    root {root};
+    index index.html;
+
+{authz}    location / {{
+{check}        try_files $uri $uri/ {fallback};
+    }}
+}}
+",
+        root = input.data_dir.join("sites").join(name).display(),
+    );
+    s
+}

@@ -1,0 +1,181 @@
+//! The `portico` binary as an operator runs it: real processes, real sockets.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn portico(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portico"));
+    cmd.env_clear()
+        .env("PORTICO__DATA_DIR", data_dir)
+        .env("PORTICO_OPTIONS", data_dir.join("options.json"))
+        .env("PORTICO__LOG__LEVEL", "warn");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("portico runs")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills the server when the test ends, pass or fail.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.0 request; returns (status, body).
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes())?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let status = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+fn wait_for_health(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if matches!(http(addr, "GET", "/api/health", &[]), Ok((200, _))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("panel did not answer on {addr}");
+}
+
+fn admin_serial(data_dir: &Path) -> String {
+    let out = run(Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(data_dir.join("pki/admin.crt")));
+    String::from_utf8(out.stdout).unwrap().trim().trim_start_matches("serial=").to_string()
+}
+
+#[test]
+fn serve_on_an_empty_data_dir_answers_health_fresh_and_the_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = run(portico(dir.path()).arg("init"));
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _server = Server(
+        portico(dir.path())
+            .arg("serve")
+            .env("PORTICO__PANEL__LISTEN", addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_health(addr);
+    let serial = admin_serial(dir.path());
+    let admin = [("X-SSL-Client-Verify", "SUCCESS"), ("X-SSL-Client-DN", "CN=admin,O=Portico"), ("X-SSL-Client-Serial", serial.as_str())];
+    let (status, body) = http(addr, "GET", "/api/onboarding/status", &admin).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"status\":\"FRESH\""), "{body}");
+    let (status, _) = http(addr, "GET", "/api/onboarding/status", &[]).unwrap();
+    assert_eq!(status, 401);
+
+    let health = run(portico(dir.path()).args(["healthcheck", "--timeout", "2"]).env("PORTICO__PANEL__LISTEN", addr.to_string()));
+    assert!(health.status.success(), "{}", String::from_utf8_lossy(&health.stderr));
+}
+
+#[test]
+fn healthcheck_fails_when_nothing_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(portico(dir.path()).arg("healthcheck").env("PORTICO__PANEL__LISTEN", format!("127.0.0.1:{}", free_port())));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not reachable"));
+}
+
+#[test]
+fn init_twice_changes_nothing_and_prints_the_same_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(portico(dir.path()).arg("init"));
+    assert!(first.status.success());
+    let snapshot = |p: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(p.join("pki"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(dir.path());
+    let second = run(portico(dir.path()).arg("init"));
+    assert!(second.status.success());
+    assert_eq!(before, snapshot(dir.path()));
+    let fingerprints = |out: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("sha256")).map(str::to_string).collect()
+    };
+    assert_eq!(fingerprints(&first), fingerprints(&second));
+    assert_eq!(fingerprints(&first).len(), 3);
+    assert!(String::from_utf8_lossy(&second.stdout).contains("already initialized"));
+
+    // The bundle opens with Debian's openssl and the chain verifies.
+    let pki = dir.path().join("pki");
+    let p12 = run(Command::new("openssl")
+        .args(["pkcs12", "-info", "-legacy", "-noout", "-in"])
+        .arg(pki.join("admin.p12"))
+        .arg("-passin")
+        .arg(format!("file:{}", pki.join("admin.p12.password").display())));
+    assert!(p12.status.success(), "{}", String::from_utf8_lossy(&p12.stderr));
+    for cert in ["admin.crt", "server.crt"] {
+        let verify = run(Command::new("openssl").arg("verify").arg("-CAfile").arg(pki.join("ca.crt")).arg(pki.join(cert)));
+        assert!(verify.status.success(), "{cert}: {}", String::from_utf8_lossy(&verify.stdout));
+    }
+}
+
+#[test]
+fn print_config_shows_layers_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "log:\n  level: debug\n").unwrap();
+    let secret = "0123456789abcdef0123456789abcdef-secret";
+    let out = run(portico(dir.path()).arg("print-config").env_remove("PORTICO__LOG__LEVEL").env("PORTICO_CONFIG", &config).env("PORTICO__PANEL__SECRET", secret));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("level: debug"), "{yaml}");
+    assert!(!yaml.contains(secret), "{yaml}");
+    assert!(yaml.contains("***"), "{yaml}");
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_a_one_line_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+        (&["serve", "--bogus"], &[], "--bogus"),
+        (&["healthcheck", "--timeout", "0"], &[], "timeout"),
+        (&["frobnicate"], &[], "frobnicate"),
+        (&["print-config"], &[("PORTICO__PANEL__LISTEN", "nowhere")], "PORTICO__PANEL__LISTEN"),
+    ];
+    for (args, env, needle) in cases {
+        let mut cmd = portico(dir.path());
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(stderr.lines().next().is_some_and(|l| l.contains("error") || l.contains("portico:")), "{args:?}: {stderr}");
+    }
+}

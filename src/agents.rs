@@ -34,7 +34,10 @@ pub fn validate(label: Option<&str>, capabilities: &[String]) -> Result<Vec<Capa
     if let Some(label) = label
         && crate::pki::validate_label(label).is_err()
     {
-        errors.push(FieldError::new("label", "1–63 lowercase letters, digits or hyphens, not starting or ending with a hyphen"));
+        errors.push(FieldError::new(
+            "label",
+            "1–63 lowercase letters, digits or hyphens, not starting or ending with a hyphen",
+        ));
     }
     let mut caps = Vec::new();
     for (i, c) in capabilities.iter().enumerate() {
@@ -65,7 +68,9 @@ fn client_cert(kind: &str, label: Option<&str>, info: &CertInfo) -> ClientCert {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PkiError> + Send + 'static) -> Result<T, AgentError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PkiError> + Send + 'static,
+) -> Result<T, AgentError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| AgentError::Task(e.to_string()))?.map_err(AgentError::from)
 }
 
@@ -84,7 +89,12 @@ pub struct IssuedAgentCert {
     pub p12_password: String,
 }
 
-pub async fn issue(pki: Pki, store: &Store, label: String, caps: Vec<Capability>) -> Result<IssuedAgentCert, AgentError> {
+pub async fn issue(
+    pki: Pki,
+    store: &Store,
+    label: String,
+    caps: Vec<Capability>,
+) -> Result<IssuedAgentCert, AgentError> {
     if store.agent(label.clone()).await?.is_some_and(|a| a.revoked_at.is_none()) {
         return Err(StoreError::Conflict(format!("agent '{label}' already exists")).into());
     }
@@ -116,7 +126,12 @@ pub struct EnrollmentGrant {
     pub expires_at: OffsetDateTime,
 }
 
-pub async fn create_enrollment(store: &Store, label: String, caps: Vec<Capability>, minutes: u32) -> Result<EnrollmentGrant, AgentError> {
+pub async fn create_enrollment(
+    store: &Store,
+    label: String,
+    caps: Vec<Capability>,
+    minutes: u32,
+) -> Result<EnrollmentGrant, AgentError> {
     if store.agent(label.clone()).await?.is_some_and(|a| a.revoked_at.is_none()) {
         return Err(StoreError::Conflict(format!("agent '{label}' already exists")).into());
     }
@@ -147,7 +162,13 @@ pub struct Enrolled {
 
 /// Exchanges a one-time token and a CSR for a signed agent certificate. The
 /// token is spent only when the CSR is good, so a typo does not burn it.
-pub async fn enroll(pki: Pki, store: &Store, token: &str, csr_pem: String, now: OffsetDateTime) -> Result<Enrolled, AgentError> {
+pub async fn enroll(
+    pki: Pki,
+    store: &Store,
+    token: &str,
+    csr_pem: String,
+    now: OffsetDateTime,
+) -> Result<Enrolled, AgentError> {
     let token_hash = token::sha256_hex(token.as_bytes());
     let grant = store.enrollment_token(token_hash.clone()).await?.ok_or(AgentError::BadToken)?;
     if grant.used_at.is_some() || grant.expires_at <= now {

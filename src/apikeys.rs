@@ -78,7 +78,8 @@ pub fn validate(name: &str, scopes: &[String], expires_in_days: Option<u32>) -> 
         match Scope::parse(s) {
             Some(scope) if !parsed.contains(&scope) => parsed.push(scope),
             Some(_) => {}
-            None => errors.push(FieldError::new(&format!("scopes[{i}]"), format!("unknown scope '{s}' (read, write, admin)"))),
+            None => errors
+                .push(FieldError::new(&format!("scopes[{i}]"), format!("unknown scope '{s}' (read, write, admin)"))),
         }
     }
     if let Some(days) = expires_in_days
@@ -90,7 +91,12 @@ pub fn validate(name: &str, scopes: &[String], expires_in_days: Option<u32>) -> 
 }
 
 /// Creates and stores a key.
-pub async fn create(store: &Store, name: &str, scopes: Vec<Scope>, expires_in_days: Option<u32>) -> Result<CreatedKey, KeyError> {
+pub async fn create(
+    store: &Store,
+    name: &str,
+    scopes: Vec<Scope>,
+    expires_in_days: Option<u32>,
+) -> Result<CreatedKey, KeyError> {
     let id = token::random_hex(8);
     let secret = token::random_token(32);
     let hash = tokio::task::spawn_blocking(move || bcrypt::hash(secret.clone(), BCRYPT_COST).map(|h| (h, secret)))
@@ -171,7 +177,13 @@ mod tests {
         let secret = "a".repeat(43);
         let key = format!("pk_0123456789abcdef_{secret}");
         assert_eq!(parse(&key), Some(("0123456789abcdef", secret.as_str())));
-        for bad in ["", "pk_", "pk_0123_abc", "xx_0123456789abcdef_aaaa", "pk_0123456789abcdeg_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+        for bad in [
+            "",
+            "pk_",
+            "pk_0123_abc",
+            "xx_0123456789abcdef_aaaa",
+            "pk_0123456789abcdeg_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }

@@ -15,7 +15,8 @@ pub fn run(settings: &Settings, timeout: Duration) -> anyhow::Result<()> {
     if addr.ip().is_unspecified() {
         addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port());
     }
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("panel not reachable on {addr}"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("panel not reachable on {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     stream.write_all(b"GET /api/health HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;

@@ -92,9 +92,17 @@ impl Scope {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Identity {
     /// The admin client certificate (serial), or a Home Assistant user through ingress.
-    Admin { actor: String },
-    Agent { label: String, capabilities: Vec<Capability> },
-    ApiKey { id: String, scopes: Vec<Scope> },
+    Admin {
+        actor: String,
+    },
+    Agent {
+        label: String,
+        capabilities: Vec<Capability>,
+    },
+    ApiKey {
+        id: String,
+        scopes: Vec<Scope>,
+    },
 }
 
 impl Identity {
@@ -142,7 +150,9 @@ pub fn authorize(who: &Identity, need: Need) -> Result<(), Denied> {
             let ok = scopes.contains(&Scope::Admin)
                 || match need {
                     Need::Admin => false,
-                    Need::Capability(c) if c.is_read() => scopes.contains(&Scope::Read) || scopes.contains(&Scope::Write),
+                    Need::Capability(c) if c.is_read() => {
+                        scopes.contains(&Scope::Read) || scopes.contains(&Scope::Write)
+                    }
                     Need::Capability(_) => scopes.contains(&Scope::Write),
                 };
             if ok { Ok(()) } else { Err(Denied::KeyScope) }

@@ -16,7 +16,8 @@ pub fn run(settings: &Settings) -> anyhow::Result<InitReport> {
         let dir = settings.data_dir.join(sub);
         std::fs::create_dir_all(&dir).with_context(|| format!("while creating {}", dir.display()))?;
     }
-    let store = Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
+    let store =
+        Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
     let ip = settings.public_ip.or_else(crate::onboarding::detect_public_ip);
     let report = Pki::new(&settings.data_dir).init(ip).context("while creating the certificate authority")?;
     let admin = ClientCert {
@@ -27,13 +28,16 @@ pub fn run(settings: &Settings) -> anyhow::Result<InitReport> {
         not_after: report.admin.not_after,
         revoked_at: None,
     };
-    store.record_admin_cert_blocking(&admin, OffsetDateTime::now_utc()).context("while recording the admin certificate")?;
+    store
+        .record_admin_cert_blocking(&admin, OffsetDateTime::now_utc())
+        .context("while recording the admin certificate")?;
     Ok(report)
 }
 
 /// What `portico init` prints.
 pub fn describe(report: &InitReport, data_dir: &Path) -> String {
-    let created = if report.created.is_empty() { "nothing (already initialized)".to_string() } else { report.created.join(", ") };
+    let created =
+        if report.created.is_empty() { "nothing (already initialized)".to_string() } else { report.created.join(", ") };
     format!(
         "data dir:        {}\ncreated:         {created}\nCA:              {} (sha256 {})\nadmin cert:      serial {} (sha256 {})\nserver cert:     sha256 {}\nadmin bundle:    {}\nbundle password: {}\n",
         data_dir.display(),

@@ -20,7 +20,10 @@ pub fn init(settings: &LogSettings) {
 
 /// Middleware: a span per request with method, route and client address;
 /// health checks log at DEBUG, everything else at INFO.
-pub async fn log_request(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+pub async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let method = req.method().to_string();
     let path = req.path().to_string();
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();

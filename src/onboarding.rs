@@ -91,7 +91,9 @@ pub fn validate_domain(input: &str) -> Result<String, FieldError> {
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
-            return Err(err("each part of the domain must be 1–63 letters, digits or hyphens, not starting or ending with a hyphen"));
+            return Err(err(
+                "each part of the domain must be 1–63 letters, digits or hyphens, not starting or ending with a hyphen",
+            ));
         }
     }
     if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
@@ -141,8 +143,14 @@ pub struct DnsReport {
 /// Names the DNS check resolves: the three service names plus a random name,
 /// which proves the wildcard record that tunnels and sites need.
 pub fn names_to_check(domain: &str) -> Vec<String> {
-    let probe: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(10).map(|c| (c as char).to_ascii_lowercase()).collect();
-    vec![format!("panel.{domain}"), format!("auth.{domain}"), format!("tunnel.{domain}"), format!("check-{probe}.{domain}")]
+    let probe: String =
+        rand::rng().sample_iter(rand::distr::Alphanumeric).take(10).map(|c| (c as char).to_ascii_lowercase()).collect();
+    vec![
+        format!("panel.{domain}"),
+        format!("auth.{domain}"),
+        format!("tunnel.{domain}"),
+        format!("check-{probe}.{domain}"),
+    ]
 }
 
 /// Resolves each name through `resolver` (the system resolver when `None`)
@@ -157,7 +165,8 @@ pub async fn check_dns(resolver: Option<SocketAddr>, names: Vec<String>, expecte
             udp.port = addr.port();
             let mut tcp = ConnectionConfig::tcp();
             tcp.port = addr.port();
-            let config = ResolverConfig::from_name_servers(vec![NameServerConfig::new(addr.ip(), true, vec![udp, tcp])]);
+            let config =
+                ResolverConfig::from_name_servers(vec![NameServerConfig::new(addr.ip(), true, vec![udp, tcp])]);
             Ok(TokioResolver::builder_with_config(config, TokioRuntimeProvider::default()))
         }
         None => TokioResolver::builder_tokio(),
@@ -172,7 +181,9 @@ pub async fn check_dns(resolver: Option<SocketAddr>, names: Vec<String>, expecte
     let mut checks = Vec::new();
     for name in names {
         let check = match &resolver {
-            Err(e) => NameCheck { name, addresses: vec![], ok: false, message: Some(format!("resolver unavailable: {e}")) },
+            Err(e) => {
+                NameCheck { name, addresses: vec![], ok: false, message: Some(format!("resolver unavailable: {e}")) }
+            }
             Ok(r) => match r.lookup_ip(format!("{name}.")).await {
                 Ok(found) => {
                     let addresses: Vec<IpAddr> = found.iter().map(|ip| ip.to_canonical()).collect();
@@ -180,10 +191,15 @@ pub async fn check_dns(resolver: Option<SocketAddr>, names: Vec<String>, expecte
                     let message = (!ok).then(|| format!("points to {} instead of {expected}", join_ips(&addresses)));
                     NameCheck { name, addresses, ok, message }
                 }
-                Err(e) if e.is_no_records_found() => {
-                    NameCheck { name, addresses: vec![], ok: false, message: Some(format!("no A/AAAA record; create one pointing to {expected}")) }
+                Err(e) if e.is_no_records_found() => NameCheck {
+                    name,
+                    addresses: vec![],
+                    ok: false,
+                    message: Some(format!("no A/AAAA record; create one pointing to {expected}")),
+                },
+                Err(e) => {
+                    NameCheck { name, addresses: vec![], ok: false, message: Some(format!("lookup failed: {e}")) }
                 }
-                Err(e) => NameCheck { name, addresses: vec![], ok: false, message: Some(format!("lookup failed: {e}")) },
             },
         };
         checks.push(check);

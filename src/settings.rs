@@ -261,8 +261,12 @@ impl Settings {
                 .map_err(|e| SettingsError::File { path: path.display().to_string(), reason: e.to_string() })?;
             builder = builder.add_source(File::from_str(&text, format));
         }
-        let env: HashMap<String, String> =
-            sources.env.iter().filter(|(k, _)| k.starts_with("PORTICO__")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let env: HashMap<String, String> = sources
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("PORTICO__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut environment = Environment::with_prefix("PORTICO")
             .prefix_separator("__")
             .separator("__")

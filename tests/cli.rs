@@ -62,7 +62,8 @@ fn wait_for_health(addr: SocketAddr) {
 }
 
 fn admin_serial(data_dir: &Path) -> String {
-    let out = run(Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(data_dir.join("pki/admin.crt")));
+    let out =
+        run(Command::new("openssl").args(["x509", "-noout", "-serial", "-in"]).arg(data_dir.join("pki/admin.crt")));
     String::from_utf8(out.stdout).unwrap().trim().trim_start_matches("serial=").to_string()
 }
 
@@ -84,21 +85,28 @@ fn serve_on_an_empty_data_dir_answers_health_fresh_and_the_admin() {
     );
     wait_for_health(addr);
     let serial = admin_serial(dir.path());
-    let admin = [("X-SSL-Client-Verify", "SUCCESS"), ("X-SSL-Client-DN", "CN=admin,O=Portico"), ("X-SSL-Client-Serial", serial.as_str())];
+    let admin = [
+        ("X-SSL-Client-Verify", "SUCCESS"),
+        ("X-SSL-Client-DN", "CN=admin,O=Portico"),
+        ("X-SSL-Client-Serial", serial.as_str()),
+    ];
     let (status, body) = http(addr, "GET", "/api/onboarding/status", &admin).unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"status\":\"FRESH\""), "{body}");
     let (status, _) = http(addr, "GET", "/api/onboarding/status", &[]).unwrap();
     assert_eq!(status, 401);
 
-    let health = run(portico(dir.path()).args(["healthcheck", "--timeout", "2"]).env("PORTICO__PANEL__LISTEN", addr.to_string()));
+    let health = run(portico(dir.path())
+        .args(["healthcheck", "--timeout", "2"])
+        .env("PORTICO__PANEL__LISTEN", addr.to_string()));
     assert!(health.status.success(), "{}", String::from_utf8_lossy(&health.stderr));
 }
 
 #[test]
 fn healthcheck_fails_when_nothing_listens() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(portico(dir.path()).arg("healthcheck").env("PORTICO__PANEL__LISTEN", format!("127.0.0.1:{}", free_port())));
+    let out =
+        run(portico(dir.path()).arg("healthcheck").env("PORTICO__PANEL__LISTEN", format!("127.0.0.1:{}", free_port())));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not reachable"));
 }
@@ -138,7 +146,8 @@ fn init_twice_changes_nothing_and_prints_the_same_fingerprints() {
         .arg(format!("file:{}", pki.join("admin.p12.password").display())));
     assert!(p12.status.success(), "{}", String::from_utf8_lossy(&p12.stderr));
     for cert in ["admin.crt", "server.crt"] {
-        let verify = run(Command::new("openssl").arg("verify").arg("-CAfile").arg(pki.join("ca.crt")).arg(pki.join(cert)));
+        let verify =
+            run(Command::new("openssl").arg("verify").arg("-CAfile").arg(pki.join("ca.crt")).arg(pki.join(cert)));
         assert!(verify.status.success(), "{cert}: {}", String::from_utf8_lossy(&verify.stdout));
     }
 }
@@ -149,7 +158,11 @@ fn print_config_shows_layers_and_masks_secrets() {
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, "log:\n  level: debug\n").unwrap();
     let secret = "0123456789abcdef0123456789abcdef-secret";
-    let out = run(portico(dir.path()).arg("print-config").env_remove("PORTICO__LOG__LEVEL").env("PORTICO_CONFIG", &config).env("PORTICO__PANEL__SECRET", secret));
+    let out = run(portico(dir.path())
+        .arg("print-config")
+        .env_remove("PORTICO__LOG__LEVEL")
+        .env("PORTICO_CONFIG", &config)
+        .env("PORTICO__PANEL__SECRET", secret));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("level: debug"), "{yaml}");
@@ -160,7 +173,8 @@ fn print_config_shows_layers_and_masks_secrets() {
 #[test]
 fn bad_input_exits_non_zero_with_a_one_line_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (&["serve", "--bogus"], &[], "--bogus"),
         (&["healthcheck", "--timeout", "0"], &[], "timeout"),
         (&["frobnicate"], &[], "frobnicate"),
@@ -176,6 +190,9 @@ fn bad_input_exits_non_zero_with_a_one_line_reason() {
         assert!(!out.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
-        assert!(stderr.lines().next().is_some_and(|l| l.contains("error") || l.contains("portico:")), "{args:?}: {stderr}");
+        assert!(
+            stderr.lines().next().is_some_and(|l| l.contains("error") || l.contains("portico:")),
+            "{args:?}: {stderr}"
+        );
     }
 }

@@ -149,28 +149,17 @@ impl Applier {
         Ok(snapshot::read_tree(&dir.join("tree"))?)
     }
 
-    fn apply_locked(
-        &self,
-        tree: &RenderedTree,
-        reason: &str,
-        reload: bool,
-    ) -> Result<ApplyOutcome, ApplyError> {
+    fn apply_locked(&self, tree: &RenderedTree, reason: &str, reload: bool) -> Result<ApplyOutcome, ApplyError> {
         snapshot::check_tree_paths(tree).map_err(|e| ApplyError::Invalid { details: vec![e] })?;
         fs::create_dir_all(&self.trees_dir)?;
         let previous = self.adopt_live_dir()?;
         let live = self.live_tree()?;
         if previous.is_some() && live == *tree {
-            self.reloader
-                .test(&self.live_dir)
-                .map_err(|e| ApplyError::Invalid { details: lines(&e) })?;
+            self.reloader.test(&self.live_dir).map_err(|e| ApplyError::Invalid { details: lines(&e) })?;
             if reload {
                 self.reload_and_probe(None)?;
             }
-            return Ok(ApplyOutcome {
-                changed: false,
-                snapshot: None,
-                files: tree.files.len(),
-            });
+            return Ok(ApplyOutcome { changed: false, snapshot: None, files: tree.files.len() });
         }
 
         let new_dir = self.trees_dir.join(snapshot::fresh_id(&self.trees_dir));
@@ -190,11 +179,7 @@ impl Applier {
             let _ = fs::remove_dir_all(&new_dir);
             return Err(e.into());
         }
-        if let Err(err) = if reload {
-            self.reload_and_probe(previous.as_deref())
-        } else {
-            Ok(())
-        } {
+        if let Err(err) = if reload { self.reload_and_probe(previous.as_deref()) } else { Ok(()) } {
             let _ = fs::remove_dir_all(&new_dir);
             if let Some(s) = &snap {
                 // The live tree is the snapshotted one again.
@@ -206,11 +191,7 @@ impl Applier {
             let _ = fs::remove_dir_all(prev);
         }
         snapshot::prune(&self.snapshots_dir, self.keep)?;
-        Ok(ApplyOutcome {
-            changed: true,
-            snapshot: snap.map(|s| s.id),
-            files: tree.files.len(),
-        })
+        Ok(ApplyOutcome { changed: true, snapshot: snap.map(|s| s.id), files: tree.files.len() })
     }
 
     /// Reloads and probes; on failure points the live link back at `restore`
@@ -236,11 +217,7 @@ impl Applier {
             }
             Ok(()) => {}
         }
-        Err(if reload_failed {
-            ApplyError::ReloadFailed { details }
-        } else {
-            ApplyError::ProbeFailed { details }
-        })
+        Err(if reload_failed { ApplyError::ReloadFailed { details } } else { ApplyError::ProbeFailed { details } })
     }
 
     /// The directory the live link points at. A real directory left at the
@@ -273,11 +250,7 @@ impl Applier {
         };
         let base = self.live_dir.parent().unwrap_or(Path::new("/"));
         let relative = target.strip_prefix(base).unwrap_or(target);
-        let name = self
-            .live_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("live");
+        let name = self.live_dir.file_name().and_then(|n| n.to_str()).unwrap_or("live");
         let tmp = base.join(format!(".{name}.swap"));
         let _ = fs::remove_file(&tmp);
         symlink(relative, &tmp)?;
@@ -286,9 +259,5 @@ impl Applier {
 }
 
 fn lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect()
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
 }

@@ -13,12 +13,7 @@ const CONTEXT: usize = 3;
 /// `diff -u` style text turning `old` into `new`, file by file in path
 /// order; empty when the trees are identical.
 pub fn unified(old: &RenderedTree, new: &RenderedTree) -> String {
-    let paths: BTreeSet<&Path> = old
-        .files
-        .keys()
-        .chain(new.files.keys())
-        .map(|p| p.as_path())
-        .collect();
+    let paths: BTreeSet<&Path> = old.files.keys().chain(new.files.keys()).map(|p| p.as_path()).collect();
     let mut out = String::new();
     for path in paths {
         let (a, b) = (old.files.get(path), new.files.get(path));
@@ -26,16 +21,8 @@ pub fn unified(old: &RenderedTree, new: &RenderedTree) -> String {
             continue;
         }
         let name = path.display();
-        let from = if a.is_some() {
-            format!("a/{name}")
-        } else {
-            "/dev/null".into()
-        };
-        let to = if b.is_some() {
-            format!("b/{name}")
-        } else {
-            "/dev/null".into()
-        };
+        let from = if a.is_some() { format!("a/{name}") } else { "/dev/null".into() };
+        let to = if b.is_some() { format!("b/{name}") } else { "/dev/null".into() };
         let _ = writeln!(out, "--- {from}\n+++ {to}");
         let a: Vec<&str> = a.map(|s| s.lines().collect()).unwrap_or_default();
         let b: Vec<&str> = b.map(|s| s.lines().collect()).unwrap_or_default();
@@ -58,11 +45,7 @@ fn edits<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<(Op, &'a str)> {
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
         }
     }
     let (mut i, mut j, mut ops) = (0, 0, Vec::with_capacity(n + m));
@@ -122,9 +105,7 @@ mod tests {
     use super::*;
 
     fn tree(files: &[(&str, &str)]) -> RenderedTree {
-        RenderedTree {
-            files: files.iter().map(|(p, s)| (p.into(), (*s).into())).collect(),
-        }
+        RenderedTree { files: files.iter().map(|(p, s)| (p.into(), (*s).into())).collect() }
     }
 
     #[test]
@@ -135,14 +116,8 @@ mod tests {
 
     #[test]
     fn changes_added_and_removed_files() {
-        let old = tree(&[
-            ("a.conf", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n"),
-            ("gone.conf", "g\n"),
-        ]);
-        let new = tree(&[
-            ("a.conf", "1\n2\n3\n4\nfive\n6\n7\n8\n9\n10\n11\n"),
-            ("new.conf", "n\n"),
-        ]);
+        let old = tree(&[("a.conf", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n"), ("gone.conf", "g\n")]);
+        let new = tree(&[("a.conf", "1\n2\n3\n4\nfive\n6\n7\n8\n9\n10\n11\n"), ("new.conf", "n\n")]);
         let want = "\
 --- a/a.conf
 +++ b/a.conf

@@ -61,12 +61,7 @@ pub struct Ports {
 
 impl Default for Ports {
     fn default() -> Self {
-        Ports {
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            http: 80,
-            https: 443,
-            admin: 9292,
-        }
+        Ports { bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED), http: 80, https: 443, admin: 9292 }
     }
 }
 
@@ -86,12 +81,7 @@ pub struct Upstreams {
 impl Default for Upstreams {
     fn default() -> Self {
         let lo = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-        Upstreams {
-            panel: lo(3100),
-            authd: lo(9091),
-            relay_agents: lo(9090),
-            relay_visitors: lo(9080),
-        }
+        Upstreams { panel: lo(3100), authd: lo(9091), relay_agents: lo(9090), relay_visitors: lo(9080) }
     }
 }
 
@@ -187,8 +177,7 @@ pub fn is_label(s: &str) -> bool {
         && s.len() <= 63
         && !s.starts_with('-')
         && !s.ends_with('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A lowercase domain of at least two labels, at most 253 characters.
@@ -200,15 +189,8 @@ pub fn is_domain(s: &str) -> bool {
 /// syntax (whitespace, quotes, `;`, braces, `$`, `#`, backslash).
 pub fn check_path(p: &Path) -> Result<(), RenderError> {
     let ok = p.is_absolute()
-        && p.to_str().is_some_and(|s| {
-            s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/._-+@=,~%:".contains(&b))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(RenderError::UnsafePath(p.to_path_buf()))
-    }
+        && p.to_str().is_some_and(|s| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+@=,~%:".contains(&b)));
+    if ok { Ok(()) } else { Err(RenderError::UnsafePath(p.to_path_buf())) }
 }
 
 #[cfg(test)]
@@ -220,28 +202,11 @@ mod tests {
         for good in ["a", "app", "my-app", "a1", &"x".repeat(63)] {
             assert!(is_label(good), "{good}");
         }
-        for bad in [
-            "",
-            "-a",
-            "a-",
-            "A",
-            "a.b",
-            "a;",
-            "a b",
-            "a{",
-            "a\"",
-            &"x".repeat(64),
-        ] {
+        for bad in ["", "-a", "a-", "A", "a.b", "a;", "a b", "a{", "a\"", &"x".repeat(64)] {
             assert!(!is_label(bad), "{bad}");
         }
         assert!(is_domain("example.test"));
-        for bad in [
-            "example",
-            "example..test",
-            "ex ample.test",
-            "example.test;",
-            ".example.test",
-        ] {
+        for bad in ["example", "example..test", "ex ample.test", "example.test;", ".example.test"] {
             assert!(!is_domain(bad), "{bad}");
         }
     }
@@ -249,14 +214,7 @@ mod tests {
     #[test]
     fn unsafe_paths_are_refused() {
         assert!(check_path(Path::new("/data/pki/ca.pem")).is_ok());
-        for bad in [
-            "relative/ca.pem",
-            "/data/a b",
-            "/data/a;b",
-            "/data/$x",
-            "/data/{x}",
-            "/data/\"x",
-        ] {
+        for bad in ["relative/ca.pem", "/data/a b", "/data/a;b", "/data/$x", "/data/{x}", "/data/\"x"] {
             assert!(check_path(Path::new(bad)).is_err(), "{bad}");
         }
     }

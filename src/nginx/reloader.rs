@@ -43,24 +43,13 @@ pub struct NginxBinary {
 
 impl NginxBinary {
     /// `nginx -t` / `nginx -s reload` with the given binary, prefix and live tree.
-    pub fn new(
-        bin: impl Into<PathBuf>,
-        prefix: impl Into<PathBuf>,
-        live_dir: impl Into<PathBuf>,
-    ) -> Self {
-        NginxBinary {
-            bin: bin.into(),
-            prefix: prefix.into(),
-            live_dir: live_dir.into(),
-            reload_command: None,
-        }
+    pub fn new(bin: impl Into<PathBuf>, prefix: impl Into<PathBuf>, live_dir: impl Into<PathBuf>) -> Self {
+        NginxBinary { bin: bin.into(), prefix: prefix.into(), live_dir: live_dir.into(), reload_command: None }
     }
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let out = cmd.output().map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
     if out.status.success() {
         return Ok(());
     }

@@ -8,9 +8,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::model::{
-    RESERVED_NAMES, RenderError, RenderInput, RenderedTree, check_path, is_domain, is_label,
-};
+use super::model::{RESERVED_NAMES, RenderError, RenderInput, RenderedTree, check_path, is_domain, is_label};
 use super::vhosts;
 
 /// Name of the internal page nginx serves for 495/496.
@@ -29,45 +27,25 @@ pub fn render(input: &RenderInput) -> Result<RenderedTree, RenderError> {
         servers.push(name.clone());
         tree.files.insert(PathBuf::from(name), body);
     };
-    add(
-        &mut tree,
-        "servers/00-http.conf".into(),
-        vhosts::http_redirect(input),
-    );
-    add(
-        &mut tree,
-        "servers/01-default-tls.conf".into(),
-        vhosts::default_tls(input),
-    );
+    add(&mut tree, "servers/00-http.conf".into(), vhosts::http_redirect(input));
+    add(&mut tree, "servers/01-default-tls.conf".into(), vhosts::default_tls(input));
     if let Some(admin) = &input.admin_vhost {
-        add(
-            &mut tree,
-            "servers/02-admin-ip.conf".into(),
-            vhosts::admin_ip(input, admin),
-        );
+        add(&mut tree, "servers/02-admin-ip.conf".into(), vhosts::admin_ip(input, admin));
     }
     for (file, body) in vhosts::named(input) {
         add(&mut tree, file, body);
     }
-    tree.files
-        .insert("nginx.conf".into(), main_conf(input, &servers));
+    tree.files.insert("nginx.conf".into(), main_conf(input, &servers));
     tree.files.insert("mime.types".into(), MIME_TYPES.into());
-    tree.files
-        .insert(CERT_PAGE.into(), CERT_REQUIRED_HTML.into());
+    tree.files.insert(CERT_PAGE.into(), CERT_REQUIRED_HTML.into());
     for (name, body) in SNIPPETS {
-        tree.files
-            .insert(format!("snippets/{name}").into(), (*body).into());
+        tree.files.insert(format!("snippets/{name}").into(), (*body).into());
     }
     Ok(tree)
 }
 
 fn validate(input: &RenderInput) -> Result<(), RenderError> {
-    for p in [
-        &input.data_dir,
-        &input.conf_dir,
-        &input.run_dir,
-        &input.client_ca,
-    ] {
+    for p in [&input.data_dir, &input.conf_dir, &input.run_dir, &input.client_ca] {
         check_path(p)?;
     }
     if let Some(admin) = &input.admin_vhost {
@@ -82,34 +60,18 @@ fn validate(input: &RenderInput) -> Result<(), RenderError> {
     if let Some(d) = &input.domain
         && !is_domain(d)
     {
-        return Err(RenderError::InvalidName {
-            kind: "domain",
-            name: d.clone(),
-        });
+        return Err(RenderError::InvalidName { kind: "domain", name: d.clone() });
     }
     if let Some(u) = &input.user
-        && (u.is_empty()
-            || !u
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+        && (u.is_empty() || !u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
     {
-        return Err(RenderError::InvalidName {
-            kind: "user",
-            name: u.clone(),
-        });
+        return Err(RenderError::InvalidName { kind: "user", name: u.clone() });
     }
-    let names = input
-        .tunnels
-        .iter()
-        .map(|t| ("tunnel", &t.name))
-        .chain(input.sites.iter().map(|s| ("site", &s.name)));
+    let names = input.tunnels.iter().map(|t| ("tunnel", &t.name)).chain(input.sites.iter().map(|s| ("site", &s.name)));
     let mut seen = BTreeSet::new();
     for (kind, name) in names {
         if !is_label(name) {
-            return Err(RenderError::InvalidName {
-                kind,
-                name: name.clone(),
-            });
+            return Err(RenderError::InvalidName { kind, name: name.clone() });
         }
         if RESERVED_NAMES.contains(&name.as_str()) {
             return Err(RenderError::ReservedName(name.clone()));
@@ -195,10 +157,7 @@ http {{
 }
 
 fn upstream(s: &mut String, name: &str, addr: SocketAddr) {
-    let _ = write!(
-        s,
-        "    upstream {name} {{\n        server {addr};\n        keepalive 16;\n    }}\n\n"
-    );
+    let _ = write!(s, "    upstream {name} {{\n        server {addr};\n        keepalive 16;\n    }}\n\n");
 }
 
 const SNIPPETS: &[(&str, &str)] = &[

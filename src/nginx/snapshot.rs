@@ -32,8 +32,7 @@ pub fn valid_id(id: &str) -> bool {
 
 /// A fresh id not yet used in `dir`.
 pub fn fresh_id(dir: &Path) -> String {
-    let format =
-        format_description!("[year][month][day]T[hour][minute][second][subsecond digits:6]Z");
+    let format = format_description!("[year][month][day]T[hour][minute][second][subsecond digits:6]Z");
     let mut micros = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000;
     loop {
         let t = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).expect("clock in range");
@@ -48,8 +47,7 @@ pub fn fresh_id(dir: &Path) -> String {
 /// Refuses tree paths that are absolute or climb out of the tree.
 pub fn check_tree_paths(tree: &RenderedTree) -> Result<(), String> {
     for p in tree.files.keys() {
-        let ok =
-            !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+        let ok = !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
         if !ok {
             return Err(format!("unsafe path in rendered tree: {}", p.display()));
         }
@@ -80,10 +78,7 @@ pub fn read_tree(dir: &Path) -> io::Result<RenderedTree> {
             if kind.is_dir() {
                 walk(root, &path, tree)?;
             } else if kind.is_file() {
-                let rel = path
-                    .strip_prefix(root)
-                    .map_err(io::Error::other)?
-                    .to_path_buf();
+                let rel = path.strip_prefix(root).map_err(io::Error::other)?.to_path_buf();
                 tree.files.insert(rel, fs::read_to_string(&path)?);
             }
         }
@@ -113,10 +108,7 @@ pub fn create(root: &Path, tree: &RenderedTree, reason: &str) -> io::Result<Snap
     let tmp = root.join(format!(".tmp-{id}"));
     let _ = fs::remove_dir_all(&tmp);
     write_tree(&tmp.join("tree"), tree)?;
-    fs::write(
-        tmp.join("meta.json"),
-        serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?,
-    )?;
+    fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?)?;
     fs::rename(&tmp, root.join(&id))?;
     Ok(meta)
 }

@@ -85,10 +85,7 @@ pub(crate) fn named(input: &RenderInput) -> Vec<(String, String)> {
         return Vec::new();
     };
     let cert = |label: &str| -> Option<&CertPaths> {
-        input
-            .certs
-            .get(&format!("{label}.{domain}"))
-            .or_else(|| input.certs.get(&format!("*.{domain}")))
+        input.certs.get(&format!("{label}.{domain}")).or_else(|| input.certs.get(&format!("*.{domain}")))
     };
     let mut out = Vec::new();
     if let Some(c) = cert("panel") {
@@ -100,10 +97,7 @@ pub(crate) fn named(input: &RenderInput) -> Vec<(String, String)> {
         out.push(("servers/11-auth.conf".into(), auth_portal(input, domain, c)));
     }
     if let Some(c) = cert("tunnel") {
-        out.push((
-            "servers/12-tunnel.conf".into(),
-            agent_endpoint(input, domain, c),
-        ));
+        out.push(("servers/12-tunnel.conf".into(), agent_endpoint(input, domain, c)));
     }
     let mut tunnels: Vec<_> = input.tunnels.iter().filter(|t| t.enabled).collect();
     tunnels.sort_by(|a, b| a.name.cmp(&b.name));
@@ -118,10 +112,7 @@ pub(crate) fn named(input: &RenderInput) -> Vec<(String, String)> {
     for site in sites {
         if let Some(c) = cert(&site.name) {
             let file = format!("servers/30-site-{}.conf", site.name);
-            out.push((
-                file,
-                site_vhost(input, domain, &site.name, site.spa_fallback, site.access, c),
-            ));
+            out.push((file, site_vhost(input, domain, &site.name, site.spa_fallback, site.access, c)));
         }
     }
     out
@@ -145,11 +136,7 @@ fn tls_server(input: &RenderInput, name: &str, cert: &CertPaths) -> String {
 /// public enrollment and invitation routes, help page for 495/496.
 /// HSTS only by name: browsers ignore it for IP addresses.
 fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) {
-    let hsts = if hsts {
-        "    add_header Strict-Transport-Security \"max-age=31536000\" always;\n"
-    } else {
-        ""
-    };
+    let hsts = if hsts { "    add_header Strict-Transport-Security \"max-age=31536000\" always;\n" } else { "" };
     let _ = write!(
         s,
         "    ssl_client_certificate {client_ca};
@@ -288,13 +275,7 @@ fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -
 }
 
 /// `<name>.<d>` for a tunnel: visitor auth, then the relay's visitor port.
-fn tunnel_vhost(
-    input: &RenderInput,
-    domain: &str,
-    name: &str,
-    access: Access,
-    cert: &CertPaths,
-) -> String {
+fn tunnel_vhost(input: &RenderInput, domain: &str, name: &str, access: Access, cert: &CertPaths) -> String {
     let mut s = tls_server(input, &format!("{name}.{domain}"), cert);
     let (authz, check) = visitor_auth(input, domain, name, access);
     let identity = if access == Access::Public {
@@ -329,14 +310,7 @@ fn tunnel_vhost(
 }
 
 /// `<name>.<d>` for a static site served from `data_dir/sites/<name>/`.
-fn site_vhost(
-    input: &RenderInput,
-    domain: &str,
-    name: &str,
-    spa: bool,
-    access: Access,
-    cert: &CertPaths,
-) -> String {
+fn site_vhost(input: &RenderInput, domain: &str, name: &str, spa: bool, access: Access, cert: &CertPaths) -> String {
     let mut s = tls_server(input, &format!("{name}.{domain}"), cert);
     let (authz, check) = visitor_auth(input, domain, name, access);
     let fallback = if spa { "/index.html" } else { "=404" };

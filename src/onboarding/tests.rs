@@ -14,9 +14,23 @@ fn domains() {
         assert_eq!(validate_domain(input).as_deref(), Ok(want), "{input}");
     }
     let bad = [
-        "", "localhost", "203.0.113.5", "[::1]", "::1", "https://example.com", "example.com:443", "example.com/x",
-        "*.example.com", "-bad.example.com", "bad-.example.com", "exa_mple.com", "a..b", "user@example.com",
-        "example.123", &format!("{}.com", "a".repeat(64)), &format!("{}com", "abcdefghi.".repeat(26)),
+        "",
+        "localhost",
+        "203.0.113.5",
+        "[::1]",
+        "::1",
+        "https://example.com",
+        "example.com:443",
+        "example.com/x",
+        "*.example.com",
+        "-bad.example.com",
+        "bad-.example.com",
+        "exa_mple.com",
+        "a..b",
+        "user@example.com",
+        "example.123",
+        &format!("{}.com", "a".repeat(64)),
+        &format!("{}com", "abcdefghi.".repeat(26)),
     ];
     for input in bad {
         let err = validate_domain(input).expect_err(input);

@@ -66,17 +66,23 @@ fn printable(value: &str) -> Option<String> {
 }
 
 /// Works out the caller from the request's headers and TCP peer.
-async fn resolve(state: &AppState, channel: Channel, peer: Option<IpAddr>, headers: &HeaderMap) -> Result<Option<Identity>, Denied> {
-    if let Some(auth) = header(headers, "authorization") {
-        if let Some(key) = auth.strip_prefix("Bearer ").map(str::trim) {
-            let record = state.keys.verify(&state.store, key, OffsetDateTime::now_utc()).await.map_err(|_| Denied::BadKey)?;
-            let scopes = record.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
-            return Ok(Some(Identity::ApiKey { id: record.id, scopes }));
-        }
+async fn resolve(
+    state: &AppState,
+    channel: Channel,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Result<Option<Identity>, Denied> {
+    if let Some(key) = header(headers, "authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::trim) {
+        let record =
+            state.keys.verify(&state.store, key, OffsetDateTime::now_utc()).await.map_err(|_| Denied::BadKey)?;
+        let scopes = record.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
+        return Ok(Some(Identity::ApiKey { id: record.id, scopes }));
     }
     match channel {
         Channel::Ingress => {
-            let user = header(headers, "x-remote-user-name").or_else(|| header(headers, "x-remote-user-id")).and_then(printable);
+            let user = header(headers, "x-remote-user-name")
+                .or_else(|| header(headers, "x-remote-user-id"))
+                .and_then(printable);
             Ok(user.map(|u| Identity::Admin { actor: format!("ingress:{u}") }))
         }
         Channel::Panel => {
@@ -84,7 +90,8 @@ async fn resolve(state: &AppState, channel: Channel, peer: Option<IpAddr>, heade
             if !trusted || header(headers, "x-ssl-client-verify") != Some("SUCCESS") {
                 return Ok(None);
             }
-            let cn = header(headers, "x-ssl-client-dn").and_then(identity::common_name).ok_or(Denied::CertificateScope)?;
+            let cn =
+                header(headers, "x-ssl-client-dn").and_then(identity::common_name).ok_or(Denied::CertificateScope)?;
             let serial = crate::pki::normalize_serial(header(headers, "x-ssl-client-serial").unwrap_or(""));
             let subject = identity::cert_subject(&cn).ok_or(Denied::CertificateScope)?;
             certificate_identity(state, subject, serial).await.map(Some)
@@ -112,7 +119,10 @@ async fn certificate_identity(state: &AppState, subject: CertSubject, serial: St
 
 /// Middleware: resolves the caller, applies the ingress peer check and the
 /// onboarding guard, and leaves `Option<Identity>` in the request extensions.
-pub async fn identify(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+pub async fn identify(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().expect("AppState registered").clone();
     let channel = req.app_data::<web::Data<Channel>>().map(|c| *c.get_ref()).unwrap_or(Channel::Panel);
     let peer = req.peer_addr().map(|a| a.ip());
@@ -120,7 +130,15 @@ pub async fn identify(req: ServiceRequest, next: Next<impl MessageBody + 'static
 
     if channel == Channel::Ingress && !peer.is_some_and(|p| state.settings.is_ingress_peer(p)) {
         tracing::warn!(peer = ?peer, path = req.path(), "ingress request from an untrusted peer refused");
-        audit::record(&state.store, &format!("peer:{}", peer.map(|p| p.to_string()).unwrap_or_default()), "ingress.refused", req.path(), Outcome::Denied, None).await;
+        audit::record(
+            &state.store,
+            &format!("peer:{}", peer.map(|p| p.to_string()).unwrap_or_default()),
+            "ingress.refused",
+            req.path(),
+            Outcome::Denied,
+            None,
+        )
+        .await;
         return Ok(req.error_response(ApiError::from(Denied::UntrustedPeer)));
     }
 
@@ -134,7 +152,15 @@ pub async fn identify(req: ServiceRequest, next: Next<impl MessageBody + 'static
         }
         Err(denied) => {
             let actor = peer.map(|p| format!("peer:{p}")).unwrap_or_else(|| "unknown".into());
-            audit::record(&state.store, &actor, "request.denied", req.path(), Outcome::Denied, Some(serde_json::json!({ "reason": denied.to_string() }))).await;
+            audit::record(
+                &state.store,
+                &actor,
+                "request.denied",
+                req.path(),
+                Outcome::Denied,
+                Some(serde_json::json!({ "reason": denied.to_string() })),
+            )
+            .await;
             return Ok(req.error_response(ApiError::from(denied)));
         }
     };

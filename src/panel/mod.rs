@@ -33,8 +33,13 @@ pub struct AppState {
 impl AppState {
     /// Opens the store and loads the onboarding state.
     pub async fn load(settings: Settings) -> anyhow::Result<AppState> {
-        let store = Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
-        let state = store.setting(onboarding::keys::STATE).await?.and_then(|s| OnboardingState::parse(&s)).unwrap_or(OnboardingState::Fresh);
+        let store = Store::open(&settings.db_path())
+            .with_context(|| format!("while opening {}", settings.db_path().display()))?;
+        let state = store
+            .setting(onboarding::keys::STATE)
+            .await?
+            .and_then(|s| OnboardingState::parse(&s))
+            .unwrap_or(OnboardingState::Fresh);
         Ok(AppState {
             pki: Pki::new(&settings.data_dir),
             settings: Arc::new(settings),
@@ -63,21 +68,18 @@ impl AppState {
 pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let limit = state.settings.panel.json_limit;
-        cfg.app_data(state)
-            .app_data(web::Data::new(channel))
-            .app_data(web::PayloadConfig::new(limit))
-            .service(
-                web::scope("/api")
-                    .wrap(middleware::from_fn(auth::identify))
-                    .configure(routes::health::configure)
-                    .configure(routes::onboarding::configure)
-                    .configure(routes::keys::configure)
-                    .configure(routes::certs::configure)
-                    .configure(routes::enroll::configure)
-                    .configure(routes::audit::configure)
-                    .configure(openapi::configure)
-                    .default_service(web::to(routes::not_found)),
-            );
+        cfg.app_data(state).app_data(web::Data::new(channel)).app_data(web::PayloadConfig::new(limit)).service(
+            web::scope("/api")
+                .wrap(middleware::from_fn(auth::identify))
+                .configure(routes::health::configure)
+                .configure(routes::onboarding::configure)
+                .configure(routes::keys::configure)
+                .configure(routes::certs::configure)
+                .configure(routes::enroll::configure)
+                .configure(routes::audit::configure)
+                .configure(openapi::configure)
+                .default_service(web::to(routes::not_found)),
+        );
     }
 }
 
@@ -93,7 +95,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let panel_state = state.clone();
     let panel = HttpServer::new(move || {
-        App::new().wrap(middleware::from_fn(crate::logging::log_request)).configure(configure(panel_state.clone(), Channel::Panel))
+        App::new()
+            .wrap(middleware::from_fn(crate::logging::log_request))
+            .configure(configure(panel_state.clone(), Channel::Panel))
     })
     .listen(bind(settings.panel.listen, "panel")?)?
     .shutdown_timeout(10)
@@ -103,7 +107,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.auth.mode == AuthMode::Ingress {
         let ingress_state = state.clone();
         let ingress = HttpServer::new(move || {
-            App::new().wrap(middleware::from_fn(crate::logging::log_request)).configure(configure(ingress_state.clone(), Channel::Ingress))
+            App::new()
+                .wrap(middleware::from_fn(crate::logging::log_request))
+                .configure(configure(ingress_state.clone(), Channel::Ingress))
         })
         .listen(bind(settings.ingress.listen, "ingress")?)?
         .shutdown_timeout(10)

@@ -18,9 +18,63 @@ use super::routes::{audit, certs, enroll, health, keys, onboarding};
         enroll::enroll,
         audit::list,
         document,
-    )
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&ErrorResponses)
 )]
 pub struct ApiDoc;
+
+/// The error shape every route may answer with.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// A stable human summary.
+    error: String,
+    /// Field errors (`[{field, message}]`) for 400; absent otherwise.
+    #[schema(value_type = Option<Object>)]
+    details: Option<serde_json::Value>,
+    /// Present on 503 before onboarding completes.
+    #[schema(value_type = Option<String>)]
+    onboarding_status: Option<String>,
+}
+
+/// Adds the shared error responses (identity, validation, onboarding guard)
+/// to every operation that does not describe them itself.
+struct ErrorResponses;
+
+const ERROR_STATUSES: &[(&str, &str)] = &[
+    ("400", "Invalid input; `details` lists the fields"),
+    ("401", "No identity, or an invalid API key"),
+    ("403", "Identity lacks permission, certificate revoked, or untrusted peer"),
+    ("404", "Not found"),
+    ("409", "Conflict with the current state"),
+    ("410", "Onboarding already completed"),
+    ("413", "Request body too large"),
+    ("415", "Body is not JSON"),
+    ("503", "Onboarding not complete"),
+];
+
+impl utoipa::Modify for ErrorResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        for item in doc.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                for (status, description) in ERROR_STATUSES {
+                    op.responses.responses.entry(status.to_string()).or_insert_with(|| {
+                        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+                        ResponseBuilder::new()
+                            .description(*description)
+                            .content("application/json", content)
+                            .build()
+                            .into()
+                    });
+                }
+            }
+        }
+    }
+}
 
 #[utoipa::path(tag = "health", responses((status = 200, content_type = "application/json", body = Object)))]
 #[get("/openapi.json")]

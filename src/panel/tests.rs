@@ -159,10 +159,18 @@ impl World {
         match who {
             Who::Nobody => (Channel::Panel, req.peer_addr(peer(LOOPBACK))),
             Who::Admin => (Channel::Panel, cert_headers(req.peer_addr(peer(LOOPBACK)), "admin", &self.admin_serial)),
-            Who::AdminFromOutsider => (Channel::Panel, cert_headers(req.peer_addr(peer(OUTSIDER)), "admin", &self.admin_serial)),
-            Who::AgentWithCap => (Channel::Panel, cert_headers(req.peer_addr(peer(LOOPBACK)), "agent:reader", &self.reader_serial)),
-            Who::AgentWithoutCap => (Channel::Panel, cert_headers(req.peer_addr(peer(LOOPBACK)), "agent:nocaps", &self.nocaps_serial)),
-            Who::RevokedSerial => (Channel::Panel, cert_headers(req.peer_addr(peer(LOOPBACK)), "admin", &self.old_admin_serial)),
+            Who::AdminFromOutsider => {
+                (Channel::Panel, cert_headers(req.peer_addr(peer(OUTSIDER)), "admin", &self.admin_serial))
+            }
+            Who::AgentWithCap => {
+                (Channel::Panel, cert_headers(req.peer_addr(peer(LOOPBACK)), "agent:reader", &self.reader_serial))
+            }
+            Who::AgentWithoutCap => {
+                (Channel::Panel, cert_headers(req.peer_addr(peer(LOOPBACK)), "agent:nocaps", &self.nocaps_serial))
+            }
+            Who::RevokedSerial => {
+                (Channel::Panel, cert_headers(req.peer_addr(peer(LOOPBACK)), "admin", &self.old_admin_serial))
+            }
             Who::KeyRead => (Channel::Panel, bearer(req, &self.key_read)),
             Who::KeyWrite => (Channel::Panel, bearer(req, &self.key_write)),
             Who::KeyAdmin => (Channel::Panel, bearer(req, &self.key_admin)),
@@ -174,10 +182,9 @@ impl World {
                     .insert_header(("X-Remote-User-Name", "alice"))
                     .insert_header(("X-Remote-User-Display-Name", "Alice")),
             ),
-            Who::IngressFromOutsider => (
-                Channel::Ingress,
-                req.peer_addr(peer(OUTSIDER)).insert_header(("X-Remote-User-Name", "mallory")),
-            ),
+            Who::IngressFromOutsider => {
+                (Channel::Ingress, req.peer_addr(peer(OUTSIDER)).insert_header(("X-Remote-User-Name", "mallory")))
+            }
         }
     }
 
@@ -233,7 +240,12 @@ fn routes() -> Vec<Route> {
         r("GET", "/api/health", no_body, PUBLIC),
         r("GET", "/api/openapi.json", no_body, PUBLIC),
         r("GET", "/api/onboarding/status", no_body, ANY_CALLER),
-        r("POST", "/api/onboarding/domain", |_| Some(json!({"domain": "example.com", "email": "ops@example.com"})), GONE),
+        r(
+            "POST",
+            "/api/onboarding/domain",
+            |_| Some(json!({"domain": "example.com", "email": "ops@example.com"})),
+            GONE,
+        ),
         r("POST", "/api/onboarding/verify-dns", no_body, GONE),
         r("GET", "/api/keys", no_body, ADMIN_READ),
         r("POST", "/api/keys", |i| Some(json!({"name": format!("k{i}"), "scopes": ["read"]})), ADMIN_CREATE),
@@ -242,11 +254,26 @@ fn routes() -> Vec<Route> {
         r("GET", "/api/certs/mtls/download", no_body, ADMIN_READ),
         r("POST", "/api/certs/mtls/rotate", no_body, ADMIN_READ),
         r("GET", "/api/certs/agent", no_body, ADMIN_READ),
-        r("POST", "/api/certs/agent", |i| Some(json!({"label": format!("cell-{i}"), "capabilities": ["tunnels:read"]})), ADMIN_CREATE),
-        r("POST", "/api/certs/agent/enroll", |i| Some(json!({"label": format!("tok-{i}"), "capabilities": []})), ADMIN_CREATE),
+        r(
+            "POST",
+            "/api/certs/agent",
+            |i| Some(json!({"label": format!("cell-{i}"), "capabilities": ["tunnels:read"]})),
+            ADMIN_CREATE,
+        ),
+        r(
+            "POST",
+            "/api/certs/agent/enroll",
+            |i| Some(json!({"label": format!("tok-{i}"), "capabilities": []})),
+            ADMIN_CREATE,
+        ),
         r("GET", "/api/certs/agent/reader/download", no_body, ADMIN_READ),
         r("DELETE", "/api/certs/agent/ghost", no_body, ADMIN_MISSING),
-        r("PATCH", "/api/certs/agent/reader/capabilities", |_| Some(json!({"capabilities": ["system:read", "tunnels:read"]})), ADMIN_READ),
+        r(
+            "PATCH",
+            "/api/certs/agent/reader/capabilities",
+            |_| Some(json!({"capabilities": ["system:read", "tunnels:read"]})),
+            ADMIN_READ,
+        ),
         r("POST", "/api/enroll", |_| Some(json!({"token": "not-a-token", "csr": "x"})), ENROLL_BAD_TOKEN),
         r("GET", "/api/audit", no_body, SYSTEM_READ),
         r("GET", "/api/no-such-route", no_body, UNKNOWN_ROUTE),
@@ -264,7 +291,10 @@ async fn authorization_matrix() {
             let got = res.status().as_u16();
             if got != route.expect[cell] {
                 let body = String::from_utf8_lossy(&read_body(res).await).to_string();
-                failures.push(format!("{} {} as {who:?}: want {}, got {got} {body}", route.method, route.path, route.expect[cell]));
+                failures.push(format!(
+                    "{} {} as {who:?}: want {}, got {got} {body}",
+                    route.method, route.path, route.expect[cell]
+                ));
             }
         }
     }
@@ -284,9 +314,21 @@ async fn denials_name_their_reason_and_are_audited() {
     // The extractor writes its audit entry from a spawned task; poll briefly.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let (entries, _) = w.state.store.audit_entries(crate::store::AuditQuery { action: Some("request.denied".into()), limit: 50, ..Default::default() }).await.unwrap();
+        let (entries, _) = w
+            .state
+            .store
+            .audit_entries(crate::store::AuditQuery {
+                action: Some("request.denied".into()),
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         let actors: Vec<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
-        if actors.contains(&"agent:nocaps") && actors.iter().any(|a| a.starts_with("key:")) && actors.contains(&"peer:127.0.0.1") {
+        if actors.contains(&"agent:nocaps")
+            && actors.iter().any(|a| a.starts_with("key:"))
+            && actors.contains(&"peer:127.0.0.1")
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "denials not audited: {actors:?}");
@@ -316,11 +358,17 @@ async fn onboarding_guards() {
     let res = w.call(Who::Admin, TestRequest::get().uri("/api/onboarding/status")).await;
     assert_eq!(json_body(res).await["status"], "FRESH");
     // Public routes are untouched by the guard.
-    let res = w.call(Who::Nobody, TestRequest::post().uri("/api/enroll").set_json(json!({"token": "x", "csr": "y"}))).await;
+    let res =
+        w.call(Who::Nobody, TestRequest::post().uri("/api/enroll").set_json(json!({"token": "x", "csr": "y"}))).await;
     assert_eq!(res.status(), 403);
 
     w.set_state(OnboardingState::Completed).await;
-    let res = w.call(Who::Admin, TestRequest::post().uri("/api/onboarding/domain").set_json(json!({"domain": "a.com", "email": "o@a.com"}))).await;
+    let res = w
+        .call(
+            Who::Admin,
+            TestRequest::post().uri("/api/onboarding/domain").set_json(json!({"domain": "a.com", "email": "o@a.com"})),
+        )
+        .await;
     assert_eq!(res.status(), 410);
     let res = w.call(Who::Admin, TestRequest::get().uri("/api/onboarding/status")).await;
     assert_eq!(json_body(res).await["status"], "COMPLETED");
@@ -342,7 +390,8 @@ async fn onboarding_transitions_with_a_real_dns_check() {
     assert_eq!(res.status(), 409);
 
     // Invalid input names every bad field and changes nothing.
-    let res = w.call(Who::Admin, post("/api/onboarding/domain", Some(json!({"domain": "10.0.0.1", "email": "nope"})))).await;
+    let res =
+        w.call(Who::Admin, post("/api/onboarding/domain", Some(json!({"domain": "10.0.0.1", "email": "nope"})))).await;
     assert_eq!(res.status(), 400);
     let body = json_body(res).await;
     let fields: Vec<&str> = body["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
@@ -352,7 +401,12 @@ async fn onboarding_transitions_with_a_real_dns_check() {
     let res = w.call(Who::Admin, TestRequest::get().uri("/api/onboarding/status")).await;
     assert_eq!(json_body(res).await["status"], "FRESH");
 
-    let res = w.call(Who::Admin, post("/api/onboarding/domain", Some(json!({"domain": "Bücher.Example.", "email": "ops@example.test"})))).await;
+    let res = w
+        .call(
+            Who::Admin,
+            post("/api/onboarding/domain", Some(json!({"domain": "Bücher.Example.", "email": "ops@example.test"}))),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(json_body(res).await["status"], "DOMAIN_SET");
     let res = w.call(Who::Admin, TestRequest::get().uri("/api/onboarding/status")).await;
@@ -364,8 +418,12 @@ async fn onboarding_transitions_with_a_real_dns_check() {
     assert_eq!(res.status(), 200);
     let body = json_body(res).await;
     assert_eq!(body["status"], "DNS_READY", "{body}");
-    let names: Vec<&str> = body["report"]["names"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
-    assert_eq!(&names[..3], ["panel.xn--bcher-kva.example", "auth.xn--bcher-kva.example", "tunnel.xn--bcher-kva.example"]);
+    let names: Vec<&str> =
+        body["report"]["names"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        &names[..3],
+        ["panel.xn--bcher-kva.example", "auth.xn--bcher-kva.example", "tunnel.xn--bcher-kva.example"]
+    );
     assert!(good.queries().iter().any(|q| q.starts_with("check-")), "random name queried: {:?}", good.queries());
 
     // A resolver that answers with another address sends it back to DOMAIN_SET.
@@ -379,7 +437,12 @@ async fn onboarding_transitions_with_a_real_dns_check() {
 
     // During provisioning the domain cannot change.
     w2.set_state(OnboardingState::Provisioning).await;
-    let res = w2.call(Who::Admin, post("/api/onboarding/domain", Some(json!({"domain": "other.test", "email": "ops@other.test"})))).await;
+    let res = w2
+        .call(
+            Who::Admin,
+            post("/api/onboarding/domain", Some(json!({"domain": "other.test", "email": "ops@other.test"}))),
+        )
+        .await;
     assert_eq!(res.status(), 409);
 }
 
@@ -399,7 +462,12 @@ fn csr(cn: &str) -> (rcgen::KeyPair, String) {
 
 async fn enroll_token(w: &World, label: &str) -> String {
     let res = w
-        .call(Who::Admin, TestRequest::post().uri("/api/certs/agent/enroll").set_json(json!({"label": label, "capabilities": ["tunnels:read"]})))
+        .call(
+            Who::Admin,
+            TestRequest::post()
+                .uri("/api/certs/agent/enroll")
+                .set_json(json!({"label": label, "capabilities": ["tunnels:read"]})),
+        )
         .await;
     assert_eq!(res.status(), 201);
     json_body(res).await["token"].as_str().unwrap().to_string()
@@ -415,11 +483,17 @@ fn subject_and_serial(cert_pem: &str) -> (String, String) {
 #[actix_web::test]
 async fn enrollment_flow() {
     let w = completed_world().await;
-    let enroll = |token: &str, csr: &str| TestRequest::post().uri("/api/enroll").set_json(json!({"token": token, "csr": csr}));
+    let enroll =
+        |token: &str, csr: &str| TestRequest::post().uri("/api/enroll").set_json(json!({"token": token, "csr": csr}));
 
     // A malformed CSR is refused without spending the token.
     let token = enroll_token(&w, "garage").await;
-    let res = w.call(Who::Nobody, enroll(&token, "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")).await;
+    let res = w
+        .call(
+            Who::Nobody,
+            enroll(&token, "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"),
+        )
+        .await;
     assert_eq!(res.status(), 400);
     assert_eq!(json_body(res).await["details"][0]["field"], "csr");
 
@@ -467,12 +541,20 @@ async fn enrollment_flow() {
     let res = w.call(Who::Nobody, TestRequest::post().uri("/api/enroll").set_json(json!({"token": token}))).await;
     assert_eq!(res.status(), 400);
     assert_eq!(json_body(res).await["details"][0]["field"], "csr");
-    let res = w.call(Who::Nobody, TestRequest::post().uri("/api/enroll").insert_header(("content-type", "text/plain")).set_payload("x")).await;
+    let res = w
+        .call(
+            Who::Nobody,
+            TestRequest::post().uri("/api/enroll").insert_header(("content-type", "text/plain")).set_payload("x"),
+        )
+        .await;
     assert_eq!(res.status(), 415);
 
     // A token for a label that is already enrolled cannot be created.
     let res = w
-        .call(Who::Admin, TestRequest::post().uri("/api/certs/agent/enroll").set_json(json!({"label": "garage", "capabilities": []})))
+        .call(
+            Who::Admin,
+            TestRequest::post().uri("/api/certs/agent/enroll").set_json(json!({"label": "garage", "capabilities": []})),
+        )
         .await;
     assert_eq!(res.status(), 409);
 }
@@ -495,7 +577,9 @@ async fn revoking_an_agent_locks_it_out() {
 #[actix_web::test]
 async fn capabilities_can_be_changed() {
     let w = completed_world().await;
-    let patch = |caps: Value| TestRequest::patch().uri("/api/certs/agent/nocaps/capabilities").set_json(json!({ "capabilities": caps }));
+    let patch = |caps: Value| {
+        TestRequest::patch().uri("/api/certs/agent/nocaps/capabilities").set_json(json!({ "capabilities": caps }))
+    };
     let res = w.call(Who::AgentWithoutCap, TestRequest::get().uri("/api/audit")).await;
     assert_eq!(res.status(), 403);
     let res = w.call(Who::Admin, patch(json!(["system:read"]))).await;
@@ -505,14 +589,26 @@ async fn capabilities_can_be_changed() {
     let res = w.call(Who::Admin, patch(json!(["system:read", "root:all"]))).await;
     assert_eq!(res.status(), 400);
     assert_eq!(json_body(res).await["details"][0]["field"], "capabilities[1]");
-    let res = w.call(Who::Admin, TestRequest::patch().uri("/api/certs/agent/ghost/capabilities").set_json(json!({"capabilities": []}))).await;
+    let res = w
+        .call(
+            Who::Admin,
+            TestRequest::patch().uri("/api/certs/agent/ghost/capabilities").set_json(json!({"capabilities": []})),
+        )
+        .await;
     assert_eq!(res.status(), 404);
 }
 
 #[actix_web::test]
 async fn api_keys_lifecycle() {
     let w = completed_world().await;
-    let res = w.call(Who::Admin, TestRequest::post().uri("/api/keys").set_json(json!({"name": "ci", "scopes": ["read"], "expiresInDays": 30}))).await;
+    let res = w
+        .call(
+            Who::Admin,
+            TestRequest::post()
+                .uri("/api/keys")
+                .set_json(json!({"name": "ci", "scopes": ["read"], "expiresInDays": 30})),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let created = json_body(res).await;
     let key = created["key"].as_str().unwrap().to_string();
@@ -540,7 +636,12 @@ async fn api_keys_lifecycle() {
 
     // A tampered secret with a valid id is refused.
     let tampered = format!("{}x", &key[..key.len() - 1]);
-    let res = w.call(Who::Nobody, bearer(TestRequest::get().uri("/api/audit"), &w.key_read.replace(&w.key_read[20..24], "AAAA"))).await;
+    let res = w
+        .call(
+            Who::Nobody,
+            bearer(TestRequest::get().uri("/api/audit"), &w.key_read.replace(&w.key_read[20..24], "AAAA")),
+        )
+        .await;
     assert_eq!(res.status(), 401);
     let res = w.call(Who::Nobody, bearer(TestRequest::get().uri("/api/audit"), &tampered)).await;
     assert_eq!(res.status(), 401);
@@ -578,7 +679,11 @@ async fn admin_rotation_revokes_the_old_certificate() {
     let res = w.call(Who::Admin, TestRequest::get().uri("/api/certs/mtls")).await;
     assert_eq!(res.status(), 403, "the old admin certificate stops working");
     let app = init_service(App::new().configure(configure(w.state.clone(), Channel::Panel))).await;
-    let req = cert_headers(TestRequest::get().uri("/api/certs/mtls").peer_addr(LOOPBACK.parse().unwrap()), "admin", &new_serial);
+    let req = cert_headers(
+        TestRequest::get().uri("/api/certs/mtls").peer_addr(LOOPBACK.parse().unwrap()),
+        "admin",
+        &new_serial,
+    );
     let res = call_service(&app, req.to_request()).await;
     assert_eq!(res.status(), 200);
 }
@@ -598,8 +703,18 @@ async fn ingress_paths_prefix_generated_urls_only_from_the_supervisor() {
     let res = w.call(Who::IngressUser, req).await;
     assert_eq!(json_body(res).await["downloadUrl"], "/api/certs/mtls/download");
     // Ingress users are recorded by name.
-    let _ = w.call(Who::IngressUser, TestRequest::post().uri("/api/keys").set_json(json!({"name": "ha", "scopes": ["read"]}))).await;
-    let (entries, _) = w.state.store.audit_entries(crate::store::AuditQuery { action: Some("key.create".into()), limit: 5, ..Default::default() }).await.unwrap();
+    let _ = w
+        .call(
+            Who::IngressUser,
+            TestRequest::post().uri("/api/keys").set_json(json!({"name": "ha", "scopes": ["read"]})),
+        )
+        .await;
+    let (entries, _) = w
+        .state
+        .store
+        .audit_entries(crate::store::AuditQuery { action: Some("key.create".into()), limit: 5, ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(entries[0].actor, "ingress:alice");
 }
 
@@ -615,11 +730,14 @@ async fn audit_filters_and_pages() {
     let page = json_body(w.call(Who::Admin, get("action=key.create&perPage=3&page=2")).await).await;
     assert_eq!(page["total"], 7);
     assert_eq!(page["entries"].as_array().unwrap().len(), 3);
-    let by_key = json_body(w.call(Who::Admin, get(&format!("action=key.create&actor=key:{}", &w.key_admin[3..19]))).await).await;
+    let by_key =
+        json_body(w.call(Who::Admin, get(&format!("action=key.create&actor=key:{}", &w.key_admin[3..19]))).await).await;
     assert_eq!(by_key["total"], 3);
     let future = json_body(w.call(Who::Admin, get("since=2999-01-01T00:00:00Z")).await).await;
     assert_eq!(future["total"], 0);
-    for (q, field) in [("since=yesterday", "since"), ("perPage=0", "perPage"), ("page=0", "page"), ("colour=red", "query")] {
+    for (q, field) in
+        [("since=yesterday", "since"), ("perPage=0", "perPage"), ("page=0", "page"), ("colour=red", "query")]
+    {
         let res = w.call(Who::Admin, get(q)).await;
         assert_eq!(res.status(), 400, "{q}");
         assert_eq!(json_body(res).await["details"][0]["field"], field, "{q}");
@@ -633,7 +751,15 @@ async fn bodies_over_the_limit_are_refused() {
     let big = json!({"name": "x".repeat(4096), "scopes": ["read"]});
     let res = w.call(Who::Admin, TestRequest::post().uri("/api/keys").set_json(big)).await;
     assert_eq!(res.status(), 413);
-    let res = w.call(Who::Admin, TestRequest::post().uri("/api/keys").insert_header(("content-type", "application/json")).set_payload("{not json")).await;
+    let res = w
+        .call(
+            Who::Admin,
+            TestRequest::post()
+                .uri("/api/keys")
+                .insert_header(("content-type", "application/json"))
+                .set_payload("{not json"),
+        )
+        .await;
     assert_eq!(res.status(), 400);
     assert!(json_body(res).await["error"].as_str().unwrap().starts_with("Invalid"));
 }
@@ -644,7 +770,8 @@ async fn openapi_describes_every_route() {
     let doc = json_body(w.call(Who::Nobody, TestRequest::get().uri("/api/openapi.json")).await).await;
     let paths = doc["paths"].as_object().unwrap();
     for route in routes().iter().filter(|r| r.path != "/api/no-such-route") {
-        let templated = route.path.replace("0123456789abcdef", "{id}").replace("reader", "{label}").replace("ghost", "{label}");
+        let templated =
+            route.path.replace("0123456789abcdef", "{id}").replace("reader", "{label}").replace("ghost", "{label}");
         let entry = paths.get(&templated).unwrap_or_else(|| panic!("{templated} missing from openapi"));
         assert!(entry.get(route.method.to_lowercase()).is_some(), "{} {templated}", route.method);
     }

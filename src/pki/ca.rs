@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -38,9 +38,7 @@ impl LoadedCa {
     /// Builds an issuer from the CA certificate (DER) and its key.
     pub(crate) fn new(der: Vec<u8>, key: KeyPair) -> Result<LoadedCa, PkiError> {
         if super::info::cert_spki(&der)? != key.subject_public_key_info() {
-            return Err(PkiError::Inconsistent(
-                "ca.crt does not belong to ca.key".to_owned(),
-            ));
+            return Err(PkiError::Inconsistent("ca.crt does not belong to ca.key".to_owned()));
         }
         let issuer = Issuer::from_ca_cert_der(&der.as_slice().into(), key)?;
         Ok(LoadedCa { der, issuer })
@@ -75,9 +73,7 @@ fn base_params(validity: Duration) -> CertificateParams {
 pub(crate) fn ca_params() -> CertificateParams {
     let mut params = base_params(CA_VALIDITY);
     params.distinguished_name.push(DnType::CommonName, CA_CN);
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, ORG);
+    params.distinguished_name.push(DnType::OrganizationName, ORG);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params
@@ -97,9 +93,7 @@ fn leaf_params(validity: Duration, eku: ExtendedKeyUsagePurpose) -> CertificateP
 pub(crate) fn admin_params() -> CertificateParams {
     let mut params = leaf_params(LEAF_VALIDITY, ExtendedKeyUsagePurpose::ClientAuth);
     params.distinguished_name.push(DnType::CommonName, ADMIN_CN);
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, ORG);
+    params.distinguished_name.push(DnType::OrganizationName, ORG);
     params
 }
 
@@ -109,15 +103,11 @@ pub(crate) fn server_params(server_ip: Option<IpAddr>) -> Result<CertificatePara
     let mut params = leaf_params(LEAF_VALIDITY, ExtendedKeyUsagePurpose::ServerAuth);
     let cn = server_ip.map_or_else(|| "localhost".to_owned(), |ip| ip.to_string());
     params.distinguished_name.push(DnType::CommonName, cn);
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, ORG);
+    params.distinguished_name.push(DnType::OrganizationName, ORG);
     if let Some(ip) = server_ip {
         params.subject_alt_names.push(SanType::IpAddress(ip));
     }
-    params
-        .subject_alt_names
-        .push(SanType::DnsName("localhost".try_into()?));
+    params.subject_alt_names.push(SanType::DnsName("localhost".try_into()?));
     Ok(params)
 }
 
@@ -125,8 +115,6 @@ pub(crate) fn server_params(server_ip: Option<IpAddr>) -> Result<CertificatePara
 /// already be validated.
 pub(crate) fn agent_params(label: &str, validity: Duration) -> CertificateParams {
     let mut params = leaf_params(validity, ExtendedKeyUsagePurpose::ClientAuth);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("agent:{label}"));
+    params.distinguished_name.push(DnType::CommonName, format!("agent:{label}"));
     params
 }

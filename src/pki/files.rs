@@ -38,26 +38,15 @@ impl Drop for Staged {
 /// Writes `data` to a synced temporary file next to `target` with `mode`.
 pub(crate) fn stage(target: &Path, data: &[u8], mode: u32) -> Result<Staged, PkiError> {
     let dir = parent(target);
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut nonce = [0u8; 6];
     rand::fill(&mut nonce[..]);
     let tmp = dir.join(format!(".{name}.tmp-{}", hex::encode(nonce)));
-    let staged = Staged {
-        tmp: tmp.clone(),
-        target: target.to_path_buf(),
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err("create", &tmp))?;
+    let staged = Staged { tmp: tmp.clone(), target: target.to_path_buf() };
+    let mut file =
+        OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(io_err("create", &tmp))?;
     // The mode given to open() is filtered by the umask; set it exactly.
-    file.set_permissions(Permissions::from_mode(mode))
-        .map_err(io_err("chmod", &tmp))?;
+    file.set_permissions(Permissions::from_mode(mode)).map_err(io_err("chmod", &tmp))?;
     file.write_all(data).map_err(io_err("write", &tmp))?;
     file.sync_all().map_err(io_err("sync", &tmp))?;
     Ok(staged)
@@ -74,9 +63,7 @@ pub(crate) fn commit(staged: Vec<Staged>) -> Result<(), PkiError> {
         }
     }
     for dir in dirs {
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("sync directory", &dir))?;
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err("sync directory", &dir))?;
     }
     Ok(())
 }
@@ -129,10 +116,7 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"two");
         let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("secret.key")]);
     }
 

@@ -8,34 +8,25 @@ use super::{CertInfo, PkiError, normalize_serial};
 
 /// Decodes the first PEM block of `pem`, requiring the `CERTIFICATE` label.
 pub(crate) fn cert_pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {
-    let (_, block) = parse_x509_pem(pem.as_bytes())
-        .map_err(|e| PkiError::Cert(format!("certificate PEM: {e}")))?;
+    let (_, block) = parse_x509_pem(pem.as_bytes()).map_err(|e| PkiError::Cert(format!("certificate PEM: {e}")))?;
     if block.label != "CERTIFICATE" {
-        return Err(PkiError::Cert(format!(
-            "expected a CERTIFICATE PEM block, found {}",
-            block.label
-        )));
+        return Err(PkiError::Cert(format!("expected a CERTIFICATE PEM block, found {}", block.label)));
     }
     Ok(block.contents)
 }
 
 /// Parses a DER certificate.
 pub(crate) fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, PkiError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| PkiError::Cert(format!("parse certificate: {e}")))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Cert(format!("parse certificate: {e}")))?;
     Ok(cert)
 }
 
 /// Summarizes a DER certificate.
 pub(crate) fn cert_info(der: &[u8]) -> Result<CertInfo, PkiError> {
     let cert = parse_cert(der)?;
-    let subject_cn = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let subject_cn =
+        cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default().to_owned();
     Ok(CertInfo {
         subject_cn,
         serial: normalize_serial(&hex::encode_upper(cert.raw_serial())),
@@ -54,11 +45,7 @@ pub(crate) fn cert_info_pem(pem: &str) -> Result<CertInfo, PkiError> {
 /// text `openssl x509 -noout -fingerprint -sha256` prints after `=`.
 pub(crate) fn fingerprint(der: &[u8]) -> String {
     let digest = Sha256::digest(der);
-    digest
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 /// The DER SubjectPublicKeyInfo of a certificate, for comparing with a key.

@@ -7,8 +7,8 @@ use rcgen::{CertificateParams, KeyPair, PublicKeyData};
 use super::ca::{self, LoadedCa};
 use super::files::{self, MODE_PUBLIC, MODE_SECRET};
 use super::{
-    ADMIN_CRT, ADMIN_KEY, ADMIN_P12, ADMIN_P12_PASSWORD, CA_CRT, CA_KEY, InitReport, Pki, PkiError,
-    SERVER_CRT, SERVER_KEY, info, p12,
+    ADMIN_CRT, ADMIN_KEY, ADMIN_P12, ADMIN_P12_PASSWORD, CA_CRT, CA_KEY, InitReport, Pki, PkiError, SERVER_CRT,
+    SERVER_KEY, info, p12,
 };
 
 /// How to sign a new certificate for an existing or new key.
@@ -41,32 +41,15 @@ impl Pki {
         let mut created = Vec::new();
         files::ensure_dir(&self.dir)?;
 
-        let ca_pair = self.ensure_pair(
-            CA_CRT,
-            CA_KEY,
-            || Ok(ca::ca_params()),
-            Signer::SelfSigned,
-            &mut created,
-        )?;
+        let ca_pair = self.ensure_pair(CA_CRT, CA_KEY, || Ok(ca::ca_params()), Signer::SelfSigned, &mut created)?;
         let ca_info = info::cert_info(&ca_pair.cert_der)?;
         let ca = LoadedCa::new(ca_pair.cert_der, ca_pair.key)?;
 
-        let admin = self.ensure_pair(
-            ADMIN_CRT,
-            ADMIN_KEY,
-            || Ok(ca::admin_params()),
-            Signer::By(&ca),
-            &mut created,
-        )?;
+        let admin = self.ensure_pair(ADMIN_CRT, ADMIN_KEY, || Ok(ca::admin_params()), Signer::By(&ca), &mut created)?;
         self.ensure_admin_p12(&admin, &ca, &mut created)?;
 
-        let server = self.ensure_pair(
-            SERVER_CRT,
-            SERVER_KEY,
-            || ca::server_params(server_ip),
-            Signer::By(&ca),
-            &mut created,
-        )?;
+        let server =
+            self.ensure_pair(SERVER_CRT, SERVER_KEY, || ca::server_params(server_ip), Signer::By(&ca), &mut created)?;
 
         Ok(InitReport {
             created,
@@ -111,9 +94,7 @@ impl Pki {
         let cert_der = if have_crt {
             let der = info::cert_pem_to_der(&files::read_required_string(&crt_path)?)?;
             if info::cert_spki(&der)? != key_pair.subject_public_key_info() {
-                return Err(PkiError::Inconsistent(format!(
-                    "{crt} does not belong to {key}"
-                )));
+                return Err(PkiError::Inconsistent(format!("{crt} does not belong to {key}")));
             }
             der
         } else {
@@ -127,27 +108,15 @@ impl Pki {
             cert.der().to_vec()
         };
 
-        Ok(Pair {
-            key: key_pair,
-            cert_der,
-        })
+        Ok(Pair { key: key_pair, cert_der })
     }
 
     /// Makes sure `admin.p12` opens with `admin.p12.password` and holds the
     /// current admin certificate; rebuilds it otherwise.
-    fn ensure_admin_p12(
-        &self,
-        admin: &Pair,
-        ca: &LoadedCa,
-        created: &mut Vec<&'static str>,
-    ) -> Result<(), PkiError> {
+    fn ensure_admin_p12(&self, admin: &Pair, ca: &LoadedCa, created: &mut Vec<&'static str>) -> Result<(), PkiError> {
         let p12_path = self.path(ADMIN_P12);
         let password_path = self.path(ADMIN_P12_PASSWORD);
-        let password = if files::exists(&password_path)? {
-            Some(self.admin_p12_password()?)
-        } else {
-            None
-        };
+        let password = if files::exists(&password_path)? { Some(self.admin_p12_password()?) } else { None };
         if let Some(password) = &password
             && files::exists(&p12_path)?
             && p12::matches(&files::read_required(&p12_path)?, password, &admin.cert_der)
@@ -160,22 +129,13 @@ impl Pki {
             Some(p) if !p.is_empty() => p,
             _ => {
                 let p = p12::generate_password();
-                staged.push(files::stage(
-                    &password_path,
-                    format!("{p}\n").as_bytes(),
-                    MODE_SECRET,
-                )?);
+                staged.push(files::stage(&password_path, format!("{p}\n").as_bytes(), MODE_SECRET)?);
                 created.push(ADMIN_P12_PASSWORD);
                 p
             }
         };
-        let bundle = p12::build(
-            p12::ADMIN_FRIENDLY_NAME,
-            admin.key.serialized_der(),
-            &admin.cert_der,
-            &ca.der,
-            &password,
-        )?;
+        let bundle =
+            p12::build(p12::ADMIN_FRIENDLY_NAME, admin.key.serialized_der(), &admin.cert_der, &ca.der, &password)?;
         staged.push(files::stage(&p12_path, &bundle, MODE_SECRET)?);
         created.push(ADMIN_P12);
         files::commit(staged)

@@ -9,16 +9,13 @@ use x509_parser::prelude::FromDer;
 use super::ca::{self, LoadedCa};
 use super::files::{self, MODE_PUBLIC, MODE_SECRET};
 use super::{
-    ADMIN_CRT, ADMIN_KEY, ADMIN_P12, ADMIN_P12_PASSWORD, AGENTS_DIR, CA_CRT, CA_KEY, CertInfo,
-    IssuedAgent, Pki, PkiError, info, p12, validate_label,
+    ADMIN_CRT, ADMIN_KEY, ADMIN_P12, ADMIN_P12_PASSWORD, AGENTS_DIR, CA_CRT, CA_KEY, CertInfo, IssuedAgent, Pki,
+    PkiError, info, p12, validate_label,
 };
 
 /// Subject key algorithms accepted in agent CSRs.
-const ACCEPTED_KEY_ALGS: [&rcgen::SignatureAlgorithm; 3] = [
-    &rcgen::PKCS_ECDSA_P256_SHA256,
-    &rcgen::PKCS_ECDSA_P384_SHA384,
-    &rcgen::PKCS_ED25519,
-];
+const ACCEPTED_KEY_ALGS: [&rcgen::SignatureAlgorithm; 3] =
+    [&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519];
 
 impl Pki {
     /// Replaces the admin client certificate: new key, new serial, new
@@ -35,27 +32,13 @@ impl Pki {
         let key = ca::generate_key()?;
         let cert = ca::admin_params().signed_by(&key, &ca.issuer)?;
         let password = p12::generate_password();
-        let bundle = p12::build(
-            p12::ADMIN_FRIENDLY_NAME,
-            key.serialized_der(),
-            cert.der(),
-            &ca.der,
-            &password,
-        )?;
+        let bundle = p12::build(p12::ADMIN_FRIENDLY_NAME, key.serialized_der(), cert.der(), &ca.der, &password)?;
         let new = info::cert_info(cert.der())?;
 
         let staged = vec![
-            files::stage(
-                &self.path(ADMIN_KEY),
-                key.serialize_pem().as_bytes(),
-                MODE_SECRET,
-            )?,
+            files::stage(&self.path(ADMIN_KEY), key.serialize_pem().as_bytes(), MODE_SECRET)?,
             files::stage(&self.path(ADMIN_CRT), cert.pem().as_bytes(), MODE_PUBLIC)?,
-            files::stage(
-                &self.path(ADMIN_P12_PASSWORD),
-                format!("{password}\n").as_bytes(),
-                MODE_SECRET,
-            )?,
+            files::stage(&self.path(ADMIN_P12_PASSWORD), format!("{password}\n").as_bytes(), MODE_SECRET)?,
             files::stage(&self.path(ADMIN_P12), &bundle, MODE_SECRET)?,
         ];
         files::commit(staged)?;
@@ -73,23 +56,12 @@ impl Pki {
         let key = ca::generate_key()?;
         let cert = ca::agent_params(label, self.agent_validity).signed_by(&key, &ca.issuer)?;
         let password = p12::generate_password();
-        let bundle = p12::build(
-            &format!("Portico agent {label}"),
-            key.serialized_der(),
-            cert.der(),
-            &ca.der,
-            &password,
-        )?;
+        let bundle =
+            p12::build(&format!("Portico agent {label}"), key.serialized_der(), cert.der(), &ca.der, &password)?;
         let info = info::cert_info(cert.der())?;
         let cert_pem = cert.pem();
         self.store_agent_cert(label, &info, &cert_pem)?;
-        Ok(IssuedAgent {
-            cert_pem,
-            key_pem: key.serialize_pem(),
-            p12: bundle,
-            p12_password: password,
-            info,
-        })
+        Ok(IssuedAgent { cert_pem, key_pem: key.serialize_pem(), p12: bundle, p12_password: password, info })
     }
 
     /// Signs an agent's PEM CSR at enrollment.
@@ -99,16 +71,11 @@ impl Pki {
     /// always `CN=agent:<label>`, clientAuth, not a CA, valid for the agent
     /// validity (1 year by default). Anything unusable is
     /// [`PkiError::InvalidCsr`] with a reason fit for the client.
-    pub fn sign_agent_csr(
-        &self,
-        label: &str,
-        csr_pem: &str,
-    ) -> Result<(String, CertInfo), PkiError> {
+    pub fn sign_agent_csr(&self, label: &str, csr_pem: &str) -> Result<(String, CertInfo), PkiError> {
         validate_label(label)?;
         let public_key = parse_csr(csr_pem)?;
         let ca = self.load_ca()?;
-        let cert =
-            ca::agent_params(label, self.agent_validity).signed_by(&public_key, &ca.issuer)?;
+        let cert = ca::agent_params(label, self.agent_validity).signed_by(&public_key, &ca.issuer)?;
         let info = info::cert_info(cert.der())?;
         let cert_pem = cert.pem();
         self.store_agent_cert(label, &info, &cert_pem)?;
@@ -152,13 +119,10 @@ fn parse_csr(csr_pem: &str) -> Result<SubjectPublicKeyInfo, PkiError> {
     let (_, block) = parse_x509_pem(normalized.as_bytes())
         .map_err(|_| invalid("not PEM: expected a -----BEGIN CERTIFICATE REQUEST----- block"))?;
     if block.label != "CERTIFICATE REQUEST" && block.label != "NEW CERTIFICATE REQUEST" {
-        return Err(PkiError::InvalidCsr(format!(
-            "expected a CERTIFICATE REQUEST PEM block, got {}",
-            block.label
-        )));
+        return Err(PkiError::InvalidCsr(format!("expected a CERTIFICATE REQUEST PEM block, got {}", block.label)));
     }
-    let (rest, csr) = X509CertificationRequest::from_der(&block.contents)
-        .map_err(|_| invalid("malformed certificate request"))?;
+    let (rest, csr) =
+        X509CertificationRequest::from_der(&block.contents).map_err(|_| invalid("malformed certificate request"))?;
     if !rest.is_empty() {
         return Err(invalid("trailing data after the certificate request"));
     }
@@ -167,7 +131,6 @@ fn parse_csr(csr_pem: &str) -> Result<SubjectPublicKeyInfo, PkiError> {
         .ok()
         .filter(|k| ACCEPTED_KEY_ALGS.contains(&k.algorithm()))
         .ok_or_else(|| invalid("unsupported key algorithm: use ECDSA P-256, P-384 or Ed25519"))?;
-    csr.verify_signature()
-        .map_err(|_| invalid("signature does not verify"))?;
+    csr.verify_signature().map_err(|_| invalid("signature does not verify"))?;
     Ok(public_key)
 }

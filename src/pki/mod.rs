@@ -62,9 +62,7 @@ pub enum PkiError {
     InvalidCsr(String),
     /// An agent label does not match `[a-z0-9-]{1,63}` without leading or
     /// trailing `-`.
-    #[error(
-        "invalid agent label: use 1-63 characters a-z, 0-9 and '-', not starting or ending with '-'"
-    )]
+    #[error("invalid agent label: use 1-63 characters a-z, 0-9 and '-', not starting or ending with '-'")]
     InvalidLabel,
     /// The CA (or the admin certificate) does not exist yet; run `portico init`.
     #[error("the certificate authority is not initialized")]
@@ -161,11 +159,7 @@ pub struct Pki {
 impl Pki {
     /// A handle on `data_dir/pki`; touches nothing on disk.
     pub fn new(data_dir: &Path) -> Pki {
-        Pki {
-            dir: data_dir.join("pki"),
-            agent_validity: ca::AGENT_VALIDITY,
-            write_lock: Arc::new(Mutex::new(())),
-        }
+        Pki { dir: data_dir.join("pki"), agent_validity: ca::AGENT_VALIDITY, write_lock: Arc::new(Mutex::new(())) }
     }
 
     /// Sets the validity of agent certificates (default 1 year).

@@ -6,8 +6,8 @@
 //! MAC HMAC-SHA1, 2048 iterations. Firefox and Chrome accept it too.
 
 use p12_keystore::{
-    Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, Pkcs12ImportPolicy,
-    PrivateKey, PrivateKeyChain,
+    Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, Pkcs12ImportPolicy, PrivateKey,
+    PrivateKeyChain,
 };
 use rand::RngExt;
 use sha2::{Digest, Sha256};
@@ -29,11 +29,7 @@ fn p12_err(what: &str) -> impl FnOnce(p12_keystore::error::Error) -> PkiError {
 
 /// A fresh random alphanumeric password for a bundle.
 pub(crate) fn generate_password() -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(PASSWORD_LEN)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(PASSWORD_LEN).map(char::from).collect()
 }
 
 /// Builds a legacy PKCS#12 with the PKCS#8 key, its certificate and the CA
@@ -68,10 +64,7 @@ pub(crate) fn matches(p12: &[u8], password: &str, cert_der: &[u8]) -> bool {
     let Ok(store) = KeyStore::from_pkcs12(p12, password, Pkcs12ImportPolicy::Strict) else {
         return false;
     };
-    store
-        .private_key_chain()
-        .and_then(|(_, chain)| chain.certs().first())
-        .is_some_and(|leaf| leaf.as_der() == cert_der)
+    store.private_key_chain().and_then(|(_, chain)| chain.certs().first()).is_some_and(|leaf| leaf.as_der() == cert_der)
 }
 
 #[cfg(test)]

@@ -28,17 +28,10 @@ pub(crate) fn random_serial() -> [u8; SERIAL_LEN] {
 /// are kept verbatim (uppercased), so malformed input never compares equal to
 /// a real serial by accident.
 pub fn normalize_serial(s: &str) -> String {
-    let digits: String = s
-        .chars()
-        .filter(|c| !matches!(c, ':' | '-') && !c.is_whitespace())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
+    let digits: String =
+        s.chars().filter(|c| !matches!(c, ':' | '-') && !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
     let trimmed = digits.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "0".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
+    if trimmed.is_empty() { "0".to_owned() } else { trimmed.to_owned() }
 }
 
 /// Checks an agent label: 1–63 characters from `[a-z0-9-]`, not starting or
@@ -48,15 +41,9 @@ pub fn normalize_serial(s: &str) -> String {
 /// DNS-like contexts, so they are restricted to a DNS-label-safe alphabet.
 pub fn validate_label(label: &str) -> Result<(), PkiError> {
     let ok_len = (1..=63).contains(&label.len());
-    let ok_chars = label
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok_chars = label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     let ok_ends = !label.starts_with('-') && !label.ends_with('-');
-    if ok_len && ok_chars && ok_ends {
-        Ok(())
-    } else {
-        Err(PkiError::InvalidLabel)
-    }
+    if ok_len && ok_chars && ok_ends { Ok(()) } else { Err(PkiError::InvalidLabel) }
 }
 
 #[cfg(test)]
@@ -106,10 +93,7 @@ mod tests {
             too_long.as_str(),
         ];
         for label in bad {
-            assert!(
-                matches!(validate_label(label), Err(PkiError::InvalidLabel)),
-                "should reject {label:?}"
-            );
+            assert!(matches!(validate_label(label), Err(PkiError::InvalidLabel)), "should reject {label:?}");
         }
     }
 

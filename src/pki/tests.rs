@@ -23,10 +23,7 @@ fn setup() -> (tempfile::TempDir, Pki, InitReport) {
 }
 
 fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl")
+    Command::new("openssl").args(args).output().expect("run openssl")
 }
 
 fn openssl_ok(args: &[&str]) -> String {
@@ -37,11 +34,7 @@ fn openssl_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 fn s(p: &Path) -> &str {
@@ -67,15 +60,8 @@ fn mode(path: &Path) -> u32 {
 
 fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 fn write_tmp(dir: &Path, name: &str, data: &str) -> PathBuf {
@@ -91,16 +77,7 @@ fn pki_init_twice_changes_nothing() {
     created.sort_unstable();
     assert_eq!(
         created,
-        [
-            "admin.crt",
-            "admin.key",
-            "admin.p12",
-            "admin.p12.password",
-            "ca.crt",
-            "ca.key",
-            "server.crt",
-            "server.key"
-        ]
+        ["admin.crt", "admin.key", "admin.p12", "admin.p12.password", "ca.crt", "ca.key", "server.crt", "server.key"]
     );
     let before = snapshot(pki.dir());
     let second = pki.init(Some("198.51.100.1".parse().unwrap())).unwrap();
@@ -118,13 +95,7 @@ fn pki_init_twice_changes_nothing() {
 #[test]
 fn pki_secret_files_are_mode_0600() {
     let (_data, pki, report) = setup();
-    for name in [
-        "ca.key",
-        "admin.key",
-        "server.key",
-        "admin.p12",
-        "admin.p12.password",
-    ] {
+    for name in ["ca.key", "admin.key", "server.key", "admin.p12", "admin.p12.password"] {
         assert_eq!(mode(&pki.dir().join(name)), 0o600, "{name}");
     }
     assert_eq!(mode(&report.p12_password_path), 0o600);
@@ -138,40 +109,20 @@ fn pki_admin_p12_is_legacy_and_opens_with_openssl() {
     let (data, pki, report) = setup();
     let p12 = s(&report.p12_path);
     let passin = format!("file:{}", s(&report.p12_password_path));
-    let info = openssl_ok(&[
-        "pkcs12", "-in", p12, "-info", "-legacy", "-noout", "-passin", &passin,
-    ]);
+    let info = openssl_ok(&["pkcs12", "-in", p12, "-info", "-legacy", "-noout", "-passin", &passin]);
     assert!(info.contains("pbeWithSHA1And3-KeyTripleDES-CBC"), "{info}");
     assert!(info.contains("MAC: sha1"), "{info}");
     assert!(!info.contains("AES"), "{info}");
 
     // The key bag carries the friendly name; the chain includes the CA.
-    let dump = openssl_ok(&[
-        "pkcs12", "-in", p12, "-legacy", "-nodes", "-passin", &passin,
-    ]);
+    let dump = openssl_ok(&["pkcs12", "-in", p12, "-legacy", "-nodes", "-passin", &passin]);
     assert!(dump.contains("friendlyName: Portico admin"), "{dump}");
-    assert_eq!(
-        dump.matches("-----BEGIN CERTIFICATE-----").count(),
-        2,
-        "{dump}"
-    );
+    assert_eq!(dump.matches("-----BEGIN CERTIFICATE-----").count(), 2, "{dump}");
     assert!(dump.contains("subject=CN = Portico CA"), "{dump}");
-    assert_eq!(
-        pki.admin_p12().unwrap(),
-        fs::read(&report.p12_path).unwrap()
-    );
+    assert_eq!(pki.admin_p12().unwrap(), fs::read(&report.p12_path).unwrap());
 
     let wrong = write_tmp(data.path(), "wrong", "not-the-password\n");
-    let out = openssl(&[
-        "pkcs12",
-        "-in",
-        p12,
-        "-info",
-        "-legacy",
-        "-noout",
-        "-passin",
-        &format!("file:{}", s(&wrong)),
-    ]);
+    let out = openssl(&["pkcs12", "-in", p12, "-info", "-legacy", "-noout", "-passin", &format!("file:{}", s(&wrong))]);
     assert!(!out.status.success());
 }
 
@@ -182,30 +133,13 @@ fn pki_issued_certs_verify_against_ca() {
     let admin = pki.dir().join("admin.crt");
     let (server, _) = pki.server_cert_paths();
     let agent = pki.issue_agent("home").unwrap();
-    let agent_path = pki
-        .dir()
-        .join("agents")
-        .join(format!("home-{}.crt", agent.info.serial));
+    let agent_path = pki.dir().join("agents").join(format!("home-{}.crt", agent.info.serial));
 
     let out = openssl_ok(&["verify", "-CAfile", &ca, "-purpose", "sslclient", s(&admin)]);
     assert!(out.contains(": OK"), "{out}");
-    let out = openssl_ok(&[
-        "verify",
-        "-CAfile",
-        &ca,
-        "-purpose",
-        "sslserver",
-        s(&server),
-    ]);
+    let out = openssl_ok(&["verify", "-CAfile", &ca, "-purpose", "sslserver", s(&server)]);
     assert!(out.contains(": OK"), "{out}");
-    let out = openssl_ok(&[
-        "verify",
-        "-CAfile",
-        &ca,
-        "-purpose",
-        "sslclient",
-        s(&agent_path),
-    ]);
+    let out = openssl_ok(&["verify", "-CAfile", &ca, "-purpose", "sslclient", s(&agent_path)]);
     assert!(out.contains(": OK"), "{out}");
 
     let subject = openssl_ok(&["x509", "-in", s(&admin), "-noout", "-subject"]);
@@ -213,29 +147,15 @@ fn pki_issued_certs_verify_against_ca() {
     let ca_text = openssl_ok(&["x509", "-in", &ca, "-noout", "-text"]);
     assert!(ca_text.contains("CA:TRUE, pathlen:0"), "{ca_text}");
     assert!(ca_text.contains("Certificate Sign, CRL Sign"), "{ca_text}");
-    let server_text = openssl_ok(&[
-        "x509",
-        "-in",
-        s(&server),
-        "-noout",
-        "-ext",
-        "subjectAltName",
-    ]);
-    assert!(
-        server_text.contains(&format!("IP Address:{IP}")),
-        "{server_text}"
-    );
+    let server_text = openssl_ok(&["x509", "-in", s(&server), "-noout", "-ext", "subjectAltName"]);
+    assert!(server_text.contains(&format!("IP Address:{IP}")), "{server_text}");
     assert!(server_text.contains("DNS:localhost"), "{server_text}");
 }
 
 #[test]
 fn pki_fingerprint_and_serial_match_openssl() {
     let (_data, pki, report) = setup();
-    for (file, info) in [
-        ("ca.crt", &report.ca),
-        ("admin.crt", &report.admin),
-        ("server.crt", &report.server),
-    ] {
+    for (file, info) in [("ca.crt", &report.ca), ("admin.crt", &report.admin), ("server.crt", &report.server)] {
         let path = pki.dir().join(file);
         let fp = openssl_ok(&["x509", "-in", s(&path), "-noout", "-fingerprint", "-sha256"]);
         let value = fp.trim().split_once('=').unwrap().1;
@@ -274,21 +194,10 @@ fn pki_rotate_admin_replaces_key_cert_and_bundle() {
     let out = openssl_ok(&["verify", "-CAfile", &ca, s(&dir.join("admin.crt"))]);
     assert!(out.contains(": OK"), "{out}");
     let passin = format!("file:{}", s(&report.p12_password_path));
-    let dump = openssl_ok(&[
-        "pkcs12",
-        "-in",
-        s(&report.p12_path),
-        "-legacy",
-        "-nokeys",
-        "-clcerts",
-        "-passin",
-        &passin,
-    ]);
+    let dump =
+        openssl_ok(&["pkcs12", "-in", s(&report.p12_path), "-legacy", "-nokeys", "-clcerts", "-passin", &passin]);
     let leaf = openssl_ok(&["x509", "-in", s(&dir.join("admin.crt"))]);
-    assert!(
-        dump.contains(leaf.trim()),
-        "bundle holds the new certificate"
-    );
+    assert!(dump.contains(leaf.trim()), "bundle holds the new certificate");
 
     // The rotated set is consistent: init finds nothing to do.
     assert!(pki.init(None).unwrap().created.is_empty());
@@ -306,10 +215,7 @@ fn pki_sign_rcgen_csr_replaces_subject_and_extensions() {
     let (cert_pem, info) = pki.sign_agent_csr("home-lab", &csr).unwrap();
     assert_eq!(info.subject_cn, "agent:home-lab");
     let der = info::cert_pem_to_der(&cert_pem).unwrap();
-    assert_eq!(
-        info::cert_spki(&der).unwrap(),
-        key.subject_public_key_info()
-    );
+    assert_eq!(info::cert_spki(&der).unwrap(), key.subject_public_key_info());
     let parsed = info::parse_cert(&der).unwrap();
     assert!(!parsed.is_ca());
     assert!(parsed.subject_alternative_name().unwrap().is_none());
@@ -318,10 +224,7 @@ fn pki_sign_rcgen_csr_replaces_subject_and_extensions() {
     let days = (info.not_after - info.not_before).whole_days();
     assert!((365..=366).contains(&days), "{days}");
 
-    let path = pki
-        .dir()
-        .join("agents")
-        .join(format!("home-lab-{}.crt", info.serial));
+    let path = pki.dir().join("agents").join(format!("home-lab-{}.crt", info.serial));
     assert_eq!(fs::read_to_string(&path).unwrap(), cert_pem);
     let cert_file = write_tmp(data.path(), "agent.crt", &cert_pem);
     let subject = openssl_ok(&["x509", "-in", s(&cert_file), "-noout", "-subject"]);
@@ -354,24 +257,15 @@ fn pki_sign_openssl_csr_asking_for_admin() {
         "-out",
         s(&csr),
     ]);
-    let (cert_pem, info) = pki
-        .sign_agent_csr("garage", &fs::read_to_string(&csr).unwrap())
-        .unwrap();
+    let (cert_pem, info) = pki.sign_agent_csr("garage", &fs::read_to_string(&csr).unwrap()).unwrap();
     assert_eq!(info.subject_cn, "agent:garage");
     let cert = write_tmp(dir, "agent.crt", &cert_pem);
     let text = openssl_ok(&["x509", "-in", s(&cert), "-noout", "-text"]);
     assert!(text.contains("CA:FALSE"), "{text}");
-    assert!(
-        !text.contains("panel.example") && !text.contains("unsupported"),
-        "{text}"
-    );
+    assert!(!text.contains("panel.example") && !text.contains("unsupported"), "{text}");
 
     // CRLF line endings and indentation, as pasted into JSON, are accepted.
-    let crlf: String = fs::read_to_string(&csr)
-        .unwrap()
-        .lines()
-        .map(|l| format!("  {l}\r\n"))
-        .collect();
+    let crlf: String = fs::read_to_string(&csr).unwrap().lines().map(|l| format!("  {l}\r\n")).collect();
     let (_, again) = pki.sign_agent_csr("garage", &crlf).unwrap();
     assert_ne!(again.serial, info.serial);
     let subject = openssl_ok(&["x509", "-in", s(&cert), "-noout", "-subject"]);
@@ -388,9 +282,7 @@ fn pki_sign_openssl_csr_asking_for_admin() {
 fn pki_sign_rejects_bad_csrs() {
     let (data, pki, _report) = setup();
     let key = KeyPair::generate().unwrap();
-    let good = CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap();
+    let good = CertificateParams::default().serialize_request(&key).unwrap();
     let mut corrupted = good.der().to_vec();
     *corrupted.last_mut().unwrap() ^= 0x01;
     let rsa_csr = data.path().join("rsa.csr");
@@ -411,20 +303,10 @@ fn pki_sign_rejects_bad_csrs() {
     let cases = [
         ("empty", String::new()),
         ("garbage", "hello".to_owned()),
-        (
-            "bad base64",
-            "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n"
-                .to_owned(),
-        ),
+        ("bad base64", "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n".to_owned()),
         ("certificate", pki.ca_pem().unwrap()),
-        (
-            "not a csr inside",
-            pem("CERTIFICATE REQUEST", &[0x30, 0x03, 0x02, 0x01, 0x00]),
-        ),
-        (
-            "corrupted signature",
-            pem("CERTIFICATE REQUEST", &corrupted),
-        ),
+        ("not a csr inside", pem("CERTIFICATE REQUEST", &[0x30, 0x03, 0x02, 0x01, 0x00])),
+        ("corrupted signature", pem("CERTIFICATE REQUEST", &corrupted)),
         ("rsa key", fs::read_to_string(&rsa_csr).unwrap()),
     ];
     for (name, input) in cases {
@@ -437,10 +319,7 @@ fn pki_sign_rejects_bad_csrs() {
         pki.sign_agent_csr("home", &pem("CERTIFICATE REQUEST", &corrupted)),
         Err(PkiError::InvalidCsr(r)) if r.contains("signature")
     ));
-    assert!(matches!(
-        pki.sign_agent_csr("Bad_Label", &good.pem().unwrap()),
-        Err(PkiError::InvalidLabel)
-    ));
+    assert!(matches!(pki.sign_agent_csr("Bad_Label", &good.pem().unwrap()), Err(PkiError::InvalidLabel)));
     // Nothing was issued for rejected requests.
     let agents = pki.dir().join("agents");
     assert!(!agents.exists() || fs::read_dir(&agents).unwrap().count() == 0);
@@ -458,35 +337,18 @@ fn pki_issue_agent_keeps_only_the_certificate() {
     assert_eq!(files, vec![format!("nas-{}.crt", agent.info.serial)]);
 
     let debug = format!("{agent:?}");
-    assert!(
-        !debug.contains(&agent.p12_password) && !debug.contains("PRIVATE KEY"),
-        "{debug}"
-    );
+    assert!(!debug.contains(&agent.p12_password) && !debug.contains("PRIVATE KEY"), "{debug}");
 
     let key = KeyPair::from_pem(&agent.key_pem).unwrap();
     let der = info::cert_pem_to_der(&agent.cert_pem).unwrap();
-    assert_eq!(
-        info::cert_spki(&der).unwrap(),
-        key.subject_public_key_info()
-    );
+    assert_eq!(info::cert_spki(&der).unwrap(), key.subject_public_key_info());
 
     let p12 = data.path().join("agent.p12");
     fs::write(&p12, &agent.p12).unwrap();
     let passin = format!("pass:{}", agent.p12_password);
-    let dump = openssl_ok(&[
-        "pkcs12",
-        "-in",
-        s(&p12),
-        "-legacy",
-        "-nodes",
-        "-passin",
-        &passin,
-    ]);
+    let dump = openssl_ok(&["pkcs12", "-in", s(&p12), "-legacy", "-nodes", "-passin", &passin]);
     assert!(dump.contains("friendlyName: Portico agent nas"), "{dump}");
-    assert!(matches!(
-        pki.issue_agent("-bad"),
-        Err(PkiError::InvalidLabel)
-    ));
+    assert!(matches!(pki.issue_agent("-bad"), Err(PkiError::InvalidLabel)));
 }
 
 #[test]
@@ -498,20 +360,10 @@ fn pki_operations_before_init_report_not_initialized() {
     assert!(matches!(pki.admin_info(), Err(PkiError::NotInitialized)));
     assert!(matches!(pki.admin_p12(), Err(PkiError::NotInitialized)));
     assert!(matches!(pki.rotate_admin(), Err(PkiError::NotInitialized)));
-    assert!(matches!(
-        pki.issue_agent("home"),
-        Err(PkiError::NotInitialized)
-    ));
+    assert!(matches!(pki.issue_agent("home"), Err(PkiError::NotInitialized)));
     let key = KeyPair::generate().unwrap();
-    let csr = CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
-    assert!(matches!(
-        pki.sign_agent_csr("home", &csr),
-        Err(PkiError::NotInitialized)
-    ));
+    let csr = CertificateParams::default().serialize_request(&key).unwrap().pem().unwrap();
+    assert!(matches!(pki.sign_agent_csr("home", &csr), Err(PkiError::NotInitialized)));
 }
 
 #[test]

@@ -25,7 +25,11 @@ fn defaults_match_the_design() {
 #[test]
 fn later_layers_win() {
     let dir = tempfile::tempdir().unwrap();
-    let system = write(&dir, "system.yaml", "log:\n  level: debug\n  format: json\npanel:\n  listen: 127.0.0.1:4000\npublic_ip: 203.0.113.1\n");
+    let system = write(
+        &dir,
+        "system.yaml",
+        "log:\n  level: debug\n  format: json\npanel:\n  listen: 127.0.0.1:4000\npublic_ip: 203.0.113.1\n",
+    );
     let config = write(&dir, "config.yaml", "panel:\n  listen: 127.0.0.1:4001\naudit:\n  retention_days: 7\n");
     let options = write(&dir, "options.json", r#"{"audit": {"retention_days": 8}, "data_dir": "/srv/portico"}"#);
     let sources = Sources {
@@ -105,10 +109,8 @@ fn secrets_are_masked_and_read_from_files() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "s3cret-value-that-is-long-enough-0123456789";
     let file = write(&dir, "secret", &format!("{secret}\n"));
-    let sources = Sources {
-        env: env(&[("PORTICO__PANEL__SECRET_FILE", file.to_str().unwrap())]),
-        ..Default::default()
-    };
+    let sources =
+        Sources { env: env(&[("PORTICO__PANEL__SECRET_FILE", file.to_str().unwrap())]), ..Default::default() };
     let s = Settings::load(&sources).unwrap();
     assert_eq!(s.panel.secret.as_ref().unwrap().expose(), secret);
     let yaml = s.to_yaml();

@@ -70,7 +70,9 @@ fn agent_row(r: &Row<'_>) -> rusqlite::Result<Agent> {
 }
 
 fn find_agent(conn: &Connection, label: &str) -> Result<Option<Agent>, StoreError> {
-    Ok(conn.query_row(&format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.label = ?1"), [label], agent_row).optional()?)
+    Ok(conn
+        .query_row(&format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.label = ?1"), [label], agent_row)
+        .optional()?)
 }
 
 fn insert_cert(conn: &Connection, cert: &ClientCert, now: OffsetDateTime) -> Result<(), StoreError> {
@@ -104,7 +106,12 @@ fn upsert_agent(conn: &Connection, label: &str, caps: &[String], now: OffsetDate
 
 impl Store {
     /// Records a newly issued agent certificate, creating the agent.
-    pub async fn create_agent(&self, caps: Vec<String>, cert: ClientCert, now: OffsetDateTime) -> Result<Agent, StoreError> {
+    pub async fn create_agent(
+        &self,
+        caps: Vec<String>,
+        cert: ClientCert,
+        now: OffsetDateTime,
+    ) -> Result<Agent, StoreError> {
         self.run(move |c| {
             let label = cert.label.clone().unwrap_or_default();
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -201,7 +208,12 @@ impl Store {
     }
 
     /// Admin rotation: records the new certificate and revokes the old one together.
-    pub async fn rotate_admin_cert(&self, old_serial: String, new: ClientCert, now: OffsetDateTime) -> Result<(), StoreError> {
+    pub async fn rotate_admin_cert(
+        &self,
+        old_serial: String,
+        new: ClientCert,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         self.run(move |c| {
             let tx = c.transaction()?;
             insert_cert(&tx, &new, now)?;
@@ -248,7 +260,12 @@ impl Store {
 
     /// Marks the token used and records the agent and its certificate in one
     /// transaction. `Conflict` when the token was used or expired meanwhile.
-    pub async fn complete_enrollment(&self, token_hash: String, cert: ClientCert, now: OffsetDateTime) -> Result<Agent, StoreError> {
+    pub async fn complete_enrollment(
+        &self,
+        token_hash: String,
+        cert: ClientCert,
+        now: OffsetDateTime,
+    ) -> Result<Agent, StoreError> {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let caps: Option<String> = tx

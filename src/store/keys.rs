@@ -59,7 +59,14 @@ impl Store {
         self.run(move |c| {
             c.execute(
                 "INSERT INTO api_keys (id, name, hash, scopes, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![key.id, key.name, key.hash, key.scopes.join(" "), to_unix(key.created_at), key.expires_at.map(to_unix)],
+                params![
+                    key.id,
+                    key.name,
+                    key.hash,
+                    key.scopes.join(" "),
+                    to_unix(key.created_at),
+                    key.expires_at.map(to_unix)
+                ],
             )
             .map_err(|e| StoreError::conflict_on_unique(e, "an API key with this id already exists"))?;
             Ok(())

@@ -39,9 +39,11 @@ fn a_newer_schema_is_refused() {
 async fn transitions_are_compare_and_set() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("p.db")).unwrap();
-    let ok = store.transition("state", "FRESH", &["FRESH"], "DOMAIN_SET", vec![("domain", "a.com".into())]).await.unwrap();
+    let ok =
+        store.transition("state", "FRESH", &["FRESH"], "DOMAIN_SET", vec![("domain", "a.com".into())]).await.unwrap();
     assert_eq!(ok, Ok(()));
-    let refused = store.transition("state", "FRESH", &["FRESH"], "DOMAIN_SET", vec![("domain", "b.com".into())]).await.unwrap();
+    let refused =
+        store.transition("state", "FRESH", &["FRESH"], "DOMAIN_SET", vec![("domain", "b.com".into())]).await.unwrap();
     assert_eq!(refused, Err("DOMAIN_SET".to_string()));
     assert_eq!(store.setting("domain").await.unwrap().as_deref(), Some("a.com"), "a refused move writes nothing");
 }
@@ -147,7 +149,8 @@ fn kill_during_writes_loses_at_most_the_last_write() {
         let observer = Store::open(&path).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         let seen = loop {
-            let n: i64 = observer.blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?)).unwrap();
+            let n: i64 =
+                observer.blocking(|c| Ok(c.query_row("SELECT COUNT(*) FROM audit_log", [], |r| r.get(0))?)).unwrap();
             if n >= 200 * (round + 1) {
                 break n;
             }
@@ -169,13 +172,17 @@ fn kill_during_writes_loses_at_most_the_last_write() {
                     [&actor],
                     |r| r.get(0),
                 )?;
-                let counter: String = c.query_row("SELECT value FROM settings WHERE key = 'crash.counter'", [], |r| r.get(0))?;
+                let counter: String =
+                    c.query_row("SELECT value FROM settings WHERE key = 'crash.counter'", [], |r| r.get(0))?;
                 Ok((count, last, counter.parse().unwrap()))
             })
             .unwrap();
         assert!(count >= seen, "committed rows survive: saw {seen}, found {count}");
         // Each iteration writes an audit row, then the counter: the kill can
         // separate the two, so the counter trails by at most that one request.
-        assert!(last_entry - counter <= 1 && last_entry >= counter, "round {round}: entry {last_entry}, counter {counter}");
+        assert!(
+            last_entry - counter <= 1 && last_entry >= counter,
+            "round {round}: entry {last_entry}, counter {counter}"
+        );
     }
 }

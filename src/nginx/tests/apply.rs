@@ -20,14 +20,9 @@ struct Fake(Arc<Script>);
 
 impl Reloader for Fake {
     fn test(&self, conf_dir: &Path) -> Result<(), String> {
-        assert!(
-            conf_dir.join("nginx.conf").is_file(),
-            "tested a tree without nginx.conf"
-        );
+        assert!(conf_dir.join("nginx.conf").is_file(), "tested a tree without nginx.conf");
         if self.0.fail_test.load(Ordering::SeqCst) {
-            return Err(
-                "nginx: [emerg] unknown directive \"x\" in nginx.conf:1\nnginx: test failed".into(),
-            );
+            return Err("nginx: [emerg] unknown directive \"x\" in nginx.conf:1\nnginx: test failed".into());
         }
         Ok(())
     }
@@ -42,14 +37,8 @@ impl Reloader for Fake {
 
 fn tree(n: usize) -> RenderedTree {
     let mut t = RenderedTree::default();
-    t.files.insert(
-        "nginx.conf".into(),
-        format!("events {{}}\n# version {n}\nhttp {{}}\n"),
-    );
-    t.files.insert(
-        format!("servers/{n}.conf").into(),
-        format!("# server {n}\n"),
-    );
+    t.files.insert("nginx.conf".into(), format!("events {{}}\n# version {n}\nhttp {{}}\n"));
+    t.files.insert(format!("servers/{n}.conf").into(), format!("# server {n}\n"));
     t
 }
 
@@ -57,27 +46,16 @@ fn applier(root: &Path, keep: usize) -> (Applier, Arc<Script>) {
     let script = Arc::new(Script::default());
     let probe_script = script.clone();
     let probe = move || {
-        if probe_script.fail_probe.load(Ordering::SeqCst) {
-            Err("no answer on :443".to_string())
-        } else {
-            Ok(())
-        }
+        if probe_script.fail_probe.load(Ordering::SeqCst) { Err("no answer on :443".to_string()) } else { Ok(()) }
     };
-    let a = Applier::new(
-        root.join("nginx/current"),
-        root.join("nginx/snapshots"),
-        keep,
-        Box::new(Fake(script.clone())),
-    )
-    .with_probe(Box::new(probe));
+    let a =
+        Applier::new(root.join("nginx/current"), root.join("nginx/snapshots"), keep, Box::new(Fake(script.clone())))
+            .with_probe(Box::new(probe));
     (a, script)
 }
 
 fn tree_dirs(root: &Path) -> Vec<PathBuf> {
-    fs::read_dir(root.join("nginx/trees"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect()
+    fs::read_dir(root.join("nginx/trees")).unwrap().map(|e| e.unwrap().path()).collect()
 }
 
 #[test]
@@ -85,20 +63,14 @@ fn rollback_restores_byte_identical_files() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, _) = applier(tmp.path(), 5);
     let first = a.apply(&tree(1), "first").unwrap();
-    assert_eq!(
-        first.snapshot, None,
-        "nothing to snapshot before the first tree"
-    );
+    assert_eq!(first.snapshot, None, "nothing to snapshot before the first tree");
     let second = a.apply(&tree(2), "second").unwrap();
     let snap_of_1 = second.snapshot.unwrap();
     assert_eq!(a.live_tree().unwrap(), tree(2));
 
     let diff = a.diff(&snap_of_1).unwrap();
     assert!(diff.contains("-# version 1\n+# version 2\n"), "{diff}");
-    assert!(
-        diff.contains("--- a/servers/1.conf\n+++ /dev/null\n"),
-        "{diff}"
-    );
+    assert!(diff.contains("--- a/servers/1.conf\n+++ /dev/null\n"), "{diff}");
 
     let back = a.rollback(&snap_of_1).unwrap();
     assert!(back.changed);
@@ -109,11 +81,7 @@ fn rollback_restores_byte_identical_files() {
     let metas = a.snapshots().unwrap();
     assert_eq!(metas[0].reason, format!("rollback to {snap_of_1}"));
     assert!(a.diff(&metas[0].id).unwrap().contains("+# version 1"));
-    assert_eq!(
-        tree_dirs(tmp.path()).len(),
-        1,
-        "superseded trees are removed"
-    );
+    assert_eq!(tree_dirs(tmp.path()).len(), 1, "superseded trees are removed");
 }
 
 #[test]
@@ -128,12 +96,7 @@ fn snapshots_are_pruned_to_keep_newest_first() {
     assert_eq!(reasons, ["change 5", "change 4"]);
     assert!(metas[0].id > metas[1].id && metas[0].created_at >= metas[1].created_at);
     assert_eq!(metas[0].files, 2);
-    assert_eq!(
-        fs::read_dir(tmp.path().join("nginx/snapshots"))
-            .unwrap()
-            .count(),
-        2
-    );
+    assert_eq!(fs::read_dir(tmp.path().join("nginx/snapshots")).unwrap().count(), 2);
 }
 
 #[test]
@@ -142,24 +105,9 @@ fn unknown_and_traversal_snapshot_ids_are_rejected() {
     let (a, _) = applier(tmp.path(), 3);
     a.apply(&tree(1), "first").unwrap();
     a.apply(&tree(2), "second").unwrap();
-    for bad in [
-        "",
-        "nope",
-        "..",
-        "../trees",
-        "a/b",
-        "/etc",
-        "x\0y",
-        "20990101T000000000000Z",
-    ] {
-        assert!(
-            matches!(a.diff(bad), Err(ApplyError::UnknownSnapshot(_))),
-            "diff {bad:?}"
-        );
-        assert!(
-            matches!(a.rollback(bad), Err(ApplyError::UnknownSnapshot(_))),
-            "rollback {bad:?}"
-        );
+    for bad in ["", "nope", "..", "../trees", "a/b", "/etc", "x\0y", "20990101T000000000000Z"] {
+        assert!(matches!(a.diff(bad), Err(ApplyError::UnknownSnapshot(_))), "diff {bad:?}");
+        assert!(matches!(a.rollback(bad), Err(ApplyError::UnknownSnapshot(_))), "rollback {bad:?}");
     }
     assert_eq!(a.live_tree().unwrap(), tree(2));
 }
@@ -178,11 +126,7 @@ fn invalid_tree_leaves_live_untouched() {
         other => panic!("expected Invalid, got {other:?}"),
     }
     assert_eq!(a.live_tree().unwrap(), tree(1));
-    assert_eq!(
-        script.reloads.load(Ordering::SeqCst),
-        reloads,
-        "no reload for an invalid tree"
-    );
+    assert_eq!(script.reloads.load(Ordering::SeqCst), reloads, "no reload for an invalid tree");
     assert!(a.snapshots().unwrap().is_empty());
     assert_eq!(tree_dirs(tmp.path()).len(), 1, "rejected tree cleaned up");
 }
@@ -195,16 +139,9 @@ fn failed_reload_or_probe_restores_previous_tree() {
 
     script.fail_reload.store(true, Ordering::SeqCst);
     let before = script.reloads.load(Ordering::SeqCst);
-    assert!(matches!(
-        a.apply(&tree(2), "x"),
-        Err(ApplyError::ReloadFailed { .. })
-    ));
+    assert!(matches!(a.apply(&tree(2), "x"), Err(ApplyError::ReloadFailed { .. })));
     assert_eq!(a.live_tree().unwrap(), tree(1));
-    assert_eq!(
-        script.reloads.load(Ordering::SeqCst),
-        before + 2,
-        "restore reloads again"
-    );
+    assert_eq!(script.reloads.load(Ordering::SeqCst), before + 2, "restore reloads again");
 
     script.fail_probe.store(true, Ordering::SeqCst);
     match a.apply(&tree(3), "y") {
@@ -212,10 +149,7 @@ fn failed_reload_or_probe_restores_previous_tree() {
         other => panic!("expected ProbeFailed, got {other:?}"),
     }
     assert_eq!(a.live_tree().unwrap(), tree(1));
-    assert!(
-        a.snapshots().unwrap().is_empty(),
-        "no snapshot left behind by failed applies"
-    );
+    assert!(a.snapshots().unwrap().is_empty(), "no snapshot left behind by failed applies");
     assert_eq!(tree_dirs(tmp.path()).len(), 1);
 }
 
@@ -237,10 +171,7 @@ fn unsafe_tree_paths_are_refused() {
     for bad in ["../escape.conf", "/etc/passwd", "a/../../b"] {
         let mut t = tree(1);
         t.files.insert(bad.into(), "x".into());
-        assert!(
-            matches!(a.apply(&t, "bad"), Err(ApplyError::Invalid { .. })),
-            "{bad}"
-        );
+        assert!(matches!(a.apply(&t, "bad"), Err(ApplyError::Invalid { .. })), "{bad}");
     }
     assert!(!tmp.path().join("escape.conf").exists());
 }
@@ -254,12 +185,7 @@ fn install_writes_without_reload_and_adopts_a_plain_directory() {
     let (a, script) = applier(tmp.path(), 3);
     let out = a.install(&tree(1), "init").unwrap();
     assert_eq!(script.reloads.load(Ordering::SeqCst), 0);
-    assert!(
-        fs::symlink_metadata(&live)
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert!(fs::symlink_metadata(&live).unwrap().file_type().is_symlink());
     assert_eq!(a.live_tree().unwrap(), tree(1));
     let snap = out.snapshot.unwrap();
     assert!(a.diff(&snap).unwrap().contains("-old\n"));

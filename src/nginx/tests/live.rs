@@ -10,13 +10,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use super::support::{
-    DOMAIN, Layout, NGINX, NginxProcess, base_input, curl, names, test_ports, wait_for, write_certs,
-};
-use crate::nginx::{
-    Access, Applier, ApplyError, CertPaths, NginxBinary, RenderInput, SiteVhost, TunnelVhost,
-    render,
-};
+use super::support::{DOMAIN, Layout, NGINX, NginxProcess, base_input, curl, names, test_ports, wait_for, write_certs};
+use crate::nginx::{Access, Applier, ApplyError, CertPaths, NginxBinary, RenderInput, SiteVhost, TunnelVhost, render};
 
 /// Size of the slow download.
 const BIG: usize = 20 * 1024 * 1024;
@@ -48,10 +43,7 @@ fn serve(mut conn: TcpStream, started: mpsc::Sender<()>) {
     while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
         if path.is_empty() {
             path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        } else if let Some(v) = line
-            .strip_prefix("Host: ")
-            .or_else(|| line.strip_prefix("host: "))
-        {
+        } else if let Some(v) = line.strip_prefix("Host: ").or_else(|| line.strip_prefix("host: ")) {
             host = v.trim().to_string();
         }
         line.clear();
@@ -73,11 +65,7 @@ fn serve(mut conn: TcpStream, started: mpsc::Sender<()>) {
         }
     } else {
         let body = format!("stub saw host {host}\n");
-        let _ = write!(
-            conn,
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
+        let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     }
 }
 
@@ -108,43 +96,17 @@ fn world() -> World {
         .into_iter()
         .map(|n| {
             let dir = layout.data_dir.join("acme/certs").join(&n);
-            (
-                n,
-                CertPaths {
-                    fullchain: dir.join("fullchain.pem"),
-                    key: dir.join("privkey.pem"),
-                },
-            )
+            (n, CertPaths { fullchain: dir.join("fullchain.pem"), key: dir.join("privkey.pem") })
         })
         .collect();
-    input.tunnels = vec![TunnelVhost {
-        name: "app".into(),
-        access: Access::Public,
-        enabled: true,
-    }];
-    input.sites = vec![SiteVhost {
-        name: "dash".into(),
-        spa_fallback: true,
-        access: Access::Public,
-    }];
-    World {
-        _tmp: tmp,
-        root,
-        layout,
-        ca,
-        input,
-        started,
-    }
+    input.tunnels = vec![TunnelVhost { name: "app".into(), access: Access::Public, enabled: true }];
+    input.sites = vec![SiteVhost { name: "dash".into(), spa_fallback: true, access: Access::Public }];
+    World { _tmp: tmp, root, layout, ca, input, started }
 }
 
 fn applier(w: &World, probe_port: Option<u16>) -> Applier {
     let reloader = NginxBinary::new(NGINX, &w.root, &w.layout.conf_dir);
-    let a = Applier::new(
-        &w.layout.conf_dir,
-        w.layout.data_dir.join("nginx/snapshots"),
-        5,
-        Box::new(reloader),
-    );
+    let a = Applier::new(&w.layout.conf_dir, w.layout.data_dir.join("nginx/snapshots"), 5, Box::new(reloader));
     match probe_port {
         None => a,
         Some(port) => {
@@ -163,26 +125,16 @@ fn applier(w: &World, probe_port: Option<u16>) -> Applier {
 
 fn start(w: &World, a: &Applier) -> NginxProcess {
     a.install(&render(&w.input).unwrap(), "init").unwrap();
-    NginxProcess::start(
-        &w.root,
-        &w.layout.conf_dir.join("nginx.conf"),
-        w.input.ports.https,
-    )
+    NginxProcess::start(&w.root, &w.layout.conf_dir.join("nginx.conf"), w.input.ports.https)
 }
 
 fn assert_serves(w: &World) {
     let port = w.input.ports.https;
     let (status, body) = curl(&w.ca, &format!("dash.{DOMAIN}"), port, "/some/spa/route");
-    assert_eq!(
-        (status, body.as_slice()),
-        (200, b"<h1>dash</h1>\n".as_slice())
-    );
+    assert_eq!((status, body.as_slice()), (200, b"<h1>dash</h1>\n".as_slice()));
     let (status, body) = curl(&w.ca, &format!("app.{DOMAIN}"), port, "/");
     assert_eq!(status, 200);
-    assert_eq!(
-        String::from_utf8(body).unwrap(),
-        format!("stub saw host app.{DOMAIN}\n")
-    );
+    assert_eq!(String::from_utf8(body).unwrap(), format!("stub saw host app.{DOMAIN}\n"));
 }
 
 #[test]
@@ -196,27 +148,16 @@ fn broken_tree_is_rejected_and_running_nginx_keeps_serving() {
     let mut broken = w.input.clone();
     broken.extra = Some("this_is_not_a_directive;".into());
     match a.apply(&render(&broken).unwrap(), "broken on purpose") {
-        Err(ApplyError::Invalid { details }) => assert!(
-            details
-                .iter()
-                .any(|l| l.contains("unknown directive \"this_is_not_a_directive\"")),
-            "{details:?}"
-        ),
+        Err(ApplyError::Invalid { details }) => {
+            assert!(details.iter().any(|l| l.contains("unknown directive \"this_is_not_a_directive\"")), "{details:?}")
+        }
         other => panic!("expected Invalid, got {other:?}"),
     }
-    assert_eq!(
-        a.live_tree().unwrap(),
-        before,
-        "live tree must be byte-identical"
-    );
+    assert_eq!(a.live_tree().unwrap(), before, "live tree must be byte-identical");
     // Without a client certificate the admin vhost answers with nginx's own help page.
     let (status, body) = curl(&w.ca, "127.0.0.1", w.input.ports.admin, "/api/tunnels");
     assert_eq!(status, 403);
-    assert!(
-        String::from_utf8(body)
-            .unwrap()
-            .contains("Client certificate required")
-    );
+    assert!(String::from_utf8(body).unwrap().contains("Client certificate required"));
     assert!(a.snapshots().unwrap().is_empty());
     assert_serves(&w);
 }
@@ -231,31 +172,17 @@ fn reload_keeps_an_in_flight_download_intact() {
 
     let (ca, host) = (w.ca.clone(), format!("app.{DOMAIN}"));
     let download = thread::spawn(move || curl(&ca, &host, port, "/big"));
-    w.started
-        .recv_timeout(Duration::from_secs(10))
-        .expect("download started");
+    w.started.recv_timeout(Duration::from_secs(10)).expect("download started");
 
     let mut next = w.input.clone();
-    next.tunnels.push(TunnelVhost {
-        name: "wiki".into(),
-        access: Access::Public,
-        enabled: true,
-    });
+    next.tunnels.push(TunnelVhost { name: "wiki".into(), access: Access::Public, enabled: true });
     let out = a.apply(&render(&next).unwrap(), "add wiki").unwrap();
     assert!(out.changed && out.snapshot.is_some());
 
     let (status, body) = download.join().unwrap();
     assert_eq!(status, 200);
-    assert_eq!(
-        body.len(),
-        BIG,
-        "download cut short: {}",
-        fs::read_to_string(&nginx.stderr).unwrap()
-    );
-    assert!(
-        body.iter().enumerate().all(|(i, &b)| b == pattern(i)),
-        "download corrupted"
-    );
+    assert_eq!(body.len(), BIG, "download cut short: {}", fs::read_to_string(&nginx.stderr).unwrap());
+    assert!(body.iter().enumerate().all(|(i, &b)| b == pattern(i)), "download corrupted");
     assert_serves(&w);
 }
 

@@ -9,9 +9,7 @@ use super::support::{DOMAIN, Layout, NGINX, states, write_certs, write_tree};
 use crate::nginx::{Access, RenderError, RenderedTree, SiteVhost, TunnelVhost, render};
 
 fn golden_dir(state: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/nginx/golden")
-        .join(state)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/nginx/golden").join(state)
 }
 
 fn read_dir_tree(root: &Path) -> RenderedTree {
@@ -47,10 +45,7 @@ fn golden_states() {
         let golden = read_dir_tree(&dir);
         let got: Vec<_> = tree.files.keys().collect();
         let want: Vec<_> = golden.files.keys().collect();
-        assert_eq!(
-            got, want,
-            "file list of {state} (PORTICO_UPDATE_GOLDEN=1 rewrites)"
-        );
+        assert_eq!(got, want, "file list of {state} (PORTICO_UPDATE_GOLDEN=1 rewrites)");
         for (path, body) in &tree.files {
             assert!(
                 body == &golden.files[path],
@@ -77,15 +72,9 @@ fn render_is_deterministic_and_order_independent() {
 fn fresh_state_has_admin_and_acme_only() {
     let (_, fresh) = states(&Layout::golden(), None).remove(0);
     let tree = render(&fresh).unwrap();
-    let servers: Vec<_> = tree
-        .files
-        .keys()
-        .filter(|p| p.starts_with("servers"))
-        .collect();
+    let servers: Vec<_> = tree.files.keys().filter(|p| p.starts_with("servers")).collect();
     assert_eq!(servers.len(), 3, "{servers:?}");
-    assert!(
-        tree.files[Path::new("servers/02-admin-ip.conf")].contains("ssl_verify_client optional;")
-    );
+    assert!(tree.files[Path::new("servers/02-admin-ip.conf")].contains("ssl_verify_client optional;"));
 }
 
 #[test]
@@ -95,10 +84,7 @@ fn disabled_tunnels_and_missing_certs_get_no_vhost() {
     input.certs.remove(&format!("auth.{DOMAIN}"));
     let tree = render(&input).unwrap();
     let all: String = tree.files.values().cloned().collect();
-    assert!(
-        !all.contains(&format!("wiki.{DOMAIN}")),
-        "vhost without cert rendered"
-    );
+    assert!(!all.contains(&format!("wiki.{DOMAIN}")), "vhost without cert rendered");
     assert!(!all.contains(&format!("server_name auth.{DOMAIN}")));
     assert!(!all.contains("old."), "disabled tunnel rendered");
     assert!(all.contains(&format!("server_name vault.{DOMAIN}")));
@@ -117,59 +103,29 @@ fn wildcard_certificate_covers_names_without_their_own() {
 #[test]
 fn injection_characters_are_refused() {
     let (_, base) = states(&Layout::golden(), None).remove(1);
-    for bad in [
-        "app;", "a{b", "a b", "a\"b", "a'b", "a\nb", "A", "-a", "a.b", "$host", "",
-    ] {
+    for bad in ["app;", "a{b", "a b", "a\"b", "a'b", "a\nb", "A", "-a", "a.b", "$host", ""] {
         let mut input = base.clone();
-        input.tunnels.push(TunnelVhost {
-            name: bad.into(),
-            access: Access::Public,
-            enabled: true,
-        });
+        input.tunnels.push(TunnelVhost { name: bad.into(), access: Access::Public, enabled: true });
         assert!(
-            matches!(
-                render(&input),
-                Err(RenderError::InvalidName { kind: "tunnel", .. })
-            ),
+            matches!(render(&input), Err(RenderError::InvalidName { kind: "tunnel", .. })),
             "tunnel {bad:?} accepted"
         );
         let mut input = base.clone();
-        input.sites.push(SiteVhost {
-            name: bad.into(),
-            spa_fallback: false,
-            access: Access::Public,
-        });
+        input.sites.push(SiteVhost { name: bad.into(), spa_fallback: false, access: Access::Public });
         assert!(render(&input).is_err(), "site {bad:?} accepted");
     }
     let mut input = base.clone();
     input.domain = Some("example.test; evil".into());
-    assert!(matches!(
-        render(&input),
-        Err(RenderError::InvalidName { kind: "domain", .. })
-    ));
+    assert!(matches!(render(&input), Err(RenderError::InvalidName { kind: "domain", .. })));
     let mut input = base.clone();
     input.data_dir = "/data dir".into();
     assert!(matches!(render(&input), Err(RenderError::UnsafePath(_))));
     let mut input = base.clone();
-    input.tunnels.push(TunnelVhost {
-        name: "panel".into(),
-        access: Access::Public,
-        enabled: true,
-    });
-    assert_eq!(
-        render(&input),
-        Err(RenderError::ReservedName("panel".into()))
-    );
+    input.tunnels.push(TunnelVhost { name: "panel".into(), access: Access::Public, enabled: true });
+    assert_eq!(render(&input), Err(RenderError::ReservedName("panel".into())));
     let mut input = base;
-    input.sites.push(SiteVhost {
-        name: "app".into(),
-        spa_fallback: false,
-        access: Access::Public,
-    });
-    assert_eq!(
-        render(&input),
-        Err(RenderError::DuplicateName("app".into()))
-    );
+    input.sites.push(SiteVhost { name: "app".into(), spa_fallback: false, access: Access::Public });
+    assert_eq!(render(&input), Err(RenderError::DuplicateName("app".into())));
 }
 
 /// All three states, rendered with real temp paths and real certificates,
@@ -190,10 +146,6 @@ fn every_state_passes_nginx_t() {
             .arg(dir.join("nginx.conf"))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{state}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{state}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

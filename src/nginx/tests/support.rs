@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 use crate::nginx::{
-    Access, AdminVhost, CertPaths, Ports, RenderInput, RenderedTree, SiteVhost, TunnelVhost,
-    Upstreams,
+    Access, AdminVhost, CertPaths, Ports, RenderInput, RenderedTree, SiteVhost, TunnelVhost, Upstreams,
 };
 
 pub const NGINX: &str = "/usr/sbin/nginx";
@@ -20,12 +19,10 @@ pub const DOMAIN: &str = "example.test";
 
 /// Every fqdn of the onboarded state.
 pub fn names() -> Vec<String> {
-    [
-        "panel", "auth", "tunnel", "app", "wiki", "vault", "old", "dash", "notes",
-    ]
-    .iter()
-    .map(|l| format!("{l}.{DOMAIN}"))
-    .collect()
+    ["panel", "auth", "tunnel", "app", "wiki", "vault", "old", "dash", "notes"]
+        .iter()
+        .map(|l| format!("{l}.{DOMAIN}"))
+        .collect()
 }
 
 /// Where the pieces of one rendered world live.
@@ -64,9 +61,7 @@ impl Layout {
 
     fn cert(&self, fqdn: &str) -> CertPaths {
         CertPaths {
-            fullchain: self
-                .data_dir
-                .join(format!("acme/certs/{fqdn}/fullchain.pem")),
+            fullchain: self.data_dir.join(format!("acme/certs/{fqdn}/fullchain.pem")),
             key: self.data_dir.join(format!("acme/certs/{fqdn}/privkey.pem")),
         }
     }
@@ -100,11 +95,7 @@ pub fn states(l: &Layout, user: Option<&str>) -> Vec<(&'static str, RenderInput)
     let mut onboarded = base_input(l, user);
     onboarded.domain = Some(DOMAIN.into());
     onboarded.certs = names().iter().map(|n| (n.clone(), l.cert(n))).collect();
-    let tunnel = |name: &str, access, enabled| TunnelVhost {
-        name: name.into(),
-        access,
-        enabled,
-    };
+    let tunnel = |name: &str, access, enabled| TunnelVhost { name: name.into(), access, enabled };
     // Given out of order on purpose: the renderer sorts.
     onboarded.tunnels = vec![
         tunnel("wiki", Access::Authenticated, true),
@@ -113,24 +104,12 @@ pub fn states(l: &Layout, user: Option<&str>) -> Vec<(&'static str, RenderInput)
         tunnel("old", Access::Authenticated, false),
     ];
     onboarded.sites = vec![
-        SiteVhost {
-            name: "notes".into(),
-            spa_fallback: false,
-            access: Access::Authenticated,
-        },
-        SiteVhost {
-            name: "dash".into(),
-            spa_fallback: true,
-            access: Access::Public,
-        },
+        SiteVhost { name: "notes".into(), spa_fallback: false, access: Access::Authenticated },
+        SiteVhost { name: "dash".into(), spa_fallback: true, access: Access::Public },
     ];
     let mut two_factor = onboarded.clone();
     two_factor.admin_vhost = None;
-    vec![
-        ("fresh", fresh),
-        ("onboarded", onboarded),
-        ("two-factor", two_factor),
-    ]
+    vec![("fresh", fresh), ("onboarded", onboarded), ("two-factor", two_factor)]
 }
 
 /// Writes a CA, a server certificate for 127.0.0.1 and one leaf per name
@@ -140,27 +119,19 @@ pub fn write_certs(l: &Layout) -> PathBuf {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     // Distinct subjects: rcgen's default DN would make every leaf look self-signed.
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Portico test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "Portico test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     fs::write(l.pki.join("ca.crt"), ca.pem()).unwrap();
     let leaf = |sans: Vec<String>, cert: &Path, key: &Path| {
         let kp = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(sans.clone()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, sans[0].as_str());
+        params.distinguished_name.push(DnType::CommonName, sans[0].as_str());
         let c = params.signed_by(&kp, &ca).unwrap();
         fs::create_dir_all(cert.parent().unwrap()).unwrap();
         fs::write(cert, c.pem()).unwrap();
         fs::write(key, kp.serialize_pem()).unwrap();
     };
-    leaf(
-        vec!["127.0.0.1".into()],
-        &l.pki.join("server.crt"),
-        &l.pki.join("server.key"),
-    );
+    leaf(vec!["127.0.0.1".into()], &l.pki.join("server.crt"), &l.pki.join("server.key"));
     for n in names() {
         let c = l.cert(&n);
         leaf(vec![n.clone()], &c.fullchain, &c.key);
@@ -179,11 +150,7 @@ pub fn write_tree(dir: &Path, tree: &RenderedTree) {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Three distinct free loopback ports for http, https and admin.
@@ -191,12 +158,7 @@ pub fn test_ports() -> Ports {
     loop {
         let (a, b, c) = (free_port(), free_port(), free_port());
         if a != b && b != c && a != c {
-            return Ports {
-                bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                http: a,
-                https: b,
-                admin: c,
-            };
+            return Ports { bind: IpAddr::V4(Ipv4Addr::LOCALHOST), http: a, https: b, admin: c };
         }
     }
 }
@@ -238,10 +200,7 @@ impl NginxProcess {
         let mut p = NginxProcess { child, stderr };
         wait_for("nginx to listen", Duration::from_secs(10), || {
             if let Ok(Some(status)) = p.child.try_wait() {
-                panic!(
-                    "nginx exited with {status}: {}",
-                    fs::read_to_string(&p.stderr).unwrap_or_default()
-                );
+                panic!("nginx exited with {status}: {}", fs::read_to_string(&p.stderr).unwrap_or_default());
             }
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
@@ -252,10 +211,7 @@ impl NginxProcess {
 impl Drop for NginxProcess {
     fn drop(&mut self) {
         // TERM to the master stops its workers too; SIGKILL would orphan them.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -285,11 +241,7 @@ pub fn curl(ca: &Path, host: &str, port: u16, path: &str) -> (u16, Vec<u8>) {
     }
     let mut body = out.stdout;
     let nl = body.iter().rposition(|&b| b == b'\n').expect("status line");
-    let status = std::str::from_utf8(&body[nl + 1..])
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap_or(0);
+    let status = std::str::from_utf8(&body[nl + 1..]).unwrap().trim().parse().unwrap_or(0);
     body.truncate(nl);
     (status, body)
 }

@@ -45,7 +45,11 @@ fn parse_time(field: &str, value: Option<String>) -> Result<Option<OffsetDateTim
 /// The audit log, newest first, filtered and paginated.
 #[utoipa::path(tag = "audit", params(Filter), responses((status = 200, body = AuditPage), (status = 400)))]
 #[get("/audit")]
-pub async fn list(state: web::Data<AppState>, _who: Cap<SystemRead>, filter: ApiQuery<Filter>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    _who: Cap<SystemRead>,
+    filter: ApiQuery<Filter>,
+) -> Result<HttpResponse, ApiError> {
     let f = filter.0;
     let page = f.page.unwrap_or(1);
     let per_page = f.per_page.unwrap_or(50);

@@ -12,7 +12,10 @@ use crate::panel::extract::ApiJson;
 use crate::pki::{CertInfo, Pki, PkiError};
 use crate::store::StoreError;
 
-async fn pki_call<T: Send + 'static>(pki: &Pki, f: impl FnOnce(&Pki) -> Result<T, PkiError> + Send + 'static) -> Result<T, ApiError> {
+async fn pki_call<T: Send + 'static>(
+    pki: &Pki,
+    f: impl FnOnce(&Pki) -> Result<T, PkiError> + Send + 'static,
+) -> Result<T, ApiError> {
     let pki = pki.clone();
     web::block(move || f(&pki)).await.map_err(|e| ApiError::internal("pki task", e))?.map_err(ApiError::from)
 }
@@ -20,7 +23,10 @@ async fn pki_call<T: Send + 'static>(pki: &Pki, f: impl FnOnce(&Pki) -> Result<T
 fn attachment(name: &str, content_type: &str, body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
-        .insert_header(ContentDisposition { disposition: DispositionType::Attachment, parameters: vec![DispositionParam::Filename(name.into())] })
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(name.into())],
+        })
         .insert_header(("Cache-Control", "no-store"))
         .body(body)
 }
@@ -40,7 +46,11 @@ pub struct MtlsInfo {
 pub async fn mtls_info(state: web::Data<AppState>, _admin: Admin, base: BasePath) -> Result<HttpResponse, ApiError> {
     let certificate = pki_call(&state.pki, |p| p.admin_info()).await?;
     let days_left = (certificate.not_after - OffsetDateTime::now_utc()).whole_days();
-    Ok(HttpResponse::Ok().json(MtlsInfo { certificate, days_left, download_url: format!("{}/api/certs/mtls/download", base.0) }))
+    Ok(HttpResponse::Ok().json(MtlsInfo {
+        certificate,
+        days_left,
+        download_url: format!("{}/api/certs/mtls/download", base.0),
+    }))
 }
 
 /// The admin `.p12` bundle (legacy encryption that browsers and Keychain import).
@@ -92,7 +102,11 @@ pub struct AgentRequest {
 /// Issues an agent certificate generated here; key and `.p12` are returned once.
 #[utoipa::path(tag = "certs", request_body = AgentRequest, responses((status = 201, body = IssuedAgentCert), (status = 400), (status = 409)))]
 #[post("/certs/agent")]
-pub async fn agent_create(state: web::Data<AppState>, admin: Admin, body: ApiJson<AgentRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn agent_create(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: ApiJson<AgentRequest>,
+) -> Result<HttpResponse, ApiError> {
     let AgentRequest { label, capabilities } = body.0;
     let caps = agents::validate(Some(&label), &capabilities)?;
     let issued = agents::issue(state.pki.clone(), &state.store, label.clone(), caps).await?;
@@ -104,12 +118,18 @@ pub async fn agent_create(state: web::Data<AppState>, admin: Admin, body: ApiJso
 /// Creates a one-time enrollment token (256 bits, expiring, single use).
 #[utoipa::path(tag = "certs", request_body = AgentRequest, responses((status = 201, body = EnrollmentGrant), (status = 400), (status = 409)))]
 #[post("/certs/agent/enroll")]
-pub async fn agent_enroll_token(state: web::Data<AppState>, admin: Admin, body: ApiJson<AgentRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn agent_enroll_token(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: ApiJson<AgentRequest>,
+) -> Result<HttpResponse, ApiError> {
     let AgentRequest { label, capabilities } = body.0;
     let caps = agents::validate(Some(&label), &capabilities)?;
-    let grant = agents::create_enrollment(&state.store, label.clone(), caps, state.settings.pki.enroll_token_minutes).await?;
+    let grant =
+        agents::create_enrollment(&state.store, label.clone(), caps, state.settings.pki.enroll_token_minutes).await?;
     let details = serde_json::json!({ "capabilities": capabilities, "expiresAt": grant.expires_at.unix_timestamp() });
-    audit::record(&state.store, &admin.0.actor(), "cert.agent.enroll_token", &label, Outcome::Success, Some(details)).await;
+    audit::record(&state.store, &admin.0.actor(), "cert.agent.enroll_token", &label, Outcome::Success, Some(details))
+        .await;
     Ok(HttpResponse::Created().json(grant))
 }
 
@@ -121,18 +141,27 @@ fn label_param(label: &str) -> Result<String, ApiError> {
 /// The agent's current certificate and the CA, as PEM.
 #[utoipa::path(tag = "certs", params(("label" = String, Path)), responses((status = 200, content_type = "application/x-pem-file", body = String), (status = 404)))]
 #[get("/certs/agent/{label}/download")]
-pub async fn agent_download(state: web::Data<AppState>, _admin: Admin, label: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn agent_download(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    label: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let label = label_param(&label)?;
     let agent = state.store.agent(label.clone()).await?.ok_or_else(|| ApiError::NotFound("No such agent".into()))?;
     let serial = agent.serial.ok_or_else(|| ApiError::NotFound("Agent has no certificate".into()))?;
-    let pem = pki_call(&state.pki, move |p| Ok(format!("{}{}", p.agent_cert_pem(&label, &serial)?, p.ca_pem()?))).await?;
+    let pem =
+        pki_call(&state.pki, move |p| Ok(format!("{}{}", p.agent_cert_pem(&label, &serial)?, p.ca_pem()?))).await?;
     Ok(attachment(&format!("portico-agent-{}.pem", agent.label), "application/x-pem-file", pem.into_bytes()))
 }
 
 /// Revokes the agent and all its certificates; it is refused from now on.
 #[utoipa::path(tag = "certs", params(("label" = String, Path)), responses((status = 200, body = Object), (status = 404)))]
 #[delete("/certs/agent/{label}")]
-pub async fn agent_revoke(state: web::Data<AppState>, admin: Admin, label: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn agent_revoke(
+    state: web::Data<AppState>,
+    admin: Admin,
+    label: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let label = label_param(&label)?;
     let agent = state.store.revoke_agent(label.clone(), OffsetDateTime::now_utc()).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound("No such active agent".into()),
@@ -162,7 +191,15 @@ pub async fn agent_capabilities(
     let caps = agents::validate(None, &body.0.capabilities)?;
     let caps: Vec<String> = caps.iter().map(|c| c.as_str().to_string()).collect();
     let agent = state.store.set_agent_capabilities(label.clone(), caps.clone()).await?;
-    audit::record(&state.store, &admin.0.actor(), "cert.agent.capabilities", &label, Outcome::Success, Some(serde_json::json!({ "capabilities": caps }))).await;
+    audit::record(
+        &state.store,
+        &admin.0.actor(),
+        "cert.agent.capabilities",
+        &label,
+        Outcome::Success,
+        Some(serde_json::json!({ "capabilities": caps })),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(agent))
 }
 

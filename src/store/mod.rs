@@ -9,6 +9,7 @@ mod agents;
 mod audit;
 mod keys;
 mod kv;
+mod tunnels;
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,9 +21,15 @@ use time::OffsetDateTime;
 pub use agents::{Agent, ClientCert, EnrollmentToken, NewEnrollmentToken};
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use keys::{ApiKeyRecord, NewApiKey};
+pub use tunnels::{Tunnel, TunnelFields};
 
-/// Numbered migrations; index + 1 is the schema version after applying it.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+/// Migrations by name, applied in name order, each once. Every module that
+/// owns tables adds its own numbered file; `schema_migrations` records which
+/// ran, so files added in parallel never collide on a version number.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    ("0002_tunnels", include_str!("migrations/0002_tunnels.sql")),
+];
 
 /// How long a writer waits for a lock before giving up, milliseconds.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -33,10 +40,10 @@ pub enum StoreError {
     Pool(#[from] r2d2::Error),
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("migration {version} failed: {source}")]
-    Migration { version: usize, source: rusqlite::Error },
-    #[error("database schema version {found} is newer than this binary knows ({known})")]
-    TooNew { found: usize, known: usize },
+    #[error("migration {name} failed: {source}")]
+    Migration { name: &'static str, source: rusqlite::Error },
+    #[error("database has migration {0}, which this binary does not know (a newer version wrote it)")]
+    TooNew(String),
     #[error("database task failed: {0}")]
     Task(String),
     #[error("not found")]
@@ -91,24 +98,27 @@ impl Store {
 
     fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.get()?;
-        let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
-        if current > MIGRATIONS.len() {
-            return Err(StoreError::TooNew { found: current, known: MIGRATIONS.len() });
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+        let applied = applied_migrations(&tx)?;
+        if let Some(unknown) = applied.iter().find(|a| !MIGRATIONS.iter().any(|(name, _)| name == a)) {
+            return Err(StoreError::TooNew(unknown.clone()));
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-            let version = index + 1;
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql).map_err(|source| StoreError::Migration { version, source })?;
-            tx.pragma_update(None, "user_version", version as i64)?;
-            tx.commit()?;
-            tracing::info!(version, "applied database migration");
+        for (name, sql) in MIGRATIONS.iter().filter(|(name, _)| !applied.iter().any(|a| a == name)) {
+            tx.execute_batch(sql).map_err(|source| StoreError::Migration { name, source })?;
+            tx.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
+                rusqlite::params![name, to_unix(OffsetDateTime::now_utc())],
+            )?;
+            tracing::info!(migration = name, "applied database migration");
         }
+        tx.commit()?;
         Ok(())
     }
 
-    /// The schema version after migrations.
-    pub fn schema_version(&self) -> Result<usize, StoreError> {
-        self.blocking(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize))
+    /// Names of the applied migrations, in order.
+    pub fn migrations(&self) -> Result<Vec<String>, StoreError> {
+        self.blocking(|c| applied_migrations(c))
     }
 
     /// Runs `f` on a pooled connection on the blocking thread pool.
@@ -139,6 +149,12 @@ impl Store {
             if result == "ok" { Ok(()) } else { Err(StoreError::Task(format!("integrity check: {result}"))) }
         })
     }
+}
+
+fn applied_migrations(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT name FROM schema_migrations ORDER BY name")?;
+    let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(names)
 }
 
 /// Unix seconds → UTC time (clamped to the epoch on nonsense).

@@ -12,10 +12,11 @@ fn migrations_apply_once_and_connections_are_configured() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("portico.db");
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
+    let names: Vec<String> = MIGRATIONS.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(store.migrations().unwrap(), names);
     drop(store);
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len());
+    assert_eq!(store.migrations().unwrap(), names);
     store
         .blocking(|c| {
             let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
@@ -31,8 +32,11 @@ fn migrations_apply_once_and_connections_are_configured() {
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("portico.db");
-    Store::open(&path).unwrap().blocking(|c| Ok(c.pragma_update(None, "user_version", 99)?)).unwrap();
-    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+    Store::open(&path)
+        .unwrap()
+        .blocking(|c| Ok(c.execute("INSERT INTO schema_migrations (name, applied_at) VALUES ('9999_future', 0)", [])?))
+        .unwrap();
+    assert!(matches!(Store::open(&path), Err(StoreError::TooNew(name)) if name == "9999_future"));
 }
 
 #[tokio::test]
@@ -185,4 +189,41 @@ fn kill_during_writes_loses_at_most_the_last_write() {
             "round {round}: entry {last_entry}, counter {counter}"
         );
     }
+}
+
+#[tokio::test]
+async fn tunnels_conflicts_and_undo() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("p.db")).unwrap();
+    let t = now();
+    let cert = ClientCert {
+        serial: "0A".into(),
+        kind: "agent".into(),
+        label: Some("home".into()),
+        fingerprint: "F".into(),
+        not_after: t,
+        revoked_at: None,
+    };
+    store.create_agent(vec![], cert, t).await.unwrap();
+    let fields = |name: &str, agent: &str| TunnelFields {
+        name: name.into(),
+        agent: agent.into(),
+        target: "127.0.0.1:8080".into(),
+        enabled: true,
+        access: "authenticated".into(),
+        allowed_users: vec![],
+        allowed_groups: vec![],
+        description: String::new(),
+    };
+    let app = store.insert_tunnel(fields("app", "home"), t).await.unwrap();
+    assert!(matches!(store.insert_tunnel(fields("app", "home"), t).await, Err(StoreError::Conflict(m)) if m.contains("already exists")));
+    assert!(matches!(store.insert_tunnel(fields("other", "nobody"), t).await, Err(StoreError::Conflict(m)) if m.contains("agent")));
+    let deleted = store.delete_tunnel(app.id).await.unwrap();
+    assert!(store.tunnel(app.id).await.unwrap().is_none());
+    assert_eq!(store.restore_tunnel(deleted.clone()).await.unwrap(), deleted);
+    let mut changed = fields("app2", "home");
+    changed.access = "public".into();
+    let updated = store.update_tunnel(app.id, changed, t).await.unwrap();
+    assert_eq!((updated.name.as_str(), updated.access.as_str()), ("app2", "public"));
+    assert!(matches!(store.update_tunnel(999, fields("x", "home"), t).await, Err(StoreError::NotFound)));
 }

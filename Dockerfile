@@ -5,8 +5,9 @@
 #       cargo build --release
 #       docker build --target offline -t portico:offline .
 #
-#   release: everything from public images:
-#       docker build --target release -t portico .
+#   release (last, so a plain `docker build .` and Home Assistant's local
+#     add-on build produce it): everything from public images:
+#       docker build -t portico .
 #
 # `offline` comes first so the classic builder, which runs stages in order
 # and stops at the target, never touches the public images.

@@ -1,6 +1,6 @@
 # Portico appliance image, two ways from one file:
 #
-#   offline (default first stage): a local Debian base made by
+#   offline (first stage): a local Debian base made by
 #     test-harness/base/build and a portico binary built on the host:
 #       cargo build --release
 #       docker build --target offline -t portico:offline .
@@ -9,8 +9,13 @@
 #     add-on build produce it): everything from public images:
 #       docker build -t portico .
 #
-# `offline` comes first so the classic builder, which runs stages in order
-# and stops at the target, never touches the public images.
+# `offline` comes first so the classic builder, which runs every stage up to
+# the target in order, never touches the public images. BuildKit only runs
+# the stages the target needs. For the release image with the classic
+# builder (DOCKER_BUILDKIT=0), which also runs the offline stage, point that
+# stage at public inputs:
+#   docker build --build-arg BASE_IMAGE=debian:bookworm-slim \
+#       --build-arg PORTICO_BIN=Cargo.toml -t portico .
 
 ARG BASE_IMAGE=portico-base:bookworm
 

@@ -110,7 +110,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .configure(configure(panel_state.clone(), Channel::Panel))
     })
     .listen(bind(settings.panel.listen, "panel")?)?
-    .shutdown_timeout(10)
+    .shutdown_timeout(5)
     .run();
     tracing::info!(listen = %settings.panel.listen, mode = ?settings.auth.mode, "panel listening");
 
@@ -122,7 +122,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .configure(configure(ingress_state.clone(), Channel::Ingress))
         })
         .listen(bind(settings.ingress.listen, "ingress")?)?
-        .shutdown_timeout(10)
+        .shutdown_timeout(5)
         .run();
         tracing::info!(listen = %settings.ingress.listen, "ingress listening");
         let (a, b) = futures_util::future::join(panel, ingress).await;

@@ -1,5 +1,8 @@
 //! Command-line interface.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -23,4 +26,61 @@ pub enum Command {
     },
     /// Print the effective settings as YAML, secrets masked.
     PrintConfig,
+    /// nginx configuration commands.
+    #[command(subcommand)]
+    Nginx(NginxCommand),
+    /// Run forward auth for nginx and the visitor login portal.
+    Authd,
+    /// Run the tunnel relay: agents on one loopback port, visitors on another.
+    Relay {
+        /// Where agents connect (nginx proxies `wss://tunnel.<domain>/` here).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        agents: SocketAddr,
+        /// Where nginx sends visitors of tunnels.
+        #[arg(long, default_value = "127.0.0.1:9080")]
+        visitors: SocketAddr,
+    },
+    /// The home-side agent: enroll, run, status.
+    Agent {
+        /// Directory holding the agent's key, certificates and state (default `~/.config/portico`).
+        #[arg(long, global = true)]
+        config_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Generate a key, send a CSR with a one-time token, store the certificate.
+    Enroll {
+        /// `https://panel.<domain>` or `https://<ip>:9292`.
+        #[arg(long)]
+        panel: String,
+        /// The one-time enrollment token from the panel.
+        #[arg(long)]
+        token: String,
+        /// SHA-256 of the panel's certificate; required when the panel is reached by IP.
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// Relay URL; derived from `https://panel.<domain>` when omitted.
+        #[arg(long)]
+        relay: Option<String>,
+    },
+    /// Connect to the relay and serve this agent's tunnels; reconnects by itself.
+    Run {
+        /// Override the relay URL from `agent.json`.
+        #[arg(long)]
+        relay: Option<String>,
+    },
+    /// Print the connection state and tunnels of the running agent.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NginxCommand {
+    /// Write the live nginx tree from the store (no reload; run before nginx starts).
+    Render,
+    /// `nginx -t` on the live tree, and whether it matches the store.
+    Check,
 }

@@ -4,9 +4,11 @@
 //! its own module here.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod agents;
 pub mod apikeys;
 pub mod audit;
+pub mod authd;
 pub mod cli;
 pub mod healthcheck;
 pub mod identity;
@@ -16,7 +18,14 @@ pub mod nginx;
 pub mod onboarding;
 pub mod panel;
 pub mod pki;
+pub mod protocol;
+pub mod relay;
 pub mod settings;
+pub mod sites;
 pub mod store;
+pub mod supervisor;
 pub mod tasks;
 pub mod token;
+pub mod totp;
+pub mod tunnels;
+pub mod users;

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use portico::cli::{Cli, Command};
+use portico::cli::{Cli, Command, NginxCommand};
 use portico::settings::{Settings, Sources};
 
 fn main() -> ExitCode {
@@ -36,6 +36,20 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Healthcheck { timeout } => portico::healthcheck::run(&settings, Duration::from_secs(timeout)),
         Command::PrintConfig => {
             print!("{}", settings.to_yaml());
+            Ok(())
+        }
+        Command::Authd => actix_web::rt::System::new().block_on(portico::authd::serve(settings)),
+        Command::Relay { agents, visitors } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(portico::relay::serve(settings, portico::relay::Listen { agents, visitors })),
+        Command::Agent { config_dir, command } => portico::agent::command(config_dir, command),
+        Command::Nginx(NginxCommand::Render) => {
+            print!("{}", portico::nginx::state::render_command(&settings)?);
+            Ok(())
+        }
+        Command::Nginx(NginxCommand::Check) => {
+            print!("{}", portico::nginx::state::check_command(&settings)?);
             Ok(())
         }
     }

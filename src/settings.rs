@@ -180,6 +180,127 @@ impl Default for PkiSettings {
     }
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SupervisorKind {
+    /// s6, as in the container.
+    S6,
+    /// No supervisor: services cannot be listed or controlled.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisorSettings {
+    pub kind: SupervisorKind,
+    /// s6's scan directory, one subdirectory per service.
+    pub service_dir: PathBuf,
+}
+
+impl Default for SupervisorSettings {
+    fn default() -> Self {
+        SupervisorSettings { kind: SupervisorKind::None, service_dir: PathBuf::from("/run/s6/services") }
+    }
+}
+
+/// `portico authd`: visitor sessions and login regulation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthdSettings {
+    /// Loopback listener nginx's `auth_request` and the portal use.
+    pub listen: SocketAddr,
+    /// Absolute session lifetime, hours.
+    pub session_hours: u32,
+    /// A session unused this long ends, minutes ("remember me" sessions excepted).
+    pub inactivity_minutes: u32,
+    /// Lifetime of a "remember me" session, days.
+    pub remember_days: u32,
+    /// Failed attempts (per user and per client IP) within `failure_window_secs` that ban.
+    pub max_failures: u32,
+    pub failure_window_secs: u32,
+    pub ban_secs: u32,
+}
+
+impl Default for AuthdSettings {
+    fn default() -> Self {
+        AuthdSettings {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9091),
+            session_hours: 12,
+            inactivity_minutes: 120,
+            remember_days: 30,
+            max_failures: 5,
+            failure_window_secs: 120,
+            ban_secs: 300,
+        }
+    }
+}
+
+/// nginx: where the live tree is, how to validate and reload it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NginxSettings {
+    /// When false the panel never renders or reloads nginx (tests, dev runs).
+    pub enabled: bool,
+    /// The nginx binary, for `nginx -t` and the default reload.
+    pub bin: PathBuf,
+    /// The live tree nginx is started with; `<data_dir>/nginx/live` when unset.
+    pub live_dir: Option<PathBuf>,
+    /// Pid file and temp dirs of nginx.
+    pub run_dir: PathBuf,
+    /// Reload command as an argv list, e.g. `["s6-svc", "-h", "/run/s6/services/nginx"]`;
+    /// `nginx -s reload` when empty.
+    pub reload_command: Vec<String>,
+    /// How many snapshots of replaced trees stay.
+    pub keep_snapshots: usize,
+    /// The nginx `user` directive; none when unset.
+    pub user: Option<String>,
+    /// Address every public `listen` binds.
+    pub bind: IpAddr,
+    /// Plain HTTP port (ACME challenges, redirects).
+    pub http_port: u16,
+    /// HTTPS port of the name-based vhosts.
+    pub https_port: u16,
+    /// Port of the admin-by-IP vhost.
+    pub admin_port: u16,
+}
+
+impl Default for NginxSettings {
+    fn default() -> Self {
+        NginxSettings {
+            enabled: true,
+            bin: PathBuf::from("/usr/sbin/nginx"),
+            live_dir: None,
+            run_dir: PathBuf::from("/run/nginx"),
+            reload_command: Vec::new(),
+            keep_snapshots: 10,
+            user: None,
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            http_port: 80,
+            https_port: 443,
+            admin_port: 9292,
+        }
+    }
+}
+
+impl AuthdSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        let checks = [
+            ("authd.session_hours", self.session_hours, 1, 24 * 30),
+            ("authd.inactivity_minutes", self.inactivity_minutes, 1, 60 * 24 * 30),
+            ("authd.remember_days", self.remember_days, 1, 365),
+            ("authd.max_failures", self.max_failures, 1, 100),
+            ("authd.failure_window_secs", self.failure_window_secs, 1, 86_400),
+            ("authd.ban_secs", self.ban_secs, 1, 86_400),
+        ];
+        for (key, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(SettingsError::invalid(key, format!("must be between {min} and {max}")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Every bootstrap setting, with defaults. Tests build it as
 /// `Settings { data_dir, ..Default::default() }`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -197,6 +318,9 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub pki: PkiSettings,
     pub log: LogSettings,
+    pub supervisor: SupervisorSettings,
+    pub authd: AuthdSettings,
+    pub nginx: NginxSettings,
 }
 
 impl Default for Settings {
@@ -212,6 +336,9 @@ impl Default for Settings {
             audit: AuditSettings::default(),
             pki: PkiSettings::default(),
             log: LogSettings::default(),
+            supervisor: SupervisorSettings::default(),
+            authd: AuthdSettings::default(),
+            nginx: NginxSettings::default(),
         }
     }
 }
@@ -227,7 +354,7 @@ pub struct Sources {
 }
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: &[&str] = &["trusted_proxies", "ingress.trusted_peers"];
+const LIST_KEYS: &[&str] = &["trusted_proxies", "ingress.trusted_peers", "nginx.reload_command"];
 
 impl Sources {
     pub fn from_process() -> Self {
@@ -320,6 +447,7 @@ impl Settings {
         {
             return Err(SettingsError::invalid("panel.secret", "must be at least 32 characters"));
         }
+        self.authd.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| SettingsError::invalid("log.level", e.to_string()))?;
         Ok(())
@@ -332,6 +460,11 @@ impl Settings {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("portico.db")
+    }
+
+    /// The live nginx tree (`nginx.live_dir`, else `<data_dir>/nginx/live`).
+    pub fn nginx_live_dir(&self) -> PathBuf {
+        self.nginx.live_dir.clone().unwrap_or_else(|| self.data_dir.join("nginx/live"))
     }
 
     pub fn pki_dir(&self) -> PathBuf {

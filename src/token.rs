@@ -29,6 +29,29 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
+/// A 256-bit key for one `purpose`, derived from a base secret with
+/// HMAC-SHA-256, so one install secret serves independent uses.
+pub fn derive_key(base: &[u8], purpose: &str) -> [u8; 32] {
+    sign_raw(base, purpose.as_bytes())
+}
+
+fn sign_raw(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+/// HMAC-SHA-256 of `message` as hex: signs cookies and CSRF tokens.
+pub fn sign(key: &[u8], message: &str) -> String {
+    hex::encode(sign_raw(key, message.as_bytes()))
+}
+
+/// Checks a [`sign`] signature in constant time.
+pub fn verify_signature(key: &[u8], message: &str, signature: &str) -> bool {
+    constant_time_eq(sign(key, message).as_bytes(), signature.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,17 +53,18 @@ start_world() {
 droplet_id() { compose ps -q droplet; }
 
 # Waits until the droplet reports healthy; fails on unhealthy, exit or deadline.
+# usage: wait_healthy [seconds] [service]
 wait_healthy() {
     local deadline=$((SECONDS + ${1:-120})) status id
-    id=$(droplet_id)
+    id=$(compose ps -q "${2:-droplet}")
     while ((SECONDS < deadline)); do
         status=$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo gone)
         case $status in
             healthy) return 0 ;;
-            unhealthy|exited|dead|gone) note "droplet is $status"; return 1 ;;
+            unhealthy|exited|dead|gone) note "${2:-droplet} is $status"; return 1 ;;
         esac
         sleep 1
     done
-    note "droplet not healthy within the deadline (last status: ${status:-?})"
+    note "${2:-droplet} not healthy within the deadline (last status: ${status:-?})"
     return 1
 }

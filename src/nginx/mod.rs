@@ -8,6 +8,7 @@ mod model;
 mod reloader;
 mod render;
 mod snapshot;
+pub mod state;
 mod vhosts;
 
 pub use apply::{Applier, ApplyError, ApplyOutcome};
@@ -19,6 +20,7 @@ pub use model::{
 pub use reloader::{NginxBinary, Probe, Reloader};
 pub use render::render;
 pub use snapshot::SnapshotMeta;
+pub use state::{Pipeline, PipelineError};
 
 #[cfg(test)]
 mod tests;

@@ -231,7 +231,8 @@ fn agent_endpoint(input: &RenderInput, domain: &str, cert: &CertPaths) -> String
 }
 
 /// The authz subrequest location and the `location /` preamble for visitor
-/// access. Public resources only clear identity headers.
+/// access. Public resources only clear identity headers. A 403 from authd
+/// shows authd's "not shared with you" page (status stays 403).
 ///
 /// The `rd` parameter is not percent-encoded (nginx has no encoder without
 /// extra modules). It is always the last parameter and carries this vhost's
@@ -260,6 +261,16 @@ fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -
         proxy_set_header X-Portico-Resource {name};
     }}
 
+    location = /_portico_denied {{
+        internal;
+        proxy_pass http://portico_authd/denied;
+        proxy_pass_request_body off;
+        proxy_http_version 1.1;
+        proxy_set_header Connection \"\";
+        proxy_set_header Content-Length \"\";
+        proxy_set_header Host $host;
+    }}
+
 "
     );
     let check = format!(
@@ -269,6 +280,7 @@ fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -
         auth_request_set $portico_name $upstream_http_remote_name;
         auth_request_set $portico_email $upstream_http_remote_email;
         error_page 401 =302 https://auth.{domain}{port}/?rd=https://{name}.{domain}{port}$request_uri;
+        error_page 403 /_portico_denied;
 "
     );
     (authz, check)

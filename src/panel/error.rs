@@ -37,6 +37,12 @@ pub enum ApiError {
     /// Logged with its context; the client sees only "Internal server error".
     #[error("Internal server error")]
     Internal(String),
+    /// nginx refused the configuration a change would produce; nothing changed.
+    #[error("nginx rejected the new configuration; nothing was changed")]
+    ConfigRejected(Vec<String>),
+    /// nginx did not take the new configuration; the previous one stays live.
+    #[error("nginx did not reload; the previous configuration stays live")]
+    ReloadFailed(Vec<String>),
 }
 
 impl ApiError {
@@ -70,6 +76,8 @@ impl ResponseError for ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ConfigRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ReloadFailed(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -80,6 +88,9 @@ impl ResponseError for ApiError {
             ApiError::Internal(context) => {
                 tracing::error!(error = %context, "request failed");
                 json!({ "error": self.to_string() })
+            }
+            ApiError::ConfigRejected(d) | ApiError::ReloadFailed(d) => {
+                json!({ "error": self.to_string(), "details": d })
             }
             other => json!({ "error": other.to_string() }),
         };
@@ -138,6 +149,20 @@ impl From<AgentError> for ApiError {
             AgentError::Store(s) => s.into(),
             AgentError::Pki(p) => p.into(),
             AgentError::Task(m) => ApiError::internal("agent task", m),
+        }
+    }
+}
+
+impl From<crate::nginx::PipelineError> for ApiError {
+    fn from(e: crate::nginx::PipelineError) -> Self {
+        use crate::nginx::PipelineError as P;
+        match e {
+            P::Rejected { details } => ApiError::ConfigRejected(details),
+            P::ReloadFailed { details } => ApiError::ReloadFailed(details),
+            P::UnknownSnapshot => ApiError::NotFound("No such snapshot".into()),
+            P::Disabled => ApiError::Conflict(P::Disabled.to_string()),
+            P::Store(s) => s.into(),
+            P::Internal(m) => ApiError::internal("nginx", m),
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod routes;
+pub mod session;
+pub mod ui;
 
 use std::net::{IpAddr, TcpListener};
 use std::sync::{Arc, RwLock};
@@ -27,6 +29,9 @@ pub struct AppState {
     pub store: Store,
     pub pki: Pki,
     pub keys: KeyCache,
+    pub two_factor: session::TwoFactor,
+    /// The nginx apply loop (applies nothing when `nginx.enabled` is false).
+    pub nginx: crate::nginx::Pipeline,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -40,11 +45,16 @@ impl AppState {
             .await?
             .and_then(|s| OnboardingState::parse(&s))
             .unwrap_or(OnboardingState::Fresh);
+        let settings = Arc::new(settings);
+        let nginx =
+            crate::nginx::Pipeline::new(settings.clone(), store.clone(), crate::nginx::state::applier(&settings));
         Ok(AppState {
             pki: Pki::new(&settings.data_dir),
-            settings: Arc::new(settings),
+            settings,
+            nginx,
             store,
             keys: KeyCache::default(),
+            two_factor: Default::default(),
             onboarding: RwLock::new(state),
         })
     }
@@ -61,11 +71,13 @@ impl AppState {
     /// Re-renders and applies the nginx configuration after a state change.
     /// Handlers call it after their store change; on `Err` they undo that
     /// change and return the error, so the store never holds state that nginx
-    /// refused. Wired to the render → validate → swap → reload loop by the
-    /// nginx integration.
+    /// refused. Runs the render → validate → swap → reload → probe loop,
+    /// queued behind any other change; a no-op when `nginx.enabled` is false.
+    /// Handlers that must keep their store change and the apply together take
+    /// `state.nginx`'s `change()` guard instead.
     pub async fn apply_config(&self, reason: &str) -> Result<(), error::ApiError> {
         tracing::debug!(reason, "configuration changed");
-        Ok(())
+        self.nginx.change().await.apply(reason).await.map(|_| ()).map_err(Into::into)
     }
 
     /// The configured public address, else the detected one.
@@ -80,6 +92,7 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
         let limit = state.settings.panel.json_limit;
         cfg.app_data(state).app_data(web::Data::new(channel)).app_data(web::PayloadConfig::new(limit)).service(
             web::scope("/api")
+                .wrap(middleware::from_fn(session::require_second_factor))
                 .wrap(middleware::from_fn(auth::identify))
                 .configure(routes::health::configure)
                 .configure(routes::onboarding::configure)
@@ -87,9 +100,17 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 .configure(routes::certs::configure)
                 .configure(routes::enroll::configure)
                 .configure(routes::audit::configure)
+                .configure(routes::users::configure)
+                .configure(routes::groups::configure)
+                .configure(routes::invitations::configure)
+                .configure(routes::two_factor::configure)
+                .configure(routes::tunnels::configure)
+                .configure(routes::nginx::configure)
+                .configure(routes::sites::configure)
                 .configure(openapi::configure)
                 .default_service(web::to(routes::not_found)),
         );
+        cfg.configure(ui::configure);
     }
 }
 

@@ -3,7 +3,11 @@
 use actix_web::{HttpResponse, get, web};
 use utoipa::OpenApi;
 
+use super::routes::tunnels;
+use super::routes::nginx as nginx_routes;
+use super::routes::sites as site_routes;
 use super::routes::{audit, certs, enroll, health, keys, onboarding};
+use super::routes::{groups, invitations, two_factor, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,7 +21,15 @@ use super::routes::{audit, certs, enroll, health, keys, onboarding};
         certs::agent_download, certs::agent_revoke, certs::agent_capabilities,
         enroll::enroll,
         audit::list,
+        tunnels::list, tunnels::create, tunnels::update, tunnels::remove, tunnels::agent_config, tunnels::agents,
         document,
+        users::list, users::create, users::update, users::remove, users::reset_totp,
+        users::sessions, users::revoke_session,
+        groups::list, groups::create, groups::remove, groups::add_member, groups::remove_member,
+        invitations::list, invitations::create, invitations::revoke, invitations::show, invitations::accept,
+        two_factor::show, two_factor::setup, two_factor::confirm, two_factor::verify, two_factor::disable,
+        nginx_routes::rendered, nginx_routes::snapshots, nginx_routes::diff, nginx_routes::rollback,
+        site_routes::list, site_routes::create, site_routes::remove,
     ),
     components(schemas(ErrorBody)),
     modifiers(&ErrorResponses)
@@ -31,8 +43,9 @@ pub struct ApiDoc;
 pub struct ErrorBody {
     /// A stable human summary.
     error: String,
-    /// Field errors (`[{field, message}]`) for 400; absent otherwise.
-    #[schema(value_type = Option<Object>)]
+    /// Field errors (`[{field, message}]`) for 400; the nginx error output for
+    /// 422/502; absent otherwise.
+    #[schema(value_type = Option<serde_json::Value>)]
     details: Option<serde_json::Value>,
     /// Present on 503 before onboarding completes.
     #[schema(value_type = Option<String>)]

@@ -7,9 +7,15 @@
 
 mod agents;
 mod audit;
+mod invitations;
 mod keys;
 mod kv;
+mod relay;
+mod sites;
 mod tunnels;
+mod ui;
+mod users;
+mod visitor_sessions;
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,8 +26,13 @@ use time::OffsetDateTime;
 
 pub use agents::{Agent, ClientCert, EnrollmentToken, NewEnrollmentToken};
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use invitations::{Invitation, NewInvitation};
 pub use keys::{ApiKeyRecord, NewApiKey};
+pub use relay::{AgentStatus, ChangeWatcher};
+pub use sites::{Site, SiteFields};
 pub use tunnels::{Tunnel, TunnelFields};
+pub use users::{Group, NewUserRow, Policy, User, UserUpdate};
+pub use visitor_sessions::VisitorSession;
 
 /// Migrations by name, applied in name order, each once. Every module that
 /// owns tables adds its own numbered file; `schema_migrations` records which
@@ -29,6 +40,9 @@ pub use tunnels::{Tunnel, TunnelFields};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
     ("0002_tunnels", include_str!("migrations/0002_tunnels.sql")),
+    ("0003_sites", include_str!("migrations/0003_sites.sql")),
+    ("0004_users", include_str!("migrations/0004_users.sql")),
+    ("0006_relay_status", include_str!("migrations/0006_relay_status.sql")),
 ];
 
 /// How long a writer waits for a lock before giving up, milliseconds.
@@ -99,7 +113,9 @@ impl Store {
     fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.get()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )?;
         let applied = applied_migrations(&tx)?;
         if let Some(unknown) = applied.iter().find(|a| !MIGRATIONS.iter().any(|(name, _)| name == a)) {
             return Err(StoreError::TooNew(unknown.clone()));

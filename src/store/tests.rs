@@ -216,8 +216,12 @@ async fn tunnels_conflicts_and_undo() {
         description: String::new(),
     };
     let app = store.insert_tunnel(fields("app", "home"), t).await.unwrap();
-    assert!(matches!(store.insert_tunnel(fields("app", "home"), t).await, Err(StoreError::Conflict(m)) if m.contains("already exists")));
-    assert!(matches!(store.insert_tunnel(fields("other", "nobody"), t).await, Err(StoreError::Conflict(m)) if m.contains("agent")));
+    assert!(
+        matches!(store.insert_tunnel(fields("app", "home"), t).await, Err(StoreError::Conflict(m)) if m.contains("already exists"))
+    );
+    assert!(
+        matches!(store.insert_tunnel(fields("other", "nobody"), t).await, Err(StoreError::Conflict(m)) if m.contains("agent"))
+    );
     let deleted = store.delete_tunnel(app.id).await.unwrap();
     assert!(store.tunnel(app.id).await.unwrap().is_none());
     assert_eq!(store.restore_tunnel(deleted.clone()).await.unwrap(), deleted);

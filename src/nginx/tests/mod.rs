@@ -2,6 +2,8 @@
 //! nginx started on free loopback ports inside a temp dir.
 
 mod apply;
+mod authd;
 mod live;
+mod pipeline;
 mod render;
 mod support;

@@ -3,9 +3,16 @@
 pub mod audit;
 pub mod certs;
 pub mod enroll;
+pub mod groups;
 pub mod health;
+pub mod invitations;
 pub mod keys;
+pub mod nginx;
 pub mod onboarding;
+pub mod tunnels;
+pub mod two_factor;
+pub mod users;
+pub mod sites;
 
 use super::error::ApiError;
 

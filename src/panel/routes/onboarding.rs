@@ -48,12 +48,35 @@ pub async fn set_domain(
     who: Admin,
     body: ApiJson<DomainRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = onboarding::set_domain(&state.store, &body.0.domain, &body.0.email).await;
+    let result = set_domain_and_apply(&state, &body.0.domain, &body.0.email).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     audit::record(&state.store, &who.0.actor(), "onboarding.domain", body.0.domain.trim(), outcome, None).await;
     let next = result?;
     state.set_onboarding_state(next);
     Ok(HttpResponse::Ok().json(StateResponse { status: next }))
+}
+
+/// Records the domain and makes nginx serve it; if nginx refuses, the
+/// previous onboarding rows are written back and the error returned.
+async fn set_domain_and_apply(state: &AppState, domain: &str, email: &str) -> Result<OnboardingState, ApiError> {
+    const ROWS: &[&str] = &[onboarding::keys::STATE, onboarding::keys::DOMAIN, onboarding::keys::EMAIL];
+    let change = state.nginx.change().await;
+    let before = state.store.settings(ROWS).await?;
+    let next = onboarding::set_domain(&state.store, domain, email).await?;
+    if let Err(e) = change.apply("onboarding: domain set").await {
+        let fresh = OnboardingState::Fresh.as_str().to_string();
+        let undo = ROWS
+            .iter()
+            .zip(before)
+            .enumerate()
+            .map(|(i, (k, v))| (*k, v.unwrap_or_else(|| if i == 0 { fresh.clone() } else { String::new() })))
+            .collect();
+        if let Err(undo_err) = state.store.put_settings(undo).await {
+            tracing::error!(%undo_err, "cannot undo the domain change after nginx refused it");
+        }
+        return Err(e.into());
+    }
+    Ok(next)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Tunnel benchmark: runs every path in one go on loopback and prints the
+# figures side by side with ratios.
+#
+#   (1) app direct            wrk → nginx (static app)
+#   (2) nginx TLS → app       wrk → nginx TLS → upstream keepalive → app
+#   (3) relay+agent → app     wrk → relay :visitors → agent → app
+#   (4) nginx TLS → relay     wrk → nginx TLS → relay → agent → app
+#
+# Usage: cargo build --release && bench/tunnel.sh [seconds per run, default 5]
+# Needs: nginx, wrk, curl, openssl, sqlite3. Uses ports 2xxxx, a temp dir,
+# and stops everything it started on exit.
+set -euo pipefail
+
+DUR=${1:-5}
+BIN=${PORTICO_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/portico}
+[ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+W=$(mktemp -d /tmp/portico-bench.XXXXXX)
+chmod 755 "$W"   # nginx workers (nobody) read the app files
+BASE=$((20000 + RANDOM % 20000))
+P_APP=$BASE P_TLS=$((BASE + 1)) P_AGENTS=$((BASE + 2)) P_VISITORS=$((BASE + 3)) P_TLS_RELAY=$((BASE + 4))
+HOST=app.bench.test
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+# --- the app and the TLS front: one nginx -----------------------------------
+mkdir -p "$W/www" "$W/logs" "$W/data" "$W/agent"
+head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$W/www/1k"
+head -c $((100 * 1024 * 1024)) /dev/zero > "$W/www/big"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=$HOST" \
+    -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+cat > "$W/nginx.conf" <<EOF
+worker_processes 1;
+pid $W/nginx.pid;
+error_log $W/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 100000;
+    upstream app { server 127.0.0.1:$P_APP; keepalive 256; }
+    upstream relay_app { server 127.0.0.1:$P_VISITORS; keepalive 256; }
+    server { listen 127.0.0.1:$P_APP; root $W/www; }
+    server {
+        listen 127.0.0.1:$P_TLS ssl; ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem;
+        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+    }
+    server {
+        listen 127.0.0.1:$P_TLS_RELAY ssl; ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem;
+        location / { proxy_pass http://relay_app; proxy_http_version 1.1; proxy_set_header Connection "";
+                     proxy_set_header Host \$host; proxy_buffering off; }
+    }
+}
+EOF
+nginx -p "$W" -c "$W/nginx.conf"
+
+# --- relay, store rows, agent ------------------------------------------------
+export PORTICO__DATA_DIR="$W/data" PORTICO__LOG__LEVEL=warn
+start_relay() {
+    "$BIN" relay --agents 127.0.0.1:$P_AGENTS --visitors 127.0.0.1:$P_VISITORS 2>>"$W/logs/relay.log" &
+    RELAY=$!
+    PIDS+=("$RELAY")
+}
+start_relay
+for _ in $(seq 100); do [ -f "$W/data/portico.db" ] && break; sleep 0.05; done
+sleep 0.3
+now=$(date +%s)
+add_agent() { # label serial
+    sqlite3 -cmd ".timeout 5000" "$W/data/portico.db" "
+      INSERT INTO agents (label, capabilities, created_at) VALUES ('$1', 'tunnels:read', $now);
+      INSERT INTO client_certs (serial, kind, label, fingerprint, not_after, created_at)
+        VALUES ('$2', 'agent', '$1', 'fp$2', $((now + 86400)), $now);"
+}
+add_agent home ABC1
+sqlite3 -cmd ".timeout 5000" "$W/data/portico.db" "INSERT INTO tunnels (name, agent, target, access, created_at, updated_at)
+  VALUES ('app', 'home', '127.0.0.1:$P_APP', 'public', $now, $now);"
+echo '{"label":"home","serial":"ABC1","relay":"ws://127.0.0.1:'$P_AGENTS'/","panel":"bench"}' > "$W/agent/agent.json"
+
+ms() { date +%s%3N; }
+first_200() { # url -> ms until the first 200
+    local t0; t0=$(ms)
+    for _ in $(seq 2000); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" "$1")" = 200 ] && { echo $(( $(ms) - t0 )); return; }
+        sleep 0.005
+    done
+    echo "no 200 from $1; logs:" >&2; tail -n 5 "$W"/logs/*.log >&2
+    echo 99999
+}
+sleep 0.5
+t0=$(ms)
+"$BIN" agent --config-dir "$W/agent" run 2>>"$W/logs/agent.log" &
+AGENT=$!
+PIDS+=("$AGENT")
+UP_MS=$(( $(first_200 "http://127.0.0.1:$P_VISITORS/1k") ))
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }   # KiB
+cpu_ticks() { local s=0; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
+nginx_pids() { pgrep -P "$(cat "$W/nginx.pid")" | tr '\n' ' '; cat "$W/nginx.pid"; }
+sleep 1
+RELAY_IDLE=$(rss $RELAY) AGENT_IDLE=$(rss $AGENT)
+
+declare -A RPS P50 P99
+declare -a CPU_US
+run_wrk() { # key url conns
+    local out
+    out=$(wrk -t2 -c"$3" -d"${DUR}s" --latency -H "Host: $HOST" "$2" 2>&1)
+    RPS[$1]=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")
+    P50[$1]=$(awk '$1=="50%" {print $2}' <<<"$out")
+    P99[$1]=$(awk '$1=="99%" {print $2}' <<<"$out")
+    REQS=$(awk '/requests in/ {print $1}' <<<"$out")
+}
+URL1="http://127.0.0.1:$P_APP/1k" URL2="https://127.0.0.1:$P_TLS/1k"
+URL3="http://127.0.0.1:$P_VISITORS/1k" URL4="https://127.0.0.1:$P_TLS_RELAY/1k"
+HZ=$(getconf CLK_TCK)
+for c in 16 64 256; do
+    for p in 1 2 3 4; do
+        url=URL$p
+        before=$(cpu_ticks $(nginx_pids) $RELAY $AGENT)
+        run_wrk "$p-$c" "${!url}" "$c"
+        after=$(cpu_ticks $(nginx_pids) $RELAY $AGENT)
+        [ "$c" = 64 ] && CPU_US[$p]=$(( (after - before) * 1000000 / HZ / (REQS > 0 ? REQS : 1) ))
+    done
+done
+RELAY_PEAK=$(rss $RELAY) AGENT_PEAK=$(rss $AGENT)
+
+bulk() { curl -sS --max-time 60 -o /dev/null -w '%{speed_download}' -H "Host: $HOST" -k "$1" | awk '{printf "%.0f", $1 / 1048576}'; }
+B1=$(bulk "http://127.0.0.1:$P_APP/big") B2=$(bulk "https://127.0.0.1:$P_TLS/big")
+B3=$(bulk "http://127.0.0.1:$P_VISITORS/big") B4=$(bulk "https://127.0.0.1:$P_TLS_RELAY/big")
+
+# The same download with 50 ms RTT between agent and relay (delaying proxy).
+P_DELAY=$((BASE + 5))
+python3 "$(dirname "$0")/delay_proxy.py" $P_DELAY $P_AGENTS 25 &
+PIDS+=($!)
+add_agent slow D1
+sqlite3 -cmd ".timeout 5000" "$W/data/portico.db" "INSERT INTO tunnels (name, agent, target, access, created_at, updated_at)
+  VALUES ('slow', 'slow', '127.0.0.1:$P_APP', 'public', $now, $now);"
+mkdir -p "$W/slow"
+echo '{"label":"slow","serial":"D1","relay":"ws://127.0.0.1:'$P_DELAY'/","panel":"bench"}' > "$W/slow/agent.json"
+"$BIN" agent --config-dir "$W/slow" run 2>/dev/null &
+PIDS+=($!)
+HOST=slow.bench.test first_200 "http://127.0.0.1:$P_VISITORS/1k" >/dev/null
+B_RTT=$(HOST=slow.bench.test; curl -sS --max-time 120 -o /dev/null -w '%{speed_download}' -H "Host: slow.bench.test" \
+    "http://127.0.0.1:$P_VISITORS/big" | awk '{printf "%.0f", $1 / 1048576}')
+B_RTT_DIRECT=$(python3 "$(dirname "$0")/delay_proxy.py" $((BASE + 6)) $P_APP 25 & p=$!; sleep 0.5
+    curl -sS --max-time 120 -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$((BASE + 6))/big" | awk '{printf "%.0f", $1 / 1048576}'
+    kill $p)
+
+# Head-of-line: small requests on path 3 while 100 MB downloads run on the same agent.
+( for _ in 1 2 3 4 5 6 7 8; do curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$P_VISITORS/big"; done ) &
+BULK=$!
+run_wrk hol "$URL3" 16
+kill $BULK 2>/dev/null || true
+wait $BULK 2>/dev/null || true
+
+# Relay restart, and a flapping relay (killed 1 s after each recovery, 5 times).
+kill $RELAY; wait $RELAY 2>/dev/null || true
+start_relay
+RESTART_MS=$(first_200 "$URL3")
+FLAPS=()
+for _ in 1 2 3 4 5; do
+    sleep 1
+    kill $RELAY; wait $RELAY 2>/dev/null || true
+    start_relay
+    FLAPS+=("$(first_200 "$URL3")")
+done
+
+# 100 agents connected at once.
+AGENTS100=()
+for i in $(seq 1 99); do
+    add_agent "a$i" "F$i"
+    mkdir -p "$W/a$i"
+    echo '{"label":"a'$i'","serial":"F'$i'","relay":"ws://127.0.0.1:'$P_AGENTS'/","panel":"bench"}' > "$W/a$i/agent.json"
+    "$BIN" agent --config-dir "$W/a$i" run 2>/dev/null &
+    AGENTS100+=($!)
+    PIDS+=($!)
+done
+for _ in $(seq 200); do
+    n=$(sqlite3 "$W/data/portico.db" "SELECT count(*) FROM relay_status" 2>/dev/null || echo 0)
+    [ "$n" -ge 100 ] && break
+    sleep 0.1
+done
+RELAY_100=$(rss $RELAY)
+AGENT_100_AVG=$(for p in "${AGENTS100[@]}"; do rss "$p"; done | awk '{s+=$1} END {printf "%d", s/NR}')
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
+echo
+echo "Portico tunnel benchmark ($DUR s per wrk run, 1 KB response, loopback, $(nproc) cores)"
+printf '%-6s | %-22s | %-22s | %-22s | %-22s | %-9s %-9s\n' conns "(1) direct" "(2) nginx TLS" "(3) relay+agent" "(4) nginx TLS+relay" "3 vs 1" "4 vs 2"
+for c in 16 64 256; do
+    cell() { printf '%6s r/s p50 %-5s p99 %-6s' "${RPS[$1-$c]}" "${P50[$1-$c]}" "${P99[$1-$c]}"; }
+    printf '%-6s | %s | %s | %s | %s | %-9s %-9s\n' "c$c" "$(cell 1)" "$(cell 2)" "$(cell 3)" "$(cell 4)" \
+        "$(ratio "${RPS[3-$c]}" "${RPS[1-$c]}")" "$(ratio "${RPS[4-$c]}" "${RPS[2-$c]}")"
+done
+echo "100 MB download MB/s:      (1) $B1  (2) $B2  (3) $B3  (4) $B4   3 vs 1: $(ratio "$B3" "$B1")  4 vs 2: $(ratio "$B4" "$B2")"
+echo "100 MB download with 50 ms RTT: relay+agent $B_RTT MB/s, same proxy without tunnel $B_RTT_DIRECT MB/s (2 MiB window at 50 ms caps at 40 MB/s)"
+echo "CPU per request at c64 (nginx+relay+agent, µs): (1) ${CPU_US[1]}  (2) ${CPU_US[2]}  (3) ${CPU_US[3]}  (4) ${CPU_US[4]}"
+echo "small requests during bulk downloads (path 3, c16): ${RPS[hol]} r/s, p50 ${P50[hol]}, p99 ${P99[hol]}  (idle c16: p99 ${P99[3-16]})"
+echo "RSS KiB: relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100; agent idle $AGENT_IDLE, peak $AGENT_PEAK, avg of 99 idle agents $AGENT_100_AVG"
+echo "agent run → first 200: ${UP_MS} ms; relay restart → first 200: ${RESTART_MS} ms; flapping relay: ${FLAPS[*]} ms"

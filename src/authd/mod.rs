@@ -1,0 +1,112 @@
+//! `portico authd`: forward auth for nginx `auth_request` (Authelia's
+//! contract: `GET /api/authz/nginx`, `Remote-*` headers, 401 → portal), the
+//! visitor login portal (password, then TOTP) and visitor sessions.
+//!
+//! Forwarded headers (`X-Forwarded-*`, `X-Original-URL`, `X-Real-IP`,
+//! `X-Portico-Resource`) are believed only from `trusted_proxies` (nginx on
+//! loopback). A decision for another peer is always 403.
+
+pub mod clock;
+mod invite;
+mod portal;
+pub mod redirect;
+pub mod regulation;
+mod sessions;
+mod verify;
+
+use std::net::{IpAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::{App, HttpRequest, HttpServer, middleware, web};
+use anyhow::Context;
+
+use crate::settings::Settings;
+use crate::store::Store;
+pub use clock::Clock;
+pub use sessions::SESSION_COOKIE;
+
+/// Shared state of one authd process.
+pub struct AuthdState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub clock: Clock,
+    pub regulator: regulation::Regulator,
+    pub cache: verify::DecisionCache,
+    /// HMAC key for the portal's CSRF tokens and pending-login cookie.
+    key: [u8; 32],
+}
+
+impl AuthdState {
+    pub async fn new(settings: Settings, store: Store, clock: Clock) -> anyhow::Result<AuthdState> {
+        let secret = store.install_secret().await.context("while reading the install secret")?;
+        Ok(AuthdState {
+            key: crate::token::derive_key(secret.as_bytes(), "authd-portal"),
+            settings: Arc::new(settings),
+            store,
+            clock,
+            regulator: Default::default(),
+            cache: Default::default(),
+        })
+    }
+
+    /// The appliance's domain once onboarding set it.
+    async fn domain(&self) -> Option<String> {
+        self.cache.domain(&self.store).await
+    }
+
+    fn trusted(&self, req: &HttpRequest) -> bool {
+        req.peer_addr().is_some_and(|p| self.settings.trusted_proxies.contains(&p.ip()))
+    }
+
+    /// A forwarded header, only when the peer is a trusted proxy.
+    fn forwarded<'a>(&self, req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+        if !self.trusted(req) {
+            return None;
+        }
+        req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// The visitor's address: `X-Real-IP` from nginx, else the TCP peer.
+    fn client_ip(&self, req: &HttpRequest) -> String {
+        self.forwarded(req, "x-real-ip")
+            .and_then(|v| v.parse::<IpAddr>().ok())
+            .or_else(|| req.peer_addr().map(|p| p.ip()))
+            .map(|ip| ip.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Registers authd's routes.
+pub fn configure(state: web::Data<AuthdState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(state)
+            .app_data(web::FormConfig::default().limit(16 * 1024))
+            .configure(verify::configure)
+            .configure(portal::configure)
+            .configure(invite::configure);
+    }
+}
+
+/// Runs authd until SIGTERM/SIGINT.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let store =
+        Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
+    let listen = settings.authd.listen;
+    let state = web::Data::new(AuthdState::new(settings, store, Clock::default()).await?);
+    sessions::spawn_cleanup(state.clone());
+    let listener =
+        TcpListener::bind(listen).with_context(|| format!("while binding the authd listener on {listen}"))?;
+    let server = HttpServer::new(move || {
+        App::new().wrap(middleware::from_fn(crate::logging::log_request)).configure(configure(state.clone()))
+    })
+    .listen(listener)?
+    .shutdown_timeout(5)
+    .run();
+    tracing::info!(%listen, "authd listening");
+    server.await?;
+    tracing::info!("authd stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,334 @@
+//! From the store to a live nginx: builds the [`RenderInput`] from store state
+//! and settings, and the [`Pipeline`] that applies it one change at a time.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::model::{Access, AdminVhost, CertPaths, Ports, RenderInput, SiteVhost, TunnelVhost, Upstreams};
+use super::{Applier, ApplyError, ApplyOutcome, NginxBinary, RenderedTree, SnapshotMeta, render};
+use crate::onboarding;
+use crate::pki::Pki;
+use crate::settings::Settings;
+use crate::store::{Store, StoreError};
+
+/// Settings row that turns panel 2FA on (`"1"`, written by the 2FA routes);
+/// the admin-by-IP vhost is then not rendered.
+pub const TWO_FACTOR_KEY: &str = crate::panel::session::keys::ENABLED;
+
+/// Why a change could not be made live. In every case the previous
+/// configuration is still the one nginx serves.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// `nginx -t` (or the renderer's own checks) refused the new tree.
+    #[error("nginx rejected the configuration")]
+    Rejected {
+        /// nginx's error lines, without file paths.
+        details: Vec<String>,
+    },
+    /// Reload or probe failed; the previous tree was restored.
+    #[error("nginx reload failed; previous configuration restored")]
+    ReloadFailed {
+        /// nginx's error lines, without file paths.
+        details: Vec<String>,
+    },
+    /// No such snapshot.
+    #[error("unknown snapshot")]
+    UnknownSnapshot,
+    /// `nginx.enabled` is false: this process does not manage nginx.
+    #[error("nginx management is disabled (setting nginx.enabled)")]
+    Disabled,
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Filesystem or task trouble.
+    #[error("nginx pipeline: {0}")]
+    Internal(String),
+}
+
+impl From<ApplyError> for PipelineError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Invalid { details } => PipelineError::Rejected { details: summarize(&details) },
+            ApplyError::ReloadFailed { details } | ApplyError::ProbeFailed { details } => {
+                PipelineError::ReloadFailed { details: summarize(&details) }
+            }
+            ApplyError::UnknownSnapshot(_) => PipelineError::UnknownSnapshot,
+            ApplyError::Io(e) => PipelineError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// nginx's lines with the `nginx: ` prefix, file locations and the trailing
+/// "test failed" line removed: what went wrong, not where files live.
+pub fn summarize(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l.trim_start_matches("nginx: ").to_string())
+        .filter(|l| !l.starts_with("configuration file"))
+        .map(|l| match l.find(" in /") {
+            Some(i) => l[..i].to_string(),
+            None => l,
+        })
+        .map(|l| match l.find(" \"/") {
+            Some(i) => format!("{} (path omitted)", &l[..i]),
+            None => l,
+        })
+        .collect()
+}
+
+/// Certificate files of one name: `<data_dir>/acme/certs/<fqdn>/{fullchain,privkey}.pem`
+/// (`*.<d>` is stored under `_wildcard.<d>`).
+pub fn cert_paths(data_dir: &Path, fqdn: &str) -> CertPaths {
+    let dir = data_dir.join("acme/certs").join(fqdn.replace('*', "_wildcard"));
+    CertPaths { fullchain: dir.join("fullchain.pem"), key: dir.join("privkey.pem") }
+}
+
+fn access(s: &str) -> Access {
+    match s {
+        "public" => Access::Public,
+        "restricted" => Access::Restricted,
+        _ => Access::Authenticated,
+    }
+}
+
+/// Everything the renderer needs, read from the store and settings.
+pub async fn render_input(settings: &Settings, store: &Store) -> Result<RenderInput, StoreError> {
+    let rows = store.settings(&[onboarding::keys::DOMAIN, TWO_FACTOR_KEY]).await?;
+    let domain = rows[0].clone().filter(|d| !d.is_empty());
+    let two_factor = rows[1].as_deref() == Some("1");
+    let pki = Pki::new(&settings.data_dir);
+    let (server_cert, server_key) = pki.server_cert_paths();
+    let tunnels: Vec<TunnelVhost> = store
+        .tunnels()
+        .await?
+        .into_iter()
+        .map(|t| TunnelVhost { access: access(&t.access), name: t.name, enabled: t.enabled })
+        .collect();
+    let sites: Vec<SiteVhost> = store
+        .sites()
+        .await?
+        .into_iter()
+        .map(|s| SiteVhost { access: access(&s.access), name: s.name, spa_fallback: s.spa_fallback })
+        .collect();
+    let mut certs = BTreeMap::new();
+    if let Some(d) = &domain {
+        let labels = ["panel", "auth", "tunnel"]
+            .into_iter()
+            .map(String::from)
+            .chain(tunnels.iter().map(|t| t.name.clone()))
+            .chain(sites.iter().map(|s| s.name.clone()));
+        for fqdn in labels.map(|l| format!("{l}.{d}")).chain([format!("*.{d}")]) {
+            let paths = cert_paths(&settings.data_dir, &fqdn);
+            if paths.fullchain.is_file() && paths.key.is_file() {
+                certs.insert(fqdn, paths);
+            }
+        }
+    }
+    Ok(RenderInput {
+        data_dir: settings.data_dir.clone(),
+        conf_dir: settings.nginx_live_dir(),
+        run_dir: settings.nginx.run_dir.clone(),
+        ports: Ports {
+            bind: settings.nginx.bind,
+            http: settings.nginx.http_port,
+            https: settings.nginx.https_port,
+            admin: settings.nginx.admin_port,
+        },
+        upstreams: Upstreams { panel: settings.panel.listen, ..Default::default() },
+        admin_vhost: (!two_factor).then(|| AdminVhost { server_cert, server_key, client_ca: pki.ca_cert_path() }),
+        domain,
+        client_ca: pki.ca_cert_path(),
+        certs,
+        tunnels,
+        sites,
+        user: settings.nginx.user.clone(),
+        extra: None,
+    })
+}
+
+/// Renders the store's state.
+pub async fn render_state(settings: &Settings, store: &Store) -> Result<RenderedTree, PipelineError> {
+    let input = render_input(settings, store).await?;
+    render(&input).map_err(|e| PipelineError::Rejected { details: vec![e.to_string()] })
+}
+
+/// The applier the settings describe.
+pub fn applier(settings: &Settings) -> Applier {
+    let live = settings.nginx_live_dir();
+    let mut bin = NginxBinary::new(&settings.nginx.bin, &settings.nginx.run_dir, &live);
+    if !settings.nginx.reload_command.is_empty() {
+        bin.reload_command = Some(settings.nginx.reload_command.clone());
+    }
+    let snapshots = live.parent().unwrap_or(Path::new("/")).join("snapshots");
+    let host = match settings.nginx.bind {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    let port = settings.nginx.https_port;
+    Applier::new(live, snapshots, settings.nginx.keep_snapshots, Box::new(bin))
+        .with_probe(Box::new(move || listens(SocketAddr::new(host, port))))
+}
+
+/// After a reload nginx must still accept connections on the HTTPS port;
+/// polled for up to [`PROBE_SECS`] because the reload is asynchronous.
+fn listens(addr: SocketAddr) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(PROBE_SECS);
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("nginx does not accept connections on port {} after the reload", addr.port()));
+        }
+        std::thread::sleep(Duration::from_millis(50)); // poll interval
+    }
+}
+
+/// How long the post-reload probe waits, seconds.
+const PROBE_SECS: u64 = 5;
+
+/// Serializes configuration changes: a handler takes [`Pipeline::change`],
+/// makes its store change, calls [`Change::apply`], and undoes the store
+/// change when that fails. Concurrent changes queue on the guard.
+pub struct Pipeline {
+    settings: Arc<Settings>,
+    store: Store,
+    applier: Arc<Applier>,
+    lock: Mutex<()>,
+    /// Test-only: text injected into the rendered `http` block.
+    inject: std::sync::Mutex<Option<String>>,
+}
+
+/// Held while one change is made and applied.
+pub struct Change<'a> {
+    pipeline: &'a Pipeline,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl Pipeline {
+    pub fn new(settings: Arc<Settings>, store: Store, applier: Applier) -> Pipeline {
+        Pipeline { settings, store, applier: Arc::new(applier), lock: Mutex::new(()), inject: Default::default() }
+    }
+
+    /// Waits for earlier changes to finish.
+    pub async fn change(&self) -> Change<'_> {
+        Change { pipeline: self, _guard: self.lock.lock().await }
+    }
+
+    /// Test-only path to make the next renders invalid.
+    #[doc(hidden)]
+    pub fn inject_for_tests(&self, extra: Option<String>) {
+        *self.inject.lock().unwrap_or_else(|e| e.into_inner()) = extra;
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Applier) -> Result<T, ApplyError> + Send + 'static,
+    ) -> Result<T, PipelineError> {
+        let applier = self.applier.clone();
+        tokio::task::spawn_blocking(move || f(&applier))
+            .await
+            .map_err(|e| PipelineError::Internal(e.to_string()))?
+            .map_err(PipelineError::from)
+    }
+
+    /// The live tree.
+    pub async fn live_tree(&self) -> Result<RenderedTree, PipelineError> {
+        self.blocking(|a| a.live_tree()).await
+    }
+
+    /// Snapshots, newest first.
+    pub async fn snapshots(&self) -> Result<Vec<SnapshotMeta>, PipelineError> {
+        self.blocking(|a| a.snapshots()).await
+    }
+
+    /// Unified diff from snapshot `id` to the live tree.
+    pub async fn diff(&self, id: String) -> Result<String, PipelineError> {
+        self.blocking(move |a| a.diff(&id)).await
+    }
+
+    /// Makes snapshot `id` live again (queued like any change).
+    pub async fn rollback(&self, id: String) -> Result<ApplyOutcome, PipelineError> {
+        let _guard = self.lock.lock().await;
+        if !self.snapshots().await?.iter().any(|s| s.id == id) {
+            return Err(PipelineError::UnknownSnapshot);
+        }
+        if !self.settings.nginx.enabled {
+            return Err(PipelineError::Disabled);
+        }
+        self.blocking(move |a| a.rollback(&id)).await
+    }
+}
+
+impl Change<'_> {
+    /// Renders the store's current state and makes it live.
+    pub async fn apply(&self, reason: &str) -> Result<ApplyOutcome, PipelineError> {
+        let p = self.pipeline;
+        if !p.settings.nginx.enabled {
+            return Ok(ApplyOutcome { changed: false, snapshot: None, files: 0 });
+        }
+        let mut input = render_input(&p.settings, &p.store).await?;
+        input.extra = p.inject.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let tree = render(&input).map_err(|e| PipelineError::Rejected { details: vec![e.to_string()] })?;
+        let reason = reason.to_string();
+        p.blocking(move |a| a.apply(&tree, &reason)).await
+    }
+}
+
+/// The live tree's location, for `portico nginx` commands.
+pub fn live_dir(settings: &Settings) -> PathBuf {
+    settings.nginx_live_dir()
+}
+
+/// `portico nginx render`: writes the live tree from the store without
+/// reloading (the container's entry script runs it before nginx starts).
+/// Returns a one-line report.
+pub fn render_command(settings: &Settings) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let store =
+        Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
+    std::fs::create_dir_all(&settings.nginx.run_dir)
+        .with_context(|| format!("while creating {}", settings.nginx.run_dir.display()))?;
+    let tree = rt.block_on(render_state(settings, &store)).map_err(|e| anyhow::anyhow!("{e}: {}", details(&e)))?;
+    let out = applier(settings).install(&tree, "portico nginx render").map_err(|e| {
+        let e = PipelineError::from(e);
+        anyhow::anyhow!("{e}: {}", details(&e))
+    })?;
+    Ok(format!(
+        "nginx config {} ({} files) at {}\n",
+        if out.changed { "written" } else { "unchanged" },
+        out.files,
+        settings.nginx_live_dir().display()
+    ))
+}
+
+/// `portico nginx check`: `nginx -t` on the live tree, and whether it is what
+/// the store renders now. `Err` when nginx refuses the live tree.
+pub fn check_command(settings: &Settings) -> anyhow::Result<String> {
+    use super::Reloader as _;
+    use anyhow::Context;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let store =
+        Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
+    let live = settings.nginx_live_dir();
+    let bin = NginxBinary::new(&settings.nginx.bin, &settings.nginx.run_dir, &live);
+    bin.test(&live).map_err(|e| anyhow::anyhow!("nginx rejects the live configuration:\n{e}"))?;
+    let wanted = rt.block_on(render_state(settings, &store)).map_err(|e| anyhow::anyhow!("{e}: {}", details(&e)))?;
+    let current = applier(settings).live_tree().context("while reading the live tree")?;
+    let state =
+        if current == wanted { "matches the store" } else { "differs from the store; run `portico nginx render`" };
+    Ok(format!("nginx config at {} is valid and {state}\n", live.display()))
+}
+
+fn details(e: &PipelineError) -> String {
+    match e {
+        PipelineError::Rejected { details } | PipelineError::ReloadFailed { details } => details.join("; "),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,83 @@
+//! `/api/nginx/*`: the live configuration, its snapshots, diffs and rollback.
+//! Admin only.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, get, post, web};
+use serde::Serialize;
+
+use crate::audit::{self, Outcome};
+use crate::nginx::SnapshotMeta;
+use crate::panel::AppState;
+use crate::panel::auth::Admin;
+use crate::panel::error::ApiError;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RenderedResponse {
+    /// Path relative to the tree root → file content.
+    files: BTreeMap<String, String>,
+}
+
+/// The live nginx configuration tree.
+#[utoipa::path(tag = "nginx", responses((status = 200, body = RenderedResponse)))]
+#[get("/nginx/rendered")]
+pub async fn rendered(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let tree = state.nginx.live_tree().await?;
+    let files = tree.files.into_iter().map(|(p, body)| (p.to_string_lossy().into_owned(), body)).collect();
+    Ok(HttpResponse::Ok().json(RenderedResponse { files }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SnapshotList {
+    /// Newest first.
+    #[schema(value_type = Vec<Object>)]
+    snapshots: Vec<SnapshotMeta>,
+}
+
+/// Snapshots of replaced trees, newest first.
+#[utoipa::path(tag = "nginx", responses((status = 200, body = SnapshotList)))]
+#[get("/nginx/snapshots")]
+pub async fn snapshots(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(SnapshotList { snapshots: state.nginx.snapshots().await? }))
+}
+
+/// Unified diff from the snapshot to the live tree.
+#[utoipa::path(tag = "nginx", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/plain", body = String)))]
+#[get("/nginx/snapshots/{id}/diff")]
+pub async fn diff(state: web::Data<AppState>, _admin: Admin, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let text = state.nginx.diff(id.into_inner()).await?;
+    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(text))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RollbackResponse {
+    /// Snapshot of the tree the rollback replaced (so it can be undone).
+    snapshot: Option<String>,
+    changed: bool,
+}
+
+/// Makes the snapshot live again through validate → swap → reload → probe.
+/// 422 when nginx refuses it, 502 when the reload fails; the live tree stays.
+#[utoipa::path(tag = "nginx", params(("id" = String, Path)),
+    responses((status = 200, body = RollbackResponse), (status = 422), (status = 502)))]
+#[post("/nginx/snapshots/{id}/rollback")]
+pub async fn rollback(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let result = state.nginx.rollback(id.clone()).await;
+    let (outcome, details) = match &result {
+        Ok(_) => (Outcome::Success, None),
+        Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),
+    };
+    audit::record(&state.store, &admin.0.actor(), "nginx.rollback", &id, outcome, details).await;
+    let out = result?;
+    Ok(HttpResponse::Ok().json(RollbackResponse { snapshot: out.snapshot, changed: out.changed }))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(rendered).service(snapshots).service(diff).service(rollback);
+}

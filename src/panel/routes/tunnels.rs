@@ -1,0 +1,158 @@
+//! `/api/tunnels` and `/api/agents` (with the relay's live status).
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use serde::Serialize;
+
+use crate::audit::{self, Outcome};
+use crate::panel::AppState;
+use crate::panel::auth::{Admin, Cap, TunnelsRead, TunnelsWrite};
+use crate::panel::error::ApiError;
+use crate::panel::extract::ApiJson;
+use crate::store::{Agent, AgentStatus, TunnelFields};
+use crate::tunnels::{self, AgentSetup, TunnelInput, TunnelPatch, TunnelView, TunnelsError};
+
+impl From<TunnelsError> for ApiError {
+    fn from(e: TunnelsError) -> Self {
+        match e {
+            TunnelsError::Invalid(details) => ApiError::invalid(details),
+            TunnelsError::NotYours => ApiError::Forbidden(e.to_string()),
+            TunnelsError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Tunnels the caller may see, each with `online`.
+#[utoipa::path(tag = "tunnels", responses((status = 200, body = Vec<TunnelView>)))]
+#[get("/tunnels")]
+pub async fn list(state: web::Data<AppState>, who: Cap<TunnelsRead>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(tunnels::list(&state.store, &who.0).await?))
+}
+
+/// Creates a tunnel; the name must be unused (409 otherwise).
+#[utoipa::path(tag = "tunnels", request_body = TunnelInput, responses((status = 201, body = Object), (status = 409)))]
+#[post("/tunnels")]
+pub async fn create(
+    state: web::Data<AppState>,
+    who: Cap<TunnelsWrite>,
+    body: ApiJson<TunnelInput>,
+) -> Result<HttpResponse, ApiError> {
+    let fields = body.0.into_fields(&who.0);
+    let tunnel = tunnels::create(&state.store, &who.0, fields).await?;
+    if let Err(e) = state.apply_config("tunnel.create").await {
+        let _ = state.store.delete_tunnel(tunnel.id).await;
+        return Err(e);
+    }
+    audit::record(&state.store, &who.0.actor(), "tunnel.create", &tunnel.name, Outcome::Success, None).await;
+    Ok(HttpResponse::Created().json(tunnel))
+}
+
+/// Changes some fields of a tunnel.
+#[utoipa::path(tag = "tunnels", params(("id" = i64, Path)), request_body = TunnelPatch,
+    responses((status = 200, body = Object), (status = 404), (status = 409)))]
+#[patch("/tunnels/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    who: Cap<TunnelsWrite>,
+    id: web::Path<i64>,
+    body: ApiJson<TunnelPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let (old, new) = tunnels::update(&state.store, &who.0, id.into_inner(), body.0).await?;
+    if let Err(e) = state.apply_config("tunnel.update").await {
+        let _ = state.store.update_tunnel(old.id, TunnelFields::from(&old), old.updated_at).await;
+        return Err(e);
+    }
+    let details = serde_json::json!({ "before": TunnelFieldsJson::from(&old), "after": TunnelFieldsJson::from(&new) });
+    audit::record(&state.store, &who.0.actor(), "tunnel.update", &new.name, Outcome::Success, Some(details)).await;
+    Ok(HttpResponse::Ok().json(new))
+}
+
+/// Deletes a tunnel.
+#[utoipa::path(tag = "tunnels", params(("id" = i64, Path)), responses((status = 200, body = Object), (status = 404)))]
+#[delete("/tunnels/{id}")]
+pub async fn remove(
+    state: web::Data<AppState>,
+    who: Cap<TunnelsWrite>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let tunnel = tunnels::delete(&state.store, &who.0, id.into_inner()).await?;
+    if let Err(e) = state.apply_config("tunnel.delete").await {
+        let _ = state.store.restore_tunnel(tunnel).await;
+        return Err(e);
+    }
+    audit::record(&state.store, &who.0.actor(), "tunnel.delete", &tunnel.name, Outcome::Success, None).await;
+    Ok(HttpResponse::Ok().json(tunnel))
+}
+
+/// Commands, a systemd unit and a launchd plist to run this tunnel's agent.
+#[utoipa::path(tag = "tunnels", params(("id" = i64, Path)), responses((status = 200, body = AgentSetup), (status = 404)))]
+#[get("/tunnels/{id}/agent-config")]
+pub async fn agent_config(
+    state: web::Data<AppState>,
+    who: Cap<TunnelsRead>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let tunnel = tunnels::get(&state.store, &who.0, id.into_inner()).await?;
+    let domain = state.store.setting(crate::onboarding::keys::DOMAIN).await?;
+    let (panel, pin) = match (domain, state.public_ip()) {
+        (Some(d), _) => (format!("https://panel.{d}"), None),
+        (None, Some(ip)) => (format!("https://{ip}:9292"), Some("<panel certificate sha256 fingerprint>")),
+        (None, None) => ("https://<server ip>:9292".to_string(), Some("<panel certificate sha256 fingerprint>")),
+    };
+    Ok(HttpResponse::Ok().json(tunnels::agent_setup(&tunnel.agent, &panel, pin)))
+}
+
+/// An agent with the relay's view of it (`status` is null when offline).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    agent: Agent,
+    online: bool,
+    status: Option<AgentStatus>,
+}
+
+/// Every agent with its connection status.
+#[utoipa::path(tag = "tunnels", responses((status = 200, body = Vec<AgentView>)))]
+#[get("/agents")]
+pub async fn agents(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let status = state.store.relay_status().await?;
+    let views: Vec<AgentView> = state
+        .store
+        .agents()
+        .await?
+        .into_iter()
+        .map(|agent| {
+            let s = status.iter().find(|s| s.label == agent.label).cloned();
+            AgentView { online: s.is_some(), status: s, agent }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// The writable fields as the audit log records them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TunnelFieldsJson {
+    name: String,
+    agent: String,
+    target: String,
+    enabled: bool,
+    access: String,
+}
+
+impl From<&crate::store::Tunnel> for TunnelFieldsJson {
+    fn from(t: &crate::store::Tunnel) -> Self {
+        TunnelFieldsJson {
+            name: t.name.clone(),
+            agent: t.agent.clone(),
+            target: t.target.clone(),
+            enabled: t.enabled,
+            access: t.access.clone(),
+        }
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list).service(create).service(update).service(remove).service(agent_config).service(agents);
+}

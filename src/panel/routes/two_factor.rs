@@ -1,0 +1,124 @@
+//! `/api/settings/2fa/*`: the optional TOTP second factor for admins.
+
+use actix_web::http::header::SET_COOKIE;
+use actix_web::{HttpResponse, get, post, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::{self, Outcome};
+use crate::panel::AppState;
+use crate::panel::auth::Admin;
+use crate::panel::error::ApiError;
+use crate::panel::extract::ApiJson;
+use crate::panel::session::{self, TwoFactorError, keys};
+
+impl From<TwoFactorError> for ApiError {
+    fn from(e: TwoFactorError) -> Self {
+        match e {
+            TwoFactorError::NotEnabled | TwoFactorError::AlreadyEnabled | TwoFactorError::NoPendingSetup => {
+                ApiError::Conflict(e.to_string())
+            }
+            TwoFactorError::BadCode => ApiError::Unauthorized(e.to_string()),
+            TwoFactorError::Banned => ApiError::Forbidden(e.to_string()),
+            TwoFactorError::Store(s) => s.into(),
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Code {
+    /// The current 6-digit code.
+    code: String,
+}
+
+/// Whether panel 2FA is enabled (and whether a setup is pending).
+#[utoipa::path(tag = "2fa", responses((status = 200, body = Object)))]
+#[get("/settings/2fa")]
+pub async fn show(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let (enabled, _, pending) = session::status(&state.store).await?;
+    Ok(HttpResponse::Ok().json(json!({ "enabled": enabled, "pending": pending.is_some() })))
+}
+
+/// Starts setup: a new secret (not active until confirmed).
+#[utoipa::path(tag = "2fa", responses((status = 200, body = crate::users::TotpEnrollment)))]
+#[post("/settings/2fa/setup")]
+pub async fn setup(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
+    let enrollment = session::setup(&state.store).await?;
+    audit::record(&state.store, &admin.0.actor(), "2fa.setup", "panel", Outcome::Success, None).await;
+    Ok(HttpResponse::Ok().json(enrollment))
+}
+
+async fn failed(state: &AppState, actor: &str, action: &str, err: TwoFactorError) -> ApiError {
+    audit::record(&state.store, actor, action, "panel", Outcome::Failure, Some(json!({ "reason": err.to_string() })))
+        .await;
+    err.into()
+}
+
+/// Confirms setup with a code: enables 2FA, starts a session, drops the IP vhost.
+#[utoipa::path(tag = "2fa", request_body = Code, responses((status = 200, body = Object), (status = 400)))]
+#[post("/settings/2fa/confirm")]
+pub async fn confirm(state: web::Data<AppState>, admin: Admin, body: ApiJson<Code>) -> Result<HttpResponse, ApiError> {
+    let actor = admin.0.actor();
+    let (enabled, _, pending) = session::status(&state.store).await?;
+    let secret = match (enabled, pending) {
+        (true, _) => return Err(TwoFactorError::AlreadyEnabled.into()),
+        (false, None) => return Err(TwoFactorError::NoPendingSetup.into()),
+        (false, Some(s)) => s,
+    };
+    if let Err(e) = state.two_factor.check_code(&state.store, &actor, &secret, &body.0.code).await {
+        return Err(failed(&state, &actor, "2fa.confirm", e).await);
+    }
+    let rows = vec![(keys::ENABLED, "1".to_string()), (keys::SECRET, secret.clone()), (keys::PENDING, String::new())];
+    state.store.put_settings(rows).await?;
+    if let Err(e) = state.apply_config("panel 2fa enabled").await {
+        state.store.put_settings(vec![(keys::ENABLED, "0".to_string())]).await?;
+        return Err(e);
+    }
+    audit::record(&state.store, &actor, "2fa.enable", "panel", Outcome::Success, None).await;
+    let cookie = state.two_factor.session_cookie(&state, &actor, &secret).await?;
+    Ok(HttpResponse::Ok().append_header((SET_COOKIE, cookie)).json(json!({ "enabled": true })))
+}
+
+/// Verifies a code and sets the signed panel-session cookie.
+#[utoipa::path(tag = "2fa", request_body = Code, responses((status = 200, body = Object), (status = 400)))]
+#[post("/settings/2fa/verify")]
+pub async fn verify(state: web::Data<AppState>, admin: Admin, body: ApiJson<Code>) -> Result<HttpResponse, ApiError> {
+    let actor = admin.0.actor();
+    let (enabled, secret, _) = session::status(&state.store).await?;
+    let Some(secret) = secret.filter(|_| enabled) else {
+        return Err(TwoFactorError::NotEnabled.into());
+    };
+    if let Err(e) = state.two_factor.check_code(&state.store, &actor, &secret, &body.0.code).await {
+        return Err(failed(&state, &actor, "2fa.verify", e).await);
+    }
+    audit::record(&state.store, &actor, "2fa.verify", "panel", Outcome::Success, None).await;
+    let cookie = state.two_factor.session_cookie(&state, &actor, &secret).await?;
+    Ok(HttpResponse::Ok().append_header((SET_COOKIE, cookie)).json(json!({ "verified": true })))
+}
+
+/// Disables 2FA (needs a current code); the IP vhost comes back.
+#[utoipa::path(tag = "2fa", request_body = Code, responses((status = 200, body = Object), (status = 400)))]
+#[post("/settings/2fa/disable")]
+pub async fn disable(state: web::Data<AppState>, admin: Admin, body: ApiJson<Code>) -> Result<HttpResponse, ApiError> {
+    let actor = admin.0.actor();
+    let (enabled, secret, _) = session::status(&state.store).await?;
+    let Some(secret) = secret.filter(|_| enabled) else {
+        return Err(TwoFactorError::NotEnabled.into());
+    };
+    if let Err(e) = state.two_factor.check_code(&state.store, &actor, &secret, &body.0.code).await {
+        return Err(failed(&state, &actor, "2fa.disable", e).await);
+    }
+    state.store.put_settings(vec![(keys::ENABLED, "0".to_string()), (keys::SECRET, String::new())]).await?;
+    if let Err(e) = state.apply_config("panel 2fa disabled").await {
+        state.store.put_settings(vec![(keys::ENABLED, "1".to_string()), (keys::SECRET, secret)]).await?;
+        return Err(e);
+    }
+    audit::record(&state.store, &actor, "2fa.disable", "panel", Outcome::Success, None).await;
+    let clear = format!("{}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0", session::COOKIE);
+    Ok(HttpResponse::Ok().append_header((SET_COOKIE, clear)).json(json!({ "enabled": false })))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(show).service(setup).service(confirm).service(verify).service(disable);
+}

@@ -1,0 +1,217 @@
+//! Agents: one-time enrollment tokens, the list, capabilities, revoke.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use time::OffsetDateTime;
+
+use super::form::UiForm;
+use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::agents::{self, EnrollmentGrant, IssuedAgentCert};
+use crate::audit::{self, Outcome};
+use crate::identity::Capability;
+use crate::panel::error::ApiError;
+use crate::store::{Agent, StoreError};
+
+#[derive(Template)]
+#[template(path = "agents.html")]
+pub struct AgentsPage {
+    pub chrome: Chrome,
+    pub agents: Vec<Agent>,
+    pub form_label: String,
+    pub form_caps: Vec<String>,
+    pub errors: FieldErrors,
+    pub error: Option<String>,
+    /// A token just created: shown this once.
+    pub grant: Option<EnrollmentGrant>,
+    /// A certificate and key generated here: shown this once.
+    pub issued: Option<IssuedAgentCert>,
+    pub panel_url: String,
+}
+
+impl AgentsPage {
+    /// Whether `list` holds `value` (checkbox state).
+    pub fn has(&self, list: &[String], value: &str) -> bool {
+        list.iter().any(|v| v == value)
+    }
+
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        Capability::ALL.iter().map(|c| c.as_str()).collect()
+    }
+
+    pub fn when(&self, t: &OffsetDateTime) -> String {
+        super::when(t)
+    }
+
+    /// The one line an operator runs on the home machine.
+    pub fn enroll_command(&self, token: &str) -> String {
+        format!("portico agent enroll --panel {} --token {token}", self.panel_url)
+    }
+}
+
+async fn page(ui: &UiAdmin) -> Result<AgentsPage, PageError> {
+    let domain = crate::onboarding::status(&ui.state.store, None).await?.domain;
+    let panel_url = match (domain, ui.state.public_ip()) {
+        (Some(d), _) => format!("https://panel.{d}"),
+        (None, Some(ip)) => format!("https://{ip}:9292"),
+        (None, None) => "https://<panel address>".to_string(),
+    };
+    Ok(AgentsPage {
+        chrome: ui.chrome("/agents", "Agents").await?,
+        agents: ui.state.store.agents().await?,
+        form_label: String::new(),
+        form_caps: vec!["tunnels:read".into()],
+        errors: FieldErrors::default(),
+        error: None,
+        grant: None,
+        issued: None,
+        panel_url,
+    })
+}
+
+async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    super::ok(&page(&ui).await?)
+}
+
+#[derive(Template)]
+#[template(path = "agent.html")]
+pub struct AgentPage {
+    pub chrome: Chrome,
+    pub agent: Agent,
+}
+
+impl AgentPage {
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        Capability::ALL.iter().map(|c| c.as_str()).collect()
+    }
+
+    pub fn has(&self, list: &[String], value: &str) -> bool {
+        list.iter().any(|v| v == value)
+    }
+
+    pub fn when(&self, t: &OffsetDateTime) -> String {
+        super::when(t)
+    }
+}
+
+async fn show_one(ui: UiAdmin, label: web::Path<String>) -> Result<HttpResponse, PageError> {
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let label = label.into_inner();
+    let not_found = || PageError::from(ApiError::NotFound("No such agent".into()));
+    crate::pki::validate_label(&label).map_err(|_| not_found())?;
+    let agent = ui.state.store.agent(label.clone()).await?.ok_or_else(not_found)?;
+    let chrome = ui.chrome("/agents", &format!("Agent {label}")).await?;
+    super::ok(&AgentPage { chrome, agent })
+}
+
+/// Which way the enroll form asked for: a one-time token (the agent makes
+/// its own key) or a certificate and key generated here.
+#[derive(PartialEq)]
+enum Mode {
+    Token,
+    Certificate,
+}
+
+async fn create_token(form: UiForm) -> Result<HttpResponse, PageError> {
+    let mode = if form.get("mode") == "certificate" { Mode::Certificate } else { Mode::Token };
+    enroll(form, mode).await
+}
+
+async fn enroll(form: UiForm, mode: Mode) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let label = form.get("label").trim().to_string();
+    let capabilities = form.all("capabilities");
+    let caps = agents::validate(Some(&label), &capabilities);
+    let mut p = page(ui).await?;
+    let result = match (caps, &mode) {
+        (Err(e), _) => Err(e),
+        (Ok(caps), Mode::Token) => {
+            let minutes = ui.state.settings.pki.enroll_token_minutes;
+            agents::create_enrollment(&ui.state.store, label.clone(), caps, minutes).await.map(|grant| {
+                let details =
+                    serde_json::json!({ "capabilities": capabilities, "expiresAt": grant.expires_at.unix_timestamp() });
+                p.grant = Some(grant);
+                ("cert.agent.enroll_token", details)
+            })
+        }
+        (Ok(caps), Mode::Certificate) => {
+            agents::issue(ui.state.pki.clone(), &ui.state.store, label.clone(), caps).await.map(|issued| {
+                let details =
+                    serde_json::json!({ "serial": issued.agent.serial, "capabilities": issued.agent.capabilities });
+                p.issued = Some(issued);
+                ("cert.agent.create", details)
+            })
+        }
+    };
+    match result {
+        Ok((action, details)) => {
+            audit::record(&ui.state.store, &ui.actor(), action, &label, Outcome::Success, Some(details)).await;
+            if mode == Mode::Certificate {
+                p.agents = ui.state.store.agents().await?;
+            }
+            super::render(StatusCode::CREATED, &p)
+        }
+        Err(e) => {
+            let (errors, error) = super::form_error(ApiError::from(e))?;
+            p.form_label = label;
+            p.form_caps = capabilities;
+            p.errors = errors;
+            p.error = error;
+            super::render(StatusCode::BAD_REQUEST, &p)
+        }
+    }
+}
+
+async fn revoke(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let label = label.into_inner();
+    if crate::pki::validate_label(&label).is_err() {
+        return Err(ApiError::NotFound("No such agent".into()).into());
+    }
+    if !form.confirmed() {
+        return Err(ApiError::field("confirm", "confirm the revocation").into());
+    }
+    ui.state.store.revoke_agent(label.clone(), OffsetDateTime::now_utc()).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound("No such active agent".into()),
+        other => other.into(),
+    })?;
+    audit::record(&ui.state.store, &ui.actor(), "cert.agent.revoke", &label, Outcome::Success, None).await;
+    Ok(ui.redirect("/agents?flash=agent_revoked"))
+}
+
+async fn capabilities(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let label = label.into_inner();
+    if crate::pki::validate_label(&label).is_err() {
+        return Err(ApiError::NotFound("No such agent".into()).into());
+    }
+    let caps = agents::validate(None, &form.all("capabilities")).map_err(ApiError::from)?;
+    let caps: Vec<String> = caps.iter().map(|c| c.as_str().to_string()).collect();
+    ui.state.store.set_agent_capabilities(label.clone(), caps.clone()).await?;
+    let details = serde_json::json!({ "capabilities": caps });
+    audit::record(&ui.state.store, &ui.actor(), "cert.agent.capabilities", &label, Outcome::Success, Some(details))
+        .await;
+    Ok(ui.redirect(&format!("/agents/{label}?flash=caps_saved")))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/agents", web::get().to(show))
+        .route("/agents/enroll", web::post().to(create_token))
+        .route("/agents/{label}", web::get().to(show_one))
+        .route("/agents/{label}/revoke", web::post().to(revoke))
+        .route("/agents/{label}/capabilities", web::post().to(capabilities));
+}

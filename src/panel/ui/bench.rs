@@ -1,0 +1,114 @@
+//! Page render benchmark (run by `bench/ui-render`, ignored in normal test
+//! runs): server-side time of each page with 100 agents, 100 API keys and
+//! 5000 audit entries, through the full handler stack (identity chain,
+//! store, template), next to the 50 ms budget. Prints; asserts nothing.
+
+use std::time::{Duration, Instant};
+
+use actix_web::App;
+use actix_web::dev::Service;
+use actix_web::test::{TestRequest, init_service, read_body};
+use time::OffsetDateTime;
+
+use super::tests::ui_with;
+use crate::onboarding::OnboardingState;
+use crate::panel::{Channel, configure};
+use crate::store::{ClientCert, NewApiKey, NewAuditEntry};
+
+const RUNS: usize = 40;
+const BUDGET_MS: f64 = 50.0;
+
+#[actix_web::test]
+#[ignore = "benchmark; run bench/ui-render"]
+async fn page_render_times() {
+    let ui = ui_with(|_| {}).await;
+    let store = &ui.state.store;
+    let now = OffsetDateTime::now_utc();
+    for i in 0..100 {
+        let cert = ClientCert {
+            serial: format!("{:X}", 0xA000 + i),
+            kind: "agent".into(),
+            label: Some(format!("agent-{i}")),
+            fingerprint: "AA:BB".into(),
+            not_after: now + time::Duration::days(300),
+            revoked_at: None,
+        };
+        store.create_agent(vec!["tunnels:read".into(), "tunnels:write".into()], cert, now).await.unwrap();
+        let key = NewApiKey {
+            id: format!("{:016x}", i),
+            name: format!("key {i}"),
+            hash: "x".into(),
+            scopes: vec!["read".into()],
+            created_at: now,
+            expires_at: Some(now + time::Duration::days(30)),
+        };
+        store.insert_api_key(key).await.unwrap();
+    }
+    for i in 0..5000 {
+        let entry = NewAuditEntry {
+            at: now - time::Duration::seconds(i),
+            actor: "admin:1".into(),
+            action: if i % 3 == 0 { "key.create" } else { "tunnel.update" }.into(),
+            target: format!("t{i}"),
+            outcome: "success".into(),
+            details: Some(serde_json::json!({ "n": i })),
+        };
+        store.append_audit(entry).await.unwrap();
+    }
+    let app = init_service(App::new().configure(configure(ui.state.clone(), Channel::Panel))).await;
+    let serial = ui.state.pki.admin_info().unwrap().serial;
+    let mut rows = Vec::new();
+    for (path, completed) in [
+        ("/onboarding", false),
+        ("/", true),
+        ("/agents", true),
+        ("/keys", true),
+        ("/certs", true),
+        ("/audit", true),
+        ("/audit?action=key.create&page=20", true),
+    ] {
+        let state = if completed { OnboardingState::Completed } else { OnboardingState::DomainSet };
+        ui.set_state(state).await;
+        let mut times = Vec::with_capacity(RUNS);
+        let mut bytes = 0;
+        for _ in 0..RUNS {
+            let req = TestRequest::get()
+                .uri(path)
+                .peer_addr("127.0.0.1:5000".parse().unwrap())
+                .insert_header(("X-SSL-Client-Verify", "SUCCESS"))
+                .insert_header(("X-SSL-Client-DN", "CN=admin"))
+                .insert_header(("X-SSL-Client-Serial", serial.clone()))
+                .to_request();
+            let start = Instant::now();
+            let resp = app.call(req).await.unwrap();
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            bytes = read_body(resp).await.len();
+            times.push(start.elapsed());
+        }
+        times.sort();
+        rows.push((path, times[RUNS / 2], times[RUNS * 95 / 100], bytes));
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("\npage render time, {RUNS} runs each (100 agents, 100 API keys, 5000 audit entries)");
+    println!(
+        "{:<36} {:>10} {:>10} {:>10} {:>14} {:>9}",
+        "page", "median ms", "p95 ms", "budget ms", "budget/median", "HTML KB"
+    );
+    for (path, median, p95, bytes) in rows {
+        println!(
+            "{:<36} {:>10.2} {:>10.2} {:>10.0} {:>13.1}x {:>9.1}",
+            path,
+            ms(median),
+            ms(p95),
+            BUDGET_MS,
+            BUDGET_MS / ms(median),
+            bytes as f64 / 1024.0
+        );
+    }
+    let size = super::assets::total_size();
+    println!(
+        "static assets: {:.1} KB of a 100 KB budget ({:.1}x headroom)",
+        size as f64 / 1024.0,
+        102400.0 / size as f64
+    );
+}

@@ -1,0 +1,71 @@
+//! The dashboard: what needs attention at a glance.
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use time::OffsetDateTime;
+
+use super::{Chrome, PageError, UiAdmin};
+use crate::store::{AuditEntry, AuditQuery};
+
+/// Certificates with fewer days left than this are flagged.
+const EXPIRY_WARN_DAYS: i64 = 30;
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+pub struct DashboardPage {
+    pub chrome: Chrome,
+    pub domain: String,
+    pub agents_active: usize,
+    pub agents_revoked: usize,
+    pub keys_active: usize,
+    /// (label, days left) of certificates expiring soon, admin first.
+    pub expiring: Vec<(String, i64)>,
+    pub admin_days_left: Option<i64>,
+    pub recent: Vec<AuditEntry>,
+}
+
+impl DashboardPage {
+    pub fn when(&self, t: &OffsetDateTime) -> String {
+        super::when(t)
+    }
+}
+
+async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let store = &ui.state.store;
+    let now = OffsetDateTime::now_utc();
+    let agents = store.agents().await?;
+    let keys = store.api_keys().await?;
+    let (recent, _) = store
+        .audit_entries(AuditQuery { actor: None, action: None, since: None, until: None, limit: 10, offset: 0 })
+        .await?;
+    let pki = ui.state.pki.clone();
+    let admin = web::block(move || pki.admin_info()).await.ok().and_then(Result::ok);
+    let admin_days_left = admin.map(|c| (c.not_after - now).whole_days());
+    let mut expiring: Vec<(String, i64)> =
+        admin_days_left.map(|d| ("admin certificate".to_string(), d)).into_iter().collect();
+    expiring.retain(|(_, d)| *d < EXPIRY_WARN_DAYS);
+    for a in agents.iter().filter(|a| a.revoked_at.is_none()) {
+        if let Some(days) = a.cert_not_after.map(|t| (t - now).whole_days()).filter(|d| *d < EXPIRY_WARN_DAYS) {
+            expiring.push((format!("agent {}", a.label), days));
+        }
+    }
+    let domain = crate::onboarding::status(store, None).await?.domain.unwrap_or_default();
+    let page = DashboardPage {
+        chrome: ui.chrome("/", "Dashboard").await?,
+        domain,
+        agents_active: agents.iter().filter(|a| a.revoked_at.is_none()).count(),
+        agents_revoked: agents.iter().filter(|a| a.revoked_at.is_some()).count(),
+        keys_active: keys.iter().filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now)).count(),
+        expiring,
+        admin_days_left,
+        recent,
+    };
+    super::ok(&page)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(show));
+}

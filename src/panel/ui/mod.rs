@@ -1,0 +1,376 @@
+//! The server-rendered web UI of the panel: askama templates in
+//! `web/templates/`, CSS/JS in `web/static/` (embedded, see [`assets`]).
+//!
+//! How to add a page (e.g. tunnels):
+//! 1. `src/panel/ui/tunnels.rs` with a `configure(cfg)` registering
+//!    `GET /tunnels` and its `POST /tunnels/...` form routes; add one
+//!    `.configure(tunnels::configure)` line in [`configure`] and one row in
+//!    [`NAV`] (or `OTHER_PAGES` for pages outside the navigation): only
+//!    those path prefixes reach the page scope.
+//! 2. A template `web/templates/tunnels.html` that `{% extends "base.html" %}`;
+//!    its struct holds `chrome: Chrome` (base path, CSRF token, nav, flash) plus
+//!    the page's data. Every URL in a template starts with `{{ chrome.base }}`
+//!    (the ingress prefix or empty), so the UI works under Home Assistant.
+//! 3. GET handlers take [`UiAdmin`] (same identity chain as the API, admin
+//!    only); `ui.onboarding_redirect()` sends management pages to onboarding
+//!    until it is complete.
+//! 4. Form posts take [`form::UiForm`]: it refuses a missing or wrong CSRF
+//!    token (403) before the handler runs. Handlers call the same domain
+//!    function as the API handler, audit like it, then either redirect (303)
+//!    with a flash code (`?flash=<code>`, texts in [`flash_message`]) or, on a
+//!    validation error, re-render the form with [`FieldErrors`] and the user's input.
+//! 5. Lists use [`Pager`] and `{% include "pager.html" %}`; destructive
+//!    actions sit in `<details class="confirm">` so they need a second click
+//!    without any JavaScript. Text to copy (commands, secrets shown once):
+//!    `{% let copy_id = "x" %}{% let copy_text = … %}{% include "copy.html" %}`
+//!    (the copy button appears when `app.js` runs).
+//! 6. A render test in `ui/tests.rs` and a step in `tests/ui_browser.rs`.
+
+pub mod assets;
+pub mod csrf;
+pub mod form;
+
+mod agents;
+mod audit_log;
+mod certs;
+mod dashboard;
+mod keys;
+mod onboarding;
+
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+mod tests;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, middleware, web};
+use askama::Template;
+use futures_util::future::LocalBoxFuture;
+
+use super::AppState;
+use super::auth::{Admin, BasePath};
+use super::error::ApiError;
+use crate::identity::Identity;
+use crate::onboarding::{FieldError, OnboardingState};
+
+/// Main navigation: (path under the base, label). One row per page.
+pub const NAV: &[(&str, &str)] = &[
+    ("/", "Dashboard"),
+    ("/agents", "Agents"),
+    ("/certs", "Certificates"),
+    ("/keys", "API keys"),
+    ("/audit", "Audit log"),
+];
+
+/// Pages outside the navigation (their path prefixes).
+const OTHER_PAGES: &[&str] = &["/onboarding"];
+
+/// Whether `path` belongs to a UI page (a `NAV` or `OTHER_PAGES` prefix), so
+/// the page scope never swallows routes other modules register after it.
+fn is_page(path: &str) -> bool {
+    path == "/"
+        || NAV
+            .iter()
+            .map(|(p, _)| *p)
+            .chain(OTHER_PAGES.iter().copied())
+            .filter(|p| *p != "/")
+            .any(|p| path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
+/// Registers the pages and static files. Pages sit behind the same identity
+/// middleware as the API; `/static` needs no identity.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::Data::new(csrf::CsrfKey::default())).configure(assets::configure).service(
+        web::scope("")
+            .guard(actix_web::guard::fn_guard(|ctx| is_page(ctx.head().uri.path())))
+            .wrap(middleware::from_fn(styled_errors))
+            .wrap(middleware::from_fn(super::auth::identify))
+            .wrap(
+                middleware::DefaultHeaders::new()
+                    .add((header::CACHE_CONTROL, "no-store"))
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::REFERRER_POLICY, "same-origin"))
+                    .add((
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'self'; img-src 'self' data:; object-src 'none'; form-action 'self'; \
+                         frame-ancestors 'self'; base-uri 'none'",
+                    )),
+            )
+            .configure(dashboard::configure)
+            .configure(onboarding::configure)
+            .configure(agents::configure)
+            .configure(certs::configure)
+            .configure(keys::configure)
+            .configure(audit_log::configure),
+    );
+}
+
+/// What every page's layout needs.
+pub struct Chrome {
+    /// URL prefix (ingress path or empty); every emitted URL starts with it.
+    pub base: String,
+    /// CSRF token for forms on this page.
+    pub csrf: String,
+    /// `NAV` path of the current page.
+    pub active: &'static str,
+    pub title: String,
+    pub flash: Option<(&'static str, &'static str)>,
+    /// Whether onboarding is complete (shows the full navigation).
+    pub completed: bool,
+    pub css: &'static str,
+    pub js: &'static str,
+}
+
+impl Chrome {
+    pub fn nav(&self) -> &'static [(&'static str, &'static str)] {
+        NAV
+    }
+
+    /// `base + path`, for templates: `{{ chrome.url("/keys") }}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+/// The admin, resolved by the API's identity chain, plus what pages need.
+pub struct UiAdmin {
+    pub who: Identity,
+    pub base: String,
+    pub state: web::Data<AppState>,
+    csrf_key: web::Data<csrf::CsrfKey>,
+    flash: Option<String>,
+}
+
+impl FromRequest for UiAdmin {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let admin = Admin::extract(req).into_inner();
+        let base = BasePath::extract(req).into_inner().map(|b| b.0).unwrap_or_default();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let csrf_key = req.app_data::<web::Data<csrf::CsrfKey>>().cloned();
+        let flash = web::Query::<FlashQuery>::from_query(req.query_string()).ok().and_then(|q| q.0.flash);
+        Box::pin(async move {
+            let Admin(who) = admin.map_err(PageError::from)?;
+            let state = state.ok_or_else(|| PageError::internal("AppState missing"))?;
+            let csrf_key = csrf_key.ok_or_else(|| PageError::internal("csrf key missing"))?;
+            Ok(UiAdmin { who, base, state, csrf_key, flash })
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct FlashQuery {
+    flash: Option<String>,
+}
+
+impl UiAdmin {
+    /// The layout context for a page; `active` is its `NAV` path.
+    pub async fn chrome(&self, active: &'static str, title: &str) -> Result<Chrome, PageError> {
+        let key = self.csrf_key.get(&self.state.store).await.map_err(PageError::from)?;
+        Ok(Chrome {
+            base: self.base.clone(),
+            csrf: key.token(&self.who.actor(), time::OffsetDateTime::now_utc()),
+            active,
+            title: title.to_string(),
+            flash: self.flash.as_deref().and_then(flash_message),
+            completed: self.state.onboarding_state() == OnboardingState::Completed,
+            css: assets::url("app.css"),
+            js: assets::url("app.js"),
+        })
+    }
+
+    /// 303 to `base + path` (after a successful form post).
+    pub fn redirect(&self, path: &str) -> HttpResponse {
+        see_other(&format!("{}{}", self.base, path))
+    }
+
+    /// Management pages redirect to onboarding until it is complete.
+    pub fn onboarding_redirect(&self) -> Option<HttpResponse> {
+        (self.state.onboarding_state() != OnboardingState::Completed).then(|| self.redirect("/onboarding"))
+    }
+
+    pub fn actor(&self) -> String {
+        self.who.actor()
+    }
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// Fixed flash texts, chosen by code so no user text reaches the page this way.
+pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        "domain_saved" => ("ok", "Domain saved. Now create the DNS records below."),
+        "key_revoked" => ("ok", "API key revoked. It stops working at once."),
+        "agent_revoked" => ("ok", "Agent revoked. Its certificates are refused from now on."),
+        "caps_saved" => ("ok", "Capabilities saved; they apply on the agent's next request."),
+        _ => return None,
+    })
+}
+
+/// Field errors of a form, by field name.
+#[derive(Default, Debug)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl FieldErrors {
+    /// The message for `field` or its indexed forms (`scopes[0]`).
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|e| e.field == field || e.field.strip_prefix(field).is_some_and(|r| r.starts_with('[')))
+            .map(|e| e.message.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn all(&self) -> &[FieldError] {
+        &self.0
+    }
+}
+
+/// Splits a domain error into field errors (re-render) and a banner message.
+pub fn form_error(err: ApiError) -> Result<(FieldErrors, Option<String>), PageError> {
+    match err {
+        ApiError::BadRequest { details, message } if details.is_empty() => Ok((FieldErrors::default(), Some(message))),
+        ApiError::BadRequest { details, .. } => Ok((FieldErrors(details), None)),
+        ApiError::Conflict(m) | ApiError::NotFound(m) | ApiError::Forbidden(m) => Ok((FieldErrors::default(), Some(m))),
+        other => Err(other.into()),
+    }
+}
+
+/// Page numbers of a list; links keep the list's filters.
+pub struct Pager {
+    pub page: u32,
+    pub pages: u32,
+    pub total: u64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// `link(page)` builds the URL of another page.
+    pub fn new(page: u32, per_page: u32, total: u64, link: impl Fn(u32) -> String) -> Pager {
+        let pages = total.div_ceil(u64::from(per_page.max(1))).max(1).min(u64::from(u32::MAX)) as u32;
+        Pager {
+            page,
+            pages,
+            total,
+            prev: (page > 1).then(|| link(page - 1)),
+            next: (page < pages).then(|| link(page + 1)),
+        }
+    }
+}
+
+/// Renders a template into a response with `status`.
+pub fn render(status: StatusCode, t: &impl Template) -> Result<HttpResponse, PageError> {
+    let body = t.render().map_err(|e| PageError::internal(&format!("template: {e}")))?;
+    Ok(HttpResponse::build(status).content_type(mime::TEXT_HTML_UTF_8).body(body))
+}
+
+pub fn ok(t: &impl Template) -> Result<HttpResponse, PageError> {
+    render(StatusCode::OK, t)
+}
+
+/// An error shown as a small HTML page (no internal details).
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl PageError {
+    pub fn internal(context: &str) -> Self {
+        tracing::error!(error = context, "page failed");
+        PageError { status: StatusCode::INTERNAL_SERVER_ERROR, message: "Internal server error".into() }
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        if let ApiError::Internal(context) = &e {
+            return PageError::internal(context);
+        }
+        PageError { status: e.status_code(), message: e.to_string() }
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    reason: &'a str,
+    message: &'a str,
+    /// Known when rendered by [`styled_errors`]: enables the stylesheet and
+    /// the link back (both under the base path).
+    base: Option<&'a str>,
+    css: &'static str,
+}
+
+fn error_page(status: StatusCode, message: &str, base: Option<&str>) -> HttpResponse {
+    let page = ErrorPage {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or("Error"),
+        message,
+        base,
+        css: assets::url("app.css"),
+    };
+    let body = page.render().unwrap_or_else(|_| message.to_string());
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+        .body(body)
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        error_page(self.status, &self.message, None)
+    }
+}
+
+/// Middleware: re-renders a [`PageError`] with the caller's base path, so
+/// the error page is styled and links back into the panel.
+async fn styled_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let base = BasePath::extract(req.request()).await.map(|b| b.0).unwrap_or_default();
+    let res = next.call(req).await?;
+    let failed = res.response().error().and_then(|e| e.as_error::<PageError>()).map(|e| (e.status, e.message.clone()));
+    match failed {
+        Some((status, message)) => {
+            let (req, _) = res.into_parts();
+            Ok(ServiceResponse::new(req, error_page(status, &message, Some(&base))))
+        }
+        None => Ok(res.map_into_boxed_body()),
+    }
+}
+
+/// Formats a time for tables: `2026-01-31 12:00 UTC`.
+pub fn when(t: &time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_default()
+}

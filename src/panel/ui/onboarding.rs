@@ -1,0 +1,137 @@
+//! The onboarding wizard: domain → DNS records and check → provisioning
+//! (a placeholder until the provisioning stream lands).
+
+use std::net::IpAddr;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use super::form::UiForm;
+use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::audit::{self, Outcome};
+use crate::onboarding::{self, DnsReport, OnboardingError, OnboardingState};
+use crate::panel::error::ApiError;
+
+#[derive(Template)]
+#[template(path = "onboarding.html")]
+pub struct OnboardingPage {
+    pub chrome: Chrome,
+    pub status: OnboardingState,
+    /// Recorded domain (drives the DNS step).
+    pub domain: Option<String>,
+    /// Form values (the user's input on a failed post).
+    pub form_domain: String,
+    pub form_email: String,
+    pub errors: FieldErrors,
+    pub error: Option<String>,
+    pub public_ip: Option<IpAddr>,
+    pub report: Option<DnsReport>,
+}
+
+impl OnboardingPage {
+    pub fn step(&self) -> u8 {
+        match self.status {
+            OnboardingState::Fresh => 1,
+            OnboardingState::DomainSet => 2,
+            _ => 3,
+        }
+    }
+
+    /// The records to create: (name, type, value).
+    pub fn records(&self) -> Vec<(String, &'static str, String)> {
+        let (Some(domain), Some(ip)) = (&self.domain, self.public_ip) else { return vec![] };
+        let kind = if ip.is_ipv4() { "A" } else { "AAAA" };
+        ["panel", "auth", "tunnel", "*"].iter().map(|n| (format!("{n}.{domain}"), kind, ip.to_string())).collect()
+    }
+
+    /// The records as one zone-file snippet to copy.
+    pub fn zone_snippet(&self) -> String {
+        self.records().iter().map(|(n, t, v)| format!("{n}. 300 IN {t} {v}")).collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn editable(&self) -> bool {
+        matches!(self.status, OnboardingState::Fresh | OnboardingState::DomainSet | OnboardingState::DnsReady)
+    }
+}
+
+async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
+    let status = onboarding::status(&ui.state.store, ui.state.public_ip()).await?;
+    Ok(OnboardingPage {
+        chrome: ui.chrome("/onboarding", "Set up Portico").await?,
+        status: status.status,
+        form_domain: status.domain.clone().unwrap_or_default(),
+        form_email: status.email.unwrap_or_default(),
+        domain: status.domain,
+        errors: FieldErrors::default(),
+        error: None,
+        public_ip: status.public_ip,
+        report: None,
+    })
+}
+
+async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
+    if ui.state.onboarding_state() == OnboardingState::Completed {
+        return Ok(ui.redirect("/"));
+    }
+    super::ok(&page(&ui).await?)
+}
+
+async fn set_domain(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    let (domain, email) = (form.get("domain"), form.get("email"));
+    let result = onboarding::set_domain(&ui.state.store, domain, email).await;
+    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+    audit::record(&ui.state.store, &ui.actor(), "onboarding.domain", domain.trim(), outcome, None).await;
+    match result {
+        Ok(next) => {
+            ui.state.set_onboarding_state(next);
+            Ok(ui.redirect("/onboarding?flash=domain_saved"))
+        }
+        Err(e) => {
+            let mut p = page(ui).await?;
+            p.form_domain = domain.to_string();
+            p.form_email = email.to_string();
+            let status = match e {
+                OnboardingError::Invalid(details) => {
+                    p.errors = FieldErrors(details);
+                    StatusCode::BAD_REQUEST
+                }
+                OnboardingError::WrongState(_) | OnboardingError::NoPublicIp => {
+                    p.error = Some(e.to_string());
+                    StatusCode::CONFLICT
+                }
+                OnboardingError::Store(s) => return Err(ApiError::from(s).into()),
+            };
+            super::render(status, &p)
+        }
+    }
+}
+
+async fn check_dns(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    let result = onboarding::verify_dns(&ui.state.store, ui.state.settings.dns.resolver, ui.state.public_ip()).await;
+    match result {
+        Ok((report, next)) => {
+            ui.state.set_onboarding_state(next);
+            let outcome = if report.ok { Outcome::Success } else { Outcome::Failure };
+            let details = serde_json::to_value(&report).ok();
+            audit::record(&ui.state.store, &ui.actor(), "onboarding.verify_dns", "", outcome, details).await;
+            let mut p = page(ui).await?;
+            p.report = Some(report);
+            super::ok(&p)
+        }
+        Err(OnboardingError::Store(s)) => Err(ApiError::from(s).into()),
+        Err(e) => {
+            let mut p = page(ui).await?;
+            p.error = Some(e.to_string());
+            super::render(StatusCode::CONFLICT, &p)
+        }
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/onboarding", web::get().to(show))
+        .route("/onboarding/domain", web::post().to(set_domain))
+        .route("/onboarding/dns", web::post().to(check_dns));
+}

@@ -1,0 +1,301 @@
+//! The tunnel wire protocol, apart from sockets and session logic.
+//!
+//! One WebSocket per agent, binary frames only. The first binary message
+//! each way is a JSON [`Handshake`] (agent → `Hello`, relay → `Welcome` or
+//! `Refused`); after it the WebSocket carries a yamux session. yamux gives
+//! per-stream credit whose receive window auto-tunes towards bandwidth × RTT,
+//! round-robin framing of 16 KiB chunks (so one bulk stream cannot starve the
+//! others) and a bound on the receive window per session.
+//!
+//! Each visitor connection is one stream opened by the relay. The relay
+//! writes an [`open header`](encode_open) naming the target, then the
+//! visitor's bytes; the agent answers one status byte ([`OPEN_OK`] …) and
+//! then the target's bytes.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use futures_util::{Sink, Stream};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+/// The protocol version both sides must speak.
+pub const VERSION: u16 = 1;
+/// How often each side pings the other over an idle link.
+pub const PING_EVERY: Duration = Duration::from_secs(1);
+/// A link that carried nothing (not even a pong) for this long is dead.
+pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+/// Concurrent streams per agent.
+pub const MAX_STREAMS: usize = 1024;
+/// Receive window a session may grant beyond every stream's initial 256 KiB,
+/// bytes: what lets one stream's window grow past bandwidth × RTT.
+pub const WINDOW_HEADROOM: usize = 64 * 1024 * 1024;
+/// Largest handshake message, bytes.
+pub const MAX_HANDSHAKE: usize = 64 * 1024;
+/// WebSocket messages are coalesced up to this many bytes, bytes.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Open status: the agent dialed the target.
+pub const OPEN_OK: u8 = 0;
+/// Open status: the target refused or did not answer.
+pub const OPEN_REFUSED: u8 = 1;
+/// Open status: the target is not one of this agent's tunnels.
+pub const OPEN_FORBIDDEN: u8 = 2;
+
+/// The first message each way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Handshake {
+    /// Agent → relay.
+    Hello { version: u16, label: String },
+    /// Relay → agent: accepted, with the tunnels this agent serves now.
+    Welcome { version: u16, tunnels: Vec<Route> },
+    /// Relay → agent: refused, and why (shown to the operator).
+    Refused { reason: String },
+}
+
+/// A tunnel as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub name: String,
+    pub target: String,
+}
+
+impl Handshake {
+    pub fn to_message(&self) -> Message {
+        Message::Binary(Bytes::from(serde_json::to_vec(self).unwrap_or_default()))
+    }
+
+    /// Decodes a handshake message; `None` for anything else.
+    pub fn from_message(msg: &Message) -> Option<Handshake> {
+        match msg {
+            Message::Binary(b) if b.len() <= MAX_HANDSHAKE => serde_json::from_slice(b).ok(),
+            Message::Text(t) if t.len() <= MAX_HANDSHAKE => serde_json::from_str(t).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// The message both sides show when their versions differ.
+pub fn version_mismatch(agent: u16, relay: u16) -> String {
+    format!("protocol version mismatch: agent speaks {agent}, relay speaks {relay}; upgrade the older side")
+}
+
+/// The stream-open header: target length (u16, big endian) and target.
+pub fn encode_open(target: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + target.len());
+    out.extend_from_slice(&(target.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    out.extend_from_slice(&target.as_bytes()[..target.len().min(u16::MAX as usize)]);
+    out
+}
+
+/// Reads the stream-open header.
+pub async fn read_open<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<String> {
+    let len = r.read_u16().await? as usize;
+    if len > 1024 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "open header too long"));
+    }
+    let mut buf = vec![0; len];
+    r.read_exact(&mut buf).await?;
+    String::from_utf8(buf).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "open header not utf-8"))
+}
+
+/// The yamux settings of both sides.
+pub fn yamux_config() -> yamux::Config {
+    let mut cfg = yamux::Config::default();
+    // 256 KiB initial credit per stream is yamux's floor; stream windows grow
+    // (towards 2 × bandwidth × RTT) only into the headroom above it.
+    cfg.set_max_connection_receive_window(Some(MAX_STREAMS * 256 * 1024 + WINDOW_HEADROOM));
+    cfg.set_max_num_streams(MAX_STREAMS);
+    cfg
+}
+
+/// A WebSocket seen as a byte stream for yamux, with keepalive: it pings
+/// every [`PING_EVERY`] and fails reads once nothing arrived for
+/// [`DEAD_AFTER`].
+pub struct WsIo<S> {
+    ws: WebSocketStream<S>,
+    rbuf: Bytes,
+    wbuf: Vec<u8>,
+    ping: Interval,
+    last_rx: Instant,
+    ping_due: bool,
+}
+
+impl<S> WsIo<S> {
+    pub fn new(ws: WebSocketStream<S>) -> WsIo<S> {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        WsIo {
+            ws,
+            rbuf: Bytes::new(),
+            wbuf: Vec::with_capacity(WRITE_CHUNK),
+            ping,
+            last_rx: Instant::now(),
+            ping_due: false,
+        }
+    }
+}
+
+fn ws_err(e: tokio_tungstenite::tungstenite::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsIo<S> {
+    /// Sends the coalesced write buffer as one binary message.
+    fn poll_send_buffer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.wbuf.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(ws_err)?;
+        let data = Bytes::copy_from_slice(&self.wbuf);
+        self.wbuf.clear();
+        Pin::new(&mut self.ws).start_send(Message::Binary(data)).map_err(ws_err)?;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        while self.ping.poll_tick(cx).is_ready() {
+            if self.last_rx.elapsed() >= DEAD_AFTER {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "keepalive: the peer went silent"));
+            }
+            self.ping_due = true;
+        }
+        if self.ping_due {
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.ping_due = false;
+                    Pin::new(&mut self.ws).start_send(Message::Ping(Bytes::new())).map_err(ws_err)?;
+                    let _ = Pin::new(&mut self.ws).poll_flush(cx).map_err(ws_err)?;
+                }
+                Poll::Ready(Err(e)) => return Err(ws_err(e)),
+                Poll::Pending => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures_util::io::AsyncRead for WsIo<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        loop {
+            if !this.rbuf.is_empty() {
+                let n = buf.len().min(this.rbuf.len());
+                buf[..n].copy_from_slice(&this.rbuf[..n]);
+                this.rbuf = this.rbuf.slice(n..);
+                return Poll::Ready(Ok(n));
+            }
+            match Pin::new(&mut this.ws).poll_next(cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    this.last_rx = Instant::now();
+                    match msg {
+                        Message::Binary(b) => this.rbuf = b,
+                        Message::Close(_) => return Poll::Ready(Ok(0)),
+                        _ => {}
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(ws_err(e))),
+                Poll::Ready(None) => return Poll::Ready(Ok(0)),
+                Poll::Pending => {
+                    this.poll_keepalive(cx)?;
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures_util::io::AsyncWrite for WsIo<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.wbuf.len() + buf.len() > WRITE_CHUNK {
+            ready!(this.poll_send_buffer(cx))?;
+        }
+        this.wbuf.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        ready!(this.poll_send_buffer(cx))?;
+        Pin::new(&mut this.ws).poll_flush(cx).map_err(ws_err)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        ready!(this.poll_send_buffer(cx))?;
+        Pin::new(&mut this.ws).poll_close(cx).map_err(ws_err)
+    }
+}
+
+/// A request to open an outbound stream.
+pub type OpenRequest = oneshot::Sender<yamux::Stream>;
+
+/// Drives a yamux session until it ends: opens outbound streams for
+/// requests on `open`, and hands every inbound stream to `inbound`.
+pub async fn drive<T>(
+    mut conn: yamux::Connection<T>,
+    mut open: mpsc::Receiver<OpenRequest>,
+    mut inbound: impl FnMut(yamux::Stream),
+) -> Result<(), yamux::ConnectionError>
+where
+    T: futures_util::io::AsyncRead + futures_util::io::AsyncWrite + Unpin,
+{
+    let mut waiting: std::collections::VecDeque<OpenRequest> = Default::default();
+    let mut open_closed = false;
+    std::future::poll_fn(|cx| {
+        while !open_closed {
+            match open.poll_recv(cx) {
+                Poll::Ready(Some(req)) => waiting.push_back(req),
+                Poll::Ready(None) => open_closed = true,
+                Poll::Pending => break,
+            }
+        }
+        while !waiting.is_empty() {
+            match conn.poll_new_outbound(cx) {
+                Poll::Ready(Ok(stream)) => {
+                    if let Some(req) = waiting.pop_front() {
+                        let _ = req.send(stream);
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => break,
+            }
+        }
+        loop {
+            match conn.poll_next_inbound(cx) {
+                Poll::Ready(Some(Ok(stream))) => inbound(stream),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_round_trips_and_rejects_garbage() {
+        let hello = Handshake::Hello { version: VERSION, label: "home".into() };
+        assert_eq!(Handshake::from_message(&hello.to_message()), Some(hello));
+        assert_eq!(Handshake::from_message(&Message::Binary(Bytes::from_static(b"\x00yamux"))), None);
+        assert!(version_mismatch(2, 1).contains("agent speaks 2, relay speaks 1"));
+    }
+
+    #[tokio::test]
+    async fn open_header_round_trips() {
+        let bytes = encode_open("127.0.0.1:8080");
+        assert_eq!(read_open(&mut &bytes[..]).await.unwrap(), "127.0.0.1:8080");
+    }
+}

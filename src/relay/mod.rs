@@ -1,0 +1,313 @@
+//! `portico relay`: agents connect on one port (behind nginx's mTLS), visitors
+//! arrive from nginx on another; each visitor connection is routed by the
+//! `Host` of its first request to the agent serving that tunnel and relayed
+//! as one multiplexed stream.
+//!
+//! Routing is per connection, so nginx must keep one upstream (keep-alive
+//! pool) per tunnel: a pooled connection then never carries another Host.
+
+mod agents;
+mod visitor;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::protocol::OpenRequest;
+use crate::store::{AgentStatus, Store, StoreError};
+
+/// How often the relay asks SQLite whether anything changed.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// How often counters are written to `relay_status` while they change.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A tunnel as the relay routes it.
+#[derive(Debug, Clone)]
+struct RouteEntry {
+    agent: String,
+    target: String,
+}
+
+/// Counters of one agent session.
+#[derive(Debug, Default)]
+struct Counters {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    open_streams: AtomicU64,
+}
+
+/// A connected agent.
+struct Session {
+    id: u64,
+    serial: String,
+    opener: mpsc::Sender<OpenRequest>,
+    kick: watch::Sender<bool>,
+    since: OffsetDateTime,
+    remote: SocketAddr,
+    version: u16,
+    counters: Arc<Counters>,
+}
+
+struct Inner {
+    store: Store,
+    trusted: Vec<IpAddr>,
+    routes: RwLock<HashMap<String, RouteEntry>>,
+    sessions: Mutex<HashMap<String, Session>>,
+    next_id: AtomicU64,
+    /// Bumped whenever sessions change, so the status writer knows.
+    status_dirty: watch::Sender<u64>,
+}
+
+/// The relay's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Relay {
+    inner: Arc<Inner>,
+}
+
+impl Relay {
+    pub fn new(store: Store, trusted: Vec<IpAddr>) -> Relay {
+        Relay {
+            inner: Arc::new(Inner {
+                store,
+                trusted,
+                routes: RwLock::default(),
+                sessions: Mutex::default(),
+                next_id: AtomicU64::new(1),
+                status_dirty: watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// Serves agents and visitors until `shutdown` turns true.
+    pub async fn run(
+        self,
+        agents: TcpListener,
+        visitors: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), TunnelError> {
+        self.reload().await?;
+        self.inner.store.put_relay_status(Vec::new()).await?;
+        let tasks = [
+            tokio::spawn(self.clone().watch_store()),
+            tokio::spawn(self.clone().write_status()),
+            tokio::spawn(self.clone().accept_agents(agents)),
+            tokio::spawn(self.clone().accept_visitors(visitors)),
+        ];
+        let _ = shutdown.wait_for(|s| *s).await;
+        for t in &tasks {
+            t.abort();
+        }
+        for (_, s) in self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            let _ = s.kick.send(true);
+        }
+        Ok(())
+    }
+
+    async fn accept_agents(self, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(self.clone().agent_connection(tcp, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting an agent connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn accept_visitors(self, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((tcp, _)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(self.clone().visitor(tcp));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a visitor connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Reloads routes and drops sessions of agents that lost their right to connect.
+    async fn reload(&self) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        let routes: HashMap<String, RouteEntry> = store
+            .tunnels()
+            .await?
+            .into_iter()
+            .filter(|t| t.enabled)
+            .map(|t| (t.name, RouteEntry { agent: t.agent, target: t.target }))
+            .collect();
+        *self.inner.routes.write().unwrap_or_else(|e| e.into_inner()) = routes;
+        let connected: Vec<(String, String)> = {
+            let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.iter().map(|(l, s)| (l.clone(), s.serial.clone())).collect()
+        };
+        for (label, serial) in connected {
+            if let Err(reason) = self.admit(&label, &serial).await? {
+                tracing::info!(agent = %label, reason, "disconnecting agent");
+                if let Some(s) = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&label) {
+                    let _ = s.kick.send(true);
+                }
+                self.inner.status_dirty.send_modify(|v| *v += 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an agent with this certificate serial may connect; the reason if not.
+    async fn admit(&self, label: &str, serial: &str) -> Result<Result<(), &'static str>, StoreError> {
+        let store = &self.inner.store;
+        let Some(agent) = store.agent(label.to_string()).await? else {
+            return Ok(Err("unknown agent"));
+        };
+        if agent.revoked_at.is_some() {
+            return Ok(Err("agent revoked"));
+        }
+        let Some(cert) = store.client_cert(serial.to_string()).await? else {
+            return Ok(Err("unknown certificate"));
+        };
+        if cert.revoked_at.is_some() {
+            return Ok(Err("certificate revoked"));
+        }
+        if cert.kind != "agent" || cert.label.as_deref() != Some(label) {
+            return Ok(Err("certificate belongs to another identity"));
+        }
+        if cert.not_after <= OffsetDateTime::now_utc() {
+            return Ok(Err("certificate expired"));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Polls `PRAGMA data_version` and reloads on change.
+    async fn watch_store(self) {
+        let store = self.inner.store.clone();
+        let mut watcher = match tokio::task::spawn_blocking(move || store.change_watcher()).await {
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot watch the store; tunnel changes need a relay restart");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (w, changed) = match tokio::task::spawn_blocking(move || {
+                let c = watcher.changed();
+                (watcher, c)
+            })
+            .await
+            {
+                Ok(v) => v,
+                Err(_) => return,
+            };
+            watcher = w;
+            match changed {
+                Ok(true) => {
+                    if let Err(e) = self.reload().await {
+                        tracing::warn!(error = %e, "reloading tunnels failed");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "checking the store for changes failed"),
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<AgentStatus> {
+        let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions
+            .iter()
+            .map(|(label, s)| AgentStatus {
+                label: label.clone(),
+                connected_since: s.since,
+                remote_addr: s.remote.to_string(),
+                protocol_version: s.version,
+                bytes_in: s.counters.bytes_in.load(Ordering::Relaxed),
+                bytes_out: s.counters.bytes_out.load(Ordering::Relaxed),
+                open_streams: s.counters.open_streams.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Writes `relay_status` on connect/disconnect at once, and counters
+    /// every [`STATUS_EVERY`] while they move.
+    async fn write_status(self) {
+        let mut dirty = self.inner.status_dirty.subscribe();
+        let mut last = Vec::new();
+        loop {
+            let _ = tokio::time::timeout(STATUS_EVERY, dirty.changed()).await;
+            let now = self.snapshot();
+            if now != last {
+                if let Err(e) = self.inner.store.put_relay_status(now.clone()).await {
+                    tracing::warn!(error = %e, "recording relay status failed");
+                }
+                last = now;
+            }
+        }
+    }
+
+    /// Labels of connected agents (for tests and status).
+    pub fn connected(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Where `portico relay` listens.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub agents: SocketAddr,
+    pub visitors: SocketAddr,
+}
+
+/// `portico relay`: binds the two loopback ports and runs until SIGTERM or Ctrl-C.
+pub async fn serve(settings: crate::settings::Settings, listen: Listen) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let store =
+        Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
+    let agents = TcpListener::bind(listen.agents).await.with_context(|| format!("while binding {}", listen.agents))?;
+    let visitors =
+        TcpListener::bind(listen.visitors).await.with_context(|| format!("while binding {}", listen.visitors))?;
+    tracing::info!(agents = %listen.agents, visitors = %listen.visitors, "relay listening");
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        let _ = tx.send(true);
+    });
+    Relay::new(store, settings.trusted_proxies.clone()).run(agents, visitors, rx).await?;
+    Ok(())
+}

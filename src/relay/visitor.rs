@@ -1,0 +1,174 @@
+//! The visitor side of the relay: read the first request head, route it by
+//! `Host`, then relay bytes both ways untouched.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+use super::Relay;
+use crate::protocol::{self, OPEN_OK};
+
+/// Largest request head the relay reads to find `Host`, bytes.
+const MAX_HEAD: usize = 16 * 1024;
+/// How long a visitor has to send a request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the agent has to open a stream and dial the target.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Copy buffer per direction, bytes.
+const COPY_BUF: usize = 16 * 1024;
+
+/// The tunnel name a `Host` header addresses: its first DNS label.
+pub(super) fn tunnel_name(host: &str) -> String {
+    let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+    host.split('.').next().unwrap_or_default().to_ascii_lowercase()
+}
+
+/// Reads until the end of the first request head; returns its `Host`.
+async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<String>, u16> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout(HEAD_TIMEOUT, tcp.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
+            Ok(Ok(n)) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 96];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                let host = req
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("host"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok())
+                    .map(|h| h.trim().to_string());
+                return host.filter(|h| !h.is_empty()).map(Some).ok_or(400);
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+            Ok(httparse::Status::Partial) => return Err(431),
+            Err(_) => return Err(400),
+        }
+    }
+}
+
+/// A small branded error page.
+pub(super) fn page(status: u16, title: &str, text: &str) -> Vec<u8> {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · Portico</title>\
+         <style>body{{font:16px system-ui,sans-serif;color:#1f2937;background:#f8fafc;display:grid;place-items:center;\
+         min-height:90vh}}main{{max-width:32rem;text-align:center}}h1{{font-size:1.4rem}}small{{color:#64748b}}</style>\
+         </head><body><main><h1>{title}</h1><p>{text}</p><small>{status} · Portico</small></main></body></html>\n"
+    );
+    let reason = match status {
+        400 => "Bad Request",
+        404 => "Not Found",
+        431 => "Request Header Fields Too Large",
+        _ => "Bad Gateway",
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+async fn reply(mut tcp: TcpStream, page: Vec<u8>) {
+    let _ = tcp.write_all(&page).await;
+    let _ = tcp.shutdown().await;
+}
+
+fn offline() -> Vec<u8> {
+    page(502, "This app is offline", "The machine that serves it is not connected right now. Try again in a moment.")
+}
+
+fn unreachable() -> Vec<u8> {
+    page(
+        502,
+        "This app is not answering",
+        "Its home machine is connected, but the app behind it refused the connection.",
+    )
+}
+
+/// Decrements the open-stream counter when a relayed stream ends.
+struct OpenGuard(std::sync::Arc<super::Counters>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Relay {
+    pub(super) async fn visitor(self, mut tcp: TcpStream) {
+        let mut head = Vec::with_capacity(2048);
+        let host = match read_head(&mut tcp, &mut head).await {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(status) => return reply(tcp, page(status, "Bad request", "The request could not be read.")).await,
+        };
+        let name = tunnel_name(&host);
+        let route = self.inner.routes.read().unwrap_or_else(|e| e.into_inner()).get(&name).cloned();
+        let Some(route) = route else {
+            return reply(tcp, page(404, "No such app", "Nothing is published under this name.")).await;
+        };
+        let session = {
+            let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.get(&route.agent).map(|s| (s.opener.clone(), s.counters.clone()))
+        };
+        let Some((opener, counters)) = session else {
+            return reply(tcp, offline()).await;
+        };
+        let (tx, rx) = oneshot::channel();
+        if opener.send(tx).await.is_err() {
+            return reply(tcp, offline()).await;
+        }
+        let Ok(Ok(stream)) = tokio::time::timeout(OPEN_TIMEOUT, rx).await else {
+            return reply(tcp, offline()).await;
+        };
+        counters.open_streams.fetch_add(1, Ordering::Relaxed);
+        let _guard = OpenGuard(counters.clone());
+        let mut stream = stream.compat();
+        let mut first = protocol::encode_open(&route.target);
+        first.extend_from_slice(&head);
+        if stream.write_all(&first).await.is_err() || stream.flush().await.is_err() {
+            return reply(tcp, offline()).await;
+        }
+        match tokio::time::timeout(OPEN_TIMEOUT, stream.read_u8()).await {
+            Ok(Ok(OPEN_OK)) => {}
+            Ok(Ok(_)) => return reply(tcp, unreachable()).await,
+            _ => return reply(tcp, offline()).await,
+        }
+        counters.bytes_in.fetch_add(head.len() as u64, Ordering::Relaxed);
+        drop(head);
+        if let Ok((up, down)) =
+            tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut stream, COPY_BUF, COPY_BUF).await
+        {
+            counters.bytes_in.fetch_add(up, Ordering::Relaxed);
+            counters.bytes_out.fetch_add(down, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tunnel_name;
+
+    #[test]
+    fn tunnel_name_is_the_first_label() {
+        for (host, name) in [
+            ("app.example.com", "app"),
+            ("App.Example.com:443", "app"),
+            ("localhost:9080", "localhost"),
+            ("[::1]:80", "[::1]"),
+        ] {
+            assert_eq!(tunnel_name(host), name, "{host}");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The service supervisor: what the panel knows of the processes s6 runs
+//! beside it, and how it starts, stops and restarts them.
+//!
+//! In the container every service is a directory under the scan directory
+//! (`/run/s6/services`); `s6-svstat` reads its state and `s6-svc` controls it.
+//! Outside a container (`supervisor.kind: none`) listing returns nothing and
+//! controlling a service is refused with [`SupervisorError::Unavailable`].
+//! Calls run external programs: call them from the blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::settings::{SupervisorKind, SupervisorSettings};
+
+/// What an operator can ask of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Action {
+    fn s6_flag(self) -> &'static str {
+        match self {
+            Action::Start => "-u",
+            Action::Stop => "-d",
+            Action::Restart => "-r",
+        }
+    }
+}
+
+/// One service as s6 sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// The process is running.
+    pub up: bool,
+    /// s6 wants it up (it restarts it when it exits).
+    pub wanted_up: bool,
+    /// It starts with the container (no `down` file).
+    pub normally_up: bool,
+    pub pid: Option<u32>,
+    /// Seconds since it last went up or down.
+    pub for_seconds: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("no service supervisor is running here")]
+    Unavailable,
+    #[error("unknown service `{0}`")]
+    UnknownService(String),
+    #[error("supervisor command failed: {0}")]
+    Command(String),
+}
+
+/// The supervisor the settings describe.
+#[derive(Debug, Clone)]
+pub enum Supervisor {
+    S6 { service_dir: PathBuf },
+    None,
+}
+
+impl Supervisor {
+    pub fn from_settings(settings: &SupervisorSettings) -> Supervisor {
+        match settings.kind {
+            SupervisorKind::S6 => Supervisor::S6 { service_dir: settings.service_dir.clone() },
+            SupervisorKind::None => Supervisor::None,
+        }
+    }
+
+    /// Every supervised service, by name.
+    pub fn list(&self) -> Result<Vec<ServiceStatus>, SupervisorError> {
+        let Supervisor::S6 { service_dir } = self else { return Ok(Vec::new()) };
+        let entries = std::fs::read_dir(service_dir).map_err(|_| SupervisorError::Unavailable)?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("run").is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names.iter().map(|n| svstat(&service_dir.join(n), n)).collect()
+    }
+
+    /// One service's state.
+    pub fn status(&self, name: &str) -> Result<ServiceStatus, SupervisorError> {
+        let dir = self.service_path(name)?;
+        svstat(&dir, name)
+    }
+
+    /// Starts, stops or restarts a service; returns once s6 took the order.
+    pub fn control(&self, name: &str, action: Action) -> Result<(), SupervisorError> {
+        let dir = self.service_path(name)?;
+        let out = Command::new("s6-svc")
+            .arg(action.s6_flag())
+            .arg(&dir)
+            .output()
+            .map_err(|e| SupervisorError::Command(format!("s6-svc: {e}")))?;
+        if !out.status.success() {
+            return Err(SupervisorError::Command(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        }
+        tracing::info!(service = name, ?action, "service control");
+        Ok(())
+    }
+
+    /// The directory of a known service; names are checked, never joined raw.
+    fn service_path(&self, name: &str) -> Result<PathBuf, SupervisorError> {
+        let Supervisor::S6 { service_dir } = self else { return Err(SupervisorError::Unavailable) };
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let dir = service_dir.join(name);
+        if !valid || !dir.join("run").is_file() {
+            return Err(SupervisorError::UnknownService(name.to_string()));
+        }
+        Ok(dir)
+    }
+}
+
+fn svstat(dir: &Path, name: &str) -> Result<ServiceStatus, SupervisorError> {
+    let out = Command::new("s6-svstat")
+        .args(["-o", "up,wantedup,normallyup,pid,updownfor"])
+        .arg(dir)
+        .output()
+        .map_err(|e| SupervisorError::Command(format!("s6-svstat: {e}")))?;
+    if !out.status.success() {
+        return Err(SupervisorError::Command(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    parse_svstat(name, &String::from_utf8_lossy(&out.stdout))
+        .ok_or_else(|| SupervisorError::Command(format!("unexpected s6-svstat output for {name}")))
+}
+
+/// Parses `s6-svstat -o up,wantedup,normallyup,pid,updownfor` output.
+fn parse_svstat(name: &str, text: &str) -> Option<ServiceStatus> {
+    let mut fields = text.split_whitespace();
+    let flag = |v: &str| match v {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    };
+    let up = flag(fields.next()?)?;
+    let wanted_up = flag(fields.next()?)?;
+    let normally_up = flag(fields.next()?)?;
+    let pid = fields.next()?.parse::<i64>().ok()?;
+    let for_seconds = fields.next()?.parse::<u64>().ok()?;
+    Some(ServiceStatus {
+        name: name.to_string(),
+        up,
+        wanted_up,
+        normally_up,
+        pid: u32::try_from(pid).ok().filter(|p| *p > 0),
+        for_seconds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A real s6-svscan over a temporary scan directory, killed on drop.
+    struct Scan {
+        dir: tempfile::TempDir,
+        child: Child,
+    }
+
+    impl Drop for Scan {
+        fn drop(&mut self) {
+            let _ = Command::new("s6-svscanctl").arg("-t").arg(self.dir.path()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+        }
+    }
+
+    fn s6_available() -> bool {
+        Command::new("s6-svscan").arg("-h").stderr(Stdio::null()).stdout(Stdio::null()).status().is_ok()
+    }
+
+    fn scan_with(services: &[(&str, bool)]) -> Scan {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, down) in services {
+            let svc = dir.path().join(name);
+            std::fs::create_dir(&svc).unwrap();
+            let run = svc.join("run");
+            std::fs::write(&run, "#!/bin/sh\nexec sleep 300\n").unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+            if *down {
+                std::fs::write(svc.join("down"), "").unwrap();
+            }
+        }
+        let child =
+            Command::new("s6-svscan").arg(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        Scan { dir, child }
+    }
+
+    fn wait_for(sup: &Supervisor, name: &str, pred: impl Fn(&ServiceStatus) -> bool) -> ServiceStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(s) = sup.status(name)
+                && pred(&s)
+            {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "service {name} never reached the expected state");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn parses_svstat_output() {
+        let s = parse_svstat("relay", "true true true 4242 17\n").unwrap();
+        assert_eq!((s.up, s.pid, s.for_seconds), (true, Some(4242), 17));
+        let s = parse_svstat("authd", "false false false -1 3\n").unwrap();
+        assert_eq!((s.up, s.normally_up, s.pid), (false, false, None));
+        assert!(parse_svstat("x", "garbage").is_none());
+    }
+
+    #[test]
+    fn controls_real_s6_services() {
+        if !s6_available() {
+            eprintln!("skipping: s6 is not installed");
+            return;
+        }
+        let scan = scan_with(&[("relay", false), ("authd", true)]);
+        let sup = Supervisor::S6 { service_dir: scan.dir.path().to_path_buf() };
+
+        let relay = wait_for(&sup, "relay", |s| s.up && s.pid.is_some());
+        let authd = wait_for(&sup, "authd", |s| !s.up);
+        assert!(!authd.normally_up);
+        let names: Vec<_> = sup.list().unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["authd", "relay"]);
+
+        sup.control("authd", Action::Start).unwrap();
+        wait_for(&sup, "authd", |s| s.up);
+        sup.control("relay", Action::Restart).unwrap();
+        wait_for(&sup, "relay", |s| s.up && s.pid.is_some() && s.pid != relay.pid);
+        sup.control("relay", Action::Stop).unwrap();
+        wait_for(&sup, "relay", |s| !s.up && !s.wanted_up);
+    }
+
+    #[test]
+    fn refuses_unknown_and_malformed_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let sup = Supervisor::S6 { service_dir: dir.path().to_path_buf() };
+        for name in ["nope", "../etc", "", "a/b", ".s6-svscan"] {
+            assert!(matches!(sup.control(name, Action::Restart), Err(SupervisorError::UnknownService(_))), "{name}");
+        }
+        assert!(matches!(Supervisor::None.control("relay", Action::Start), Err(SupervisorError::Unavailable)));
+        assert!(Supervisor::None.list().unwrap().is_empty());
+    }
+}

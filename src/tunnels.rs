@@ -1,0 +1,311 @@
+//! Tunnels: validation, ownership (an agent manages only its own tunnels),
+//! and the agent setup snippets.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::identity::Identity;
+use crate::onboarding::FieldError;
+use crate::store::{AgentStatus, Store, StoreError, Tunnel, TunnelFields};
+
+/// Subdomains the appliance keeps for itself.
+pub const RESERVED: &[&str] = crate::onboarding::RESERVED_NAMES;
+const ACCESS: [&str; 3] = ["public", "authenticated", "restricted"];
+const MAX_DESCRIPTION: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelsError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("this tunnel belongs to another agent")]
+    NotYours,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A tunnel with its live state.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TunnelView {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub tunnel: Tunnel,
+    /// Enabled and its agent is connected to the relay.
+    pub online: bool,
+}
+
+/// Create or full replace. Absent optional fields take defaults.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TunnelInput {
+    pub name: String,
+    /// Agent label; an agent caller may omit it (defaults to itself).
+    pub agent: Option<String>,
+    /// `host:port` as the agent sees it.
+    pub target: String,
+    pub enabled: Option<bool>,
+    /// `public`, `authenticated` or `restricted`.
+    pub access: Option<String>,
+    pub allowed_users: Option<Vec<String>>,
+    pub allowed_groups: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+/// A partial update.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TunnelPatch {
+    pub name: Option<String>,
+    pub agent: Option<String>,
+    pub target: Option<String>,
+    pub enabled: Option<bool>,
+    pub access: Option<String>,
+    pub allowed_users: Option<Vec<String>>,
+    pub allowed_groups: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+/// The agent label a caller is limited to; `None` for admins and API keys.
+pub fn own_label(who: &Identity) -> Option<&str> {
+    match who {
+        Identity::Agent { label, .. } => Some(label),
+        _ => None,
+    }
+}
+
+fn valid_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Checks `host:port`: a DNS name, IPv4 or `[IPv6]` host and a port 1–65535.
+pub fn valid_target(t: &str) -> bool {
+    let Some((host, port)) = t.rsplit_once(':') else { return false };
+    if !matches!(port.parse::<u16>(), Ok(p) if p != 0) || port.starts_with('+') {
+        return false;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+        && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// Validates every field; collects all errors.
+pub fn validate(f: &TunnelFields) -> Result<(), TunnelsError> {
+    let mut e = Vec::new();
+    if !valid_label(&f.name) {
+        e.push(FieldError::new("name", "a lowercase DNS label: 1–63 letters, digits or hyphens"));
+    } else if RESERVED.contains(&f.name.as_str()) {
+        e.push(FieldError::new("name", format!("'{}' is reserved", f.name)));
+    }
+    if !valid_label(&f.agent) {
+        e.push(FieldError::new("agent", "an agent label"));
+    }
+    if !valid_target(&f.target) {
+        e.push(FieldError::new("target", "host:port with a port from 1 to 65535"));
+    }
+    if !ACCESS.contains(&f.access.as_str()) {
+        e.push(FieldError::new("access", "one of public, authenticated, restricted"));
+    }
+    for (field, list) in [("allowedUsers", &f.allowed_users), ("allowedGroups", &f.allowed_groups)] {
+        if list.iter().any(|u| u.is_empty() || u.len() > 64 || u.chars().any(char::is_whitespace)) {
+            e.push(FieldError::new(field, "names without spaces, 1–64 characters"));
+        }
+    }
+    if f.access != "restricted" && (!f.allowed_users.is_empty() || !f.allowed_groups.is_empty()) {
+        e.push(FieldError::new("access", "allowed users and groups need access 'restricted'"));
+    }
+    if f.description.chars().count() > MAX_DESCRIPTION {
+        e.push(FieldError::new("description", format!("at most {MAX_DESCRIPTION} characters")));
+    }
+    if e.is_empty() { Ok(()) } else { Err(TunnelsError::Invalid(e)) }
+}
+
+impl TunnelInput {
+    pub fn into_fields(self, who: &Identity) -> TunnelFields {
+        TunnelFields {
+            name: self.name,
+            agent: self.agent.or_else(|| own_label(who).map(str::to_string)).unwrap_or_default(),
+            target: self.target,
+            enabled: self.enabled.unwrap_or(true),
+            access: self.access.unwrap_or_else(|| "authenticated".into()),
+            allowed_users: self.allowed_users.unwrap_or_default(),
+            allowed_groups: self.allowed_groups.unwrap_or_default(),
+            description: self.description.unwrap_or_default(),
+        }
+    }
+}
+
+impl TunnelPatch {
+    pub fn apply(self, mut f: TunnelFields) -> TunnelFields {
+        f.name = self.name.unwrap_or(f.name);
+        f.agent = self.agent.unwrap_or(f.agent);
+        f.target = self.target.unwrap_or(f.target);
+        f.enabled = self.enabled.unwrap_or(f.enabled);
+        f.access = self.access.unwrap_or(f.access);
+        f.allowed_users = self.allowed_users.unwrap_or(f.allowed_users);
+        f.allowed_groups = self.allowed_groups.unwrap_or(f.allowed_groups);
+        f.description = self.description.unwrap_or(f.description);
+        f
+    }
+}
+
+/// Checks the fields, the caller's right to them, and that the agent exists.
+async fn check(store: &Store, who: &Identity, f: &TunnelFields) -> Result<(), TunnelsError> {
+    validate(f)?;
+    if own_label(who).is_some_and(|me| me != f.agent) {
+        return Err(TunnelsError::NotYours);
+    }
+    if store.agent(f.agent.clone()).await?.is_none_or(|a| a.revoked_at.is_some()) {
+        return Err(TunnelsError::Invalid(vec![FieldError::new("agent", format!("no active agent '{}'", f.agent))]));
+    }
+    Ok(())
+}
+
+async fn views(store: &Store, tunnels: Vec<Tunnel>) -> Result<Vec<TunnelView>, TunnelsError> {
+    let online: Vec<AgentStatus> = store.relay_status().await?;
+    Ok(tunnels
+        .into_iter()
+        .map(|t| {
+            let on = t.enabled && online.iter().any(|s| s.label == t.agent);
+            TunnelView { tunnel: t, online: on }
+        })
+        .collect())
+}
+
+/// The tunnels the caller may see.
+pub async fn list(store: &Store, who: &Identity) -> Result<Vec<TunnelView>, TunnelsError> {
+    let all = store.tunnels().await?;
+    let mine = all.into_iter().filter(|t| own_label(who).is_none_or(|me| me == t.agent)).collect();
+    views(store, mine).await
+}
+
+/// One tunnel the caller may see; another agent's tunnel is "not found".
+pub async fn get(store: &Store, who: &Identity, id: i64) -> Result<Tunnel, TunnelsError> {
+    let t = store.tunnel(id).await?.ok_or(StoreError::NotFound)?;
+    if own_label(who).is_some_and(|me| me != t.agent) {
+        return Err(TunnelsError::Store(StoreError::NotFound));
+    }
+    Ok(t)
+}
+
+pub async fn create(store: &Store, who: &Identity, f: TunnelFields) -> Result<Tunnel, TunnelsError> {
+    check(store, who, &f).await?;
+    Ok(store.insert_tunnel(f, OffsetDateTime::now_utc()).await?)
+}
+
+/// Applies a patch; returns the old and the new tunnel.
+pub async fn update(
+    store: &Store,
+    who: &Identity,
+    id: i64,
+    patch: TunnelPatch,
+) -> Result<(Tunnel, Tunnel), TunnelsError> {
+    let old = get(store, who, id).await?;
+    let f = patch.apply(TunnelFields::from(&old));
+    check(store, who, &f).await?;
+    let new = store.update_tunnel(id, f, OffsetDateTime::now_utc()).await?;
+    Ok((old, new))
+}
+
+pub async fn delete(store: &Store, who: &Identity, id: i64) -> Result<Tunnel, TunnelsError> {
+    get(store, who, id).await?;
+    Ok(store.delete_tunnel(id).await?)
+}
+
+/// Enroll and run commands and service definitions for a tunnel's agent.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSetup {
+    pub agent: String,
+    pub enroll: String,
+    pub run: String,
+    pub systemd_unit: String,
+    pub launchd_plist: String,
+}
+
+pub fn agent_setup(agent: &str, panel_url: &str, fingerprint: Option<&str>) -> AgentSetup {
+    let pin = fingerprint.map(|f| format!(" --fingerprint {f}")).unwrap_or_default();
+    AgentSetup {
+        agent: agent.to_string(),
+        enroll: format!("portico agent enroll --panel {panel_url} --token <one-time token from the panel>{pin}"),
+        run: "portico agent run".into(),
+        systemd_unit: format!(
+            "[Unit]\nDescription=Portico agent ({agent})\nWants=network-online.target\nAfter=network-online.target\n\n\
+             [Service]\nExecStart=/usr/local/bin/portico agent run\nRestart=always\nRestartSec=1\nDynamicUser=no\n\n\
+             [Install]\nWantedBy=multi-user.target\n"
+        ),
+        launchd_plist: format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \
+             \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<plist version=\"1.0\">\n<dict>\n\
+             <key>Label</key><string>app.portico.agent.{agent}</string>\n\
+             <key>ProgramArguments</key><array><string>/usr/local/bin/portico</string><string>agent</string><string>run</string></array>\n\
+             <key>RunAtLoad</key><true/>\n<key>KeepAlive</key><true/>\n</dict>\n</plist>\n"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(name: &str, target: &str) -> TunnelFields {
+        TunnelFields {
+            name: name.into(),
+            agent: "home".into(),
+            target: target.into(),
+            enabled: true,
+            access: "public".into(),
+            allowed_users: vec![],
+            allowed_groups: vec![],
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn validation_table() {
+        for (name, target, ok) in [
+            ("app", "127.0.0.1:8080", true),
+            ("my-app2", "nas.lan:443", true),
+            ("app", "[::1]:80", true),
+            ("app", "localhost:3000", true),
+            ("App", "127.0.0.1:80", false),
+            ("-app", "127.0.0.1:80", false),
+            ("panel", "127.0.0.1:80", false),
+            ("www", "127.0.0.1:80", false),
+            ("a.b", "127.0.0.1:80", false),
+            ("app", "127.0.0.1:0", false),
+            ("app", "127.0.0.1:65536", false),
+            ("app", "127.0.0.1", false),
+            ("app", "::1:80", false),
+            ("app", "host name:80", false),
+            ("app", "http://x:80", false),
+            ("app", "999.1.1.1:80", false),
+            ("app", ":80", false),
+        ] {
+            assert_eq!(validate(&fields(name, target)).is_ok(), ok, "{name} {target}");
+        }
+        let mut f = fields("app", "127.0.0.1:80");
+        f.allowed_users = vec!["alice".into()];
+        assert!(validate(&f).is_err(), "users need restricted access");
+        f.access = "restricted".into();
+        assert!(validate(&f).is_ok());
+        f.access = "secret".into();
+        assert!(validate(&f).is_err());
+    }
+}

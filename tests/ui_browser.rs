@@ -1,0 +1,469 @@
+//! The web UI in real headless Chromium (Debian's `chromium` +
+//! `chromium-driver`), driven over WebDriver with fantoccini. The test starts
+//! the panel and chromedriver on loopback itself. In front of the panel sits
+//! a small middleware playing nginx (it adds the admin certificate's
+//! `X-SSL-Client-*` headers) or the Home Assistant Supervisor (it strips
+//! the ingress prefix and adds `X-Ingress-Path`; any URL outside the prefix
+//! gets 404, so a link that escapes it fails visibly).
+//!
+//! Screenshots go to `target/ui-screenshots/`. Skips with a message only
+//! when chromium or chromedriver is not installed.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use fantoccini::{Client, ClientBuilder, Locator};
+use portico::onboarding::{self, OnboardingState};
+use portico::panel::{AppState, Channel, configure};
+use portico::settings::Settings;
+use time::OffsetDateTime;
+
+#[path = "../src/panel/tests/dns.rs"]
+#[allow(dead_code)]
+mod dns;
+
+const INGRESS: &str = "/api/hassio_ingress/abc";
+const PUBLIC_IP: &str = "203.0.113.10";
+
+fn tool(name: &str) -> Option<PathBuf> {
+    ["/usr/bin", "/usr/local/bin", "/usr/lib/chromium"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists())
+}
+
+fn screenshots_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(binary: &Path) -> Driver {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    browser_with(driver, chromium, profile, &[]).await
+}
+
+async fn browser_with(driver: &Driver, chromium: &Path, profile: &Path, extra: &[&str]) -> Client {
+    let mut args: Vec<String> = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        .into_iter()
+        .chain(["--window-size=1280,1400"])
+        .chain(extra.iter().copied())
+        .map(String::from)
+        .collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": chromium, "args": args }));
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector).capabilities(caps).connect(&driver.url).await.expect("connect to chromedriver")
+}
+
+/// The panel's data dir and state, on a loopback port behind `front`.
+struct Panel {
+    _dir: tempfile::TempDir,
+    state: web::Data<AppState>,
+    addr: SocketAddr,
+    _dns: dns::Server,
+}
+
+#[derive(Clone, Copy)]
+enum Front {
+    /// Plays nginx with the admin client certificate.
+    Nginx,
+    /// Plays the Home Assistant Supervisor's ingress proxy.
+    Ingress,
+}
+
+async fn start_panel(front: Front) -> Panel {
+    let dns = dns::Server::start(PUBLIC_IP.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    settings.public_ip = Some(PUBLIC_IP.parse().unwrap());
+    settings.dns.resolver = Some(dns.addr);
+    settings.ingress.trusted_peers = vec!["127.0.0.1".parse().unwrap()];
+    portico::init::run(&settings).unwrap();
+    let state = web::Data::new(AppState::load(settings).await.unwrap());
+    let serial = state.pki.admin_info().unwrap().serial;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        let serial = serial.clone();
+        let channel = match front {
+            Front::Nginx => Channel::Panel,
+            Front::Ingress => Channel::Ingress,
+        };
+        App::new()
+            .wrap(from_fn(move |req: ServiceRequest, next: Next<_>| {
+                let serial = serial.clone();
+                async move { front_proxy(front, &serial, req, next).await }
+            }))
+            .configure(configure(app_state.clone(), channel))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    Panel { _dir: dir, state, addr, _dns: dns }
+}
+
+async fn front_proxy(
+    front: Front,
+    serial: &str,
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let set = |req: &mut ServiceRequest, name: &'static str, value: &str| {
+        req.headers_mut().insert(HeaderName::from_static(name), HeaderValue::from_str(value).unwrap());
+    };
+    match front {
+        Front::Nginx => {
+            set(&mut req, "x-ssl-client-verify", "SUCCESS");
+            set(&mut req, "x-ssl-client-dn", "CN=admin,O=Portico");
+            set(&mut req, "x-ssl-client-serial", serial);
+        }
+        Front::Ingress => {
+            let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+            let Some(rest) = path_and_query.strip_prefix(INGRESS) else {
+                let resp = HttpResponse::NotFound().body(format!("outside the ingress path: {path_and_query}"));
+                return Ok(req.into_response(resp));
+            };
+            let rest = if rest.is_empty() || rest.starts_with('?') { format!("/{rest}") } else { rest.to_string() };
+            let uri: actix_web::http::Uri = rest.parse().unwrap();
+            req.head_mut().uri = uri.clone();
+            req.match_info_mut().get_mut().update(&uri);
+            set(&mut req, "x-ingress-path", INGRESS);
+            set(&mut req, "x-remote-user-name", "alice");
+        }
+    }
+    next.call(req).await.map(ServiceResponse::map_into_boxed_body)
+}
+
+struct Session {
+    client: Client,
+    origin: String,
+    shots: PathBuf,
+    prefix: &'static str,
+}
+
+impl Session {
+    async fn goto(&self, path: &str) {
+        self.client.goto(&format!("{}{}", self.origin, path)).await.unwrap();
+    }
+
+    async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{}{name}.png", self.prefix)), png).unwrap();
+    }
+
+    async fn body_text(&self) -> String {
+        self.try_body_text().await.expect("page text")
+    }
+
+    /// `None` while a navigation replaces the document.
+    async fn try_body_text(&self) -> Option<String> {
+        let text = self.client.execute("return document.body ? document.body.innerText : ''", vec![]).await.ok()?;
+        text.as_str().map(str::to_string)
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let input = self.client.find(Locator::Css(css)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        format!("{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default())
+    }
+
+    /// Polls (bounded) until the page's path and query are `expected`.
+    async fn wait_path(&self, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let path = self.path().await;
+            if path == expected {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still at {path}, expected {expected}");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls (bounded) until the page's text contains `needle`; returns the text.
+    async fn wait_text(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.try_body_text().await.unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "page never showed {needle:?}: {text}");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every link, form action, script and stylesheet URL of the page, resolved.
+    async fn urls(&self) -> Vec<String> {
+        let script = "return [...document.querySelectorAll('[href],[src],[action]')]\
+            .map(e => new URL(e.getAttribute('href') || e.getAttribute('src') || e.getAttribute('action'), \
+                document.baseURI).href);";
+        let found = self.client.execute(script, vec![]).await.unwrap();
+        found.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect()
+    }
+}
+
+fn chromium_tools() -> Option<(PathBuf, PathBuf)> {
+    match (tool("chromium"), tool("chromedriver")) {
+        (Some(c), Some(d)) => Some((c, d)),
+        _ => {
+            eprintln!(
+                "SKIPPED: chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+            );
+            None
+        }
+    }
+}
+
+#[actix_web::test]
+async fn admin_walks_every_page_in_chromium() {
+    let Some((chromium, chromedriver)) = chromium_tools() else { return };
+    let panel = start_panel(Front::Nginx).await;
+    let driver = Driver::start(&chromedriver);
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, &chromium, profile.path()).await;
+    let s = Session { client, origin: format!("http://{}", panel.addr), shots: screenshots_dir(), prefix: "" };
+
+    // Onboarding: a bad domain keeps the input and names the problem.
+    s.goto("/").await;
+    s.wait_path("/onboarding").await;
+    s.shot("onboarding-1-domain").await;
+    s.fill("#domain", "http://example.com/x").await;
+    s.fill("#email", "ops@example.com").await;
+    s.click("form[action='/onboarding/domain'] button").await;
+    s.wait_text("give only the domain name").await;
+    let kept = s.client.find(Locator::Css("#email")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("ops@example.com"));
+    let focused = s.client.execute("return document.activeElement.id", vec![]).await.unwrap();
+    assert_eq!(focused, "domain", "focus moves to the invalid field");
+    s.shot("onboarding-1-domain-error").await;
+    s.fill("#domain", "example.com").await;
+    s.click("form[action='/onboarding/domain'] button").await;
+    s.wait_path("/onboarding?flash=domain_saved").await;
+    let text = s.body_text().await;
+    assert!(text.contains("*.example.com") && text.contains(PUBLIC_IP), "{text}");
+    assert!(
+        s.client.find(Locator::Css("button[data-copy='zone']:not([hidden])")).await.is_ok(),
+        "copy button shown with JS"
+    );
+    s.shot("onboarding-2-dns-records").await;
+    s.click("form[action='/onboarding/dns'] button").await;
+    let text = s.wait_text("all good").await;
+    assert!(text.contains("Not yet available in this build"));
+    assert_eq!(panel.state.onboarding_state(), OnboardingState::DnsReady);
+    s.shot("onboarding-3-dns-checked").await;
+
+    // Provisioning lands with the ACME work; finish onboarding as it will.
+    panel.state.store.put_settings(vec![(onboarding::keys::STATE, "COMPLETED".into())]).await.unwrap();
+    panel.state.set_onboarding_state(OnboardingState::Completed);
+
+    s.goto("/").await;
+    assert!(s.body_text().await.contains("Serving example.com"));
+    s.shot("dashboard").await;
+
+    // API key: created and shown once, then revoked after a confirmation.
+    s.goto("/keys").await;
+    s.fill("#name", "backup script").await;
+    s.click("input[name=scopes][value=write]").await;
+    s.click("form[action='/keys'] button[type=submit]").await;
+    s.wait_text("Shown once").await;
+    let key = s.client.find(Locator::Css("#new-key")).await.unwrap().text().await.unwrap();
+    assert!(key.starts_with("pk_"), "{key}");
+    assert!(panel.state.keys.verify(&panel.state.store, &key, OffsetDateTime::now_utc()).await.is_ok());
+    s.shot("keys-created").await;
+    s.goto("/keys").await;
+    assert!(!s.client.source().await.unwrap().contains(&key), "shown only once");
+    s.click("details.danger summary").await;
+    s.shot("keys-revoke-confirm").await;
+    s.click("details.danger button.danger").await;
+    s.wait_path("/keys?flash=key_revoked").await;
+    assert!(s.body_text().await.contains("API key revoked"));
+    assert!(panel.state.keys.verify(&panel.state.store, &key, OffsetDateTime::now_utc()).await.is_err());
+    s.shot("keys-revoked").await;
+
+    // Agent enrollment: a one-time token and the command; the token enrolls once.
+    s.goto("/agents").await;
+    s.fill("#label", "home-nas").await;
+    s.click("input[name=capabilities][value='tunnels:write']").await;
+    s.click("form[action='/agents/enroll'] button").await;
+    s.shot("agents-enroll-token").await;
+    s.wait_text("Shown once").await;
+    let command = s.client.find(Locator::Css("#enroll-cmd")).await.unwrap().text().await.unwrap();
+    assert!(command.starts_with("portico agent enroll --panel https://panel.example.com --token "), "{command}");
+    s.shot("agents-enroll-token").await;
+    let token = command.rsplit(' ').next().unwrap().to_string();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr =
+        rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().serialize_request(&key).unwrap().pem().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let enrolled = portico::agents::enroll(panel.state.pki.clone(), &panel.state.store, &token, csr.clone(), now).await;
+    assert_eq!(enrolled.unwrap().capabilities, ["tunnels:read", "tunnels:write"]);
+    let again = portico::agents::enroll(panel.state.pki.clone(), &panel.state.store, &token, csr, now).await;
+    assert!(again.is_err(), "the token works once");
+    s.goto("/agents").await;
+    let text = s.body_text().await;
+    assert!(text.contains("home-nas") && text.contains("active"), "{text}");
+    s.shot("agents-list").await;
+
+    // Agent detail: change capabilities; revoking needs a second, deliberate click.
+    s.click("a[href='/agents/home-nas']").await;
+    s.wait_text("Capabilities").await;
+    s.click("input[name=capabilities][value='tunnels:write']").await;
+    s.click("input[name=capabilities][value='system:read']").await;
+    s.click("form[action='/agents/home-nas/capabilities'] button").await;
+    s.wait_path("/agents/home-nas?flash=caps_saved").await;
+    let agent = panel.state.store.agent("home-nas".into()).await.unwrap().unwrap();
+    assert_eq!(agent.capabilities, ["tunnels:read", "system:read"]);
+    s.shot("agent-detail").await;
+    let revoke = s.client.find(Locator::Css("details.danger button.danger")).await.unwrap();
+    assert!(!revoke.is_displayed().await.unwrap(), "revoke is hidden until asked for");
+    s.click("details.danger summary").await;
+    s.click("details.danger button.danger").await;
+    s.wait_path("/agents?flash=agent_revoked").await;
+    assert!(panel.state.store.agent("home-nas".into()).await.unwrap().unwrap().revoked_at.is_some());
+
+    s.goto("/certs").await;
+    assert!(s.body_text().await.contains(&panel.state.pki.admin_info().unwrap().serial));
+    s.shot("certs").await;
+    s.goto("/audit?action=key.create").await;
+    assert!(s.body_text().await.contains("key.create"));
+    s.shot("audit").await;
+
+    // CSRF: a form whose token was tampered with is refused and changes nothing.
+    s.goto("/keys").await;
+    s.fill("#name", "forged").await;
+    s.client
+        .execute("document.querySelector(\"form[action='/keys'] input[name=_csrf]\").value = '1.00';", vec![])
+        .await
+        .unwrap();
+    s.click("form[action='/keys'] button[type=submit]").await;
+    s.wait_text("did not come from this panel").await;
+    assert!(!panel.state.store.api_keys().await.unwrap().iter().any(|k| k.name == "forged"));
+    s.shot("csrf-refused").await;
+
+    // Phone width: one column.
+    s.client.set_window_size(390, 1000).await.unwrap();
+    s.goto("/agents").await;
+    s.shot("agents-phone").await;
+
+    s.client.close().await.unwrap();
+
+    // Dark colour scheme follows the system setting.
+    let dark_profile = tempfile::tempdir().unwrap();
+    let client = browser_with(&driver, &chromium, dark_profile.path(), &["--force-dark-mode"]).await;
+    let s = Session { client, ..s };
+    s.goto("/keys").await;
+    let dark = s.client.execute("return matchMedia('(prefers-color-scheme: dark)').matches", vec![]).await.unwrap();
+    assert_eq!(dark, true, "--force-dark-mode sets prefers-color-scheme: dark");
+    let bg = s.client.execute("return getComputedStyle(document.body).backgroundColor", vec![]).await.unwrap();
+    assert_eq!(bg, "rgb(17, 20, 24)", "dark background");
+    s.shot("keys-dark").await;
+    s.client.close().await.unwrap();
+}
+
+#[actix_web::test]
+async fn no_link_or_redirect_escapes_the_ingress_path() {
+    let Some((chromium, chromedriver)) = chromium_tools() else { return };
+    let panel = start_panel(Front::Ingress).await;
+    let driver = Driver::start(&chromedriver);
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, &chromium, profile.path()).await;
+    let origin = format!("http://{}", panel.addr);
+    let s = Session { client, origin: origin.clone(), shots: screenshots_dir(), prefix: "ingress-" };
+    let under = format!("{origin}{INGRESS}/");
+    let check = |urls: Vec<String>, page: &str| {
+        assert!(!urls.is_empty(), "{page}");
+        for url in urls {
+            assert!(url.starts_with(&under), "{page}: {url} escapes {INGRESS}");
+        }
+    };
+
+    s.goto(&format!("{INGRESS}/")).await;
+    s.wait_path(&format!("{INGRESS}/onboarding")).await;
+    check(s.urls().await, "onboarding");
+    s.fill("#domain", "example.org").await;
+    s.fill("#email", "ops@example.org").await;
+    s.click("form[action$='/onboarding/domain'] button").await;
+    s.wait_path(&format!("{INGRESS}/onboarding?flash=domain_saved")).await;
+    s.click("form[action$='/onboarding/dns'] button").await;
+    s.wait_text("all good").await;
+    check(s.urls().await, "dns check");
+    s.shot("onboarding").await;
+
+    panel.state.store.put_settings(vec![(onboarding::keys::STATE, "COMPLETED".into())]).await.unwrap();
+    panel.state.set_onboarding_state(OnboardingState::Completed);
+    s.goto(&format!("{INGRESS}/keys")).await;
+    s.fill("#name", "ha").await;
+    s.click("form[action$='/keys'] button[type=submit]").await;
+    s.wait_text("Shown once").await;
+    s.click("details.danger summary").await;
+    s.click("details.danger button.danger").await;
+    s.wait_path(&format!("{INGRESS}/keys?flash=key_revoked")).await;
+
+    for page in ["/", "/agents", "/certs", "/keys", "/audit"] {
+        s.goto(&format!("{INGRESS}{page}")).await;
+        assert!(!s.body_text().await.contains("outside the ingress path"), "{page}");
+        check(s.urls().await, page);
+        // Every nav link leads to a page that answers under the prefix.
+    }
+    let nav: Vec<String> = s.urls().await.into_iter().filter(|u| !u.contains("/static/")).collect();
+    for url in nav {
+        s.client.goto(&url).await.unwrap();
+        let text = s.body_text().await;
+        assert!(!text.contains("outside the ingress path"), "{url}: {text}");
+    }
+    s.goto(&format!("{INGRESS}/")).await;
+    s.shot("dashboard").await;
+    s.client.close().await.unwrap();
+}

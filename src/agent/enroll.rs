@@ -61,7 +61,8 @@ pub async fn enroll(
     let csr = params.serialize_request(&key)?.pem()?;
 
     let cfg = Arc::new(tls::client_config(pin, None, None)?);
-    let mut stream = tls::connect(cfg, &host, port).await.with_context(|| format!("while connecting to {panel}"))?;
+    let mut stream =
+        tls::connect(cfg, &host, port, None).await.with_context(|| format!("while connecting to {panel}"))?;
     let body = serde_json::to_vec(&serde_json::json!({ "token": token, "csr": csr }))?;
     let head = format!(
         "POST /api/enroll HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\

@@ -58,6 +58,9 @@ pub struct RunOptions {
     pub status_dir: Option<PathBuf>,
     /// Client TLS (with the agent certificate) for `wss://`.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Dial this address instead of resolving the relay URL's host; TLS
+    /// name and `Host` still come from the URL (like curl's `--resolve`).
+    pub connect_to: Option<std::net::SocketAddr>,
 }
 
 /// The wait before reconnect attempt `n` (0-based): ~250 ms for the first
@@ -135,8 +138,9 @@ async fn session(opts: &RunOptions, attempt: &mut u32) -> Result<(), AgentRunErr
             return Err(AgentRunError::Unsupported("wss:// needs the agent certificate; enroll first".into()));
         };
         let port = uri.port_u16().unwrap_or(443);
-        let stream =
-            tokio::time::timeout(CONNECT_TIMEOUT, tls::connect(tls, &host, port)).await.map_err(|_| timed_out())??;
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls::connect(tls, &host, port, opts.connect_to))
+            .await
+            .map_err(|_| timed_out())??;
         let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
         return serve_ws(opts, ws, attempt).await;
     }
@@ -148,9 +152,13 @@ async fn session(opts: &RunOptions, attempt: &mut u32) -> Result<(), AgentRunErr
     let dn = format!("CN=agent:{},O=Portico", opts.label);
     headers.insert("x-ssl-client-dn", HeaderValue::from_str(&dn).map_err(|_| AgentRunError::Handshake)?);
     headers.insert("x-ssl-client-serial", HeaderValue::from_str(&opts.serial).map_err(|_| AgentRunError::Handshake)?);
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
-        .await
-        .map_err(|_| timed_out())??;
+    let dial = async {
+        match opts.connect_to {
+            Some(addr) => TcpStream::connect(addr).await,
+            None => TcpStream::connect((host.as_str(), port)).await,
+        }
+    };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, dial).await.map_err(|_| timed_out())??;
     tcp.set_nodelay(true)?;
     let (ws, _) = tokio_tungstenite::client_async(request, tcp).await?;
     serve_ws(opts, ws, attempt).await
@@ -251,6 +259,7 @@ pub fn command(config_dir: Option<PathBuf>, command: crate::cli::AgentCommand) -
                 serial: cfg.serial,
                 version: protocol::VERSION,
                 status_dir: Some(dir),
+                connect_to: None,
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {

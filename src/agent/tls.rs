@@ -118,8 +118,18 @@ pub fn relay_config(dir: &Path) -> io::Result<ClientConfig> {
     client_config(None, extra.as_deref(), Some((chain, key)))
 }
 
-pub async fn connect(cfg: Arc<ClientConfig>, host: &str, port: u16) -> io::Result<TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect((host, port)).await?;
+/// TLS to `host:port`, dialling `addr` instead when given (the name is
+/// still `host`).
+pub async fn connect(
+    cfg: Arc<ClientConfig>,
+    host: &str,
+    port: u16,
+    addr: Option<std::net::SocketAddr>,
+) -> io::Result<TlsStream<TcpStream>> {
+    let tcp = match addr {
+        Some(a) => TcpStream::connect(a).await?,
+        None => TcpStream::connect((host, port)).await?,
+    };
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(host.to_string()).map_err(tls_err)?;
     TlsConnector::from(cfg).connect(name, tcp).await

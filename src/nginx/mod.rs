@@ -23,4 +23,4 @@ pub use snapshot::SnapshotMeta;
 pub use state::{Pipeline, PipelineError};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

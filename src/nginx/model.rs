@@ -74,7 +74,8 @@ pub struct Upstreams {
     pub authd: SocketAddr,
     /// `portico relay`, agent WebSocket side.
     pub relay_agents: SocketAddr,
-    /// `portico relay`, visitor side (routes by Host).
+    /// `portico relay`, visitor side (routes each connection by Host; every
+    /// tunnel gets its own upstream block pointing here).
     pub relay_visitors: SocketAddr,
 }
 

@@ -145,7 +145,8 @@ http {{
     upstream(&mut s, "portico_panel", u.panel);
     upstream(&mut s, "portico_authd", u.authd);
     upstream(&mut s, "portico_relay_agents", u.relay_agents);
-    upstream(&mut s, "portico_relay_visitors", u.relay_visitors);
+    // The relay's visitor port has one upstream per tunnel, in the tunnel's
+    // own file (see `vhosts::tunnel_upstream`).
     for file in servers {
         let _ = writeln!(s, "    include {file};");
     }

@@ -119,8 +119,14 @@ pub(crate) fn named(input: &RenderInput) -> Vec<(String, String)> {
 }
 
 fn tls_server(input: &RenderInput, name: &str, cert: &CertPaths) -> String {
+    tls_server_after(input, "", name, cert)
+}
+
+/// [`tls_server`] with `preamble` (http-level blocks) between the file header
+/// and the server block.
+fn tls_server_after(input: &RenderInput, preamble: &str, name: &str, cert: &CertPaths) -> String {
     format!(
-        "{HEADER}server {{
+        "{HEADER}{preamble}server {{
     listen {listen} ssl;
     server_name {name};
     ssl_certificate {chain};
@@ -286,9 +292,32 @@ fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -
     (authz, check)
 }
 
-/// `<name>.<d>` for a tunnel: visitor auth, then the relay's visitor port.
+/// The upstream of one tunnel: the relay's visitor port with a keep-alive
+/// pool of its own.
+///
+/// The relay routes a visitor connection by the `Host` of its first request
+/// and relays it to that tunnel's agent for as long as it lives. A pool shared
+/// by several tunnels would let nginx reuse a connection opened for tunnel A
+/// for a request to tunnel B, which A's agent would then answer.
+pub(crate) fn tunnel_upstream(name: &str) -> String {
+    format!("portico_tunnel_{name}")
+}
+
+/// `<name>.<d>` for a tunnel: visitor auth, then the relay's visitor port
+/// through the tunnel's own upstream.
 fn tunnel_vhost(input: &RenderInput, domain: &str, name: &str, access: Access, cert: &CertPaths) -> String {
-    let mut s = tls_server(input, &format!("{name}.{domain}"), cert);
+    let upstream = tunnel_upstream(name);
+    let preamble = format!(
+        "# Own keep-alive pool: the relay routes each connection by its first Host.
+upstream {upstream} {{
+    server {addr};
+    keepalive 8;
+}}
+
+",
+        addr = input.upstreams.relay_visitors,
+    );
+    let mut s = tls_server_after(input, &preamble, &format!("{name}.{domain}"), cert);
     let (authz, check) = visitor_auth(input, domain, name, access);
     let identity = if access == Access::Public {
         "        include snippets/identity-clear.conf;\n"
@@ -313,7 +342,7 @@ fn tunnel_vhost(input: &RenderInput, domain: &str, name: &str, access: Access, c
         proxy_request_buffering off;
         proxy_read_timeout 1h;
         proxy_send_timeout 1h;
-        proxy_pass http://portico_relay_visitors;
+        proxy_pass http://{upstream};
     }}
 }}
 "

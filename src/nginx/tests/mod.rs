@@ -6,4 +6,4 @@ mod authd;
 mod live;
 mod pipeline;
 mod render;
-mod support;
+pub(crate) mod support;

@@ -2,6 +2,7 @@
 //! loopback ports, a real SQLite store.
 
 mod app;
+mod nginx;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -87,6 +88,7 @@ impl World {
             version: protocol::VERSION,
             status_dir: None,
             tls: None,
+            connect_to: None,
         }
     }
 }

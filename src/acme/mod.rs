@@ -9,6 +9,8 @@
 mod client;
 pub mod files;
 pub mod inspect;
+#[cfg(test)]
+pub(crate) mod pebble;
 pub mod renewal;
 
 use std::collections::BTreeMap;

@@ -107,6 +107,7 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 .configure(routes::onboarding::configure)
                 .configure(routes::keys::configure)
                 .configure(routes::certs::configure)
+                .configure(routes::acme::configure)
                 .configure(routes::enroll::configure)
                 .configure(routes::audit::configure)
                 .configure(routes::users::configure)

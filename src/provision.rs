@@ -327,7 +327,15 @@ fn pipeline_message(e: &crate::nginx::state::PipelineError) -> String {
     use crate::nginx::state::PipelineError as P;
     match e {
         P::Rejected { details } | P::ReloadFailed { details } if !details.is_empty() => {
-            format!("{e}: {}", details.join("; "))
+            // nginx prefixes lines with `<date> <time> [level] <pid>#<tid>: `.
+            let lines: Vec<&str> = details
+                .iter()
+                .map(|l| match l.find("] ").and_then(|i| l[i..].find(": ").map(|j| i + j + 2)) {
+                    Some(start) => &l[start..],
+                    None => l.as_str(),
+                })
+                .collect();
+            format!("{e}: {}", lines.join("; "))
         }
         other => other.to_string(),
     }

@@ -4,6 +4,7 @@
 //! its own module here.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod agent;
 pub mod agents;
 pub mod apikeys;
@@ -19,6 +20,7 @@ pub mod onboarding;
 pub mod panel;
 pub mod pki;
 pub mod protocol;
+pub mod provision;
 pub mod relay;
 pub mod settings;
 pub mod sites;

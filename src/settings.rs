@@ -301,6 +301,70 @@ impl AuthdSettings {
     }
 }
 
+/// ACME certificates: which CA, how often renewal runs, how early it renews.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeSettings {
+    /// ACME directory URL: Let's Encrypt production by default; staging or a
+    /// test server (pebble) for testing.
+    pub directory: String,
+    /// PEM file of extra roots trusted for the directory's TLS (test servers).
+    pub ca_bundle: Option<PathBuf>,
+    /// When the renewal check runs: a cron expression with seconds
+    /// (`sec min hour day-of-month month day-of-week`), UTC.
+    pub renew_schedule: String,
+    /// Renew when fewer than this many days remain.
+    pub renew_days: u32,
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for AcmeSettings {
+    fn default() -> Self {
+        AcmeSettings {
+            directory: LETS_ENCRYPT_DIRECTORY.into(),
+            ca_bundle: None,
+            // Mondays and Thursdays at 03:17 UTC.
+            renew_schedule: "0 17 3 * * Mon,Thu".into(),
+            renew_days: 30,
+        }
+    }
+}
+
+impl AcmeSettings {
+    /// The parsed renewal schedule.
+    pub fn schedule(&self) -> Result<cron::Schedule, SettingsError> {
+        use std::str::FromStr;
+        cron::Schedule::from_str(self.renew_schedule.trim()).map_err(|e| {
+            SettingsError::invalid(
+                "acme.renew_schedule",
+                format!(
+                    "`{}` is not a cron expression ({e}); use six fields `sec min hour day month weekday`, e.g. `0 17 3 * * Mon,Thu`",
+                    self.renew_schedule
+                ),
+            )
+        })
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.schedule()?;
+        if !(1..=89).contains(&self.renew_days) {
+            return Err(SettingsError::invalid("acme.renew_days", "must be between 1 and 89"));
+        }
+        let url = self.directory.trim();
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+            return Err(SettingsError::invalid("acme.directory", "must be an https:// URL of an ACME directory"));
+        }
+        if let Some(path) = &self.ca_bundle
+            && !path.is_file()
+        {
+            return Err(SettingsError::invalid("acme.ca_bundle", format!("{} is not a readable file", path.display())));
+        }
+        Ok(())
+    }
+}
+
 /// Every bootstrap setting, with defaults. Tests build it as
 /// `Settings { data_dir, ..Default::default() }`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -321,6 +385,7 @@ pub struct Settings {
     pub supervisor: SupervisorSettings,
     pub authd: AuthdSettings,
     pub nginx: NginxSettings,
+    pub acme: AcmeSettings,
 }
 
 impl Default for Settings {
@@ -339,6 +404,7 @@ impl Default for Settings {
             supervisor: SupervisorSettings::default(),
             authd: AuthdSettings::default(),
             nginx: NginxSettings::default(),
+            acme: AcmeSettings::default(),
         }
     }
 }
@@ -448,6 +514,7 @@ impl Settings {
             return Err(SettingsError::invalid("panel.secret", "must be at least 32 characters"));
         }
         self.authd.validate()?;
+        self.acme.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| SettingsError::invalid("log.level", e.to_string()))?;
         Ok(())

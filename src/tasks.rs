@@ -11,6 +11,11 @@ use crate::panel::AppState;
 const AUDIT_RETENTION_EVERY: u64 = 3600;
 
 pub fn spawn_panel_tasks(state: web::Data<AppState>) {
+    let renewal = state.clone();
+    actix_web::rt::spawn(async move {
+        let ready = || renewal.onboarding_state() == crate::onboarding::OnboardingState::Completed;
+        renewal.certs.run_forever(&renewal.nginx, ready).await;
+    });
     actix_web::rt::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(AUDIT_RETENTION_EVERY));
         loop {

@@ -43,6 +43,9 @@ pub enum ApiError {
     /// nginx did not take the new configuration; the previous one stays live.
     #[error("nginx did not reload; the previous configuration stays live")]
     ReloadFailed(Vec<String>),
+    /// The certificate authority could not issue; the message says what to fix.
+    #[error("{0}")]
+    CertificateAuthority(String),
 }
 
 impl ApiError {
@@ -78,6 +81,7 @@ impl ResponseError for ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ConfigRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ReloadFailed(_) => StatusCode::BAD_GATEWAY,
+            ApiError::CertificateAuthority(_) => StatusCode::BAD_GATEWAY,
         }
     }
 

@@ -32,6 +32,12 @@ pub struct AppState {
     pub two_factor: session::TwoFactor,
     /// The nginx apply loop (applies nothing when `nginx.enabled` is false).
     pub nginx: crate::nginx::Pipeline,
+    /// ACME and uploaded certificates.
+    pub certs: crate::acme::Certs,
+    /// The service supervisor (s6 in the container, none elsewhere).
+    pub supervisor: crate::supervisor::Supervisor,
+    /// Onboarding provisioning progress.
+    pub provision: crate::provision::Provisioner,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -50,6 +56,9 @@ impl AppState {
             crate::nginx::Pipeline::new(settings.clone(), store.clone(), crate::nginx::state::applier(&settings));
         Ok(AppState {
             pki: Pki::new(&settings.data_dir),
+            certs: crate::acme::Certs::new(settings.clone(), store.clone()),
+            supervisor: crate::supervisor::Supervisor::from_settings(&settings.supervisor),
+            provision: Default::default(),
             settings,
             nginx,
             store,
@@ -98,6 +107,7 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 .configure(routes::onboarding::configure)
                 .configure(routes::keys::configure)
                 .configure(routes::certs::configure)
+                .configure(routes::acme::configure)
                 .configure(routes::enroll::configure)
                 .configure(routes::audit::configure)
                 .configure(routes::users::configure)

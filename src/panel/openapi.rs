@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use super::routes::nginx as nginx_routes;
 use super::routes::sites as site_routes;
 use super::routes::tunnels;
-use super::routes::{audit, certs, enroll, health, keys, onboarding};
+use super::routes::{acme, audit, certs, enroll, health, keys, onboarding};
 use super::routes::{groups, invitations, two_factor, users};
 
 #[derive(OpenApi)]
@@ -15,10 +15,12 @@ use super::routes::{groups, invitations, two_factor, users};
     paths(
         health::show,
         onboarding::status, onboarding::set_domain, onboarding::verify_dns,
+        onboarding::provision, onboarding::provision_stream,
         keys::list, keys::create, keys::revoke,
         certs::mtls_info, certs::mtls_download, certs::mtls_rotate,
         certs::agent_list, certs::agent_create, certs::agent_enroll_token,
         certs::agent_download, certs::agent_revoke, certs::agent_capabilities,
+        acme::list, acme::auto_renew_status, acme::renew, acme::upload,
         enroll::enroll,
         audit::list,
         tunnels::list, tunnels::create, tunnels::update, tunnels::remove, tunnels::agent_config, tunnels::agents,

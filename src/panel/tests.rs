@@ -14,6 +14,7 @@ use crate::store::{NewApiKey, NewEnrollmentToken};
 
 mod dns;
 mod nginx;
+mod provision;
 mod tunnels;
 mod two_factor;
 mod users;

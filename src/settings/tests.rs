@@ -128,3 +128,27 @@ fn mapped_ipv4_peers_count_as_ipv4() {
     assert!(s.is_ingress_peer("172.30.32.2".parse().unwrap()));
     assert!(!s.is_ingress_peer("172.30.32.3".parse().unwrap()));
 }
+
+#[test]
+fn acme_renew_schedule_must_be_a_cron_expression() {
+    let s = Settings::load(&Sources::default()).unwrap();
+    let next = s.acme.schedule().unwrap().upcoming(chrono::Utc).next().unwrap();
+    assert!(matches!(next.format("%a").to_string().as_str(), "Mon" | "Thu"), "{next}");
+
+    let sources = Sources { env: env(&[("PORTICO__ACME__RENEW_SCHEDULE", "every tuesday")]), ..Default::default() };
+    let err = Settings::load(&sources).unwrap_err().to_string();
+    assert!(err.contains("acme.renew_schedule") && err.contains("PORTICO__ACME__RENEW_SCHEDULE"), "{err}");
+    assert!(err.contains("every tuesday"), "{err}");
+
+    let sources = Sources { env: env(&[("PORTICO__ACME__RENEW_SCHEDULE", "0 0 4 * * Sun")]), ..Default::default() };
+    assert_eq!(Settings::load(&sources).unwrap().acme.renew_schedule, "0 0 4 * * Sun");
+
+    let sources = Sources { env: env(&[("PORTICO__ACME__RENEW_DAYS", "0")]), ..Default::default() };
+    let err = Settings::load(&sources).unwrap_err().to_string();
+    assert!(err.contains("acme.renew_days") && err.contains("PORTICO__ACME__RENEW_DAYS"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, "c.yaml", "acme:\n  directory_url: https://example.test/dir\n");
+    let err = Settings::load(&Sources { config_file: Some(file), ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("directory_url"), "the old key name is refused: {err}");
+}

@@ -7,6 +7,7 @@
 
 mod agents;
 mod audit;
+mod certs;
 mod invitations;
 mod keys;
 mod kv;
@@ -26,6 +27,7 @@ use time::OffsetDateTime;
 
 pub use agents::{Agent, ClientCert, EnrollmentToken, NewEnrollmentToken};
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use certs::{AcmeRun, CertFailure, CertRecord};
 pub use invitations::{Invitation, NewInvitation};
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use relay::{AgentStatus, ChangeWatcher};
@@ -42,6 +44,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_tunnels", include_str!("migrations/0002_tunnels.sql")),
     ("0003_sites", include_str!("migrations/0003_sites.sql")),
     ("0004_users", include_str!("migrations/0004_users.sql")),
+    ("0005_certificates", include_str!("migrations/0005_certificates.sql")),
     ("0006_relay_status", include_str!("migrations/0006_relay_status.sql")),
 ];
 

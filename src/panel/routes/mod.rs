@@ -1,5 +1,6 @@
 //! One module per resource, each with a `configure` function.
 
+pub mod acme;
 pub mod audit;
 pub mod certs;
 pub mod enroll;

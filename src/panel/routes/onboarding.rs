@@ -1,12 +1,13 @@
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Outcome};
 use crate::onboarding::{self, DnsReport, OnboardingError, OnboardingState, Status};
 use crate::panel::AppState;
-use crate::panel::auth::{Admin, Caller};
+use crate::panel::auth::{Admin, BasePath, Caller};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
+use crate::provision::ProvisionError;
 
 impl From<OnboardingError> for ApiError {
     fn from(e: OnboardingError) -> Self {
@@ -105,6 +106,102 @@ pub async fn verify_dns(state: web::Data<AppState>, who: Admin) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(VerifyResponse { status: next, report }))
 }
 
+impl From<ProvisionError> for ApiError {
+    fn from(e: ProvisionError) -> Self {
+        match e {
+            ProvisionError::Running | ProvisionError::WrongState(_) => ApiError::Conflict(e.to_string()),
+            ProvisionError::Store(s) => s.into(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProvisionAccepted {
+    status: OnboardingState,
+    /// Where progress is streamed (WebSocket).
+    stream: String,
+}
+
+/// Starts provisioning in the background (from DNS_READY, or again after a
+/// failed run); follow it on `/api/onboarding/provision/stream`.
+#[utoipa::path(tag = "onboarding", responses((status = 202, body = ProvisionAccepted), (status = 409), (status = 410)))]
+#[post("/onboarding/provision")]
+pub async fn provision(state: web::Data<AppState>, who: Admin, base: BasePath) -> Result<HttpResponse, ApiError> {
+    let result = crate::provision::start(state.clone().into_inner()).await;
+    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+    audit::record(&state.store, &who.0.actor(), "onboarding.provision.start", "", outcome, None).await;
+    result?;
+    Ok(HttpResponse::Accepted().json(ProvisionAccepted {
+        status: OnboardingState::Provisioning,
+        stream: format!("{}/api/onboarding/provision/stream", base.0),
+    }))
+}
+
+/// Provisioning progress over a WebSocket. The first message is the state so
+/// far (`{"type":"state","status":…,"events":[…]}`), then one message per
+/// event (`{"type":"event","task","title","status","message","progress":{"current","total"}}`).
+#[utoipa::path(tag = "onboarding", responses((status = 101, description = "WebSocket"), (status = 400), (status = 410)))]
+#[get("/onboarding/provision/stream")]
+pub async fn provision_stream(
+    state: web::Data<AppState>,
+    _who: Admin,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (response, session, messages) = actix_ws::handle(&req, body)
+        .map_err(|_| ApiError::field("upgrade", "this endpoint speaks WebSocket only; send an Upgrade request"))?;
+    let (snapshot, events) = state.provision.subscribe();
+    actix_web::rt::spawn(stream_progress(session, messages, snapshot, events));
+    Ok(response)
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum StreamMessage<'a> {
+    State(&'a crate::provision::Snapshot),
+    Event(&'a crate::provision::Event),
+}
+
+async fn stream_progress(
+    mut session: actix_ws::Session,
+    mut messages: actix_ws::MessageStream,
+    snapshot: crate::provision::Snapshot,
+    mut events: tokio::sync::broadcast::Receiver<crate::provision::Event>,
+) {
+    use futures_util::StreamExt;
+    use tokio::sync::broadcast::error::RecvError;
+    let json = |m: StreamMessage<'_>| serde_json::to_string(&m).unwrap_or_default();
+    if session.text(json(StreamMessage::State(&snapshot))).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    if session.text(json(StreamMessage::Event(&event))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    tracing::warn!("provisioning stream lagged; closing so the client reconnects");
+                    break;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            msg = messages.next() => match msg {
+                Some(Ok(actix_ws::Message::Ping(p))) => {
+                    if session.pong(&p).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(actix_ws::Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = session.close(None).await;
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(status).service(set_domain).service(verify_dns);
+    cfg.service(status).service(set_domain).service(verify_dns).service(provision).service(provision_stream);
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-struct Nginx(Child);
+pub(super) struct Nginx(Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
@@ -28,16 +28,25 @@ fn free_port() -> u16 {
 
 /// Starts a real nginx for the world's settings on free loopback ports.
 async fn world_with_nginx(run_dir: &std::path::Path) -> (World, Nginx) {
+    world_with_nginx_and(run_dir, |_| {}).await
+}
+
+/// Like [`world_with_nginx`], with more settings changed by `more` (after the ports are picked).
+pub(super) async fn world_with_nginx_and(
+    run_dir: &std::path::Path,
+    more: impl FnOnce(&mut Settings),
+) -> (World, Nginx) {
     let run_dir = run_dir.to_path_buf();
-    let admin_port = free_port();
     let rd = run_dir.clone();
     let w = world_with(move |s| {
         s.nginx.enabled = true;
         s.nginx.run_dir = rd;
         s.nginx.bind = "127.0.0.1".parse().unwrap();
-        (s.nginx.http_port, s.nginx.https_port, s.nginx.admin_port) = (free_port(), free_port(), admin_port);
+        (s.nginx.http_port, s.nginx.https_port, s.nginx.admin_port) = (free_port(), free_port(), free_port());
+        more(s);
     })
     .await;
+    let admin_port = w.state.settings.nginx.admin_port;
     let settings = w.state.settings.clone();
     let tree = crate::nginx::state::render_state(&settings, &w.state.store).await.unwrap();
     crate::nginx::state::applier(&settings).install(&tree, "first start").unwrap();
@@ -62,7 +71,7 @@ async fn world_with_nginx(run_dir: &std::path::Path) -> (World, Nginx) {
 }
 
 /// Calls `f` until `done` holds or 10 s pass; returns the last result.
-fn poll<T>(mut f: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+pub(super) fn poll<T>(mut f: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = f();

@@ -1,0 +1,297 @@
+//! Certificates for every name Portico serves: ACME issuance (HTTP-01 through
+//! nginx's `:80`), renewal on a schedule, and bring-your-own uploads.
+//!
+//! Files live under `<data_dir>/acme/` (see [`files`]); the store keeps one
+//! record per installed certificate and the failures of automatic attempts.
+//! Installing happens under the nginx change lock and is followed by an
+//! apply; when nginx refuses, the previous files are put back.
+
+mod client;
+pub mod files;
+pub mod inspect;
+#[cfg(test)]
+pub(crate) mod pebble;
+pub mod renewal;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::nginx::Pipeline;
+use crate::nginx::state::PipelineError;
+use crate::onboarding::{self, FieldError};
+use crate::settings::Settings;
+use crate::store::{CertFailure, CertRecord, Store, StoreError};
+
+pub use client::Issued;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    /// The CA could not validate the challenge (DNS, port 80, CAA…).
+    #[error("{0}")]
+    Challenge(String),
+    /// Too many requests; the message says when to retry.
+    #[error("{0}")]
+    RateLimited(String),
+    /// The CA refused for another reason.
+    #[error("{0}")]
+    Refused(String),
+    /// The directory could not be reached or used.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Local configuration (`acme.*`) is unusable.
+    #[error("{0}")]
+    Setup(String),
+    /// Onboarding has no domain or email yet.
+    #[error("onboarding has no domain and contact email yet")]
+    NotConfigured,
+    /// The name is not one Portico serves.
+    #[error("no certificate is managed for {0}")]
+    UnknownName(String),
+    /// An upload did not pass validation.
+    #[error("invalid certificate upload")]
+    Invalid(Vec<FieldError>),
+    /// nginx did not take the new certificate; the previous files are back.
+    #[error(transparent)]
+    Nginx(#[from] PipelineError),
+    #[error("certificate files: {0}")]
+    Io(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a certificate came from, as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Issued and renewed over ACME.
+    Auto,
+    /// Uploaded by the operator; never renewed automatically.
+    Manual,
+}
+
+/// One name and its certificate, for `GET /api/certs`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertStatus {
+    pub name: String,
+    pub source: Source,
+    /// `valid`, `expiring` (inside the renewal window), `expired` or `missing`.
+    pub state: String,
+    pub issuer: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub not_after: Option<OffsetDateTime>,
+    pub days_left: Option<i64>,
+    /// Actionable message of the last failed automatic attempt.
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub retry_at: Option<OffsetDateTime>,
+}
+
+/// Waits before the next automatic attempt after `n` consecutive failures:
+/// 5 min, 10 min, 20 min… capped at 12 h.
+pub fn backoff(n: u32) -> time::Duration {
+    let minutes = 5i64.saturating_mul(1i64 << n.saturating_sub(1).min(10));
+    time::Duration::minutes(minutes.min(12 * 60))
+}
+
+/// Issues, installs and lists certificates. One per process, shared.
+pub struct Certs {
+    settings: Arc<Settings>,
+    store: Store,
+    client: client::Client,
+    /// One issuance at a time.
+    issuing: tokio::sync::Mutex<()>,
+    /// Wakes the renewal task (new tunnel or site, failed attempt due).
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+impl Certs {
+    pub fn new(settings: Arc<Settings>, store: Store) -> Certs {
+        let client = client::Client::new(settings.acme.clone(), settings.data_dir.clone());
+        Certs { settings, store, client, issuing: tokio::sync::Mutex::new(()), wake: tokio::sync::Notify::new() }
+    }
+
+    /// Asks the renewal task to look for names without a certificate now.
+    pub fn name_added(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The names that need a certificate: panel, auth, tunnel, every tunnel
+    /// and every site under the onboarding domain. Empty before a domain is set.
+    pub async fn wanted_names(&self) -> Result<Vec<String>, StoreError> {
+        let Some(domain) = self.domain().await? else { return Ok(Vec::new()) };
+        let mut labels: Vec<String> = onboarding::RESERVED_NAMES[..3].iter().map(|s| s.to_string()).collect();
+        labels.extend(self.store.tunnels().await?.into_iter().map(|t| t.name));
+        labels.extend(self.store.sites().await?.into_iter().map(|s| s.name));
+        Ok(labels.into_iter().map(|l| format!("{l}.{domain}")).collect())
+    }
+
+    async fn domain(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.store.setting(onboarding::keys::DOMAIN).await?.filter(|d| !d.is_empty()))
+    }
+
+    async fn email(&self) -> Result<String, AcmeError> {
+        self.store.setting(onboarding::keys::EMAIL).await?.filter(|e| !e.is_empty()).ok_or(AcmeError::NotConfigured)
+    }
+
+    /// Every wanted name (and any other recorded one) with its certificate state.
+    pub async fn list(&self, now: OffsetDateTime) -> Result<Vec<CertStatus>, StoreError> {
+        let records: BTreeMap<String, CertRecord> =
+            self.store.certificates().await?.into_iter().map(|r| (r.name.clone(), r)).collect();
+        let failures: BTreeMap<String, CertFailure> =
+            self.store.certificate_failures().await?.into_iter().map(|f| (f.name.clone(), f)).collect();
+        let mut names = self.wanted_names().await?;
+        names.extend(records.keys().filter(|k| !names.contains(k)).cloned().collect::<Vec<_>>());
+        let renew_days = i64::from(self.settings.acme.renew_days);
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let rec = records.get(&name);
+                let fail = failures.get(&name);
+                let days_left = rec.map(|r| (r.not_after - now).whole_days());
+                let state = match (rec, days_left) {
+                    (None, _) => "missing",
+                    (Some(r), _) if r.not_after <= now => "expired",
+                    (Some(_), Some(d)) if d < renew_days => "expiring",
+                    _ => "valid",
+                };
+                CertStatus {
+                    source: if rec.is_some_and(|r| r.source == "manual") { Source::Manual } else { Source::Auto },
+                    state: state.into(),
+                    issuer: rec.map(|r| r.issuer.clone()),
+                    not_after: rec.map(|r| r.not_after),
+                    days_left,
+                    last_error: fail.map(|f| f.last_error.clone()),
+                    retry_at: fail.map(|f| f.retry_at),
+                    name,
+                }
+            })
+            .collect())
+    }
+
+    /// Issues a certificate for `fqdn` over ACME and returns it without
+    /// installing it. Calls are serialized (one order at a time).
+    pub async fn issue(&self, fqdn: &str) -> Result<Issued, AcmeError> {
+        let email = self.email().await?;
+        let _one = self.issuing.lock().await;
+        let started = std::time::Instant::now();
+        let issued = self.client.issue(fqdn, &email).await;
+        match &issued {
+            Ok(_) => tracing::info!(name = fqdn, ms = started.elapsed().as_millis() as u64, "certificate issued"),
+            Err(err) => tracing::warn!(name = fqdn, %err, "certificate issuance failed"),
+        }
+        issued
+    }
+
+    /// Installs issued or uploaded pairs and applies nginx, all under one
+    /// nginx change; when nginx refuses, every pair is rolled back.
+    pub async fn install_and_apply(
+        &self,
+        nginx: &Pipeline,
+        pairs: Vec<(String, Issued, Source)>,
+        reason: &str,
+    ) -> Result<Vec<CertRecord>, AcmeError> {
+        let now = OffsetDateTime::now_utc();
+        let mut records = Vec::new();
+        for (name, issued, source) in &pairs {
+            let leaf = inspect::leaf(&issued.fullchain)
+                .map_err(|m| AcmeError::Refused(format!("the CA sent an unreadable chain for {name}: {m}")))?;
+            records.push(CertRecord {
+                name: name.clone(),
+                source: match source {
+                    Source::Auto => "acme".into(),
+                    Source::Manual => "manual".into(),
+                },
+                issuer: leaf.issuer,
+                not_before: leaf.not_before,
+                not_after: leaf.not_after,
+                installed_at: now,
+            });
+        }
+        let change = nginx.change().await;
+        let data_dir = self.settings.data_dir.clone();
+        let installed = tokio::task::spawn_blocking(move || {
+            let mut done = Vec::new();
+            for (name, issued, _) in &pairs {
+                match files::install(&data_dir, name, &issued.fullchain, &issued.key) {
+                    Ok(i) => done.push(i),
+                    Err(e) => {
+                        undo_all(done);
+                        return Err(AcmeError::Io(e.to_string()));
+                    }
+                }
+            }
+            Ok(done)
+        })
+        .await
+        .map_err(|e| AcmeError::Io(e.to_string()))??;
+        if let Err(e) = change.apply(reason).await {
+            tokio::task::spawn_blocking(move || undo_all(installed)).await.ok();
+            return Err(e.into());
+        }
+        drop(change);
+        for rec in &records {
+            self.store.put_certificate(rec.clone()).await?;
+        }
+        Ok(records)
+    }
+
+    /// Issues `fqdn` now and makes it live; failures are recorded with backoff.
+    pub async fn renew(&self, nginx: &Pipeline, fqdn: &str) -> Result<CertRecord, AcmeError> {
+        let result = match self.issue(fqdn).await {
+            Ok(issued) => self
+                .install_and_apply(nginx, vec![(fqdn.to_string(), issued, Source::Auto)], "certificate renewed")
+                .await
+                .map(|mut r| r.remove(0)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            self.record_failure(fqdn, e).await;
+        }
+        result
+    }
+
+    async fn record_failure(&self, fqdn: &str, err: &AcmeError) {
+        let now = OffsetDateTime::now_utc();
+        if let Err(store_err) =
+            self.store.record_certificate_failure(fqdn.to_string(), err.to_string(), now, backoff).await
+        {
+            tracing::error!(%store_err, name = fqdn, "cannot record a certificate failure");
+        }
+    }
+
+    /// Validates and installs an operator's chain and key for a wanted name.
+    pub async fn upload(
+        &self,
+        nginx: &Pipeline,
+        fqdn: &str,
+        fullchain: String,
+        key: String,
+    ) -> Result<CertRecord, AcmeError> {
+        if !self.wanted_names().await?.iter().any(|n| n == fqdn) {
+            return Err(AcmeError::UnknownName(fqdn.to_string()));
+        }
+        inspect::validate_upload(fqdn, &fullchain, &key, OffsetDateTime::now_utc()).map_err(AcmeError::Invalid)?;
+        let pair = Issued { fullchain, key };
+        let mut recs = self
+            .install_and_apply(nginx, vec![(fqdn.to_string(), pair, Source::Manual)], "certificate uploaded")
+            .await?;
+        Ok(recs.remove(0))
+    }
+}
+
+fn undo_all(done: Vec<files::Installed>) {
+    for i in done.into_iter().rev() {
+        if let Err(err) = i.undo() {
+            tracing::error!(%err, "cannot put a previous certificate back");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

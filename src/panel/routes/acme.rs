@@ -1,0 +1,129 @@
+//! TLS certificates of the served names: `/api/certs`, renewal status, forced
+//! renewal and bring-your-own uploads. Registered after `certs::configure`,
+//! so the literal `/certs/mtls*` and `/certs/agent*` paths match first.
+
+use actix_web::{HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::acme::renewal::AutoRenewStatus;
+use crate::acme::{AcmeError, CertStatus};
+use crate::audit::{self, Outcome};
+use crate::panel::AppState;
+use crate::panel::auth::Admin;
+use crate::panel::error::ApiError;
+use crate::panel::extract::ApiJson;
+
+impl From<AcmeError> for ApiError {
+    fn from(e: AcmeError) -> Self {
+        match e {
+            AcmeError::Challenge(m)
+            | AcmeError::RateLimited(m)
+            | AcmeError::Refused(m)
+            | AcmeError::Unreachable(m)
+            | AcmeError::Setup(m) => ApiError::CertificateAuthority(m),
+            AcmeError::NotConfigured => ApiError::Conflict(e.to_string()),
+            AcmeError::UnknownName(_) => ApiError::NotFound(e.to_string()),
+            AcmeError::Invalid(details) => ApiError::invalid(details),
+            AcmeError::Nginx(p) => p.into(),
+            AcmeError::Io(m) => ApiError::internal("certificate files", m),
+            AcmeError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Every served name with its certificate: issuer, expiry, days left, auto or manual.
+#[utoipa::path(tag = "certs", responses((status = 200, body = Vec<CertStatus>)))]
+#[get("/certs")]
+pub async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.certs.list(OffsetDateTime::now_utc()).await?))
+}
+
+/// The renewal schedule: next run, last run and its result, names in backoff.
+#[utoipa::path(tag = "certs", responses((status = 200, body = AutoRenewStatus)))]
+#[get("/certs/auto-renew-status")]
+pub async fn auto_renew_status(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.certs.auto_renew_status(OffsetDateTime::now_utc()).await?))
+}
+
+/// A served name from the path, lowercased; unknown names are 404.
+async fn served_name(state: &AppState, raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim().to_ascii_lowercase();
+    if state.certs.wanted_names().await?.contains(&name) {
+        Ok(name)
+    } else {
+        Err(ApiError::NotFound(format!("no certificate is managed for {}", raw.chars().take(64).collect::<String>())))
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Installed {
+    name: String,
+    issuer: String,
+    #[schema(value_type = String)]
+    #[serde(with = "time::serde::rfc3339")]
+    not_after: OffsetDateTime,
+    days_left: i64,
+}
+
+impl From<crate::store::CertRecord> for Installed {
+    fn from(r: crate::store::CertRecord) -> Self {
+        let days_left = (r.not_after - OffsetDateTime::now_utc()).whole_days();
+        Installed { name: r.name, issuer: r.issuer, not_after: r.not_after, days_left }
+    }
+}
+
+/// Issues a new certificate for the name now and reloads nginx with it.
+/// 502 carries the CA's problem as an actionable message.
+#[utoipa::path(tag = "certs", params(("domain" = String, Path, description = "a served name, e.g. panel.example.com")),
+    responses((status = 200, body = Installed), (status = 404), (status = 409), (status = 422), (status = 502)))]
+#[post("/certs/{domain}/renew")]
+pub async fn renew(
+    state: web::Data<AppState>,
+    admin: Admin,
+    domain: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = served_name(&state, &domain).await?;
+    let result = state.certs.renew(&state.nginx, &name).await;
+    let (outcome, details) = match &result {
+        Ok(_) => (Outcome::Success, None),
+        Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),
+    };
+    audit::record(&state.store, &admin.0.actor(), "cert.renew", &name, outcome, details).await;
+    Ok(HttpResponse::Ok().json(Installed::from(result?)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    /// PEM chain, leaf first.
+    fullchain: String,
+    /// PEM private key of the leaf.
+    key: String,
+}
+
+/// Installs an operator's certificate for the name (validated: chain parses,
+/// key matches, name covered, not expired). Uploaded certificates are not
+/// renewed automatically.
+#[utoipa::path(tag = "certs", request_body = UploadRequest,
+    params(("domain" = String, Path, description = "a served name, e.g. panel.example.com")),
+    responses((status = 200, body = Installed), (status = 400), (status = 404), (status = 422), (status = 502)))]
+#[post("/certs/{domain}/upload")]
+pub async fn upload(
+    state: web::Data<AppState>,
+    admin: Admin,
+    domain: web::Path<String>,
+    body: ApiJson<UploadRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = served_name(&state, &domain).await?;
+    let UploadRequest { fullchain, key } = body.0;
+    let result = state.certs.upload(&state.nginx, &name, fullchain, key).await;
+    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+    audit::record(&state.store, &admin.0.actor(), "cert.upload", &name, outcome, None).await;
+    Ok(HttpResponse::Ok().json(Installed::from(result?)))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list).service(auto_renew_status).service(renew).service(upload);
+}

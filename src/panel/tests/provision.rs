@@ -1,0 +1,282 @@
+//! Provisioning end to end: a real pebble validates HTTP-01 through a real
+//! nginx rendered by Portico; progress is read over the WebSocket by a client
+//! connected from the start and by one joining late.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+use super::nginx::{Nginx, world_with_nginx_and};
+use super::*;
+use crate::acme::pebble::{self, Pebble};
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Serves the world's panel on a loopback port; stopped on drop.
+struct Server {
+    addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+fn serve(w: &World) -> Server {
+    let state = w.state.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = actix_web::HttpServer::new(move || App::new().configure(configure(state.clone(), Channel::Panel)))
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .disable_signals()
+        .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Server { addr, handle }
+}
+
+async fn connect(w: &World, server: &Server) -> Ws {
+    let mut req = format!("ws://{}/api/onboarding/provision/stream", server.addr).into_client_request().unwrap();
+    let h = req.headers_mut();
+    h.insert("X-SSL-Client-Verify", "SUCCESS".parse().unwrap());
+    h.insert("X-SSL-Client-DN", "CN=admin,O=Portico".parse().unwrap());
+    h.insert("X-SSL-Client-Serial", w.admin_serial.parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws
+}
+
+/// The next JSON message, within 60 s.
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(60), ws.next())
+            .await
+            .expect("no progress within 60 s")
+            .expect("stream ended")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// Events until one whose status is `failed`, or the `complete` step is done.
+async fn until_the_end(ws: &mut Ws) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let m = next(ws).await;
+        assert_eq!(m["type"], "event", "{m}");
+        let end = m["status"] == "failed" || (m["task"] == "complete" && m["status"] == "done");
+        seen.push(m);
+        if end {
+            return seen;
+        }
+    }
+}
+
+fn steps(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| format!("{} {}", e["task"].as_str().unwrap(), e["status"].as_str().unwrap())).collect()
+}
+
+async fn post_provision(w: &World) -> u16 {
+    w.call(Who::Admin, TestRequest::post().uri("/api/onboarding/provision")).await.status().as_u16()
+}
+
+async fn provisioning_world(run: &std::path::Path) -> (Pebble, World, Nginx) {
+    let http_port = pebble::free_port();
+    let pebble = Pebble::start(http_port, None);
+    let (directory, bundle) = (pebble.directory.clone(), pebble.ca_bundle.clone());
+    let (w, nginx) = world_with_nginx_and(run, move |s| {
+        s.nginx.http_port = http_port;
+        s.acme.directory = directory;
+        s.acme.ca_bundle = Some(bundle);
+    })
+    .await;
+    w.state
+        .store
+        .put_settings(vec![
+            (onboarding::keys::DOMAIN, "example.test".into()),
+            (onboarding::keys::EMAIL, "Jane@example.test".into()),
+        ])
+        .await
+        .unwrap();
+    w.set_state(OnboardingState::DnsReady).await;
+    w.state.apply_config("domain set").await.unwrap();
+    (pebble, w, nginx)
+}
+
+#[actix_web::test]
+async fn provisioning_streams_progress_survives_a_failure_and_completes_on_retry() {
+    if !pebble::available() {
+        return;
+    }
+    let run = tempfile::tempdir().unwrap();
+    let (_pebble, w, _nginx) = provisioning_world(run.path()).await;
+    let server = serve(&w);
+    let data_dir = w.state.settings.data_dir.clone();
+    let panel_cert = crate::nginx::state::cert_paths(&data_dir, "panel.example.test");
+
+    let mut early = connect(&w, &server).await;
+    let first = next(&mut early).await;
+    assert_eq!((first["type"].as_str(), first["status"].as_str()), (Some("state"), Some("idle")), "{first}");
+
+    // nginx refuses the configuration: the run stops at the nginx step.
+    w.state.nginx.inject_for_tests(Some("this_is_not_a_directive;".into()));
+    let live_before = w.state.nginx.live_tree().await.unwrap();
+    assert_eq!(post_provision(&w).await, 202);
+    assert_eq!(post_provision(&w).await, 409, "one run at a time");
+    let failed = until_the_end(&mut early).await;
+    let expected = [
+        "cert:panel.example.test running",
+        "cert:panel.example.test done",
+        "cert:auth.example.test running",
+        "cert:auth.example.test done",
+        "cert:tunnel.example.test running",
+        "cert:tunnel.example.test done",
+        "nginx running",
+        "nginx failed",
+    ];
+    assert_eq!(steps(&failed), expected);
+    let progress: Vec<u64> = failed.iter().map(|e| e["progress"]["current"].as_u64().unwrap()).collect();
+    assert_eq!(progress, [1, 1, 2, 2, 3, 3, 4, 4]);
+    assert!(failed.iter().all(|e| e["progress"]["total"] == 7));
+    let why = failed.last().unwrap()["message"].as_str().unwrap();
+    assert!(why.contains("unknown directive"), "{why}");
+    // Nothing half-applied: nginx serves what it served, no certificate files linger.
+    assert_eq!(w.state.nginx.live_tree().await.unwrap(), live_before);
+    assert!(!panel_cert.fullchain.exists());
+    assert_eq!(w.state.onboarding_state(), OnboardingState::DnsReady);
+
+    // A client joining now sees the whole failed run first.
+    let mut late = connect(&w, &server).await;
+    let state = next(&mut late).await;
+    assert_eq!(state["status"], "failed");
+    let without_type = |events: &[Value]| -> Vec<Value> {
+        events
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                e.as_object_mut().unwrap().remove("type");
+                e
+            })
+            .collect()
+    };
+    assert_eq!(state["events"].as_array().unwrap().clone(), without_type(&failed));
+
+    // Retry once nginx accepts the configuration again.
+    w.state.nginx.inject_for_tests(None);
+    let started = Instant::now();
+    assert_eq!(post_provision(&w).await, 202);
+    let done = until_the_end(&mut early).await;
+    let took = started.elapsed();
+    let late_events = until_the_end(&mut late).await;
+    let _ = early.close(None).await;
+    let _ = late.close(None).await;
+    eprintln!("full provisioning against pebble (3 certificates, nginx, user): {} ms", took.as_millis());
+
+    let mut expected: Vec<String> = expected[..6].iter().map(|s| s.to_string()).collect();
+    expected.extend(
+        ["nginx running", "nginx done", "services running", "services skipped", "user running", "user done"]
+            .map(String::from),
+    );
+    expected.extend(["complete running", "complete done"].map(String::from));
+    assert_eq!(steps(&done), expected);
+    assert_eq!(steps(&late_events), expected, "both clients see the same progress");
+    let last = done.last().unwrap();
+    let user = &last["firstUser"];
+    assert_eq!(user["username"], "jane");
+    assert!(user["password"].as_str().unwrap().len() >= 20);
+    assert!(user["otpauthUri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    assert!(user["qrSvg"].as_str().unwrap().contains("<svg"));
+    // Only the final event carries the credentials.
+    assert!(done[..done.len() - 1].iter().all(|e| e.get("firstUser").is_none()));
+
+    assert_eq!(w.state.onboarding_state(), OnboardingState::Completed);
+    let stored = w.state.store.setting(onboarding::keys::STATE).await.unwrap();
+    assert_eq!(stored.as_deref(), Some("COMPLETED"));
+    assert!(panel_cert.fullchain.exists() && panel_cert.key.exists());
+    let live = w.state.nginx.live_tree().await.unwrap();
+    let rendered = format!("{live:?}");
+    assert!(rendered.contains("panel.example.test/fullchain.pem"), "nginx serves the new certificate");
+
+    // nginx presents the pebble-issued certificate for panel.example.test.
+    let https = w.state.settings.nginx.https_port;
+    let issuer = super::nginx::poll(
+        || {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "openssl s_client -connect 127.0.0.1:{https} -servername panel.example.test </dev/null 2>/dev/null | openssl x509 -noout -issuer"
+                ))
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).to_lowercase()
+        },
+        |s| s.contains("pebble"),
+    );
+    assert!(issuer.contains("pebble"), "{issuer}");
+
+    // The password never reaches the audit log.
+    let password = user["password"].as_str().unwrap();
+    let audit = w.call(Who::Admin, TestRequest::get().uri("/api/audit")).await;
+    let body = String::from_utf8(read_body(audit).await.to_vec()).unwrap();
+    assert!(body.contains("onboarding.provision"));
+    assert!(!body.contains(password));
+
+    // Onboarding is over: its routes, the stream included, answer 410.
+    assert_eq!(post_provision(&w).await, 410);
+}
+
+#[actix_web::test]
+async fn provisioning_needs_dns_ready() {
+    let w = world().await;
+    let res = w.call(Who::Admin, TestRequest::post().uri("/api/onboarding/provision")).await;
+    assert_eq!(res.status(), 409);
+    let v = json_body(res).await;
+    assert!(v["error"].as_str().unwrap().contains("DNS_READY"), "{v}");
+    // Not a WebSocket request: a clear 400.
+    let res = w.call(Who::Admin, TestRequest::get().uri("/api/onboarding/provision/stream")).await;
+    assert_eq!(res.status(), 400);
+}
+
+#[actix_web::test]
+async fn certificate_routes_answer_after_onboarding() {
+    let w = completed_world().await;
+    w.state.store.put_settings(vec![(onboarding::keys::DOMAIN, "example.test".into())]).await.unwrap();
+    let res = w.call(Who::Admin, TestRequest::get().uri("/api/certs")).await;
+    assert_eq!(res.status(), 200);
+    let v = json_body(res).await;
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["panel.example.test", "auth.example.test", "tunnel.example.test"]);
+    assert_eq!(v[0]["state"], "missing");
+
+    let res = w.call(Who::Admin, TestRequest::get().uri("/api/certs/auto-renew-status")).await;
+    assert_eq!(res.status(), 200);
+    let v = json_body(res).await;
+    assert_eq!(v["schedule"], "0 17 3 * * Mon,Thu");
+    assert!(v["nextRun"].is_string());
+
+    // The mTLS routes still answer (literal paths win over `{domain}`).
+    assert_eq!(w.call(Who::Admin, TestRequest::get().uri("/api/certs/mtls")).await.status(), 200);
+    let res = w.call(Who::Admin, TestRequest::post().uri("/api/certs/elsewhere.org/renew")).await;
+    assert_eq!(res.status(), 404);
+    let res = w
+        .call(
+            Who::Admin,
+            TestRequest::post()
+                .uri("/api/certs/panel.example.test/upload")
+                .set_json(json!({"fullchain": "garbage", "key": "garbage"})),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let v = json_body(res).await;
+    let fields: Vec<&str> = v["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"fullchain") && fields.contains(&"key"), "{v}");
+    // Agents and non-admin keys are refused.
+    assert_eq!(w.call(Who::KeyRead, TestRequest::get().uri("/api/certs")).await.status(), 403);
+}

@@ -87,14 +87,68 @@ async fn post_provision(w: &World) -> u16 {
     w.call(Who::Admin, TestRequest::post().uri("/api/onboarding/provision")).await.status().as_u16()
 }
 
-async fn provisioning_world(run: &std::path::Path) -> (Pebble, World, Nginx) {
+/// A real s6-svscan supervising `relay` (up) and `authd` (down) that sleep.
+struct Scan {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Drop for Scan {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("s6-svscanctl").arg("-t").arg(self.dir.path()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20)); // poll interval
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s6_scan() -> Option<Scan> {
+    use std::os::unix::fs::PermissionsExt;
+    if !std::path::Path::new("/usr/bin/s6-svscan").exists() {
+        eprintln!("s6 is not installed: provisioning runs without a supervisor");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, down) in [("relay", false), ("authd", true)] {
+        let svc = dir.path().join(name);
+        std::fs::create_dir(&svc).unwrap();
+        std::fs::write(svc.join("run"), "#!/bin/sh\nexec sleep 300\n").unwrap();
+        std::fs::set_permissions(svc.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        if down {
+            std::fs::write(svc.join("down"), "").unwrap();
+        }
+    }
+    let child = std::process::Command::new("s6-svscan")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sup = crate::supervisor::Supervisor::S6 { service_dir: dir.path().to_path_buf() };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sup.status("relay").is_ok_and(|s| s.up) || sup.status("authd").is_err() {
+        assert!(Instant::now() < deadline, "s6 did not start the services");
+        std::thread::sleep(Duration::from_millis(20)); // poll interval
+    }
+    Some(Scan { dir, child })
+}
+
+async fn provisioning_world(run: &std::path::Path, scan: Option<&Scan>) -> (Pebble, World, Nginx) {
     let http_port = pebble::free_port();
     let pebble = Pebble::start(http_port, None);
     let (directory, bundle) = (pebble.directory.clone(), pebble.ca_bundle.clone());
+    let service_dir = scan.map(|s| s.dir.path().to_path_buf());
     let (w, nginx) = world_with_nginx_and(run, move |s| {
         s.nginx.http_port = http_port;
         s.acme.directory = directory;
         s.acme.ca_bundle = Some(bundle);
+        if let Some(dir) = service_dir {
+            s.supervisor.kind = crate::settings::SupervisorKind::S6;
+            s.supervisor.service_dir = dir;
+        }
     })
     .await;
     w.state
@@ -116,7 +170,9 @@ async fn provisioning_streams_progress_survives_a_failure_and_completes_on_retry
         return;
     }
     let run = tempfile::tempdir().unwrap();
-    let (_pebble, w, _nginx) = provisioning_world(run.path()).await;
+    let scan = s6_scan();
+    let (_pebble, w, _nginx) = provisioning_world(run.path(), scan.as_ref()).await;
+    let relay_before = w.state.supervisor.status("relay").ok();
     let server = serve(&w);
     let data_dir = w.state.settings.data_dir.clone();
     let panel_cert = crate::nginx::state::cert_paths(&data_dir, "panel.example.test");
@@ -181,12 +237,33 @@ async fn provisioning_streams_progress_survives_a_failure_and_completes_on_retry
 
     let mut expected: Vec<String> = expected[..6].iter().map(|s| s.to_string()).collect();
     expected.extend(
-        ["nginx running", "nginx done", "services running", "services skipped", "user running", "user done"]
-            .map(String::from),
+        [
+            "nginx running",
+            "nginx done",
+            "services running",
+            if scan.is_some() { "services done" } else { "services skipped" },
+            "user running",
+            "user done",
+        ]
+        .map(String::from),
     );
     expected.extend(["complete running", "complete done"].map(String::from));
     assert_eq!(steps(&done), expected);
     assert_eq!(steps(&late_events), expected, "both clients see the same progress");
+    if scan.is_some() {
+        let services = &done[done.len() - 5];
+        assert_eq!(services["message"], "relay restarted, authd started", "{services}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let relay = w.state.supervisor.status("relay").unwrap();
+            let authd = w.state.supervisor.status("authd").unwrap();
+            if relay.up && relay.pid != relay_before.as_ref().and_then(|r| r.pid) && authd.up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "relay was not restarted or authd not started");
+            std::thread::sleep(Duration::from_millis(50)); // poll interval
+        }
+    }
     let last = done.last().unwrap();
     let user = &last["firstUser"];
     assert_eq!(user["username"], "jane");

@@ -151,6 +151,15 @@ async fn unreachable_directory_is_reported() {
     let certs = Certs::new(Arc::new(settings), w.store.clone());
     let msg = certs.issue("panel.example.test").await.err().unwrap().to_string();
     assert!(msg.contains("cannot use the ACME directory"), "{msg}");
+
+    let settings = Settings {
+        acme: AcmeSettings { ca_bundle: Some("/nonexistent/ca.pem".into()), ..Default::default() },
+        ..(*w.settings).clone()
+    };
+    let certs = Certs::new(Arc::new(settings), w.store.clone());
+    let err = certs.issue("panel.example.test").await.err().unwrap();
+    assert!(matches!(err, AcmeError::Setup(_)));
+    assert!(err.to_string().contains("acme.ca_bundle /nonexistent/ca.pem"), "{err}");
 }
 
 fn self_signed(names: &[&str], days: (i64, i64)) -> (String, String) {

@@ -147,7 +147,8 @@ impl Provisioner {
         if event.status == StepStatus::Failed {
             run.status = RunStatus::Failed;
         }
-        run.events.push(event.clone());
+        // The first user's credentials go to the connected clients only.
+        run.events.push(Event { first_user: None, ..event.clone() });
         let _ = self.tx.send(event); // no subscribers is fine
     }
 }

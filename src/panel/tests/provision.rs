@@ -228,11 +228,20 @@ async fn provisioning_streams_progress_survives_a_failure_and_completes_on_retry
     w.state.nginx.inject_for_tests(None);
     let started = Instant::now();
     assert_eq!(post_provision(&w).await, 202);
-    let done = until_the_end(&mut early).await;
+    let mut done = vec![next(&mut early).await, next(&mut early).await];
+    // A client joining mid-run: what it was sent first plus what follows is the whole run.
+    let mut mid = connect(&w, &server).await;
+    let mid_state = next(&mut mid).await;
+    assert_eq!(mid_state["status"], "running");
+    done.extend(until_the_end(&mut early).await);
     let took = started.elapsed();
     let late_events = until_the_end(&mut late).await;
-    let _ = early.close(None).await;
-    let _ = late.close(None).await;
+    let mut mid_events = mid_state["events"].as_array().unwrap().clone();
+    mid_events.extend(without_type(&until_the_end(&mut mid).await));
+    assert_eq!(mid_events, without_type(&done), "a mid-run joiner sees the same progress");
+    for mut ws in [early, late, mid] {
+        let _ = ws.close(None).await;
+    }
     eprintln!("full provisioning against pebble (3 certificates, nginx, user): {} ms", took.as_millis());
 
     let mut expected: Vec<String> = expected[..6].iter().map(|s| s.to_string()).collect();

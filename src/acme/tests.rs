@@ -210,6 +210,8 @@ fn backoff_grows_and_is_capped() {
     assert_eq!(backoff(2), time::Duration::minutes(10));
     assert_eq!(backoff(4), time::Duration::minutes(40));
     assert_eq!(backoff(40), time::Duration::hours(12));
+    assert_eq!(rate_limited_backoff(1), time::Duration::hours(1));
+    assert_eq!(rate_limited_backoff(40), time::Duration::hours(12));
 }
 
 /// The renewal task issues at start, then for a name added later as soon as

@@ -26,9 +26,10 @@ impl Drop for Server {
     }
 }
 
+/// Serves the panel on `panel.listen`, where nginx proxies to.
 fn serve(w: &World) -> Server {
     let state = w.state.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(w.state.settings.panel.listen).unwrap();
     let addr = listener.local_addr().unwrap();
     let server = actix_web::HttpServer::new(move || App::new().configure(configure(state.clone(), Channel::Panel)))
         .workers(1)
@@ -143,6 +144,7 @@ async fn provisioning_world(run: &std::path::Path, scan: Option<&Scan>) -> (Pebb
     let service_dir = scan.map(|s| s.dir.path().to_path_buf());
     let (w, nginx) = world_with_nginx_and(run, move |s| {
         s.nginx.http_port = http_port;
+        s.panel.listen = SocketAddr::from(([127, 0, 0, 1], pebble::free_port()));
         s.acme.directory = directory;
         s.acme.ca_bundle = Some(bundle);
         if let Some(dir) = service_dir {
@@ -176,6 +178,27 @@ async fn provisioning_streams_progress_survives_a_failure_and_completes_on_retry
     let server = serve(&w);
     let data_dir = w.state.settings.data_dir.clone();
     let panel_cert = crate::nginx::state::cert_paths(&data_dir, "panel.example.test");
+
+    // Through nginx (admin by IP, client certificate), the stream upgrades.
+    let pki = w.state.settings.pki_dir();
+    let admin_port = w.state.settings.nginx.admin_port;
+    // Off the test's thread: the panel answers on this runtime.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "-k", "--http1.1", "--max-time", "3", "-D", "-", "-o", "/dev/null", "--cert"])
+            .arg(pki.join("admin.crt"))
+            .arg("--key")
+            .arg(pki.join("admin.key"))
+            .args(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13"])
+            .args(["-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="])
+            .arg(format!("https://127.0.0.1:{admin_port}/api/onboarding/provision/stream"))
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head} {}", String::from_utf8_lossy(&out.stderr));
 
     let mut early = connect(&w, &server).await;
     let first = next(&mut early).await;

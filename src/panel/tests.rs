@@ -260,7 +260,12 @@ fn routes() -> Vec<Route> {
         ),
         r("POST", "/api/onboarding/verify-dns", no_body, GONE),
         r("POST", "/api/onboarding/provision", no_body, GONE),
-        r("GET", "/api/onboarding/provision/stream", no_body, GONE),
+        r(
+            "GET",
+            "/api/onboarding/provision/stream",
+            no_body,
+            [401, 400, 401, 403, 403, 403, 403, 403, 400, 401, 400, 403],
+        ),
         r("GET", "/api/certs", no_body, ADMIN_READ),
         r("GET", "/api/certs/auto-renew-status", no_body, ADMIN_READ),
         r("POST", "/api/certs/ghost.example.com/renew", no_body, ADMIN_MISSING),

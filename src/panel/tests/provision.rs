@@ -337,8 +337,46 @@ async fn provisioning_streams_progress_survives_a_failure_and_completes_on_retry
     assert!(body.contains("onboarding.provision"));
     assert!(!body.contains(password));
 
-    // Onboarding is over: its routes, the stream included, answer 410.
+    // Onboarding is over: its routes answer 410; the stream still shows the
+    // run, without the login, which was delivered already.
     assert_eq!(post_provision(&w).await, 410);
+    let mut after = connect(&w, &server).await;
+    let state = next(&mut after).await;
+    assert_eq!(state["status"], "completed");
+    assert!(!state.to_string().contains(password));
+    let _ = after.close(None).await;
+}
+
+/// A run that completes while no client listens hands its first login to the
+/// first client that connects afterwards, and to no other.
+#[actix_web::test]
+async fn the_first_login_reaches_a_client_that_connects_after_the_run() {
+    if !pebble::available() {
+        return;
+    }
+    let run = tempfile::tempdir().unwrap();
+    let (_pebble, w, _nginx) = provisioning_world(run.path(), None).await;
+    let server = serve(&w);
+    assert_eq!(post_provision(&w).await, 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.state.provision.status() != crate::provision::RunStatus::Completed {
+        assert!(Instant::now() < deadline, "provisioning did not complete");
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
+    }
+    let mut first = connect(&w, &server).await;
+    assert_eq!(next(&mut first).await["status"], "completed");
+    let last = next(&mut first).await;
+    assert_eq!((last["task"].as_str(), last["status"].as_str()), (Some("complete"), Some("done")));
+    assert!(last["firstUser"]["password"].is_string(), "{last}");
+
+    let mut second = connect(&w, &server).await;
+    let state = next(&mut second).await;
+    assert!(!state.to_string().contains("password"), "{state}");
+    // Closing: everything the server sent before its close frame is read.
+    second.close(None).await.unwrap();
+    while let Some(Ok(msg)) = second.next().await {
+        assert!(!matches!(msg, Message::Text(_)), "the login is handed out once: {msg:?}");
+    }
 }
 
 #[actix_web::test]

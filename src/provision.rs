@@ -102,6 +102,8 @@ pub enum ProvisionError {
 pub struct Provisioner {
     run: Mutex<Snapshot>,
     tx: broadcast::Sender<Event>,
+    /// The final event with the first login until one client got it.
+    undelivered: Mutex<Option<Event>>,
 }
 
 impl Default for Provisioner {
@@ -109,6 +111,7 @@ impl Default for Provisioner {
         Provisioner {
             run: Mutex::new(Snapshot { status: RunStatus::Idle, events: Vec::new() }),
             tx: broadcast::channel(64).0,
+            undelivered: Mutex::new(None),
         }
     }
 }
@@ -129,6 +132,17 @@ impl Provisioner {
         self.lock().status
     }
 
+    /// The final event with the first login, if no client has received it
+    /// yet; taken, so it is handed out once.
+    pub fn take_undelivered(&self) -> Option<Event> {
+        self.undelivered.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Puts back an event whose delivery failed.
+    pub fn put_back(&self, event: Event) {
+        *self.undelivered.lock().unwrap_or_else(|e| e.into_inner()) = Some(event);
+    }
+
     fn begin(&self) -> Result<(), ProvisionError> {
         let mut run = self.lock();
         if run.status == RunStatus::Running {
@@ -147,7 +161,11 @@ impl Provisioner {
         if event.status == StepStatus::Failed {
             run.status = RunStatus::Failed;
         }
-        run.events.push(event.clone());
+        // The first login is kept apart from the history, until delivered once.
+        if event.first_user.is_some() {
+            *self.undelivered.lock().unwrap_or_else(|e| e.into_inner()) = Some(event.clone());
+        }
+        run.events.push(Event { first_user: None, ..event.clone() });
         let _ = self.tx.send(event); // no subscribers is fine
     }
 }

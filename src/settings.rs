@@ -353,13 +353,14 @@ impl AcmeSettings {
             return Err(SettingsError::invalid("acme.renew_days", "must be between 1 and 89"));
         }
         let url = self.directory.trim();
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+        if !url.starts_with("https://") || url.len() < 10 {
             return Err(SettingsError::invalid("acme.directory", "must be an https:// URL of an ACME directory"));
         }
         if let Some(path) = &self.ca_bundle
-            && !path.is_file()
+            && !path.is_absolute()
         {
-            return Err(SettingsError::invalid("acme.ca_bundle", format!("{} is not a readable file", path.display())));
+            // Read when the directory is first used, so it may appear after start.
+            return Err(SettingsError::invalid("acme.ca_bundle", "must be an absolute path"));
         }
         Ok(())
     }

@@ -99,6 +99,11 @@ pub fn backoff(n: u32) -> time::Duration {
     time::Duration::minutes(minutes.min(12 * 60))
 }
 
+/// After a rate limit the CA asks for hours, not minutes: at least one hour.
+pub fn rate_limited_backoff(n: u32) -> time::Duration {
+    backoff(n).max(time::Duration::hours(1))
+}
+
 /// Issues, installs and lists certificates. One per process, shared.
 pub struct Certs {
     settings: Arc<Settings>,
@@ -258,8 +263,9 @@ impl Certs {
 
     async fn record_failure(&self, fqdn: &str, err: &AcmeError) {
         let now = OffsetDateTime::now_utc();
+        let wait = if matches!(err, AcmeError::RateLimited(_)) { rate_limited_backoff } else { backoff };
         if let Err(store_err) =
-            self.store.record_certificate_failure(fqdn.to_string(), err.to_string(), now, backoff).await
+            self.store.record_certificate_failure(fqdn.to_string(), err.to_string(), now, wait).await
         {
             tracing::error!(%store_err, name = fqdn, "cannot record a certificate failure");
         }

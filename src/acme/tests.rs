@@ -151,6 +151,15 @@ async fn unreachable_directory_is_reported() {
     let certs = Certs::new(Arc::new(settings), w.store.clone());
     let msg = certs.issue("panel.example.test").await.err().unwrap().to_string();
     assert!(msg.contains("cannot use the ACME directory"), "{msg}");
+
+    let settings = Settings {
+        acme: AcmeSettings { ca_bundle: Some("/nonexistent/ca.pem".into()), ..Default::default() },
+        ..(*w.settings).clone()
+    };
+    let certs = Certs::new(Arc::new(settings), w.store.clone());
+    let err = certs.issue("panel.example.test").await.err().unwrap();
+    assert!(matches!(err, AcmeError::Setup(_)));
+    assert!(err.to_string().contains("acme.ca_bundle /nonexistent/ca.pem"), "{err}");
 }
 
 fn self_signed(names: &[&str], days: (i64, i64)) -> (String, String) {
@@ -201,4 +210,50 @@ fn backoff_grows_and_is_capped() {
     assert_eq!(backoff(2), time::Duration::minutes(10));
     assert_eq!(backoff(4), time::Duration::minutes(40));
     assert_eq!(backoff(40), time::Duration::hours(12));
+    assert_eq!(rate_limited_backoff(1), time::Duration::hours(1));
+    assert_eq!(rate_limited_backoff(40), time::Duration::hours(12));
+}
+
+/// The renewal task issues at start, then for a name added later as soon as
+/// it is told, without waiting for the schedule.
+#[tokio::test]
+async fn the_renewal_task_issues_new_names_when_woken() {
+    if !available() {
+        return;
+    }
+    let (_pebble, w) = pebble_world(None, 30).await;
+    let w = Arc::new(w);
+    let task = {
+        let w = w.clone();
+        tokio::spawn(async move { w.certs.run_forever(&w.nginx, || true).await })
+    };
+    let valid = |name: &'static str| {
+        let w = w.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let list = w.certs.list(OffsetDateTime::now_utc()).await.unwrap();
+                if list.iter().any(|c| c.name == name && c.state == "valid") {
+                    return true;
+                }
+                if std::time::Instant::now() > deadline {
+                    return false;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await; // poll interval
+            }
+        }
+    };
+    assert!(valid("tunnel.example.test").await, "issued at start");
+    let fields = crate::store::SiteFields {
+        name: "docs".into(),
+        spa_fallback: false,
+        access: "public".into(),
+        allowed_users: vec![],
+        allowed_groups: vec![],
+        max_bytes: 1 << 20,
+    };
+    w.store.insert_site(fields, OffsetDateTime::now_utc()).await.unwrap();
+    w.certs.name_added();
+    assert!(valid("docs.example.test").await, "issued once woken");
+    task.abort();
 }

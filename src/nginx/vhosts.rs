@@ -171,7 +171,9 @@ fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) 
         limit_req zone=portico_panel burst=100 nodelay;
         include snippets/proxy.conf;
         include snippets/mtls.conf;
-        proxy_set_header Connection \"\";
+        # WebSocket upgrades (provisioning progress) pass through.
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
         proxy_request_buffering off;
         proxy_read_timeout 300s;
         proxy_pass http://portico_panel;

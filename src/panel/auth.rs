@@ -47,7 +47,9 @@ enum RouteClass {
 fn classify(path: &str) -> RouteClass {
     match path {
         "/api/health" | "/api/openapi.json" | "/api/enroll" => RouteClass::Public,
-        "/api/onboarding/status" => RouteClass::OnboardingStatus,
+        // The stream answers after completion too: it hands the first login
+        // to a client that connects only after the run finished.
+        "/api/onboarding/status" | "/api/onboarding/provision/stream" => RouteClass::OnboardingStatus,
         p if p.starts_with("/api/invite/") => RouteClass::Public,
         p if p.starts_with("/api/onboarding/") => RouteClass::Onboarding,
         p if p.starts_with("/api/") || p == "/api" => RouteClass::Management,

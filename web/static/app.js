@@ -18,3 +18,51 @@ for (const button of document.querySelectorAll("button[data-copy]")) {
 // Put keyboard focus on the first invalid field after a failed post.
 const invalid = document.querySelector("[aria-invalid=true]");
 if (invalid) invalid.focus();
+// Onboarding provisioning: follow the progress stream and show the first
+// login once (it is sent in the final event only).
+const provision = document.getElementById("provision");
+if (provision && window.WebSocket) {
+  const list = document.getElementById("provision-steps");
+  const show = (e) => {
+    let item = list.querySelector(`li[data-task="${CSS.escape(e.task)}"]`);
+    if (!item) {
+      item = document.createElement("li");
+      item.dataset.task = e.task;
+      list.append(item);
+    }
+    item.className = e.status;
+    item.replaceChildren();
+    const title = document.createElement("strong");
+    title.textContent = e.title;
+    const status = document.createElement("span");
+    status.className = "status";
+    status.textContent = e.status;
+    item.append(title, ": ", status);
+    if (e.message) {
+      const message = document.createElement("span");
+      message.className = "message";
+      message.textContent = " " + e.message;
+      item.append(message);
+    }
+    if (e.firstUser) {
+      const u = e.firstUser;
+      document.getElementById("provision-done-message").textContent = e.message;
+      document.getElementById("first-user").textContent = u.username;
+      document.getElementById("first-password").textContent = u.password;
+      document.getElementById("first-secret").textContent = u.totpSecret || "";
+      if (u.qrSvg) document.getElementById("first-qr").src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(u.qrSvg);
+      document.getElementById("provision-done").hidden = false;
+    }
+  };
+  const url = location.origin.replace(/^http/, "ws") + provision.dataset.base + "/api/onboarding/provision/stream";
+  const socket = new WebSocket(url);
+  socket.addEventListener("message", (m) => {
+    const msg = JSON.parse(m.data);
+    if (msg.type === "state") {
+      list.replaceChildren();
+      for (const e of msg.events) show(e);
+    } else if (msg.type === "event") {
+      show(msg);
+    }
+  });
+}

@@ -151,7 +151,7 @@ pub async fn provision_stream(
     let (response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|_| ApiError::field("upgrade", "this endpoint speaks WebSocket only; send an Upgrade request"))?;
     let (snapshot, events) = state.provision.subscribe();
-    actix_web::rt::spawn(stream_progress(session, messages, snapshot, events));
+    actix_web::rt::spawn(stream_progress(state.into_inner(), session, messages, snapshot, events));
     Ok(response)
 }
 
@@ -163,6 +163,7 @@ enum StreamMessage<'a> {
 }
 
 async fn stream_progress(
+    state: std::sync::Arc<AppState>,
     mut session: actix_ws::Session,
     mut messages: actix_ws::MessageStream,
     snapshot: crate::provision::Snapshot,
@@ -174,11 +175,23 @@ async fn stream_progress(
     if session.text(json(StreamMessage::State(&snapshot))).await.is_err() {
         return;
     }
+    // A run that completed with nobody listening: its first login, once.
+    if snapshot.status == crate::provision::RunStatus::Completed
+        && let Some(last) = state.provision.take_undelivered()
+        && session.text(json(StreamMessage::Event(&last))).await.is_err()
+    {
+        state.provision.put_back(last);
+        return;
+    }
     loop {
         tokio::select! {
             event = events.recv() => match event {
                 Ok(event) => {
-                    if session.text(json(StreamMessage::Event(&event))).await.is_err() {
+                    let sent = session.text(json(StreamMessage::Event(&event))).await.is_ok();
+                    if event.first_user.is_some() && sent {
+                        state.provision.take_undelivered();
+                    }
+                    if !sent {
                         return;
                     }
                 }

@@ -67,7 +67,9 @@ pub async fn create(
     let result = sites::create(&state.store, &state.nginx, &state.settings.data_dir, new).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     audit::record(&state.store, &who.0.actor(), "site.create", &body.name, outcome, None).await;
-    Ok(HttpResponse::Created().json(result?))
+    let site = result?;
+    state.certs.name_added();
+    Ok(HttpResponse::Created().json(site))
 }
 
 /// Deletes a site and its files.

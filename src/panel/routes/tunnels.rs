@@ -43,6 +43,7 @@ pub async fn create(
         return Err(e);
     }
     audit::record(&state.store, &who.0.actor(), "tunnel.create", &tunnel.name, Outcome::Success, None).await;
+    state.certs.name_added();
     Ok(HttpResponse::Created().json(tunnel))
 }
 

@@ -26,9 +26,10 @@ impl Drop for Server {
     }
 }
 
+/// Serves the panel on `panel.listen`, where nginx proxies to.
 fn serve(w: &World) -> Server {
     let state = w.state.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(w.state.settings.panel.listen).unwrap();
     let addr = listener.local_addr().unwrap();
     let server = actix_web::HttpServer::new(move || App::new().configure(configure(state.clone(), Channel::Panel)))
         .workers(1)
@@ -87,14 +88,69 @@ async fn post_provision(w: &World) -> u16 {
     w.call(Who::Admin, TestRequest::post().uri("/api/onboarding/provision")).await.status().as_u16()
 }
 
-async fn provisioning_world(run: &std::path::Path) -> (Pebble, World, Nginx) {
+/// A real s6-svscan supervising `relay` (up) and `authd` (down) that sleep.
+struct Scan {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Drop for Scan {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("s6-svscanctl").arg("-t").arg(self.dir.path()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20)); // poll interval
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s6_scan() -> Option<Scan> {
+    use std::os::unix::fs::PermissionsExt;
+    if !std::path::Path::new("/usr/bin/s6-svscan").exists() {
+        eprintln!("s6 is not installed: provisioning runs without a supervisor");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, down) in [("relay", false), ("authd", true)] {
+        let svc = dir.path().join(name);
+        std::fs::create_dir(&svc).unwrap();
+        std::fs::write(svc.join("run"), "#!/bin/sh\nexec sleep 300\n").unwrap();
+        std::fs::set_permissions(svc.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        if down {
+            std::fs::write(svc.join("down"), "").unwrap();
+        }
+    }
+    let child = std::process::Command::new("s6-svscan")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sup = crate::supervisor::Supervisor::S6 { service_dir: dir.path().to_path_buf() };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sup.status("relay").is_ok_and(|s| s.up) || sup.status("authd").is_err() {
+        assert!(Instant::now() < deadline, "s6 did not start the services");
+        std::thread::sleep(Duration::from_millis(20)); // poll interval
+    }
+    Some(Scan { dir, child })
+}
+
+async fn provisioning_world(run: &std::path::Path, scan: Option<&Scan>) -> (Pebble, World, Nginx) {
     let http_port = pebble::free_port();
     let pebble = Pebble::start(http_port, None);
     let (directory, bundle) = (pebble.directory.clone(), pebble.ca_bundle.clone());
+    let service_dir = scan.map(|s| s.dir.path().to_path_buf());
     let (w, nginx) = world_with_nginx_and(run, move |s| {
         s.nginx.http_port = http_port;
+        s.panel.listen = SocketAddr::from(([127, 0, 0, 1], pebble::free_port()));
         s.acme.directory = directory;
         s.acme.ca_bundle = Some(bundle);
+        if let Some(dir) = service_dir {
+            s.supervisor.kind = crate::settings::SupervisorKind::S6;
+            s.supervisor.service_dir = dir;
+        }
     })
     .await;
     w.state
@@ -116,10 +172,33 @@ async fn provisioning_streams_progress_survives_a_failure_and_completes_on_retry
         return;
     }
     let run = tempfile::tempdir().unwrap();
-    let (_pebble, w, _nginx) = provisioning_world(run.path()).await;
+    let scan = s6_scan();
+    let (_pebble, w, _nginx) = provisioning_world(run.path(), scan.as_ref()).await;
+    let relay_before = w.state.supervisor.status("relay").ok();
     let server = serve(&w);
     let data_dir = w.state.settings.data_dir.clone();
     let panel_cert = crate::nginx::state::cert_paths(&data_dir, "panel.example.test");
+
+    // Through nginx (admin by IP, client certificate), the stream upgrades.
+    let pki = w.state.settings.pki_dir();
+    let admin_port = w.state.settings.nginx.admin_port;
+    // Off the test's thread: the panel answers on this runtime.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "-k", "--http1.1", "--max-time", "3", "-D", "-", "-o", "/dev/null", "--cert"])
+            .arg(pki.join("admin.crt"))
+            .arg("--key")
+            .arg(pki.join("admin.key"))
+            .args(["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13"])
+            .args(["-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="])
+            .arg(format!("https://127.0.0.1:{admin_port}/api/onboarding/provision/stream"))
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head} {}", String::from_utf8_lossy(&out.stderr));
 
     let mut early = connect(&w, &server).await;
     let first = next(&mut early).await;
@@ -172,21 +251,51 @@ async fn provisioning_streams_progress_survives_a_failure_and_completes_on_retry
     w.state.nginx.inject_for_tests(None);
     let started = Instant::now();
     assert_eq!(post_provision(&w).await, 202);
-    let done = until_the_end(&mut early).await;
+    let mut done = vec![next(&mut early).await, next(&mut early).await];
+    // A client joining mid-run: what it was sent first plus what follows is the whole run.
+    let mut mid = connect(&w, &server).await;
+    let mid_state = next(&mut mid).await;
+    assert_eq!(mid_state["status"], "running");
+    done.extend(until_the_end(&mut early).await);
     let took = started.elapsed();
     let late_events = until_the_end(&mut late).await;
-    let _ = early.close(None).await;
-    let _ = late.close(None).await;
+    let mut mid_events = mid_state["events"].as_array().unwrap().clone();
+    mid_events.extend(without_type(&until_the_end(&mut mid).await));
+    assert_eq!(mid_events, without_type(&done), "a mid-run joiner sees the same progress");
+    for mut ws in [early, late, mid] {
+        let _ = ws.close(None).await;
+    }
     eprintln!("full provisioning against pebble (3 certificates, nginx, user): {} ms", took.as_millis());
 
     let mut expected: Vec<String> = expected[..6].iter().map(|s| s.to_string()).collect();
     expected.extend(
-        ["nginx running", "nginx done", "services running", "services skipped", "user running", "user done"]
-            .map(String::from),
+        [
+            "nginx running",
+            "nginx done",
+            "services running",
+            if scan.is_some() { "services done" } else { "services skipped" },
+            "user running",
+            "user done",
+        ]
+        .map(String::from),
     );
     expected.extend(["complete running", "complete done"].map(String::from));
     assert_eq!(steps(&done), expected);
     assert_eq!(steps(&late_events), expected, "both clients see the same progress");
+    if scan.is_some() {
+        let services = &done[done.len() - 5];
+        assert_eq!(services["message"], "relay restarted, authd started", "{services}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let relay = w.state.supervisor.status("relay").unwrap();
+            let authd = w.state.supervisor.status("authd").unwrap();
+            if relay.up && relay.pid != relay_before.as_ref().and_then(|r| r.pid) && authd.up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "relay was not restarted or authd not started");
+            std::thread::sleep(Duration::from_millis(50)); // poll interval
+        }
+    }
     let last = done.last().unwrap();
     let user = &last["firstUser"];
     assert_eq!(user["username"], "jane");
@@ -228,8 +337,46 @@ async fn provisioning_streams_progress_survives_a_failure_and_completes_on_retry
     assert!(body.contains("onboarding.provision"));
     assert!(!body.contains(password));
 
-    // Onboarding is over: its routes, the stream included, answer 410.
+    // Onboarding is over: its routes answer 410; the stream still shows the
+    // run, without the login, which was delivered already.
     assert_eq!(post_provision(&w).await, 410);
+    let mut after = connect(&w, &server).await;
+    let state = next(&mut after).await;
+    assert_eq!(state["status"], "completed");
+    assert!(!state.to_string().contains(password));
+    let _ = after.close(None).await;
+}
+
+/// A run that completes while no client listens hands its first login to the
+/// first client that connects afterwards, and to no other.
+#[actix_web::test]
+async fn the_first_login_reaches_a_client_that_connects_after_the_run() {
+    if !pebble::available() {
+        return;
+    }
+    let run = tempfile::tempdir().unwrap();
+    let (_pebble, w, _nginx) = provisioning_world(run.path(), None).await;
+    let server = serve(&w);
+    assert_eq!(post_provision(&w).await, 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.state.provision.status() != crate::provision::RunStatus::Completed {
+        assert!(Instant::now() < deadline, "provisioning did not complete");
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
+    }
+    let mut first = connect(&w, &server).await;
+    assert_eq!(next(&mut first).await["status"], "completed");
+    let last = next(&mut first).await;
+    assert_eq!((last["task"].as_str(), last["status"].as_str()), (Some("complete"), Some("done")));
+    assert!(last["firstUser"]["password"].is_string(), "{last}");
+
+    let mut second = connect(&w, &server).await;
+    let state = next(&mut second).await;
+    assert!(!state.to_string().contains("password"), "{state}");
+    // Closing: everything the server sent before its close frame is read.
+    second.close(None).await.unwrap();
+    while let Some(Ok(msg)) = second.next().await {
+        assert!(!matches!(msg, Message::Text(_)), "the login is handed out once: {msg:?}");
+    }
 }
 
 #[actix_web::test]

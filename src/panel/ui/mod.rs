@@ -208,6 +208,7 @@ pub fn see_other(location: &str) -> HttpResponse {
 pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
     Some(match code {
         "domain_saved" => ("ok", "Domain saved. Now create the DNS records below."),
+        "provisioning" => ("ok", "Provisioning started. Progress appears below."),
         "key_revoked" => ("ok", "API key revoked. It stops working at once."),
         "agent_revoked" => ("ok", "Agent revoked. Its certificates are refused from now on."),
         "caps_saved" => ("ok", "Capabilities saved; they apply on the agent's next request."),

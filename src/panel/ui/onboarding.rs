@@ -1,5 +1,6 @@
 //! The onboarding wizard: domain → DNS records and check → provisioning
-//! (a placeholder until the provisioning stream lands).
+//! (progress rendered from the run so far; `app.js` follows it live over the
+//! WebSocket and shows the first login when it is done).
 
 use std::net::IpAddr;
 
@@ -27,6 +28,35 @@ pub struct OnboardingPage {
     pub error: Option<String>,
     pub public_ip: Option<IpAddr>,
     pub report: Option<DnsReport>,
+    /// The latest event of each provisioning step so far.
+    pub steps: Vec<StepView>,
+}
+
+/// One provisioning step as the page shows it.
+pub struct StepView {
+    pub task: String,
+    pub title: String,
+    pub status: &'static str,
+    pub message: String,
+}
+
+fn step_views(snapshot: &crate::provision::Snapshot) -> Vec<StepView> {
+    use crate::provision::StepStatus;
+    let mut steps: Vec<StepView> = Vec::new();
+    for e in &snapshot.events {
+        let status = match e.status {
+            StepStatus::Running => "running",
+            StepStatus::Done => "done",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Failed => "failed",
+        };
+        let view = StepView { task: e.task.clone(), title: e.title.clone(), status, message: e.message.clone() };
+        match steps.iter_mut().find(|s| s.task == e.task) {
+            Some(s) => *s = view,
+            None => steps.push(view),
+        }
+    }
+    steps
 }
 
 impl OnboardingPage {
@@ -67,6 +97,7 @@ async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
         error: None,
         public_ip: status.public_ip,
         report: None,
+        steps: step_views(&ui.state.provision.subscribe().0),
     })
 }
 
@@ -130,8 +161,25 @@ async fn check_dns(form: UiForm) -> Result<HttpResponse, PageError> {
     }
 }
 
+async fn provision(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    let result = crate::provision::start(ui.state.clone().into_inner()).await;
+    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
+    audit::record(&ui.state.store, &ui.actor(), "onboarding.provision.start", "", outcome, None).await;
+    match result {
+        Ok(()) => Ok(ui.redirect("/onboarding?flash=provisioning")),
+        Err(crate::provision::ProvisionError::Store(s)) => Err(ApiError::from(s).into()),
+        Err(e) => {
+            let mut p = page(ui).await?;
+            p.error = Some(e.to_string());
+            super::render(StatusCode::CONFLICT, &p)
+        }
+    }
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/onboarding", web::get().to(show))
         .route("/onboarding/domain", web::post().to(set_domain))
-        .route("/onboarding/dns", web::post().to(check_dns));
+        .route("/onboarding/dns", web::post().to(check_dns))
+        .route("/onboarding/provision", web::post().to(provision));
 }

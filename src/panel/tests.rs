@@ -14,6 +14,7 @@ use crate::store::{NewApiKey, NewEnrollmentToken};
 
 mod dns;
 mod nginx;
+mod sites;
 mod tunnels;
 mod two_factor;
 mod users;
@@ -244,6 +245,8 @@ const UNKNOWN_ROUTE: [u16; 12] = [401, 404, 401, 404, 404, 403, 404, 404, 404, 4
 const TUNNEL_CREATE: [u16; 12] = [401, 201, 401, 403, 403, 403, 403, 201, 201, 401, 201, 403];
 const TUNNEL_WRITE_MISSING: [u16; 12] = [401, 404, 401, 403, 403, 403, 403, 404, 404, 401, 404, 403];
 const TUNNEL_READ_MISSING: [u16; 12] = [401, 404, 401, 404, 403, 403, 404, 404, 404, 401, 404, 403];
+const SITES_READ_MISSING: [u16; 12] = [401, 404, 401, 403, 403, 403, 404, 404, 404, 401, 404, 403];
+const SITES_WRITE_MISSING: [u16; 12] = [401, 404, 401, 403, 403, 403, 403, 404, 404, 401, 404, 403];
 
 fn routes() -> Vec<Route> {
     let r = |method, path, body, expect| Route { method, path, body, expect };
@@ -348,6 +351,12 @@ fn routes() -> Vec<Route> {
             no_body,
             [401, 404, 401, 403, 403, 403, 403, 404, 404, 401, 404, 403],
         ),
+        r("PATCH", "/api/sites/0123456789abcdef", |_| Some(json!({"spaFallback": true})), SITES_WRITE_MISSING),
+        r("POST", "/api/sites/0123456789abcdef/verify-dns", no_body, SITES_READ_MISSING),
+        r("GET", "/api/sites/0123456789abcdef/files", no_body, SITES_READ_MISSING),
+        r("POST", "/api/sites/0123456789abcdef/files", no_body, SITES_WRITE_MISSING),
+        r("DELETE", "/api/sites/0123456789abcdef/files?path=index.html", no_body, SITES_WRITE_MISSING),
+        r("PUT", "/api/agents/ghost/sites", |_| Some(json!({"sites": ["docs"]})), ADMIN_MISSING),
     ]
 }
 

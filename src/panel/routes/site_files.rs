@@ -112,8 +112,11 @@ pub async fn upload(
         }
     };
     let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    let mut parts = multer::Multipart::new(body, boundary);
+    let parts = multer::Multipart::new(body, boundary);
     let consume = async {
+        // Owned by this future: when it ends early (a refused part), the
+        // parser and the channel's receiver go, and the pump stops.
+        let mut parts = parts;
         let mut count = 0usize;
         while let Some(field) = parts.next_field().await.map_err(|e| FilesError::Body(e.to_string()))? {
             let Some(path) = field.file_name().map(str::to_string) else {

@@ -355,3 +355,66 @@ async fn verify_dns_resolves_the_site_name() {
     assert_eq!((s, body["report"]["ok"].as_bool()), (200, Some(false)), "{body}");
     assert!(body["report"]["names"][0]["message"].as_str().unwrap().contains("198.51.100.7"), "{body}");
 }
+
+/// Through a real HTTP server: a body far larger than the cap is refused
+/// while it streams (the handler must not wait for the rest of it), and
+/// nothing of it stays on disk.
+#[actix_web::test]
+async fn a_streaming_upload_past_the_cap_is_answered_413_without_leftovers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let w = completed_world().await;
+    let id = create_site(&w, "docs").await;
+    let patch = TestRequest::patch().uri(&format!("/api/sites/{id}")).set_json(json!({"maxBytes": 65536}));
+    assert_eq!(send(&w, Who::Admin, patch).await.0, 200);
+    let before = snapshot(&root(&w, "docs"));
+
+    let state = w.state.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = actix_web::HttpServer::new(move || App::new().configure(configure(state.clone(), Channel::Panel)))
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    const BODY: usize = 16 * 1024 * 1024;
+    let head = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.bin\"\r\n\r\n");
+    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+    let request = format!(
+        "POST /api/sites/{id}/files HTTP/1.1\r\nHost: panel\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n\
+         Content-Length: {}\r\nX-SSL-Client-Verify: SUCCESS\r\nX-SSL-Client-DN: CN=admin,O=Portico\r\n\
+         X-SSL-Client-Serial: {}\r\n\r\n{head}",
+        head.len() + BODY + tail.len(),
+        w.admin_serial,
+    );
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = tcp.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(request.as_bytes()).await?;
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..BODY / chunk.len() {
+            wr.write_all(&chunk).await?; // fails once the server gave up on the body
+        }
+        wr.write_all(tail.as_bytes()).await
+    });
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = rd.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed without a response");
+            response.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no response while the body was still streaming");
+    let status = String::from_utf8_lossy(&response).split(' ').nth(1).unwrap_or_default().to_string();
+    assert_eq!(status, "413", "{}", String::from_utf8_lossy(&response));
+    writer.abort();
+    handle.stop(true).await;
+    assert_eq!(snapshot(&root(&w, "docs")), before, "no partial files");
+    assert!(staging_is_empty(&w));
+}

@@ -189,6 +189,17 @@ fn inspect_dir(root: &Path, dir: &str) -> Result<bool, FilesError> {
     Ok(true)
 }
 
+/// Removes what crashed or dropped uploads left in the staging area. Call it
+/// only while no upload runs (the panel runs uploads one at a time).
+pub async fn clear_staging(data_dir: &Path) -> Result<(), FilesError> {
+    let staging = data_dir.join("sites/.staging");
+    blocking(move || match std::fs::remove_dir_all(&staging) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    })
+    .await
+}
+
 /// A staged upload into one site. Call [`Upload::commit`] or
 /// [`Upload::abort`]; dropping it removes the staged files too.
 pub struct Upload {

@@ -99,6 +99,7 @@ pub async fn upload(
         .map_err(|_| ApiError::field("body", "send multipart/form-data with one file part per path"))?;
     let _one_at_a_time = UPLOADS.lock().await;
     let data_dir = &state.settings.data_dir;
+    files::clear_staging(data_dir).await?;
     let mut upload = Upload::begin(data_dir, site_dir(data_dir, &site.name), site.max_bytes, Limits::default()).await?;
 
     // The request body is not `Send`; the parser wants a `Send` stream. A

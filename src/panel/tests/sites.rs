@@ -144,6 +144,12 @@ async fn files_upload_list_replace_and_delete() {
         .insert_header(("content-type", format!("multipart/form-data; boundary={BOUNDARY}")))
         .set_payload(nameless);
     assert_eq!(send(&w, Who::Admin, req).await.0, 400);
+    // Leftovers of an upload that never finished (a crash) are cleared.
+    let stale = w.state.settings.data_dir.join("sites/.staging/dead");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("1"), "half a file").unwrap();
+    assert_eq!(send(&w, Who::Admin, upload(id, &[("fresh.txt", b"1")])).await.0, 200);
+    assert!(!stale.exists());
     assert_eq!(send(&w, Who::Admin, upload(999, &[("a", b"1")])).await.0, 404);
     assert_eq!(send(&w, Who::Admin, TestRequest::get().uri("/api/sites/999/files")).await.0, 404);
     assert!(staging_is_empty(&w));

@@ -117,6 +117,7 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 .configure(routes::tunnels::configure)
                 .configure(routes::nginx::configure)
                 .configure(routes::sites::configure)
+                .configure(routes::site_files::configure)
                 .configure(openapi::configure)
                 .default_service(web::to(routes::not_found)),
         );

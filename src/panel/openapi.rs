@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, get, web};
 use utoipa::OpenApi;
 
 use super::routes::nginx as nginx_routes;
+use super::routes::site_files;
 use super::routes::sites as site_routes;
 use super::routes::tunnels;
 use super::routes::{acme, audit, certs, enroll, health, keys, onboarding};
@@ -31,7 +32,9 @@ use super::routes::{groups, invitations, two_factor, users};
         invitations::list, invitations::create, invitations::revoke, invitations::show, invitations::accept,
         two_factor::show, two_factor::setup, two_factor::confirm, two_factor::verify, two_factor::disable,
         nginx_routes::rendered, nginx_routes::snapshots, nginx_routes::diff, nginx_routes::rollback,
-        site_routes::list, site_routes::create, site_routes::remove,
+        site_routes::list, site_routes::create, site_routes::update, site_routes::remove,
+        site_routes::verify_dns, site_routes::agent_sites,
+        site_files::list, site_files::upload, site_files::remove,
     ),
     components(schemas(ErrorBody)),
     modifiers(&ErrorResponses)

@@ -151,6 +151,21 @@ impl Store {
         .await
     }
 
+    /// Replaces the sites an agent with `sites:*` capabilities may manage.
+    pub async fn set_agent_allowed_sites(&self, label: String, sites: Vec<String>) -> Result<Agent, StoreError> {
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE agents SET allowed_sites = ?2 WHERE label = ?1 AND revoked_at IS NULL",
+                params![label, sites.join(" ")],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            find_agent(c, &label)?.ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
     /// Revokes the agent and every certificate it holds.
     pub async fn revoke_agent(&self, label: String, now: OffsetDateTime) -> Result<Agent, StoreError> {
         self.run(move |c| {

@@ -36,6 +36,19 @@ pub struct SiteFields {
     pub max_bytes: u64,
 }
 
+impl From<&Site> for SiteFields {
+    fn from(s: &Site) -> Self {
+        SiteFields {
+            name: s.name.clone(),
+            spa_fallback: s.spa_fallback,
+            access: s.access.clone(),
+            allowed_users: s.allowed_users.clone(),
+            allowed_groups: s.allowed_groups.clone(),
+            max_bytes: s.max_bytes,
+        }
+    }
+}
+
 const COLUMNS: &str =
     "id, name, spa_fallback, access, allowed_users, allowed_groups, max_bytes, created_at, updated_at";
 
@@ -121,6 +134,33 @@ impl Store {
         .await
     }
 
+    /// Replaces every writable field; `Conflict` when the new name is taken.
+    pub async fn update_site(&self, id: i64, s: SiteFields, now: OffsetDateTime) -> Result<Site, StoreError> {
+        self.run(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE sites SET name = ?2, spa_fallback = ?3, access = ?4, allowed_users = ?5, \
+                     allowed_groups = ?6, max_bytes = ?7, updated_at = ?8 WHERE id = ?1",
+                    params![
+                        id,
+                        s.name,
+                        s.spa_fallback,
+                        s.access,
+                        s.allowed_users.join(" "),
+                        s.allowed_groups.join(" "),
+                        i64::try_from(s.max_bytes).unwrap_or(i64::MAX),
+                        to_unix(now)
+                    ],
+                )
+                .map_err(|e| taken(e, &s.name))?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            find(c, id)?.ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
     /// Deletes and returns the site (so a failed follow-up can put it back).
     pub async fn delete_site(&self, id: i64) -> Result<Site, StoreError> {
         self.run(move |c| {
@@ -179,7 +219,11 @@ mod tests {
         let app = store.tunnels().await.unwrap().remove(0);
         assert!(matches!(store.update_tunnel(app.id, tunnel("docs"), t).await, Err(StoreError::Conflict(_))));
         assert_eq!(store.sites().await.unwrap(), vec![docs.clone()]);
-
+        assert!(matches!(store.update_site(docs.id, site("app"), t).await, Err(StoreError::Conflict(_))));
+        let renamed = store.update_site(docs.id, site("manual"), t).await.unwrap();
+        assert_eq!((renamed.id, renamed.name.as_str()), (docs.id, "manual"));
+        assert!(matches!(store.update_site(9999, site("other"), t).await, Err(StoreError::NotFound)));
+        let docs = store.update_site(docs.id, site("docs"), docs.updated_at).await.unwrap();
         assert_eq!(store.delete_site(docs.id).await.unwrap(), docs);
         store.insert_tunnel(tunnel("docs"), t).await.unwrap();
         assert!(store.site(docs.id).await.unwrap().is_none());

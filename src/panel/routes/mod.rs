@@ -10,6 +10,7 @@ pub mod invitations;
 pub mod keys;
 pub mod nginx;
 pub mod onboarding;
+pub mod site_files;
 pub mod sites;
 pub mod tunnels;
 pub mod two_factor;

@@ -1,27 +1,37 @@
-//! `/api/sites`: static sites (list, create, delete). Creating or deleting a
-//! site goes through the nginx pipeline; the store change is undone when
-//! nginx refuses it.
+//! `/api/sites`: static sites (list, create, change, delete, DNS check) and
+//! the agents' allowed sites. Creating, changing or deleting a site goes
+//! through the nginx pipeline; the store change is undone when nginx refuses
+//! it. Files are in `site_files.rs`.
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Outcome};
+use crate::onboarding::DnsReport;
 use crate::panel::AppState;
-use crate::panel::auth::{Cap, SitesRead, SitesWrite};
+use crate::panel::auth::{Admin, Cap, SitesRead, SitesWrite};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::sites::{self, NewSite, SiteError};
+use crate::sites::{self, NewSite, SiteError, SitePatch};
 use crate::store::Site;
 
 impl From<SiteError> for ApiError {
     fn from(e: SiteError) -> Self {
         match e {
             SiteError::Invalid(details) => ApiError::invalid(details),
+            SiteError::NotAllowed => ApiError::Forbidden(e.to_string()),
+            SiteError::NotFound => ApiError::NotFound("No such site".into()),
+            SiteError::Unavailable(m) => ApiError::Conflict(m.into()),
             SiteError::Store(s) => s.into(),
             SiteError::Nginx(n) => n.into(),
             SiteError::Io(io) => ApiError::internal("site files", io),
         }
     }
+}
+
+/// Site ids are integers; anything else names no site.
+pub(super) fn site_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound("No such site".into()))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -30,11 +40,11 @@ pub struct SiteList {
     sites: Vec<Site>,
 }
 
-/// Every static site, by name.
+/// Every static site the caller may manage, by name.
 #[utoipa::path(tag = "sites", responses((status = 200, body = SiteList)))]
 #[get("/sites")]
-pub async fn list(state: web::Data<AppState>, _who: Cap<SitesRead>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(SiteList { sites: state.store.sites().await? }))
+pub async fn list(state: web::Data<AppState>, who: Cap<SitesRead>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(SiteList { sites: sites::list(&state.store, &who.0).await? }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -47,9 +57,18 @@ pub struct CreateSite {
     spa_fallback: bool,
     /// `public`, `authenticated` (default) or `restricted`.
     access: Option<String>,
+    /// Visitors allowed on a `restricted` site.
+    #[serde(default)]
+    allowed_users: Vec<String>,
+    /// Groups allowed on a `restricted` site.
+    #[serde(default)]
+    allowed_groups: Vec<String>,
+    /// Upload cap for the whole site, bytes (default 500 MB).
+    max_bytes: Option<u64>,
 }
 
-/// Creates a site with a default `index.html` and serves it.
+/// Creates a site with a default `index.html` and serves it. An agent may
+/// create only sites named in its allowed sites.
 #[utoipa::path(tag = "sites", request_body = CreateSite,
     responses((status = 201, body = Object), (status = 422), (status = 502)))]
 #[post("/sites")]
@@ -59,17 +78,48 @@ pub async fn create(
     body: ApiJson<CreateSite>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
+    let name = body.name.clone();
     let new = NewSite {
-        name: body.name.clone(),
+        name: body.name,
         spa_fallback: body.spa_fallback,
-        access: body.access.unwrap_or_else(|| "authenticated".into()),
+        access: body.access,
+        allowed_users: body.allowed_users,
+        allowed_groups: body.allowed_groups,
+        max_bytes: body.max_bytes,
     };
-    let result = sites::create(&state.store, &state.nginx, &state.settings.data_dir, new).await;
+    let result = sites::create(&state.store, &state.nginx, &state.settings.data_dir, &who.0, new).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    audit::record(&state.store, &who.0.actor(), "site.create", &body.name, outcome, None).await;
+    audit::record(&state.store, &who.0.actor(), "site.create", &name, outcome, None).await;
     let site = result?;
     state.certs.name_added();
     Ok(HttpResponse::Created().json(site))
+}
+
+/// Changes some fields of a site; a new name moves its files.
+#[utoipa::path(tag = "sites", params(("id" = i64, Path)), request_body = SitePatch,
+    responses((status = 200, body = Object), (status = 422), (status = 502)))]
+#[patch("/sites/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    who: Cap<SitesWrite>,
+    id: web::Path<String>,
+    body: ApiJson<SitePatch>,
+) -> Result<HttpResponse, ApiError> {
+    let id = site_id(&id)?;
+    let result = sites::update(&state.store, &state.nginx, &state.settings.data_dir, &who.0, id, body.0).await;
+    let (outcome, target, details) = match &result {
+        Ok((old, new)) => (
+            Outcome::Success,
+            new.name.clone(),
+            serde_json::to_value(serde_json::json!({ "before": old, "after": new })).ok(),
+        ),
+        Err(_) => (Outcome::Failure, id.to_string(), None),
+    };
+    audit::record(&state.store, &who.0.actor(), "site.update", &target, outcome, details).await;
+    let (_, site) = result?;
+    // A new name needs its own certificate.
+    state.certs.name_added();
+    Ok(HttpResponse::Ok().json(site))
 }
 
 /// Deletes a site and its files.
@@ -80,14 +130,73 @@ pub async fn remove(
     who: Cap<SitesWrite>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: i64 = id.parse().map_err(|_| ApiError::NotFound("No such site".into()))?;
-    let result = sites::delete(&state.store, &state.nginx, &state.settings.data_dir, id).await;
+    let id = site_id(&id)?;
+    let result = sites::delete(&state.store, &state.nginx, &state.settings.data_dir, &who.0, id).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     audit::record(&state.store, &who.0.actor(), "site.delete", &id.to_string(), outcome, None).await;
     result?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteDnsCheck {
+    /// `<name>.<domain>`.
+    name: String,
+    report: DnsReport,
+}
+
+/// Resolves `<name>.<domain>` and reports whether it points at this server.
+#[utoipa::path(tag = "sites", params(("id" = i64, Path)), responses((status = 200, body = SiteDnsCheck)))]
+#[post("/sites/{id}/verify-dns")]
+pub async fn verify_dns(
+    state: web::Data<AppState>,
+    who: Cap<SitesRead>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = site_id(&id)?;
+    let (site, report) =
+        sites::verify_dns(&state.store, &who.0, id, state.settings.dns.resolver, state.public_ip()).await?;
+    let name = report.names.first().map(|n| n.name.clone()).unwrap_or_default();
+    let outcome = if report.ok { Outcome::Success } else { Outcome::Failure };
+    audit::record(
+        &state.store,
+        &who.0.actor(),
+        "site.verify_dns",
+        &site.name,
+        outcome,
+        serde_json::to_value(&report).ok(),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(SiteDnsCheck { name, report }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedSites {
+    /// Site names (existing or future) the agent may manage with its
+    /// `sites:read` / `sites:write` capabilities; empty means none.
+    sites: Vec<String>,
+}
+
+/// Replaces the sites an agent may manage.
+#[utoipa::path(tag = "sites", params(("label" = String, Path)), request_body = AllowedSites,
+    responses((status = 200, body = Object)))]
+#[put("/agents/{label}/sites")]
+pub async fn agent_sites(
+    state: web::Data<AppState>,
+    admin: Admin,
+    label: web::Path<String>,
+    body: ApiJson<AllowedSites>,
+) -> Result<HttpResponse, ApiError> {
+    let names = sites::validate_allowed(&body.0.sites)?;
+    let label = label.into_inner();
+    let agent = state.store.set_agent_allowed_sites(label.clone(), names.clone()).await?;
+    let details = Some(serde_json::json!({ "sites": names }));
+    audit::record(&state.store, &admin.0.actor(), "agent.sites", &label, Outcome::Success, details).await;
+    Ok(HttpResponse::Ok().json(agent))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list).service(create).service(remove);
+    cfg.service(list).service(create).service(update).service(remove).service(verify_dns).service(agent_sites);
 }

@@ -1,6 +1,7 @@
 //! The tunnel path through a real nginx (`/usr/sbin/nginx`) rendered by
 //! Portico: the agent reaches the relay over `wss://tunnel.<d>/` with its
-//! client certificate verified by nginx, and visitors reach two tunnels over
+//! client certificate verified by nginx (no certificate: the relay refuses;
+//! a certificate from another CA: nginx refuses), and visitors reach two tunnels over
 //! keep-alive connections. Every response must come from its own tunnel's
 //! target, however nginx reuses its upstream connections.
 
@@ -106,6 +107,21 @@ impl Visitor {
     }
 }
 
+/// `CN=agent:<label>` signed by a CA nginx does not trust; (cert, key) PEM.
+fn forged_agent_cert(label: &str) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "Portico CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, format!("agent:{label}"));
+    leaf.distinguished_name.push(DnType::OrganizationName, "Portico");
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 fn tls_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
     let client = client.map(|(cert, key)| {
         let chain = CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
@@ -178,6 +194,26 @@ async fn agent_over_wss_and_two_tunnels_over_keepalive_through_real_nginx() {
     eventually(10, "the anonymous agent to be refused", || async { state(&status_dir) == Some(AgentState::Refused) })
         .await;
     drop(anon);
+
+    // A certificate with the right name from another CA: nginx's verification
+    // fails and it answers 400 before the relay ever sees the upgrade.
+    let forged = forged_agent_cert("home");
+    let status_dir = tmp.path().join("agent-forged");
+    let impostor = spawn_agent(RunOptions {
+        relay: format!("wss://tunnel.{DOMAIN}:{port}/"),
+        label: "home".into(),
+        serial: issued.info.serial.clone(),
+        version: protocol::VERSION,
+        status_dir: Some(status_dir.clone()),
+        tls: Some(tls_config(&server_ca, Some((&forged.0, &forged.1)))),
+        connect_to: Some(edge),
+    });
+    eventually(10, "nginx to turn the forged certificate away", || async {
+        crate::agent::Status::read(&status_dir)
+            .is_ok_and(|s| s.state == AgentState::Reconnecting && s.detail.is_some_and(|d| d.contains("400")))
+    })
+    .await;
+    drop(impostor);
 
     // With its certificate, verified by nginx against the Portico CA.
     let status_dir = tmp.path().join("agent");

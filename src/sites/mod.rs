@@ -1,0 +1,284 @@
+//! Static sites: validation, who may manage which site, the site directory
+//! with its default page, and create/update/delete kept together with the
+//! nginx apply (undone when it fails). Files are in `files.rs`, path checks
+//! in `paths.rs`.
+
+pub mod files;
+pub mod paths;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::identity::Identity;
+use crate::nginx::{Pipeline, PipelineError, RESERVED_NAMES};
+use crate::onboarding::{DnsReport, FieldError};
+use crate::store::{Site, SiteFields, Store, StoreError};
+
+/// Default upload cap of a site, bytes.
+pub const DEFAULT_MAX_BYTES: u64 = 500 * 1024 * 1024;
+/// Largest cap a site may be given, bytes.
+pub const MAX_MAX_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+
+const ACCESS: [&str; 3] = ["public", "authenticated", "restricted"];
+const DEFAULT_INDEX: &str = "<!doctype html>\n<title>New site</title>\n<p>This site has no content yet.</p>\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("invalid site")]
+    Invalid(Vec<FieldError>),
+    #[error("this site is not among the agent's allowed sites")]
+    NotAllowed,
+    #[error("no such site")]
+    NotFound,
+    #[error("{0}")]
+    Unavailable(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Nginx(#[from] PipelineError),
+    #[error("site files: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a caller may set when creating a site; absent fields take defaults.
+#[derive(Debug, Clone, Default)]
+pub struct NewSite {
+    pub name: String,
+    pub spa_fallback: bool,
+    pub access: Option<String>,
+    pub allowed_users: Vec<String>,
+    pub allowed_groups: Vec<String>,
+    pub max_bytes: Option<u64>,
+}
+
+/// A partial update; absent fields keep their value.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SitePatch {
+    /// A new subdomain label; the files move with the site.
+    pub name: Option<String>,
+    pub spa_fallback: Option<bool>,
+    /// `public`, `authenticated` or `restricted`.
+    pub access: Option<String>,
+    pub allowed_users: Option<Vec<String>>,
+    pub allowed_groups: Option<Vec<String>>,
+    /// Upload cap for the whole site, bytes (1 KiB to 64 GiB).
+    pub max_bytes: Option<u64>,
+}
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Checks every field; collects all errors.
+pub fn validate(f: &SiteFields) -> Result<(), SiteError> {
+    let mut errors = Vec::new();
+    if !is_label(&f.name) {
+        errors.push(FieldError::new("name", "must be a lowercase DNS label: a-z, 0-9 and '-', at most 63"));
+    } else if RESERVED_NAMES.contains(&f.name.as_str()) {
+        errors.push(FieldError::new("name", "is reserved for Portico itself"));
+    }
+    if !ACCESS.contains(&f.access.as_str()) {
+        errors.push(FieldError::new("access", "must be public, authenticated or restricted"));
+    }
+    for (field, list) in [("allowedUsers", &f.allowed_users), ("allowedGroups", &f.allowed_groups)] {
+        if list.iter().any(|u| u.is_empty() || u.len() > 64 || u.chars().any(|c| c.is_whitespace() || c.is_control())) {
+            errors.push(FieldError::new(field, "names without spaces, 1–64 characters"));
+        }
+    }
+    if f.access != "restricted" && (!f.allowed_users.is_empty() || !f.allowed_groups.is_empty()) {
+        errors.push(FieldError::new("access", "allowed users and groups need access 'restricted'"));
+    }
+    if !(1024..=MAX_MAX_BYTES).contains(&f.max_bytes) {
+        errors.push(FieldError::new("maxBytes", "must be between 1024 bytes and 64 GiB"));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(SiteError::Invalid(errors)) }
+}
+
+/// `<data_dir>/sites/<name>`.
+pub fn site_dir(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("sites").join(name)
+}
+
+/// The site names a caller is limited to: an agent's `allowed_sites`
+/// (none when empty), or `None` (every site) for admins and API keys.
+pub async fn scope(store: &Store, who: &Identity) -> Result<Option<Vec<String>>, SiteError> {
+    match who {
+        Identity::Agent { label, .. } => {
+            Ok(Some(store.agent(label.clone()).await?.map(|a| a.allowed_sites).unwrap_or_default()))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn permits(scope: &Option<Vec<String>>, name: &str) -> bool {
+    scope.as_ref().is_none_or(|names| names.iter().any(|n| n == name))
+}
+
+/// Every site the caller may see, by name.
+pub async fn list(store: &Store, who: &Identity) -> Result<Vec<Site>, SiteError> {
+    let scope = scope(store, who).await?;
+    Ok(store.sites().await?.into_iter().filter(|s| permits(&scope, &s.name)).collect())
+}
+
+/// One site the caller may manage; others' sites do not exist for an agent.
+pub async fn get(store: &Store, who: &Identity, id: i64) -> Result<Site, SiteError> {
+    let site = store.site(id).await?.ok_or(SiteError::NotFound)?;
+    if !permits(&scope(store, who).await?, &site.name) {
+        return Err(SiteError::NotFound);
+    }
+    Ok(site)
+}
+
+/// Creates the site row and directory (with a default `index.html`) and
+/// makes nginx serve it; on any failure both are removed again.
+pub async fn create(
+    store: &Store,
+    nginx: &Pipeline,
+    data_dir: &Path,
+    who: &Identity,
+    new: NewSite,
+) -> Result<Site, SiteError> {
+    let fields = SiteFields {
+        name: new.name,
+        spa_fallback: new.spa_fallback,
+        access: new.access.unwrap_or_else(|| "authenticated".into()),
+        allowed_users: new.allowed_users,
+        allowed_groups: new.allowed_groups,
+        max_bytes: new.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+    };
+    validate(&fields)?;
+    if !permits(&scope(store, who).await?, &fields.name) {
+        return Err(SiteError::NotAllowed);
+    }
+    let change = nginx.change().await;
+    let site = store.insert_site(fields, OffsetDateTime::now_utc()).await?;
+    let dir = site_dir(data_dir, &site.name);
+    let made = tokio::fs::create_dir_all(&dir).await;
+    let made = match made {
+        Ok(()) if !dir.join("index.html").exists() => tokio::fs::write(dir.join("index.html"), DEFAULT_INDEX).await,
+        other => other,
+    };
+    let result = match made {
+        Ok(()) => change.apply(&format!("site {} created", site.name)).await.map_err(SiteError::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = result {
+        let _ = store.delete_site(site.id).await;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        return Err(e);
+    }
+    Ok(site)
+}
+
+/// Changes some fields. A new name moves the directory; when nginx refuses
+/// the result, the row and the directory are put back. Returns (old, new).
+pub async fn update(
+    store: &Store,
+    nginx: &Pipeline,
+    data_dir: &Path,
+    who: &Identity,
+    id: i64,
+    patch: SitePatch,
+) -> Result<(Site, Site), SiteError> {
+    let old = get(store, who, id).await?;
+    let mut fields = SiteFields::from(&old);
+    if let Some(name) = patch.name {
+        fields.name = name;
+    }
+    fields.spa_fallback = patch.spa_fallback.unwrap_or(fields.spa_fallback);
+    if let Some(access) = patch.access {
+        fields.access = access;
+        if fields.access != "restricted" && patch.allowed_users.is_none() && patch.allowed_groups.is_none() {
+            (fields.allowed_users, fields.allowed_groups) = (Vec::new(), Vec::new());
+        }
+    }
+    fields.allowed_users = patch.allowed_users.unwrap_or(fields.allowed_users);
+    fields.allowed_groups = patch.allowed_groups.unwrap_or(fields.allowed_groups);
+    fields.max_bytes = patch.max_bytes.unwrap_or(fields.max_bytes);
+    validate(&fields)?;
+    if !permits(&scope(store, who).await?, &fields.name) {
+        return Err(SiteError::NotAllowed);
+    }
+    let change = nginx.change().await;
+    let (from, to) = (site_dir(data_dir, &old.name), site_dir(data_dir, &fields.name));
+    let renamed = old.name != fields.name;
+    if renamed && tokio::fs::symlink_metadata(&to).await.is_ok() {
+        return Err(StoreError::Conflict(format!("a directory for '{}' already exists", fields.name)).into());
+    }
+    let new = store.update_site(id, fields, OffsetDateTime::now_utc()).await?;
+    let moved = if renamed { tokio::fs::rename(&from, &to).await.map_err(SiteError::from) } else { Ok(()) };
+    let result = match moved {
+        Ok(()) => change.apply(&format!("site {} updated", new.name)).await.map(|_| ()).map_err(SiteError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        if renamed && tokio::fs::symlink_metadata(&to).await.is_ok() {
+            let _ = tokio::fs::rename(&to, &from).await;
+        }
+        let _ = store.update_site(id, SiteFields::from(&old), old.updated_at).await;
+        return Err(e);
+    }
+    Ok((old, new))
+}
+
+/// Deletes the site row, makes nginx stop serving it, then removes its files.
+/// When nginx refuses, the row is put back and the files stay.
+pub async fn delete(
+    store: &Store,
+    nginx: &Pipeline,
+    data_dir: &Path,
+    who: &Identity,
+    id: i64,
+) -> Result<Site, SiteError> {
+    get(store, who, id).await?;
+    let change = nginx.change().await;
+    let site = store.delete_site(id).await?;
+    if let Err(e) = change.apply(&format!("site {} deleted", site.name)).await {
+        store.restore_site(site.clone()).await?;
+        return Err(e.into());
+    }
+    let _ = tokio::fs::remove_dir_all(site_dir(data_dir, &site.name)).await;
+    Ok(site)
+}
+
+/// Resolves `<name>.<domain>` and reports whether it points at this server.
+pub async fn verify_dns(
+    store: &Store,
+    who: &Identity,
+    id: i64,
+    resolver: Option<SocketAddr>,
+    public_ip: Option<IpAddr>,
+) -> Result<(Site, DnsReport), SiteError> {
+    let site = get(store, who, id).await?;
+    let domain = store
+        .setting(crate::onboarding::keys::DOMAIN)
+        .await?
+        .ok_or(SiteError::Unavailable("no domain is set yet; finish onboarding first"))?;
+    let expected = public_ip.ok_or(SiteError::Unavailable("the server's public address is unknown; set public_ip"))?;
+    let report = crate::onboarding::check_dns(resolver, vec![format!("{}.{domain}", site.name)], expected).await;
+    Ok((site, report))
+}
+
+/// Checks an agent's allowed-sites list: labels, no duplicates.
+pub fn validate_allowed(names: &[String]) -> Result<Vec<String>, SiteError> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !is_label(n) {
+            return Err(SiteError::Invalid(vec![FieldError::new("sites", format!("{n:?} is not a site name"))]));
+        }
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    if out.len() > 1000 {
+        return Err(SiteError::Invalid(vec![FieldError::new("sites", "at most 1000 names")]));
+    }
+    Ok(out)
+}

@@ -47,7 +47,8 @@ enum RouteClass {
 fn classify(path: &str) -> RouteClass {
     match path {
         "/api/health" | "/api/openapi.json" | "/api/enroll" => RouteClass::Public,
-        "/api/onboarding/status" => RouteClass::OnboardingStatus,
+        // Metrics answer in every state, to any identity that may read them.
+        "/api/onboarding/status" | "/metrics" => RouteClass::OnboardingStatus,
         p if p.starts_with("/api/invite/") => RouteClass::Public,
         p if p.starts_with("/api/onboarding/") => RouteClass::Onboarding,
         p if p.starts_with("/api/") || p == "/api" => RouteClass::Management,
@@ -302,6 +303,7 @@ mod tests {
             ("/api/invite/abc", RouteClass::Public),
             ("/api/openapi.json", RouteClass::Public),
             ("/api/onboarding/status", RouteClass::OnboardingStatus),
+            ("/metrics", RouteClass::OnboardingStatus),
             ("/api/onboarding/domain", RouteClass::Onboarding),
             ("/api/keys", RouteClass::Management),
             ("/api/enroll/x", RouteClass::Management),

@@ -32,6 +32,10 @@ pub struct AppState {
     pub two_factor: session::TwoFactor,
     /// The nginx apply loop (applies nothing when `nginx.enabled` is false).
     pub nginx: crate::nginx::Pipeline,
+    /// The service supervisor (s6 in the container).
+    pub supervisor: crate::supervisor::Supervisor,
+    /// System statistics, cached for a couple of seconds.
+    pub stats: crate::sysstats::StatsCache,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -50,6 +54,8 @@ impl AppState {
             crate::nginx::Pipeline::new(settings.clone(), store.clone(), crate::nginx::state::applier(&settings));
         Ok(AppState {
             pki: Pki::new(&settings.data_dir),
+            supervisor: crate::supervisor::Supervisor::from_settings(&settings.supervisor),
+            stats: crate::sysstats::StatsCache::new(settings.data_dir.clone()),
             settings,
             nginx,
             store,
@@ -107,8 +113,17 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 .configure(routes::tunnels::configure)
                 .configure(routes::nginx::configure)
                 .configure(routes::sites::configure)
+                .configure(routes::services::configure)
+                .configure(routes::system::configure)
+                .configure(routes::backup::configure)
                 .configure(openapi::configure)
                 .default_service(web::to(routes::not_found)),
+        );
+        cfg.service(
+            web::scope("/metrics")
+                .wrap(middleware::from_fn(session::require_second_factor))
+                .wrap(middleware::from_fn(auth::identify))
+                .service(web::resource("").get(routes::metrics::show)),
         );
         cfg.configure(ui::configure);
     }

@@ -3,10 +3,11 @@
 use actix_web::{HttpResponse, get, web};
 use utoipa::OpenApi;
 
-use super::routes::tunnels;
 use super::routes::nginx as nginx_routes;
 use super::routes::sites as site_routes;
+use super::routes::tunnels;
 use super::routes::{audit, certs, enroll, health, keys, onboarding};
+use super::routes::{backup, metrics, services, system};
 use super::routes::{groups, invitations, two_factor, users};
 
 #[derive(OpenApi)]
@@ -30,11 +31,19 @@ use super::routes::{groups, invitations, two_factor, users};
         two_factor::show, two_factor::setup, two_factor::confirm, two_factor::verify, two_factor::disable,
         nginx_routes::rendered, nginx_routes::snapshots, nginx_routes::diff, nginx_routes::rollback,
         site_routes::list, site_routes::create, site_routes::remove,
+        services::list, services::control, services::live_logs,
+        system::stats,
+        backup::create, backup::fetch,
     ),
     components(schemas(ErrorBody)),
     modifiers(&ErrorResponses)
 )]
 pub struct ApiDoc;
+
+/// Routes outside `/api`.
+#[derive(OpenApi)]
+#[openapi(paths(metrics::show))]
+struct RootDoc;
 
 /// The error shape every route may answer with.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -100,6 +109,9 @@ pub fn full_document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let paths = std::mem::take(&mut doc.paths.paths);
     doc.paths.paths = paths.into_iter().map(|(path, item)| (format!("/api{path}"), item)).collect();
+    let mut root = RootDoc::openapi();
+    utoipa::Modify::modify(&ErrorResponses, &mut root);
+    doc.paths.paths.append(&mut root.paths.paths);
     doc
 }
 

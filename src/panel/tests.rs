@@ -13,10 +13,11 @@ use super::*;
 use crate::store::{NewApiKey, NewEnrollmentToken};
 
 mod dns;
+mod nginx;
+mod ops;
 mod tunnels;
 mod two_factor;
 mod users;
-mod nginx;
 
 const LOOPBACK: &str = "127.0.0.1:50000";
 const OUTSIDER: &str = "10.9.9.9:50000";
@@ -236,6 +237,7 @@ const GONE: [u16; 12] = [401, 410, 401, 410, 410, 403, 410, 410, 410, 401, 410, 
 const ADMIN_READ: [u16; 12] = [401, 200, 401, 403, 403, 403, 403, 403, 200, 401, 200, 403];
 const ADMIN_CREATE: [u16; 12] = [401, 201, 401, 403, 403, 403, 403, 403, 201, 401, 201, 403];
 const ADMIN_MISSING: [u16; 12] = [401, 404, 401, 403, 403, 403, 403, 403, 404, 401, 404, 403];
+const SERVICES_READ: [u16; 12] = [401, 200, 401, 403, 403, 403, 200, 200, 200, 401, 200, 403];
 const SYSTEM_READ: [u16; 12] = [401, 200, 401, 200, 403, 403, 200, 200, 200, 401, 200, 403];
 const ENROLL_BAD_TOKEN: [u16; 12] = [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403];
 const ADMIN_CONFLICT: [u16; 12] = [401, 409, 401, 403, 403, 403, 403, 403, 409, 401, 409, 403];
@@ -348,6 +350,18 @@ fn routes() -> Vec<Route> {
             no_body,
             [401, 404, 401, 403, 403, 403, 403, 404, 404, 401, 404, 403],
         ),
+        r("GET", "/api/services", no_body, SERVICES_READ),
+        r("POST", "/api/services/relay/restart", no_body, [401, 409, 401, 403, 403, 403, 403, 409, 409, 401, 409, 403]),
+        r("GET", "/api/services/relay/logs", no_body, [401, 400, 401, 403, 403, 403, 400, 400, 400, 401, 400, 403]),
+        r("GET", "/api/system/stats", no_body, SYSTEM_READ),
+        r(
+            "POST",
+            "/api/backup",
+            |_| Some(json!({"passphrase": "short"})),
+            [401, 400, 401, 403, 403, 403, 403, 403, 400, 401, 400, 403],
+        ),
+        r("GET", "/api/backup/20260101T000000Z-00000000", no_body, ADMIN_MISSING),
+        r("GET", "/metrics", no_body, [401, 200, 401, 200, 403, 403, 200, 200, 200, 401, 200, 403]),
     ]
 }
 

@@ -7,9 +7,11 @@
 
 mod agents;
 mod audit;
+mod backup;
 mod invitations;
 mod keys;
 mod kv;
+mod metrics;
 mod relay;
 mod sites;
 mod tunnels;
@@ -28,6 +30,7 @@ pub use agents::{Agent, ClientCert, EnrollmentToken, NewEnrollmentToken};
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use invitations::{Invitation, NewInvitation};
 pub use keys::{ApiKeyRecord, NewApiKey};
+pub use metrics::MetricsSnapshot;
 pub use relay::{AgentStatus, ChangeWatcher};
 pub use sites::{Site, SiteFields};
 pub use tunnels::{Tunnel, TunnelFields};

@@ -1,18 +1,22 @@
 //! One module per resource, each with a `configure` function.
 
 pub mod audit;
+pub mod backup;
 pub mod certs;
 pub mod enroll;
 pub mod groups;
 pub mod health;
 pub mod invitations;
 pub mod keys;
+pub mod metrics;
 pub mod nginx;
 pub mod onboarding;
+pub mod services;
+pub mod sites;
+pub mod system;
 pub mod tunnels;
 pub mod two_factor;
 pub mod users;
-pub mod sites;
 
 use super::error::ApiError;
 

@@ -65,6 +65,8 @@ pub enum BackupError {
     Corrupt(String),
     #[error("the data directory {0} is not empty; pass --force to replace its contents")]
     NotEmpty(PathBuf),
+    #[error("no passphrase: give --passphrase-file, PORTICO_BACKUP_PASSPHRASE or backup.passphrase")]
+    NoPassphrase,
     #[error("no such backup")]
     UnknownBackup,
     #[error("{context}: {source}")]
@@ -287,6 +289,29 @@ pub fn prune(dir: &Path, keep: usize) -> Result<usize, BackupError> {
         fs::remove_file(old).map_err(io_err(format!("while deleting {}", old.display())))?;
     }
     Ok(excess)
+}
+
+/// The passphrase for the CLI: `--passphrase-file`, else
+/// `$PORTICO_BACKUP_PASSPHRASE`, else the `backup.passphrase` setting.
+pub fn passphrase_from(file: Option<&Path>, settings: &Settings) -> Result<Secret, BackupError> {
+    let secret = if let Some(file) = file {
+        let text = fs::read_to_string(file).map_err(io_err(format!("while reading {}", file.display())))?;
+        Secret::new(text.trim_end_matches(['\r', '\n']))
+    } else if let Ok(value) = std::env::var("PORTICO_BACKUP_PASSPHRASE") {
+        Secret::new(value)
+    } else if let Some(p) = &settings.backup.passphrase {
+        p.clone()
+    } else {
+        return Err(BackupError::NoPassphrase);
+    };
+    check_passphrase(secret.expose())?;
+    Ok(secret)
+}
+
+/// `portico backup`: opens the store and takes a backup.
+pub async fn create_from_cli(settings: &Settings, passphrase: &Secret) -> Result<BackupInfo, BackupError> {
+    let store = Store::open(&settings.db_path())?;
+    create(&store, settings, passphrase).await
 }
 
 /// What a restore did.

@@ -5,6 +5,20 @@ use std::path::PathBuf;
 use super::{Store, StoreError};
 
 impl Store {
+    /// Opens an existing database read-only and reads from it: the health
+    /// check's "the store opens". Never creates or migrates anything.
+    pub fn probe(path: &std::path::Path) -> Result<(), StoreError> {
+        let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_millis(super::BUSY_TIMEOUT_MS))?;
+        conn.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+
+    /// A trivial query through the pool: the panel's store is answering.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+    }
+
     /// Writes a consistent, compacted copy of the whole database to `path`
     /// (`VACUUM INTO`: one read transaction, so writers carry on and the copy
     /// is a single point in time). `path` must not exist yet.

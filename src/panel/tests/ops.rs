@@ -367,3 +367,81 @@ async fn metrics_show_exactly_the_recorded_numbers() {
     let rss = sample(&scrape, "portico_process_resident_memory_bytes", Some(("pid", &std::process::id().to_string())));
     assert!(rss > 0.0);
 }
+
+#[actix_web::test]
+async fn health_shows_components_to_an_admin_only() {
+    let authd = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let authd_addr = authd.local_addr().unwrap();
+    let w = world_with(move |s| s.authd.listen = authd_addr).await;
+    let public = json_body(w.call(Who::Nobody, TestRequest::get().uri("/api/health")).await).await;
+    assert_eq!(public["status"], "ok");
+    assert!(public.get("components").is_none());
+    let body = json_body(w.call(Who::Admin, TestRequest::get().uri("/api/health")).await).await;
+    let components = body["components"].as_array().unwrap();
+    let ok = |name: &str| components.iter().find(|c| c["name"] == name).unwrap()["ok"].as_bool().unwrap();
+    assert!(ok("authd") && ok("store"), "{body}");
+    // Whether a relay listens on this machine's default port is not ours to
+    // decide; the status follows the components either way.
+    let all_ok = components.iter().all(|c| c["ok"] == true);
+    assert_eq!(body["status"], if all_ok { "ok" } else { "degraded" });
+    drop(authd);
+}
+
+#[actix_web::test]
+async fn scheduled_backups_keep_the_newest() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().to_path_buf();
+    let w = world_with(move |s| {
+        s.backup.dir = Some(dir);
+        s.backup.keep = 2;
+    })
+    .await;
+    let pass = crate::settings::Secret::new("a scheduled passphrase");
+    for _ in 0..3 {
+        crate::tasks::run_scheduled_backup(&w.state, &pass).await;
+    }
+    let archives: Vec<_> = std::fs::read_dir(backups.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(crate::backup::SUFFIX))
+        .collect();
+    assert_eq!(archives.len(), 2, "{archives:?}");
+    let (entries, _) = w
+        .state
+        .store
+        .audit_entries(crate::store::AuditQuery {
+            action: Some("backup.create".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 3);
+    assert!(entries.iter().all(|e| e.outcome == "success" && e.actor == "system"));
+}
+
+#[actix_web::test]
+async fn backup_over_the_api_downloads_the_archive() {
+    let w = completed_world().await;
+    let res = w
+        .call(Who::Admin, TestRequest::post().uri("/api/backup").set_json(json!({"passphrase": "an api passphrase"})))
+        .await;
+    assert_eq!(res.status(), 201);
+    let body = json_body(res).await;
+    let link = body["download"].as_str().unwrap().to_string();
+    let size = body["backup"]["size"].as_u64().unwrap();
+    let res = w.call(Who::Admin, TestRequest::get().uri(&link)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get("content-type").unwrap(), "application/octet-stream");
+    let bytes = read_body(res).await;
+    assert_eq!(bytes.len() as u64, size);
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n"));
+    // The download decrypts and restores.
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("a.tar.zst.age");
+    std::fs::write(&archive, &bytes).unwrap();
+    let target = work.path().join("data");
+    let pass = crate::settings::Secret::new("an api passphrase");
+    crate::backup::restore(&archive, &target, &pass, false).unwrap();
+    assert!(target.join("pki").is_dir() && target.join("portico.db").is_file());
+}

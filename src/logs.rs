@@ -65,7 +65,7 @@ impl Filter {
 
     pub fn matches(&self, line: &str) -> bool {
         if let Some(min) = self.level
-            && !Level::of_line(line).is_some_and(|l| l >= min)
+            && Level::of_line(line).is_none_or(|l| l < min)
         {
             return false;
         }

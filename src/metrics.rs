@@ -98,6 +98,32 @@ pub async fn render(store: &Store, supervisor: &Supervisor, data_dir: &Path) -> 
         events.get_or_create(&labels(&[("action", action), ("outcome", outcome)])).inc_by(*count);
     }
 
+    // Counters other processes publish through the store (authd for now).
+    let decisions =
+        counters(&mut r, "authd_decisions", "authd answers to nginx: allow, deny, login (redirect to the portal)");
+    for d in ["allow", "deny", "login"] {
+        let _ = decisions.get_or_create(&labels(&[("decision", d)]));
+    }
+    let bans = gauges(&mut r, "authd_bans_active", "Login bans in force (per user and per client IP)");
+    bans.get_or_create(&Vec::new()).set(0);
+    for c in &snapshot.process_counters {
+        let l: Labels = c
+            .labels
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match c.name.as_str() {
+            "authd_decisions" => {
+                decisions.get_or_create(&l).inc_by(c.value);
+            }
+            "authd_bans_active" => {
+                bans.get_or_create(&l).set(clamp(c.value));
+            }
+            _ => {}
+        }
+    }
+
     let cert_days = gauges(&mut r, "certificate_days_left", "Days until a certificate expires");
     for (name, not_after) in &snapshot.client_certs {
         cert_days.get_or_create(&labels(&[("name", name), ("kind", "client")])).set(days_left(*not_after, now));

@@ -30,7 +30,7 @@ pub use agents::{Agent, ClientCert, EnrollmentToken, NewEnrollmentToken};
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use invitations::{Invitation, NewInvitation};
 pub use keys::{ApiKeyRecord, NewApiKey};
-pub use metrics::MetricsSnapshot;
+pub use metrics::{MetricsSnapshot, ProcessCounter};
 pub use relay::{AgentStatus, ChangeWatcher};
 pub use sites::{Site, SiteFields};
 pub use tunnels::{Tunnel, TunnelFields};
@@ -46,6 +46,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_sites", include_str!("migrations/0003_sites.sql")),
     ("0004_users", include_str!("migrations/0004_users.sql")),
     ("0006_relay_status", include_str!("migrations/0006_relay_status.sql")),
+    ("0007_ops", include_str!("migrations/0007_ops.sql")),
 ];
 
 /// How long a writer waits for a lock before giving up, milliseconds.

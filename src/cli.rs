@@ -26,6 +26,24 @@ pub enum Command {
     },
     /// Print the effective settings as YAML, secrets masked.
     PrintConfig,
+    /// Write an encrypted backup of the data directory to the backup directory.
+    Backup {
+        /// File holding the passphrase; else `$PORTICO_BACKUP_PASSPHRASE`, else `backup.passphrase`.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Restore a backup archive into the data directory. Run it with the
+    /// services stopped (e.g. `docker run --rm -v …:/data … portico restore`).
+    Restore {
+        /// The `.tar.zst.age` archive.
+        archive: PathBuf,
+        /// Replace the contents of a data directory already in use.
+        #[arg(long)]
+        force: bool,
+        /// File holding the passphrase; else `$PORTICO_BACKUP_PASSPHRASE`, else `backup.passphrase`.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
     /// nginx configuration commands.
     #[command(subcommand)]
     Nginx(NginxCommand),

@@ -38,6 +38,26 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             print!("{}", settings.to_yaml());
             Ok(())
         }
+        Command::Backup { passphrase_file } => {
+            let passphrase = portico::backup::passphrase_from(passphrase_file.as_deref(), &settings)?;
+            let info = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(portico::backup::create_from_cli(&settings, &passphrase))?;
+            println!("{}", settings.backup_dir().join(format!("{}{}", info.id, portico::backup::SUFFIX)).display());
+            Ok(())
+        }
+        Command::Restore { archive, force, passphrase_file } => {
+            let passphrase = portico::backup::passphrase_from(passphrase_file.as_deref(), &settings)?;
+            let restored = portico::backup::restore(&archive, &settings.data_dir, &passphrase, force)?;
+            println!(
+                "restored {} files from a backup taken {} into {}",
+                restored.files,
+                restored.created_at,
+                settings.data_dir.display()
+            );
+            Ok(())
+        }
         Command::Authd => actix_web::rt::System::new().block_on(portico::authd::serve(settings)),
         Command::Relay { agents, visitors } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

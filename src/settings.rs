@@ -195,11 +195,73 @@ pub struct SupervisorSettings {
     pub kind: SupervisorKind,
     /// s6's scan directory, one subdirectory per service.
     pub service_dir: PathBuf,
+    /// Where `s6-log` keeps each service's logs (`<log_dir>/<service>/current`
+    /// and its rotated files); the live-logs API reads them.
+    pub log_dir: PathBuf,
 }
 
 impl Default for SupervisorSettings {
     fn default() -> Self {
-        SupervisorSettings { kind: SupervisorKind::None, service_dir: PathBuf::from("/run/s6/services") }
+        SupervisorSettings {
+            kind: SupervisorKind::None,
+            service_dir: PathBuf::from("/run/s6/services"),
+            log_dir: PathBuf::from("/var/log/portico"),
+        }
+    }
+}
+
+/// Backups: where archives go, and the optional schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Directory of backup archives; `<data_dir>/backups` when unset (never
+    /// itself part of a backup).
+    pub dir: Option<PathBuf>,
+    /// Cron expression (seconds first, e.g. `0 30 3 * * *`) for scheduled
+    /// backups; none when unset. Needs `backup.passphrase` or `passphrase_file`.
+    pub schedule: Option<String>,
+    /// How many scheduled backups stay in `dir`; older ones are deleted.
+    pub keep: u32,
+    /// Passphrase that encrypts scheduled backups.
+    pub passphrase: Option<Secret>,
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings { dir: None, schedule: None, keep: 7, passphrase: None, passphrase_file: None }
+    }
+}
+
+impl BackupSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        if !(1..=1000).contains(&self.keep) {
+            return Err(SettingsError::invalid("backup.keep", "must be between 1 and 1000"));
+        }
+        if let Some(dir) = &self.dir
+            && !dir.is_absolute()
+        {
+            return Err(SettingsError::invalid("backup.dir", "must be an absolute path"));
+        }
+        if let Some(expr) = &self.schedule {
+            expr.parse::<cron::Schedule>()
+                .map_err(|e| SettingsError::invalid("backup.schedule", format!("not a cron expression: {e}")))?;
+            if self.passphrase.is_none() {
+                return Err(SettingsError::invalid(
+                    "backup.passphrase",
+                    "scheduled backups need a passphrase (or backup.passphrase_file)",
+                ));
+            }
+        }
+        if let Some(p) = &self.passphrase
+            && p.expose().chars().count() < crate::backup::MIN_PASSPHRASE_CHARS
+        {
+            return Err(SettingsError::invalid(
+                "backup.passphrase",
+                format!("must be at least {} characters", crate::backup::MIN_PASSPHRASE_CHARS),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -387,6 +449,7 @@ pub struct Settings {
     pub authd: AuthdSettings,
     pub nginx: NginxSettings,
     pub acme: AcmeSettings,
+    pub backup: BackupSettings,
 }
 
 impl Default for Settings {
@@ -406,6 +469,7 @@ impl Default for Settings {
             authd: AuthdSettings::default(),
             nginx: NginxSettings::default(),
             acme: AcmeSettings::default(),
+            backup: BackupSettings::default(),
         }
     }
 }
@@ -483,6 +547,11 @@ impl Settings {
                 .map_err(|e| SettingsError::invalid("panel.secret_file", format!("{}: {e}", path.display())))?;
             self.panel.secret = Some(Secret::new(text.trim_end()));
         }
+        if let Some(path) = &self.backup.passphrase_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SettingsError::invalid("backup.passphrase_file", format!("{}: {e}", path.display())))?;
+            self.backup.passphrase = Some(Secret::new(text.trim_end()));
+        }
         Ok(())
     }
 
@@ -516,6 +585,7 @@ impl Settings {
         }
         self.authd.validate()?;
         self.acme.validate()?;
+        self.backup.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| SettingsError::invalid("log.level", e.to_string()))?;
         Ok(())
@@ -533,6 +603,11 @@ impl Settings {
     /// The live nginx tree (`nginx.live_dir`, else `<data_dir>/nginx/live`).
     pub fn nginx_live_dir(&self) -> PathBuf {
         self.nginx.live_dir.clone().unwrap_or_else(|| self.data_dir.join("nginx/live"))
+    }
+
+    /// Where backup archives go (`backup.dir`, else `<data_dir>/backups`).
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup.dir.clone().unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     pub fn pki_dir(&self) -> PathBuf {

@@ -21,6 +21,8 @@ pub enum Action {
     Start,
     Stop,
     Restart,
+    /// SIGHUP: re-read configuration (nginx).
+    Reload,
 }
 
 impl Action {
@@ -29,6 +31,7 @@ impl Action {
             Action::Start => "-u",
             Action::Stop => "-d",
             Action::Restart => "-r",
+            Action::Reload => "-h",
         }
     }
 }
@@ -46,6 +49,11 @@ pub struct ServiceStatus {
     pub pid: Option<u32>,
     /// Seconds since it last went up or down.
     pub for_seconds: u64,
+    /// Exit code of the last run when it is down and exited on its own.
+    pub exit_code: Option<i32>,
+    /// Times the process ended while wanted up (s6 restarted it), since the
+    /// scan directory was created; counted by the service's `finish` script.
+    pub restarts: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,18 +132,25 @@ impl Supervisor {
 
 fn svstat(dir: &Path, name: &str) -> Result<ServiceStatus, SupervisorError> {
     let out = Command::new("s6-svstat")
-        .args(["-o", "up,wantedup,normallyup,pid,updownfor"])
+        .args(["-o", "up,wantedup,normallyup,pid,updownfor,exitcode"])
         .arg(dir)
         .output()
         .map_err(|e| SupervisorError::Command(format!("s6-svstat: {e}")))?;
     if !out.status.success() {
         return Err(SupervisorError::Command(String::from_utf8_lossy(&out.stderr).trim().to_string()));
     }
-    parse_svstat(name, &String::from_utf8_lossy(&out.stdout))
-        .ok_or_else(|| SupervisorError::Command(format!("unexpected s6-svstat output for {name}")))
+    let mut status = parse_svstat(name, &String::from_utf8_lossy(&out.stdout))
+        .ok_or_else(|| SupervisorError::Command(format!("unexpected s6-svstat output for {name}")))?;
+    status.restarts =
+        std::fs::read_to_string(dir.join(RESTARTS_FILE)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    Ok(status)
 }
 
-/// Parses `s6-svstat -o up,wantedup,normallyup,pid,updownfor` output.
+/// The counter file `service-finish` keeps in each service directory.
+pub const RESTARTS_FILE: &str = "restarts";
+
+/// Parses `s6-svstat -o up,wantedup,normallyup,pid,updownfor,exitcode` output
+/// (the last field is optional).
 fn parse_svstat(name: &str, text: &str) -> Option<ServiceStatus> {
     let mut fields = text.split_whitespace();
     let flag = |v: &str| match v {
@@ -148,6 +163,7 @@ fn parse_svstat(name: &str, text: &str) -> Option<ServiceStatus> {
     let normally_up = flag(fields.next()?)?;
     let pid = fields.next()?.parse::<i64>().ok()?;
     let for_seconds = fields.next()?.parse::<u64>().ok()?;
+    let exit_code = fields.next().and_then(|c| c.parse::<i32>().ok()).filter(|c| *c >= 0 && !up);
     Some(ServiceStatus {
         name: name.to_string(),
         up,
@@ -155,6 +171,8 @@ fn parse_svstat(name: &str, text: &str) -> Option<ServiceStatus> {
         normally_up,
         pid: u32::try_from(pid).ok().filter(|p| *p > 0),
         for_seconds,
+        exit_code,
+        restarts: 0,
     })
 }
 

@@ -16,6 +16,9 @@ pub fn spawn_panel_tasks(state: web::Data<AppState>) {
         let ready = || renewal.onboarding_state() == crate::onboarding::OnboardingState::Completed;
         renewal.certs.run_forever(&renewal.nginx, ready).await;
     });
+    if let Some(expr) = state.settings.backup.schedule.clone() {
+        actix_web::rt::spawn(scheduled_backups(state.clone(), expr));
+    }
     actix_web::rt::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(AUDIT_RETENTION_EVERY));
         loop {
@@ -27,4 +30,52 @@ pub fn spawn_panel_tasks(state: web::Data<AppState>) {
             }
         }
     });
+}
+
+/// `backup-schedule`: a backup at every time of the `backup.schedule` cron
+/// expression, then retention (`backup.keep` newest archives stay).
+async fn scheduled_backups(state: web::Data<AppState>, expr: String) {
+    // Settings validation already parsed it; a failure here only logs.
+    let schedule = match expr.parse::<cron::Schedule>() {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(task = "backup-schedule", %err, "invalid backup.schedule; scheduled backups are off");
+            return;
+        }
+    };
+    let Some(passphrase) = state.settings.backup.passphrase.clone() else {
+        tracing::error!(task = "backup-schedule", "backup.passphrase is not set; scheduled backups are off");
+        return;
+    };
+    loop {
+        let Some(next) = schedule.upcoming(chrono::Utc).next() else { return };
+        let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        run_scheduled_backup(&state, &passphrase).await;
+    }
+}
+
+/// One scheduled backup and the retention after it; failures are logged and audited.
+pub async fn run_scheduled_backup(state: &AppState, passphrase: &crate::settings::Secret) {
+    use crate::audit::{self, Outcome};
+    let settings = &state.settings;
+    match crate::backup::create(&state.store, settings, passphrase).await {
+        Ok(info) => {
+            tracing::info!(task = "backup-schedule", id = %info.id, size = info.size, "backup written");
+            let details = serde_json::json!({ "size": info.size, "scheduled": true });
+            audit::record(&state.store, "system", "backup.create", &info.id, Outcome::Success, Some(details)).await;
+            let (dir, keep) = (settings.backup_dir(), settings.backup.keep as usize);
+            match tokio::task::spawn_blocking(move || crate::backup::prune(&dir, keep)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(removed)) => tracing::info!(task = "backup-schedule", removed, "pruned old backups"),
+                Ok(Err(err)) => tracing::error!(task = "backup-schedule", %err, "backup retention failed"),
+                Err(err) => tracing::error!(task = "backup-schedule", %err, "backup retention task failed"),
+            }
+        }
+        Err(err) => {
+            tracing::error!(task = "backup-schedule", %err, "scheduled backup failed");
+            let details = serde_json::json!({ "error": err.to_string(), "scheduled": true });
+            audit::record(&state.store, "system", "backup.create", "", Outcome::Failure, Some(details)).await;
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! loopback). A decision for another peer is always 403.
 
 pub mod clock;
+pub mod counters;
 mod invite;
 mod portal;
 pub mod redirect;
@@ -32,6 +33,8 @@ pub struct AuthdState {
     pub clock: Clock,
     pub regulator: regulation::Regulator,
     pub cache: verify::DecisionCache,
+    /// Decision counters for `/metrics`.
+    pub counters: counters::Counters,
     /// HMAC key for the portal's CSRF tokens and pending-login cookie.
     key: [u8; 32],
 }
@@ -46,6 +49,7 @@ impl AuthdState {
             clock,
             regulator: Default::default(),
             cache: Default::default(),
+            counters: Default::default(),
         })
     }
 
@@ -94,6 +98,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listen = settings.authd.listen;
     let state = web::Data::new(AuthdState::new(settings, store, Clock::default()).await?);
     sessions::spawn_cleanup(state.clone());
+    counters::spawn_publisher(state.clone());
     let listener =
         TcpListener::bind(listen).with_context(|| format!("while binding the authd listener on {listen}"))?;
     let server = HttpServer::new(move || {

@@ -30,6 +30,13 @@ impl Regulator {
         keys(user, ip).iter().any(|k| inner.bans.contains_key(k))
     }
 
+    /// Bans (per user and per client IP) still running at `now`.
+    pub fn active_bans(&self, now: i64) -> usize {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.bans.retain(|_, until| *until > now);
+        inner.bans.len()
+    }
+
     /// Records a failure; returns true when it started a ban.
     pub fn fail(&self, user: &str, ip: &str, now: i64, s: &AuthdSettings) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -585,3 +585,50 @@ async fn dotted_usernames_sign_in_and_sign_out_from_the_logout_page() {
     c.send(TestRequest::post().uri("/logout").set_form([("csrf", csrf)])).await;
     assert_eq!(c.authz("vault").await.0, 401);
 }
+
+/// A scripted set of visitor requests: `/metrics` shows exactly those numbers
+/// once authd published its counters to the store.
+#[actix_web::test]
+async fn metrics_count_decisions_logins_and_bans() {
+    let w = world().await;
+    let mut anon = w.client().await;
+    for _ in 0..3 {
+        assert_eq!(anon.authz("vault").await.0, 401); // login
+    }
+    let mut c = w.client().await;
+    sign_in(&w, &mut c, "carol", false).await;
+    assert_eq!(c.authz("vault").await.0, 200); // allow
+    assert_eq!(c.authz("vault").await.0, 200); // allow
+    assert_eq!(c.authz("wiki").await.0, 403); // deny: not shared with carol
+    let mut attacker = w.client().await;
+    attacker.real_ip = Some("198.51.100.66".into());
+    for _ in 0..5 {
+        assert_eq!(attacker.password("bob", "wrong password!!", "", false).await.0, 401);
+    }
+
+    super::counters::publish(&w.state).await.unwrap();
+    let text =
+        crate::metrics::render(&w.store, &crate::supervisor::Supervisor::None, &w.settings.data_dir).await.unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let value = |metric: &str, label: Option<(&str, &str)>| {
+        let s = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .unwrap_or_else(|| panic!("no {metric} {label:?} in\n{text}"));
+        match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{metric}: unexpected type"),
+        }
+    };
+    assert_eq!(value("portico_authd_decisions_total", Some(("decision", "login"))), 3.0);
+    assert_eq!(value("portico_authd_decisions_total", Some(("decision", "allow"))), 2.0);
+    assert_eq!(value("portico_authd_decisions_total", Some(("decision", "deny"))), 1.0);
+    // Five failures ban both the user and the client IP.
+    assert_eq!(value("portico_authd_bans_active", None), 2.0);
+    let logins = |outcome: &str| value("portico_events_total", Some(("outcome", outcome)));
+    assert_eq!(logins("failure"), 5.0);
+    assert_eq!(logins("success"), 1.0);
+}

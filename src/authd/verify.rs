@@ -157,7 +157,17 @@ fn header_safe(v: &str) -> String {
 
 #[get("/api/authz/nginx")]
 pub async fn authz(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
-    match decide(&state, &req).await {
+    let decision = decide(&state, &req).await;
+    let counted = match &decision {
+        Ok(Decision::Allow(_)) => Some(super::counters::Outcome::Allow),
+        Ok(Decision::Deny(_)) => Some(super::counters::Outcome::Deny),
+        Ok(Decision::Login) => Some(super::counters::Outcome::Login),
+        Err(_) => None,
+    };
+    if let Some(outcome) = counted {
+        state.counters.count(outcome);
+    }
+    match decision {
         Ok(Decision::Allow(user)) => HttpResponse::Ok()
             .insert_header(("Remote-User", user.username.clone()))
             .insert_header(("Remote-Groups", user.groups.join(",")))

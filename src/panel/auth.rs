@@ -49,7 +49,8 @@ fn classify(path: &str) -> RouteClass {
         "/api/health" | "/api/openapi.json" | "/api/enroll" => RouteClass::Public,
         // The stream answers after completion too: it hands the first login
         // to a client that connects only after the run finished.
-        "/api/onboarding/status" | "/api/onboarding/provision/stream" => RouteClass::OnboardingStatus,
+        // Metrics answer in every state, to any identity that may read them.
+        "/api/onboarding/status" | "/api/onboarding/provision/stream" | "/metrics" => RouteClass::OnboardingStatus,
         p if p.starts_with("/api/invite/") => RouteClass::Public,
         p if p.starts_with("/api/onboarding/") => RouteClass::Onboarding,
         p if p.starts_with("/api/") || p == "/api" => RouteClass::Management,
@@ -304,6 +305,7 @@ mod tests {
             ("/api/invite/abc", RouteClass::Public),
             ("/api/openapi.json", RouteClass::Public),
             ("/api/onboarding/status", RouteClass::OnboardingStatus),
+            ("/metrics", RouteClass::OnboardingStatus),
             ("/api/onboarding/domain", RouteClass::Onboarding),
             ("/api/keys", RouteClass::Management),
             ("/api/enroll/x", RouteClass::Management),

@@ -170,3 +170,28 @@ impl From<crate::nginx::PipelineError> for ApiError {
         }
     }
 }
+
+impl From<crate::services::ServiceError> for ApiError {
+    fn from(e: crate::services::ServiceError) -> Self {
+        match e {
+            crate::services::ServiceError::Unknown(_) => ApiError::NotFound("No such service".into()),
+            crate::services::ServiceError::Unsupported { .. } => ApiError::field("action", e.to_string()),
+            crate::services::ServiceError::SelfStop | crate::services::ServiceError::Unavailable => {
+                ApiError::Conflict(e.to_string())
+            }
+            crate::services::ServiceError::Supervisor(m) => ApiError::internal("supervisor", m),
+        }
+    }
+}
+
+impl From<crate::backup::BackupError> for ApiError {
+    fn from(e: crate::backup::BackupError) -> Self {
+        use crate::backup::BackupError as B;
+        match e {
+            B::WeakPassphrase => ApiError::field("passphrase", e.to_string()),
+            B::UnknownBackup => ApiError::NotFound("No such backup".into()),
+            B::Store(s) => s.into(),
+            other => ApiError::internal("backup", other),
+        }
+    }
+}

@@ -38,6 +38,8 @@ pub struct AppState {
     pub supervisor: crate::supervisor::Supervisor,
     /// Onboarding provisioning progress.
     pub provision: crate::provision::Provisioner,
+    /// System statistics, cached for a couple of seconds.
+    pub stats: crate::sysstats::StatsCache,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -59,6 +61,7 @@ impl AppState {
             certs: crate::acme::Certs::new(settings.clone(), store.clone()),
             supervisor: crate::supervisor::Supervisor::from_settings(&settings.supervisor),
             provision: Default::default(),
+            stats: crate::sysstats::StatsCache::new(settings.data_dir.clone()),
             settings,
             nginx,
             store,
@@ -118,8 +121,17 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 .configure(routes::nginx::configure)
                 .configure(routes::sites::configure)
                 .configure(routes::site_files::configure)
+                .configure(routes::services::configure)
+                .configure(routes::system::configure)
+                .configure(routes::backup::configure)
                 .configure(openapi::configure)
                 .default_service(web::to(routes::not_found)),
+        );
+        cfg.service(
+            web::scope("/metrics")
+                .wrap(middleware::from_fn(session::require_second_factor))
+                .wrap(middleware::from_fn(auth::identify))
+                .service(web::resource("").get(routes::metrics::show)),
         );
         cfg.configure(ui::configure);
     }

@@ -8,6 +8,7 @@ use super::routes::site_files;
 use super::routes::sites as site_routes;
 use super::routes::tunnels;
 use super::routes::{acme, audit, certs, enroll, health, keys, onboarding};
+use super::routes::{backup, metrics, services, system};
 use super::routes::{groups, invitations, two_factor, users};
 
 #[derive(OpenApi)]
@@ -35,11 +36,19 @@ use super::routes::{groups, invitations, two_factor, users};
         site_routes::list, site_routes::create, site_routes::update, site_routes::remove,
         site_routes::verify_dns, site_routes::agent_sites,
         site_files::list, site_files::upload, site_files::remove,
+        services::list, services::control, services::live_logs,
+        system::stats,
+        backup::create, backup::fetch,
     ),
     components(schemas(ErrorBody)),
     modifiers(&ErrorResponses)
 )]
 pub struct ApiDoc;
+
+/// Routes outside `/api`.
+#[derive(OpenApi)]
+#[openapi(paths(metrics::show))]
+struct RootDoc;
 
 /// The error shape every route may answer with.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -105,6 +114,9 @@ pub fn full_document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let paths = std::mem::take(&mut doc.paths.paths);
     doc.paths.paths = paths.into_iter().map(|(path, item)| (format!("/api{path}"), item)).collect();
+    let mut root = RootDoc::openapi();
+    utoipa::Modify::modify(&ErrorResponses, &mut root);
+    doc.paths.paths.append(&mut root.paths.paths);
     doc
 }
 

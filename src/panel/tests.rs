@@ -16,6 +16,7 @@ mod dns;
 mod nginx;
 mod provision;
 mod sites;
+mod ops;
 mod tunnels;
 mod two_factor;
 mod users;
@@ -238,6 +239,7 @@ const GONE: [u16; 12] = [401, 410, 401, 410, 410, 403, 410, 410, 410, 401, 410, 
 const ADMIN_READ: [u16; 12] = [401, 200, 401, 403, 403, 403, 403, 403, 200, 401, 200, 403];
 const ADMIN_CREATE: [u16; 12] = [401, 201, 401, 403, 403, 403, 403, 403, 201, 401, 201, 403];
 const ADMIN_MISSING: [u16; 12] = [401, 404, 401, 403, 403, 403, 403, 403, 404, 401, 404, 403];
+const SERVICES_READ: [u16; 12] = [401, 200, 401, 403, 403, 403, 200, 200, 200, 401, 200, 403];
 const SYSTEM_READ: [u16; 12] = [401, 200, 401, 200, 403, 403, 200, 200, 200, 401, 200, 403];
 const ENROLL_BAD_TOKEN: [u16; 12] = [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403];
 const ADMIN_CONFLICT: [u16; 12] = [401, 409, 401, 403, 403, 403, 403, 403, 409, 401, 409, 403];
@@ -374,6 +376,18 @@ fn routes() -> Vec<Route> {
         r("POST", "/api/sites/0123456789abcdef/files", no_body, SITES_WRITE_MISSING),
         r("DELETE", "/api/sites/0123456789abcdef/files?path=index.html", no_body, SITES_WRITE_MISSING),
         r("PUT", "/api/agents/ghost/sites", |_| Some(json!({"sites": ["docs"]})), ADMIN_MISSING),
+        r("GET", "/api/services", no_body, SERVICES_READ),
+        r("POST", "/api/services/relay/restart", no_body, [401, 409, 401, 403, 403, 403, 403, 409, 409, 401, 409, 403]),
+        r("GET", "/api/services/relay/logs", no_body, [401, 400, 401, 403, 403, 403, 400, 400, 400, 401, 400, 403]),
+        r("GET", "/api/system/stats", no_body, SYSTEM_READ),
+        r(
+            "POST",
+            "/api/backup",
+            |_| Some(json!({"passphrase": "short"})),
+            [401, 400, 401, 403, 403, 403, 403, 403, 400, 401, 400, 403],
+        ),
+        r("GET", "/api/backup/20260101T000000Z-00000000", no_body, ADMIN_MISSING),
+        r("GET", "/metrics", no_body, [401, 200, 401, 200, 403, 403, 200, 200, 200, 401, 200, 403]),
     ]
 }
 

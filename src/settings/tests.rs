@@ -87,6 +87,14 @@ fn validation_errors_name_key_and_env() {
         (&[("PORTICO__PANEL__SECRET_FILE", "/nonexistent/secret")], "panel.secret_file"),
         (&[("PORTICO__INGRESS__TRUSTED_PEERS", "10.0.0.1,nope")], "ingress.trusted_peers"),
         (&[("PORTICO__AUTH__MODE", "ingress"), ("PORTICO__INGRESS__TRUSTED_PEERS", "")], "ingress.trusted_peers"),
+        (
+            &[("PORTICO__BACKUP__SCHEDULE", "every night"), ("PORTICO__BACKUP__PASSPHRASE", "long enough passphrase")],
+            "backup.schedule",
+        ),
+        (&[("PORTICO__BACKUP__SCHEDULE", "0 30 3 * * *")], "backup.passphrase"),
+        (&[("PORTICO__BACKUP__PASSPHRASE", "short")], "backup.passphrase"),
+        (&[("PORTICO__BACKUP__KEEP", "0")], "backup.keep"),
+        (&[("PORTICO__BACKUP__DIR", "relative")], "backup.dir"),
     ];
     for (vars, key) in cases {
         let sources = Sources { env: env(vars), ..Default::default() };

@@ -8,9 +8,11 @@
 mod agents;
 mod audit;
 mod certs;
+mod backup;
 mod invitations;
 mod keys;
 mod kv;
+mod metrics;
 mod relay;
 mod sites;
 mod tunnels;
@@ -30,6 +32,7 @@ pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use certs::{AcmeRun, CertFailure, CertRecord};
 pub use invitations::{Invitation, NewInvitation};
 pub use keys::{ApiKeyRecord, NewApiKey};
+pub use metrics::{MetricsSnapshot, ProcessCounter};
 pub use relay::{AgentStatus, ChangeWatcher};
 pub use sites::{Site, SiteFields};
 pub use tunnels::{Tunnel, TunnelFields};
@@ -46,6 +49,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_users", include_str!("migrations/0004_users.sql")),
     ("0005_certificates", include_str!("migrations/0005_certificates.sql")),
     ("0006_relay_status", include_str!("migrations/0006_relay_status.sql")),
+    ("0007_ops", include_str!("migrations/0007_ops.sql")),
 ];
 
 /// How long a writer waits for a lock before giving up, milliseconds.

@@ -2,16 +2,20 @@
 
 pub mod acme;
 pub mod audit;
+pub mod backup;
 pub mod certs;
 pub mod enroll;
 pub mod groups;
 pub mod health;
 pub mod invitations;
 pub mod keys;
+pub mod metrics;
 pub mod nginx;
 pub mod onboarding;
 pub mod site_files;
+pub mod services;
 pub mod sites;
+pub mod system;
 pub mod tunnels;
 pub mod two_factor;
 pub mod users;

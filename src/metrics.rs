@@ -1,0 +1,194 @@
+//! `/metrics`: the appliance's state in the Prometheus text format
+//! (OpenMetrics flavour), built at scrape time from the store (which the
+//! relay and authd already write: relay status rows, audit entries), the
+//! supervisor and `/proc`. Nothing is counted on a hot path here: the relay
+//! counts bytes with relaxed atomics and flushes them to the store on its own.
+
+use std::path::Path;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use time::OffsetDateTime;
+
+use crate::store::{Store, StoreError};
+use crate::supervisor::Supervisor;
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn gauges(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
+    let family = Family::<Labels, Gauge>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+fn counters(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let family = Family::<Labels, Counter>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Whole days from `now` until `not_after` (negative once expired).
+fn days_left(not_after: OffsetDateTime, now: OffsetDateTime) -> i64 {
+    (not_after - now).whole_days()
+}
+
+/// Renders every metric. Reads the store and, on the blocking pool, the
+/// supervisor, certificate files and `/proc`.
+pub async fn render(store: &Store, supervisor: &Supervisor, data_dir: &Path) -> Result<String, StoreError> {
+    let snapshot = store.metrics_snapshot().await?;
+    let relay = store.relay_status().await?;
+    let (sup, dir) = (supervisor.clone(), data_dir.to_path_buf());
+    let (services, processes, certs) = tokio::task::spawn_blocking(move || {
+        (crate::services::list(&sup).unwrap_or_default(), crate::sysstats::portico_processes(), acme_certificates(&dir))
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?;
+    let now = OffsetDateTime::now_utc();
+
+    let mut r = Registry::with_prefix("portico");
+    let connected = gauges(&mut r, "agents_connected", "Agents connected to the relay");
+    connected.get_or_create(&Vec::new()).set(relay.len() as i64);
+
+    let tunnels = gauges(&mut r, "tunnels", "Tunnels by state: online (agent connected), offline, disabled");
+    let tunnel_up = gauges(&mut r, "tunnel_up", "1 when the tunnel's agent is connected and the tunnel enabled");
+    for state in ["online", "offline", "disabled"] {
+        tunnels.get_or_create(&labels(&[("state", state)])).set(0);
+    }
+    for (name, agent, enabled) in &snapshot.tunnels {
+        let online = *enabled && relay.iter().any(|a| &a.label == agent);
+        let state = match (enabled, online) {
+            (false, _) => "disabled",
+            (true, true) => "online",
+            (true, false) => "offline",
+        };
+        tunnels.get_or_create(&labels(&[("state", state)])).inc();
+        tunnel_up.get_or_create(&labels(&[("tunnel", name), ("agent", agent)])).set(online as i64);
+    }
+
+    let bytes_in = counters(&mut r, "relay_bytes_in", "Bytes relayed from visitors to the agent");
+    let bytes_out = counters(&mut r, "relay_bytes_out", "Bytes relayed from the agent to visitors");
+    let streams = gauges(&mut r, "relay_open_streams", "Streams open through the agent");
+    for a in &relay {
+        let l = labels(&[("agent", &a.label)]);
+        bytes_in.get_or_create(&l).inc_by(a.bytes_in);
+        bytes_out.get_or_create(&l).inc_by(a.bytes_out);
+        streams.get_or_create(&l).set(clamp(a.open_streams));
+    }
+
+    let events = counters(
+        &mut r,
+        "events",
+        "Audited events by action and outcome (authd logins, nginx applies, ACME renewals, backups, service actions), within the audit retention",
+    );
+    for (action, outcome, count) in &snapshot.audit_counts {
+        events.get_or_create(&labels(&[("action", action), ("outcome", outcome)])).inc_by(*count);
+    }
+
+    // Counters other processes publish through the store (authd for now).
+    let decisions =
+        counters(&mut r, "authd_decisions", "authd answers to nginx: allow, deny, login (redirect to the portal)");
+    for d in ["allow", "deny", "login"] {
+        let _ = decisions.get_or_create(&labels(&[("decision", d)]));
+    }
+    let bans = gauges(&mut r, "authd_bans_active", "Login bans in force (per user and per client IP)");
+    bans.get_or_create(&Vec::new()).set(0);
+    for c in &snapshot.process_counters {
+        let l: Labels = c
+            .labels
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match c.name.as_str() {
+            "authd_decisions" => {
+                decisions.get_or_create(&l).inc_by(c.value);
+            }
+            "authd_bans_active" => {
+                bans.get_or_create(&l).set(clamp(c.value));
+            }
+            _ => {}
+        }
+    }
+
+    let cert_days = gauges(&mut r, "certificate_days_left", "Days until a certificate expires");
+    for (name, not_after) in &snapshot.client_certs {
+        cert_days.get_or_create(&labels(&[("name", name), ("kind", "client")])).set(days_left(*not_after, now));
+    }
+    for (name, not_after) in &certs {
+        cert_days.get_or_create(&labels(&[("name", name), ("kind", "acme")])).set(days_left(*not_after, now));
+    }
+
+    let up = gauges(&mut r, "service_up", "1 when the supervised service runs");
+    let restarts = counters(&mut r, "service_restarts", "Exits of the service that s6 restarted");
+    for s in &services {
+        let l = labels(&[("service", &s.name)]);
+        up.get_or_create(&l).set((s.state == "up") as i64);
+        restarts.get_or_create(&l).inc_by(s.restarts);
+    }
+
+    let rss = gauges(&mut r, "process_resident_memory_bytes", "Resident memory of each Portico process");
+    for p in &processes {
+        rss.get_or_create(&labels(&[("role", &p.role), ("pid", &p.pid.to_string())])).set(clamp(p.rss_bytes));
+    }
+
+    let mut out = String::new();
+    encode(&mut out, &r).map_err(|e| StoreError::Task(format!("metrics encoding: {e}")))?;
+    Ok(out)
+}
+
+/// Certificates under `<data_dir>/acme`, by file name: (name, not after).
+fn acme_certificates(data_dir: &Path) -> Vec<(String, OffsetDateTime)> {
+    let mut out = Vec::new();
+    let root = data_dir.join("acme");
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(text) = std::fs::read(&path) else { continue };
+            let Some(not_after) = first_certificate_expiry(&text) else { continue };
+            let name = path.strip_prefix(&root).unwrap_or(&path).with_extension("").display().to_string();
+            out.push((name, not_after));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn first_certificate_expiry(pem: &[u8]) -> Option<OffsetDateTime> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    if pem.label != "CERTIFICATE" {
+        return None;
+    }
+    let cert = pem.parse_x509().ok()?;
+    OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_left_rounds_toward_zero() {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(100);
+        assert_eq!(days_left(now + time::Duration::hours(24 * 30 + 5), now), 30);
+        assert_eq!(days_left(now - time::Duration::days(2), now), -2);
+    }
+}

@@ -1,0 +1,15 @@
+//! `GET /metrics`: Prometheus metrics. Same identity chain as the API: an
+//! admin, an API key with the `read` scope, or an agent with `system:read`.
+
+use actix_web::{HttpResponse, web};
+
+use crate::panel::AppState;
+use crate::panel::auth::{Cap, SystemRead};
+use crate::panel::error::ApiError;
+
+/// Metrics in the Prometheus text format (OpenMetrics flavour).
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+pub async fn show(state: web::Data<AppState>, _who: Cap<SystemRead>) -> Result<HttpResponse, ApiError> {
+    let text = crate::metrics::render(&state.store, &state.supervisor, &state.settings.data_dir).await?;
+    Ok(HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(text))
+}

@@ -115,6 +115,7 @@ async fn start_panel(front: Front) -> Panel {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
     settings.public_ip = Some(PUBLIC_IP.parse().unwrap());
+    settings.nginx.enabled = false;
     settings.dns.resolver = Some(dns.addr);
     settings.ingress.trusted_peers = vec!["127.0.0.1".parse().unwrap()];
     portico::init::run(&settings).unwrap();

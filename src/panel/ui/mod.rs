@@ -36,11 +36,14 @@ mod certs;
 mod dashboard;
 mod keys;
 mod onboarding;
+mod tunnels;
 
 #[cfg(test)]
 mod bench;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pages;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -60,6 +63,7 @@ use crate::onboarding::{FieldError, OnboardingState};
 /// Main navigation: (path under the base, label). One row per page.
 pub const NAV: &[(&str, &str)] = &[
     ("/", "Dashboard"),
+    ("/tunnels", "Tunnels"),
     ("/agents", "Agents"),
     ("/certs", "Certificates"),
     ("/keys", "API keys"),
@@ -102,6 +106,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .configure(dashboard::configure)
             .configure(onboarding::configure)
+            .configure(tunnels::configure)
             .configure(agents::configure)
             .configure(certs::configure)
             .configure(keys::configure)
@@ -211,6 +216,11 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "key_revoked" => ("ok", "API key revoked. It stops working at once."),
         "agent_revoked" => ("ok", "Agent revoked. Its certificates are refused from now on."),
         "caps_saved" => ("ok", "Capabilities saved; they apply on the agent's next request."),
+        "tunnel_created" => ("ok", "Tunnel created. Run its agent with the commands below."),
+        "tunnel_saved" => ("ok", "Tunnel saved."),
+        "tunnel_enabled" => ("ok", "Tunnel enabled."),
+        "tunnel_disabled" => ("ok", "Tunnel disabled; it stops answering at once."),
+        "tunnel_deleted" => ("ok", "Tunnel deleted."),
         _ => return None,
     })
 }

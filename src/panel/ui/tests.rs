@@ -21,7 +21,7 @@ mod dns;
 
 const LOOPBACK: &str = "127.0.0.1:50000";
 const SUPERVISOR: &str = "172.30.32.2:50000";
-const INGRESS: &str = "/api/hassio_ingress/abc";
+pub(super) const INGRESS: &str = "/api/hassio_ingress/abc";
 
 pub(super) struct Ui {
     _dir: tempfile::TempDir,
@@ -35,6 +35,7 @@ pub(super) async fn ui_with(configure_settings: impl FnOnce(&mut Settings)) -> U
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
     settings.public_ip = Some("203.0.113.10".parse().unwrap());
+    settings.nginx.enabled = false; // the API's nginx tests start their own server
     configure_settings(&mut settings);
     crate::init::run(&settings).unwrap();
     let state = web::Data::new(AppState::load(settings).await.unwrap());
@@ -64,6 +65,11 @@ impl Page {
 }
 
 impl Ui {
+    /// The same panel seen through the ingress listener as `user`.
+    pub fn as_ingress(&self, user: &'static str) -> Ui {
+        Ui { ingress: Some(user), ..ui_with_same(self) }
+    }
+
     pub async fn set_state(&self, s: OnboardingState) {
         self.state.store.put_settings(vec![(onboarding::keys::STATE, s.as_str().to_string())]).await.unwrap();
         self.state.set_onboarding_state(s);
@@ -117,7 +123,7 @@ impl Ui {
         self.send(channel, req).await
     }
 
-    async fn audit_actions(&self) -> Vec<String> {
+    pub async fn audit_actions(&self) -> Vec<String> {
         let q = AuditQuery { actor: None, action: None, since: None, until: None, limit: 500, offset: 0 };
         self.state.store.audit_entries(q).await.unwrap().0.into_iter().map(|e| e.action).collect()
     }
@@ -416,7 +422,7 @@ async fn pages_are_admin_only() {
 }
 
 /// Every `href`, `src` and `action` in `body` starts with `base` (or is a fragment).
-fn assert_urls_under(body: &str, base: &str) {
+pub(super) fn assert_urls_under(body: &str, base: &str) {
     for attr in ["href=\"", "src=\"", "action=\""] {
         for (i, _) in body.match_indices(attr) {
             let url = body[i + attr.len()..].split('"').next().unwrap();
@@ -493,7 +499,7 @@ async fn routes_registered_after_the_ui_still_answer() {
 }
 
 /// Every visible form control has a label: `<label for=id>` or an enclosing `<label>`.
-fn assert_labelled(body: &str, page: &str) {
+pub(super) fn assert_labelled(body: &str, page: &str) {
     for (at, _) in body.match_indices("<input ") {
         let tag = &body[at..at + body[at..].find('>').unwrap()];
         if tag.contains("type=\"hidden\"") {

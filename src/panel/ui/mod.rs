@@ -34,9 +34,11 @@ mod agents;
 mod audit_log;
 mod certs;
 mod dashboard;
+mod groups;
 mod keys;
 mod onboarding;
 mod tunnels;
+mod users;
 
 #[cfg(test)]
 mod bench;
@@ -65,13 +67,14 @@ pub const NAV: &[(&str, &str)] = &[
     ("/", "Dashboard"),
     ("/tunnels", "Tunnels"),
     ("/agents", "Agents"),
+    ("/users", "Users"),
     ("/certs", "Certificates"),
     ("/keys", "API keys"),
     ("/audit", "Audit log"),
 ];
 
 /// Pages outside the navigation (their path prefixes).
-const OTHER_PAGES: &[&str] = &["/onboarding"];
+const OTHER_PAGES: &[&str] = &["/onboarding", "/groups", "/invitations"];
 
 /// Whether `path` belongs to a UI page (a `NAV` or `OTHER_PAGES` prefix), so
 /// the page scope never swallows routes other modules register after it.
@@ -107,6 +110,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(dashboard::configure)
             .configure(onboarding::configure)
             .configure(tunnels::configure)
+            .configure(users::configure)
+            .configure(groups::configure)
             .configure(agents::configure)
             .configure(certs::configure)
             .configure(keys::configure)
@@ -221,6 +226,13 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "tunnel_enabled" => ("ok", "Tunnel enabled."),
         "tunnel_disabled" => ("ok", "Tunnel disabled; it stops answering at once."),
         "tunnel_deleted" => ("ok", "Tunnel deleted."),
+        "user_saved" => ("ok", "User saved."),
+        "user_deleted" => ("ok", "User deleted; their sessions ended."),
+        "session_revoked" => ("ok", "Session ended."),
+        "group_created" => ("ok", "Group created."),
+        "group_deleted" => ("ok", "Group deleted."),
+        "members_saved" => ("ok", "Members saved."),
+        "invitation_revoked" => ("ok", "Invitation revoked; its link no longer works."),
         _ => return None,
     })
 }

@@ -122,7 +122,21 @@ async fn new_pages_keep_urls_under_ingress_and_label_every_control() {
     let fields = [("name", "nas"), ("agent", "home"), ("target", "127.0.0.1:5000"), ("access", "public")];
     ui.post("/tunnels", Some(&csrf), &fields).await;
     let id = ui.state.store.tunnels().await.unwrap()[0].id;
-    let paths = vec!["/tunnels".to_string(), format!("/tunnels/{id}")];
+    let new = crate::users::NewUser {
+        username: "erin".into(),
+        password: "a long enough secret".into(),
+        ..Default::default()
+    };
+    crate::users::create_user(&ui.state.store, new).await.unwrap();
+    ui.state.store.insert_group("family".into(), String::new(), time::OffsetDateTime::now_utc()).await.unwrap();
+    let paths = vec![
+        "/tunnels".to_string(),
+        format!("/tunnels/{id}"),
+        "/users".into(),
+        "/users/erin".into(),
+        "/groups".into(),
+        "/invitations".into(),
+    ];
     for path in &paths {
         let page = ui.get(path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
@@ -134,4 +148,131 @@ async fn new_pages_keep_urls_under_ingress_and_label_every_control() {
         assert_eq!(page.status, StatusCode::OK, "{path}");
         assert_urls_under(&page.body, super::tests::INGRESS);
     }
+}
+
+#[actix_web::test]
+async fn users_create_with_totp_once_edit_reset_and_delete() {
+    let ui = completed_ui().await;
+    let page = ui.get("/users").await;
+    assert!(page.body.contains("No visitor users yet."));
+    let csrf = page.csrf();
+
+    let bad = ui
+        .post(
+            "/users",
+            Some(&csrf),
+            &[("username", "Alice!"), ("email", "nope"), ("password", "short"), ("totp", "on")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"username-error\">use 1–32 characters"), "{}", bad.body);
+    assert!(bad.body.contains("id=\"email-error\">not an email address"));
+    assert!(bad.body.contains("id=\"password-error\">use at least 12 characters"));
+    assert!(bad.body.contains("value=\"Alice!\"") && !bad.body.contains("value=\"short\""), "password not echoed");
+    assert!(ui.state.store.users().await.unwrap().is_empty());
+
+    let created = ui
+        .post(
+            "/users",
+            Some(&csrf),
+            &[("username", "alice"), ("displayName", "Alice"), ("password", "a long enough secret"), ("totp", "on")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(created.body.contains("<svg") && created.body.contains("otpauth://totp/"), "QR shown");
+    let user = ui.state.store.user("alice".into()).await.unwrap().unwrap();
+    let secret = user.totp_secret.clone().unwrap();
+    assert!(created.body.contains(&secret));
+    assert!(!created.body.contains("id=\"new-password\""), "a chosen password is not shown");
+    let list = ui.get("/users").await;
+    assert!(!list.body.contains(&secret), "the secret is shown only once");
+    assert!(list.body.contains(">alice</a>") && list.body.contains(">enrolled</span>"));
+
+    let generated = ui.post("/users", Some(&csrf), &[("username", "bob")]).await;
+    assert_eq!(generated.status, StatusCode::CREATED);
+    let at = generated.body.find("id=\"new-password\">").expect("generated password shown") + 18;
+    let password: String = generated.body[at..].chars().take_while(|c| *c != '<').collect();
+    let bob = ui.state.store.user("bob".into()).await.unwrap().unwrap();
+    assert!(crate::users::verify_password(password, Some(bob.password_hash)).await);
+    assert!(!bob.totp_enrolled, "TOTP only when asked for");
+
+    let edit_bad = ui.post("/users/alice", Some(&csrf), &[("displayName", "A"), ("password", "tiny")]).await;
+    assert_eq!(edit_bad.status, StatusCode::BAD_REQUEST);
+    assert!(edit_bad.body.contains("id=\"password-error\""));
+    let saved = ui.post("/users/alice", Some(&csrf), &[("displayName", "Alice B."), ("disabled", "on")]).await;
+    assert_eq!(saved.location.as_deref(), Some("/users/alice?flash=user_saved"));
+    let alice = ui.state.store.user("alice".into()).await.unwrap().unwrap();
+    assert!(alice.disabled && alice.display_name == "Alice B." && alice.password_hash == user.password_hash);
+
+    let reset = ui.post("/users/alice/reset-totp", Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(reset.status, StatusCode::OK);
+    let new_secret = ui.state.store.user("alice".into()).await.unwrap().unwrap().totp_secret.unwrap();
+    assert_ne!(new_secret, secret);
+    assert!(reset.body.contains(&new_secret) && reset.body.contains("<svg"));
+
+    let deleted = ui.post("/users/bob/delete", Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/users?flash=user_deleted"));
+    assert!(ui.state.store.user("bob".into()).await.unwrap().is_none());
+    assert_eq!(ui.get("/users/bob").await.status, StatusCode::NOT_FOUND);
+    let actions = ui.audit_actions().await;
+    for a in ["user.create", "user.update", "user.reset_totp", "user.delete"] {
+        assert!(actions.contains(&a.to_string()), "{a} audited");
+    }
+}
+
+#[actix_web::test]
+async fn groups_and_invitations_through_forms() {
+    let ui = completed_ui().await;
+    let csrf = ui.get("/groups").await.csrf();
+    let bad = ui.post("/groups", Some(&csrf), &[("name", "Family Members")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"name-error\">use 1–32 characters"));
+    assert!(bad.body.contains("value=\"Family Members\""));
+    let made = ui.post("/groups", Some(&csrf), &[("name", "family"), ("description", "at home")]).await;
+    assert_eq!(made.location.as_deref(), Some("/groups?flash=group_created"));
+    let dup = ui.post("/groups", Some(&csrf), &[("name", "family")]).await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert!(dup.body.contains("id=\"name-error\">"), "conflict shown at the name: {}", dup.body);
+
+    let new = crate::users::NewUser {
+        username: "carol".into(),
+        password: "a long enough secret".into(),
+        ..Default::default()
+    };
+    crate::users::create_user(&ui.state.store, new).await.unwrap();
+    let page = ui.get("/groups").await;
+    assert!(page.body.contains("<option value=\"carol\">carol</option>"));
+    let added = ui.post("/groups/family/members", Some(&csrf), &[("username", "carol")]).await;
+    assert_eq!(added.location.as_deref(), Some("/groups?flash=members_saved"));
+    assert_eq!(ui.state.store.groups().await.unwrap()[0].members, ["carol"]);
+    ui.post("/groups/family/members/carol/remove", Some(&csrf), &[]).await;
+    assert!(ui.state.store.groups().await.unwrap()[0].members.is_empty());
+
+    let page = ui.get("/invitations").await;
+    assert!(page.body.contains("No invitations."));
+    let bad = ui.post("/invitations", Some(&csrf), &[("username", "dave"), ("expiresInDays", "99")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"days-error\">use 1–30"), "{}", bad.body);
+    let taken = ui.post("/invitations", Some(&csrf), &[("username", "carol"), ("expiresInDays", "7")]).await;
+    assert!(taken.body.contains("already exists"));
+    let created = ui
+        .post("/invitations", Some(&csrf), &[("username", "dave"), ("groups", "family"), ("expiresInDays", "3")])
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let at = created.body.find("https://auth.example.com/invite/").expect("link shown");
+    let link: String = created.body[at..].chars().take_while(|c| *c != '<').collect();
+    let token = link.rsplit('/').next().unwrap();
+    let view = crate::users::view_invitation(&ui.state.store, token, time::OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(view.username, "dave");
+    let list = ui.get("/invitations").await;
+    assert!(!list.body.contains(token), "link shown once");
+    assert!(list.body.contains(">pending</span>"));
+    let id = ui.state.store.invitations().await.unwrap()[0].id.clone();
+    let revoked = ui.post(&format!("/invitations/{id}/revoke"), Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(revoked.location.as_deref(), Some("/invitations?flash=invitation_revoked"));
+    assert!(crate::users::view_invitation(&ui.state.store, token, time::OffsetDateTime::now_utc()).await.is_err());
+
+    let deleted = ui.post("/groups/family/delete", Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/groups?flash=group_deleted"));
+    assert!(ui.state.store.groups().await.unwrap().is_empty());
 }

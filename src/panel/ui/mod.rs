@@ -37,6 +37,7 @@ mod dashboard;
 mod groups;
 mod keys;
 mod onboarding;
+mod settings;
 mod tunnels;
 mod users;
 
@@ -70,6 +71,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/users", "Users"),
     ("/certs", "Certificates"),
     ("/keys", "API keys"),
+    ("/settings", "Settings"),
     ("/audit", "Audit log"),
 ];
 
@@ -94,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(csrf::CsrfKey::default())).configure(assets::configure).service(
         web::scope("")
             .guard(actix_web::guard::fn_guard(|ctx| is_page(ctx.head().uri.path())))
+            .wrap(middleware::from_fn(settings::second_factor))
             .wrap(middleware::from_fn(styled_errors))
             .wrap(middleware::from_fn(super::auth::identify))
             .wrap(
@@ -115,6 +118,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(agents::configure)
             .configure(certs::configure)
             .configure(keys::configure)
+            .configure(settings::configure)
             .configure(audit_log::configure),
     );
 }
@@ -233,6 +237,8 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "group_deleted" => ("ok", "Group deleted."),
         "members_saved" => ("ok", "Members saved."),
         "invitation_revoked" => ("ok", "Invitation revoked; its link no longer works."),
+        "2fa_enabled" => ("ok", "Two-factor login is on. Keep the authenticator app safe."),
+        "2fa_disabled" => ("ok", "Two-factor login is off."),
         _ => return None,
     })
 }

@@ -54,6 +54,8 @@ pub(super) struct Page {
     pub status: StatusCode,
     pub body: String,
     pub location: Option<String>,
+    /// `Set-Cookie` headers of the response.
+    pub cookies: Vec<String>,
 }
 
 impl Page {
@@ -99,17 +101,38 @@ impl Ui {
         let resp: ServiceResponse = app.call(req.to_request()).await.unwrap();
         let status = resp.status();
         let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        let cookies = resp.headers().get_all("set-cookie").map(|c| c.to_str().unwrap().to_string()).collect();
         let body = String::from_utf8(read_body(resp).await.to_vec()).unwrap();
-        Page { status, body, location }
+        Page { status, body, location, cookies }
     }
 
     pub async fn get(&self, path: &str) -> Page {
-        let (channel, req) = self.dress(TestRequest::get().uri(path));
+        self.get_with(path, &[]).await
+    }
+
+    /// A GET with extra headers (a cookie).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut req = TestRequest::get().uri(path);
+        for (k, v) in headers {
+            req = req.insert_header((k.to_string(), v.to_string()));
+        }
+        let (channel, req) = self.dress(req);
         self.send(channel, req).await
     }
 
     /// Posts a form; `csrf` is added as `_csrf` when given.
     pub async fn post(&self, path: &str, csrf: Option<&str>, fields: &[(&str, &str)]) -> Page {
+        self.post_with(path, csrf, fields, &[]).await
+    }
+
+    /// A form post with extra headers (a cookie).
+    pub async fn post_with(
+        &self,
+        path: &str,
+        csrf: Option<&str>,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         let mut fields: Vec<(&str, &str)> = fields.to_vec();
         if let Some(token) = csrf {
             fields.push(("_csrf", token));
@@ -119,6 +142,7 @@ impl Ui {
             .uri(path)
             .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
             .set_payload(body);
+        let req = headers.iter().fold(req, |r, (k, v)| r.insert_header((k.to_string(), v.to_string())));
         let (channel, req) = self.dress(req);
         self.send(channel, req).await
     }

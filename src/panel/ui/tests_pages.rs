@@ -136,6 +136,7 @@ async fn new_pages_keep_urls_under_ingress_and_label_every_control() {
         "/users/erin".into(),
         "/groups".into(),
         "/invitations".into(),
+        "/settings".into(),
     ];
     for path in &paths {
         let page = ui.get(path).await;
@@ -275,4 +276,58 @@ async fn groups_and_invitations_through_forms() {
     let deleted = ui.post("/groups/family/delete", Some(&csrf), &[("confirm", "yes")]).await;
     assert_eq!(deleted.location.as_deref(), Some("/groups?flash=group_deleted"));
     assert!(ui.state.store.groups().await.unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn panel_two_factor_setup_confirm_gate_and_disable() {
+    use crate::panel::session::keys;
+    let ui = completed_ui().await;
+    let page = ui.get("/settings").await;
+    assert!(page.body.contains("Set up two-factor"), "{}", page.body);
+    let csrf = page.csrf();
+    let started = ui.post("/settings/2fa/setup", Some(&csrf), &[]).await;
+    assert_eq!(started.status, StatusCode::OK);
+    assert!(started.body.contains("<svg") && started.body.contains("Turn on two-factor"));
+    let pending = ui.state.store.settings(&[keys::PENDING]).await.unwrap()[0].clone().unwrap();
+    assert!(started.body.contains(&pending), "secret shown with the QR code");
+    assert!(!ui.get("/settings").await.body.contains(&pending), "shown once");
+
+    let wrong = ui.post("/settings/2fa/confirm", Some(&csrf), &[("code", "000000")]).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.body.contains("id=\"code-error\">wrong or already used code"), "{}", wrong.body);
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let code = crate::totp::code_now(&pending, now).unwrap();
+    let on = ui.post("/settings/2fa/confirm", Some(&csrf), &[("code", &code)]).await;
+    assert_eq!(on.location.as_deref(), Some("/settings?flash=2fa_enabled"));
+    let cookie = on.cookies.iter().find(|c| c.starts_with("portico_panel_2fa=")).expect("session cookie").clone();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    assert!(ui.state.store.settings(&[keys::ENABLED]).await.unwrap()[0].as_deref() == Some("1"));
+
+    // Without the session, every page asks for the code first.
+    let gated = ui.get("/tunnels").await;
+    assert_eq!(gated.location.as_deref(), Some("/settings/2fa/verify"));
+    let ingress = ui.as_ingress("alice").get("/tunnels").await;
+    assert_eq!(ingress.status, StatusCode::OK, "ingress users never present the admin certificate");
+    let verify = ui.get("/settings/2fa/verify").await;
+    assert!(verify.body.contains("Enter your code"));
+    let bad = ui.post("/settings/2fa/verify", Some(&verify.csrf()), &[("code", &code)]).await;
+    assert!(bad.body.contains("wrong or already used code"), "a code works once");
+    ui.state.store.put_settings(vec![(keys::LAST_STEP, "0".into())]).await.unwrap();
+    let ok = ui.post("/settings/2fa/verify", Some(&verify.csrf()), &[("code", &code)]).await;
+    assert_eq!(ok.location.as_deref(), Some("/"));
+    assert!(ok.cookies.iter().any(|c| c.starts_with("portico_panel_2fa=")));
+    let with = [("Cookie", cookie.as_str())];
+    let settings = ui.get_with("/settings", &with).await;
+    assert_eq!(settings.status, StatusCode::OK);
+    assert!(settings.body.contains("Turn off two-factor"));
+
+    ui.state.store.put_settings(vec![(keys::LAST_STEP, "0".into())]).await.unwrap();
+    let off = ui.post_with("/settings/2fa/disable", Some(&csrf), &[("code", &code)], &with).await;
+    assert_eq!(off.location.as_deref(), Some("/settings?flash=2fa_disabled"));
+    assert_eq!(ui.get("/tunnels").await.status, StatusCode::OK, "no code needed any more");
+    let actions = ui.audit_actions().await;
+    for a in ["2fa.setup", "2fa.enable", "2fa.verify", "2fa.disable"] {
+        assert!(actions.contains(&a.to_string()), "{a} audited");
+    }
 }

@@ -38,6 +38,7 @@ mod groups;
 mod keys;
 mod onboarding;
 mod settings;
+mod sites;
 mod tunnels;
 mod users;
 
@@ -67,6 +68,7 @@ use crate::onboarding::{FieldError, OnboardingState};
 pub const NAV: &[(&str, &str)] = &[
     ("/", "Dashboard"),
     ("/tunnels", "Tunnels"),
+    ("/sites", "Sites"),
     ("/agents", "Agents"),
     ("/users", "Users"),
     ("/certs", "Certificates"),
@@ -113,6 +115,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(dashboard::configure)
             .configure(onboarding::configure)
             .configure(tunnels::configure)
+            .configure(sites::configure)
             .configure(users::configure)
             .configure(groups::configure)
             .configure(agents::configure)
@@ -239,6 +242,8 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "invitation_revoked" => ("ok", "Invitation revoked; its link no longer works."),
         "2fa_enabled" => ("ok", "Two-factor login is on. Keep the authenticator app safe."),
         "2fa_disabled" => ("ok", "Two-factor login is off."),
+        "site_created" => ("ok", "Site created; it serves a placeholder page."),
+        "site_deleted" => ("ok", "Site and its files deleted."),
         _ => return None,
     })
 }

@@ -137,6 +137,7 @@ async fn new_pages_keep_urls_under_ingress_and_label_every_control() {
         "/groups".into(),
         "/invitations".into(),
         "/settings".into(),
+        "/sites".into(),
     ];
     for path in &paths {
         let page = ui.get(path).await;
@@ -330,4 +331,29 @@ async fn panel_two_factor_setup_confirm_gate_and_disable() {
     for a in ["2fa.setup", "2fa.enable", "2fa.verify", "2fa.disable"] {
         assert!(actions.contains(&a.to_string()), "{a} audited");
     }
+}
+
+#[actix_web::test]
+async fn sites_create_validate_and_delete() {
+    let ui = completed_ui().await;
+    let page = ui.get("/sites").await;
+    assert!(page.body.contains("No static sites yet."));
+    let csrf = page.csrf();
+    let bad = ui.post("/sites", Some(&csrf), &[("name", "My Docs"), ("access", "public")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"name-error\">must be a lowercase DNS label"), "{}", bad.body);
+    assert!(bad.body.contains("value=\"My Docs\""));
+    let reserved = ui.post("/sites", Some(&csrf), &[("name", "auth"), ("access", "public")]).await;
+    assert!(reserved.body.contains("id=\"name-error\">is reserved"));
+    let made = ui.post("/sites", Some(&csrf), &[("name", "docs"), ("access", "public"), ("spaFallback", "on")]).await;
+    assert_eq!(made.location.as_deref(), Some("/sites?flash=site_created"));
+    let site = ui.state.store.sites().await.unwrap().pop().expect("created");
+    assert!(site.spa_fallback && site.access == "public");
+    let dir = crate::sites::site_dir(&ui.state.settings.data_dir, "docs");
+    assert!(dir.join("index.html").exists());
+    let list = ui.get("/sites?flash=site_created").await;
+    assert!(list.body.contains("Site created") && list.body.contains("docs.example.com"));
+    let deleted = ui.post(&format!("/sites/{}/delete", site.id), Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/sites?flash=site_deleted"));
+    assert!(ui.state.store.sites().await.unwrap().is_empty() && !dir.exists());
 }

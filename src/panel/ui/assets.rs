@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 const FILES: &[(&str, &str, &[u8])] = &[
     ("app.css", "text/css; charset=utf-8", include_bytes!("../../../web/static/app.css")),
     ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/static/app.js")),
+    ("provision.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/static/provision.js")),
     ("logo.svg", "image/svg+xml", include_bytes!("../../../web/static/logo.svg")),
 ];
 

@@ -1,5 +1,10 @@
-//! The onboarding wizard: domain → DNS records and check → provisioning
-//! (a placeholder until the provisioning stream lands).
+//! The onboarding wizard: domain → DNS records and check → provisioning.
+//!
+//! Provisioning runs in the browser against the API contract
+//! (`POST /api/onboarding/provision`, then the progress WebSocket
+//! `GET /api/onboarding/provision/stream`; see `web/static/provision.js`).
+//! The form's own post (no JavaScript) answers that provisioning is not
+//! available until the provisioning runner is part of the build.
 
 use std::net::IpAddr;
 
@@ -12,6 +17,7 @@ use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::audit::{self, Outcome};
 use crate::onboarding::{self, DnsReport, OnboardingError, OnboardingState};
 use crate::panel::error::ApiError;
+use crate::panel::routes::onboarding::set_domain_and_apply;
 
 #[derive(Template)]
 #[template(path = "onboarding.html")]
@@ -27,6 +33,8 @@ pub struct OnboardingPage {
     pub error: Option<String>,
     pub public_ip: Option<IpAddr>,
     pub report: Option<DnsReport>,
+    /// URL path of `provision.js`.
+    pub provision_js: &'static str,
 }
 
 impl OnboardingPage {
@@ -67,6 +75,7 @@ async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
         error: None,
         public_ip: status.public_ip,
         report: None,
+        provision_js: super::assets::url("provision.js"),
     })
 }
 
@@ -80,7 +89,7 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 async fn set_domain(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let (domain, email) = (form.get("domain"), form.get("email"));
-    let result = onboarding::set_domain(&ui.state.store, domain, email).await;
+    let result = set_domain_and_apply(&ui.state, domain, email).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     audit::record(&ui.state.store, &ui.actor(), "onboarding.domain", domain.trim(), outcome, None).await;
     match result {
@@ -92,17 +101,10 @@ async fn set_domain(form: UiForm) -> Result<HttpResponse, PageError> {
             let mut p = page(ui).await?;
             p.form_domain = domain.to_string();
             p.form_email = email.to_string();
-            let status = match e {
-                OnboardingError::Invalid(details) => {
-                    p.errors = FieldErrors(details);
-                    StatusCode::BAD_REQUEST
-                }
-                OnboardingError::WrongState(_) | OnboardingError::NoPublicIp => {
-                    p.error = Some(e.to_string());
-                    StatusCode::CONFLICT
-                }
-                OnboardingError::Store(s) => return Err(ApiError::from(s).into()),
-            };
+            let (errors, error) = super::form_error(e)?;
+            let status = if errors.is_empty() { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+            p.errors = errors;
+            p.error = error;
             super::render(status, &p)
         }
     }
@@ -130,8 +132,21 @@ async fn check_dns(form: UiForm) -> Result<HttpResponse, PageError> {
     }
 }
 
+/// Provisioning without JavaScript. Until the provisioning runner lands the
+/// page says so (409) and changes nothing.
+async fn provision(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if ui.state.onboarding_state() == OnboardingState::Completed {
+        return Ok(ui.redirect("/"));
+    }
+    let mut p = page(ui).await?;
+    p.error = Some("Provisioning is not available in this build yet.".into());
+    super::render(StatusCode::CONFLICT, &p)
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/onboarding", web::get().to(show))
+        .route("/onboarding/provision", web::post().to(provision))
         .route("/onboarding/domain", web::post().to(set_domain))
         .route("/onboarding/dns", web::post().to(check_dns));
 }

@@ -192,7 +192,8 @@ async fn onboarding_walks_domain_then_dns() {
     assert_eq!(checked.status, StatusCode::OK);
     assert!(checked.body.contains("all good"), "{}", checked.body);
     assert_eq!(checked.body.matches("<span class=\"badge ok\">ok</span>").count(), 4);
-    assert!(checked.body.contains("Not yet available in this build"));
+    assert!(checked.body.contains("id=\"provision\" data-base=\"\" data-running=\"false\""), "{}", checked.body);
+    assert!(checked.body.contains("/provision.js\""), "progress script");
     assert_eq!(ui.state.onboarding_state(), OnboardingState::DnsReady);
     assert!(ui.audit_actions().await.contains(&"onboarding.verify_dns".to_string()));
 }

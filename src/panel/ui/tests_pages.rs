@@ -357,3 +357,27 @@ async fn sites_create_validate_and_delete() {
     assert_eq!(deleted.location.as_deref(), Some("/sites?flash=site_deleted"));
     assert!(ui.state.store.sites().await.unwrap().is_empty() && !dir.exists());
 }
+
+#[actix_web::test]
+async fn provisioning_step_renders_without_the_provisioning_api() {
+    use crate::onboarding::OnboardingState;
+    let ui = completed_ui().await;
+    ui.set_state(OnboardingState::DnsReady).await;
+    let page = ui.get("/onboarding").await;
+    assert!(page.body.contains("Start provisioning") && page.body.contains("<ol class=\"progress\""));
+    assert!(
+        page.body.contains("Your first visitor account") && page.body.contains("hidden>"),
+        "filled in by the stream"
+    );
+    let posted = ui.post("/onboarding/provision", Some(&page.csrf()), &[]).await;
+    assert_eq!(posted.status, StatusCode::CONFLICT);
+    assert!(posted.body.contains("Provisioning is not available in this build yet."));
+    assert_eq!(ui.state.onboarding_state(), OnboardingState::DnsReady, "nothing changed");
+    ui.set_state(OnboardingState::Provisioning).await;
+    let running = ui.as_ingress("alice").get("/onboarding").await;
+    assert!(running.body.contains("data-running=\"true\"") && running.body.contains("Follow provisioning"));
+    assert!(running.body.contains(&format!("data-base=\"{}\"", super::tests::INGRESS)));
+    assert_urls_under(&running.body, super::tests::INGRESS);
+    let js = super::assets::url("provision.js");
+    assert!(running.body.contains(&format!("src=\"{}{js}\"", super::tests::INGRESS)));
+}

@@ -41,6 +41,7 @@ if (root) {
     }
     box.querySelector(".user-secret").textContent = u.totpSecret || "";
     box.hidden = false;
+    box.scrollIntoView({ block: "start" });
   };
 
   const onEvent = (ev) => {

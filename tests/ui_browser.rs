@@ -495,6 +495,8 @@ async fn admin_walks_every_page_in_chromium() {
     s.shot("tunnels-errors").await;
     s.fill("#name", "nas").await;
     s.fill("#target", "127.0.0.1:5000").await;
+    let alice_box = s.client.find(Locator::Css("input[name=allowedUsers][value=alice]")).await.unwrap();
+    assert!(!alice_box.is_displayed().await.unwrap(), "users and groups only matter for restricted access");
     s.click("input[name=access][value=restricted]").await;
     s.click("input[name=allowedUsers][value=alice]").await;
     s.click("input[name=allowedGroups][value=family]").await;

@@ -18,3 +18,13 @@ for (const button of document.querySelectorAll("button[data-copy]")) {
 // Put keyboard focus on the first invalid field after a failed post.
 const invalid = document.querySelector("[aria-invalid=true]");
 if (invalid) invalid.focus();
+// Tunnel forms: the allowed users and groups matter only for restricted access.
+for (const form of document.querySelectorAll("form")) {
+  const only = form.querySelector(".restricted-only");
+  if (!only) continue;
+  const sync = () => {
+    only.hidden = form.querySelector("input[name=access]:checked")?.value !== "restricted";
+  };
+  form.addEventListener("change", sync);
+  sync();
+}

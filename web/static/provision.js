@@ -95,7 +95,11 @@ if (root) {
       retries = 0;
     });
     ws.addEventListener("close", () => {
-      if (finished || retries >= 10) return;
+      if (finished) return;
+      if (retries >= 10) {
+        say("Lost the progress stream. Reload the page to follow it again.", "warn");
+        return;
+      }
       retries += 1;
       setTimeout(connect, 500 * retries);
     });

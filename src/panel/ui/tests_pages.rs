@@ -64,6 +64,12 @@ async fn tunnels_create_validate_edit_toggle_and_delete() {
 
     let list = ui.get("/tunnels").await;
     assert!(list.body.contains(">nas</a>") && list.body.contains("127.0.0.1:5000"));
+    let dashboard = ui.get("/").await;
+    assert!(
+        dashboard.body.contains("tunnels online <small class=\"bad-text\">(1 offline)</small>"),
+        "{}",
+        dashboard.body
+    );
     assert!(list.body.contains("badge bad\">offline"), "no agent connected");
 
     let edit_bad = ui

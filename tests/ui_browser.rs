@@ -176,10 +176,11 @@ async fn provision_stream(
         ];
         let total = steps.len() as u32 + 1;
         let event = |(task, title): (&str, &str), status: &str, current: u32| {
-            serde_json::json!({ "task": task, "title": title, "status": status, "message": "",
+            serde_json::json!({ "type": "event", "task": task, "title": title, "status": status, "message": "",
                 "progress": { "current": current, "total": total } })
         };
-        let snapshot = serde_json::json!({ "status": "running", "events": [event(steps[0], "running", 0)] });
+        let snapshot =
+            serde_json::json!({ "type": "state", "status": "running", "events": [event(steps[0], "running", 0)] });
         session.text(snapshot.to_string()).await.unwrap();
         for (i, step) in steps.into_iter().enumerate() {
             if i > 0 {

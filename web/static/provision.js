@@ -1,8 +1,8 @@
 // Onboarding provisioning: starts the run over the API and follows its
 // progress stream. The first stream message is the full state
-// ({status, events}); every later one is an event
-// {task, title, status, message, progress: {current, total}}; the final
-// event carries the first visitor user's credentials, shown once.
+// ({type: "state", status, events}); every later one is an event
+// ({type: "event", task, title, status, message, progress: {current, total}});
+// the final event carries the first visitor user's credentials, shown once.
 const root = document.getElementById("provision");
 if (root) {
   const base = root.dataset.base;
@@ -86,7 +86,7 @@ if (root) {
     ws.addEventListener("message", (m) => {
       let data;
       try { data = JSON.parse(m.data); } catch { return; }
-      if (first && Array.isArray(data.events)) {
+      if (data.type === "state" || (first && Array.isArray(data.events))) {
         data.events.forEach(onEvent);
       } else {
         onEvent(data);

@@ -3,9 +3,9 @@
 use actix_web::{HttpResponse, get, web};
 use utoipa::OpenApi;
 
+use super::routes::tunnels;
 use super::routes::nginx as nginx_routes;
 use super::routes::sites as site_routes;
-use super::routes::tunnels;
 use super::routes::{audit, certs, enroll, health, keys, onboarding};
 use super::routes::{groups, invitations, two_factor, users};
 

@@ -13,10 +13,10 @@ use super::*;
 use crate::store::{NewApiKey, NewEnrollmentToken};
 
 mod dns;
-mod nginx;
 mod tunnels;
 mod two_factor;
 mod users;
+mod nginx;
 
 const LOOPBACK: &str = "127.0.0.1:50000";
 const OUTSIDER: &str = "10.9.9.9:50000";

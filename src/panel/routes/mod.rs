@@ -9,10 +9,10 @@ pub mod invitations;
 pub mod keys;
 pub mod nginx;
 pub mod onboarding;
-pub mod sites;
 pub mod tunnels;
 pub mod two_factor;
 pub mod users;
+pub mod sites;
 
 use super::error::ApiError;
 

@@ -150,33 +150,40 @@ fn exempt(path: &str) -> bool {
     matches!(path, "/api/health" | "/api/openapi.json") || path.starts_with("/api/settings/2fa")
 }
 
+/// Whether `req` comes from a certificate admin who still owes the second
+/// factor: panel 2FA is enabled and no valid session cookie came along.
+/// Runs inside the identity chain (the API's and the UI's).
+pub async fn second_factor_missing(req: &ServiceRequest) -> Result<bool, StoreError> {
+    let actor = match req.extensions().get::<Option<Identity>>() {
+        Some(Some(Identity::Admin { actor })) if actor.starts_with("admin:") => actor.clone(),
+        _ => return Ok(false),
+    };
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else { return Ok(false) };
+    let (enabled, secret, _) = status(&state.store).await?;
+    if !enabled {
+        return Ok(false);
+    }
+    let ok = match (secret, cookie(req, COOKIE)) {
+        (Some(secret), Some(value)) => state.two_factor.cookie_valid(&state, &actor, &secret, &value).await,
+        _ => false,
+    };
+    Ok(!ok)
+}
+
 /// Middleware (inside the identity chain): certificate admins need a valid
 /// 2FA session cookie while panel 2FA is enabled.
 pub async fn require_second_factor(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let actor = match req.extensions().get::<Option<Identity>>() {
-        Some(Some(Identity::Admin { actor })) if actor.starts_with("admin:") => Some(actor.clone()),
-        _ => None,
-    };
-    if let Some(actor) = actor
-        && !exempt(req.path())
-        && let Some(state) = req.app_data::<web::Data<AppState>>().cloned()
-    {
-        let (enabled, secret, _) = match status(&state.store).await {
-            Ok(s) => s,
+    if !exempt(req.path()) {
+        match second_factor_missing(&req).await {
             Err(err) => return Ok(req.error_response(super::error::ApiError::internal("2fa status", err))),
-        };
-        if enabled {
-            let ok = match (secret, cookie(&req, COOKIE)) {
-                (Some(secret), Some(value)) => state.two_factor.cookie_valid(&state, &actor, &secret, &value).await,
-                _ => false,
-            };
-            if !ok {
+            Ok(true) => {
                 let res = HttpResponse::Unauthorized().json(serde_json::json!({ "error": "2fa_required" }));
                 return Ok(req.into_response(res));
             }
+            Ok(false) => {}
         }
     }
     next.call(req).await.map(ServiceResponse::map_into_boxed_body)

@@ -66,3 +66,14 @@ if (provision && window.WebSocket) {
     }
   });
 }
+
+// Tunnel forms: the allowed users and groups matter only for restricted access.
+for (const form of document.querySelectorAll("form")) {
+  const only = form.querySelector(".restricted-only");
+  if (!only) continue;
+  const sync = () => {
+    only.hidden = form.querySelector("input[name=access]:checked")?.value !== "restricted";
+  };
+  form.addEventListener("change", sync);
+  sync();
+}

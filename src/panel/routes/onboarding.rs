@@ -58,8 +58,9 @@ pub async fn set_domain(
 }
 
 /// Records the domain and makes nginx serve it; if nginx refuses, the
-/// previous onboarding rows are written back and the error returned.
-async fn set_domain_and_apply(state: &AppState, domain: &str, email: &str) -> Result<OnboardingState, ApiError> {
+/// previous onboarding rows are written back and the error returned. The
+/// API and the web UI both call this.
+pub async fn set_domain_and_apply(state: &AppState, domain: &str, email: &str) -> Result<OnboardingState, ApiError> {
     const ROWS: &[&str] = &[onboarding::keys::STATE, onboarding::keys::DOMAIN, onboarding::keys::EMAIL];
     let change = state.nginx.change().await;
     let before = state.store.settings(ROWS).await?;

@@ -4,11 +4,12 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Serialize;
 
 use crate::audit::{self, Outcome};
+use crate::identity::Identity;
 use crate::panel::AppState;
 use crate::panel::auth::{Admin, Cap, TunnelsRead, TunnelsWrite};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::store::{Agent, AgentStatus, TunnelFields};
+use crate::store::{Agent, AgentStatus, Tunnel, TunnelFields};
 use crate::tunnels::{self, AgentSetup, TunnelInput, TunnelPatch, TunnelView, TunnelsError};
 
 impl From<TunnelsError> for ApiError {
@@ -37,14 +38,20 @@ pub async fn create(
     body: ApiJson<TunnelInput>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = body.0.into_fields(&who.0);
-    let tunnel = tunnels::create(&state.store, &who.0, fields).await?;
+    Ok(HttpResponse::Created().json(create_applied(&state, &who.0, fields).await?))
+}
+
+/// Creates a tunnel and makes nginx serve it (the row is removed again when
+/// nginx refuses), then audits. The API and the web UI both call this.
+pub async fn create_applied(state: &AppState, who: &Identity, fields: TunnelFields) -> Result<Tunnel, ApiError> {
+    let tunnel = tunnels::create(&state.store, who, fields).await?;
     if let Err(e) = state.apply_config("tunnel.create").await {
         let _ = state.store.delete_tunnel(tunnel.id).await;
         return Err(e);
     }
-    audit::record(&state.store, &who.0.actor(), "tunnel.create", &tunnel.name, Outcome::Success, None).await;
+    audit::record(&state.store, &who.actor(), "tunnel.create", &tunnel.name, Outcome::Success, None).await;
     state.certs.name_added();
-    Ok(HttpResponse::Created().json(tunnel))
+    Ok(tunnel)
 }
 
 /// Changes some fields of a tunnel.
@@ -57,14 +64,23 @@ pub async fn update(
     id: web::Path<i64>,
     body: ApiJson<TunnelPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let (old, new) = tunnels::update(&state.store, &who.0, id.into_inner(), body.0).await?;
+    Ok(HttpResponse::Ok().json(update_applied(&state, &who.0, id.into_inner(), body.0).await?))
+}
+
+/// Applies a patch and the nginx change (undone when nginx refuses), then
+/// audits the before and after. The API and the web UI both call this.
+pub async fn update_applied(state: &AppState, who: &Identity, id: i64, patch: TunnelPatch) -> Result<Tunnel, ApiError> {
+    let (old, new) = tunnels::update(&state.store, who, id, patch).await?;
     if let Err(e) = state.apply_config("tunnel.update").await {
         let _ = state.store.update_tunnel(old.id, TunnelFields::from(&old), old.updated_at).await;
         return Err(e);
     }
     let details = serde_json::json!({ "before": TunnelFieldsJson::from(&old), "after": TunnelFieldsJson::from(&new) });
-    audit::record(&state.store, &who.0.actor(), "tunnel.update", &new.name, Outcome::Success, Some(details)).await;
-    Ok(HttpResponse::Ok().json(new))
+    audit::record(&state.store, &who.actor(), "tunnel.update", &new.name, Outcome::Success, Some(details)).await;
+    if new.name != old.name {
+        state.certs.name_added();
+    }
+    Ok(new)
 }
 
 /// Deletes a tunnel.
@@ -75,13 +91,19 @@ pub async fn remove(
     who: Cap<TunnelsWrite>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let tunnel = tunnels::delete(&state.store, &who.0, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(delete_applied(&state, &who.0, id.into_inner()).await?))
+}
+
+/// Deletes a tunnel and applies nginx (the row comes back when nginx
+/// refuses), then audits. The API and the web UI both call this.
+pub async fn delete_applied(state: &AppState, who: &Identity, id: i64) -> Result<Tunnel, ApiError> {
+    let tunnel = tunnels::delete(&state.store, who, id).await?;
     if let Err(e) = state.apply_config("tunnel.delete").await {
         let _ = state.store.restore_tunnel(tunnel).await;
         return Err(e);
     }
-    audit::record(&state.store, &who.0.actor(), "tunnel.delete", &tunnel.name, Outcome::Success, None).await;
-    Ok(HttpResponse::Ok().json(tunnel))
+    audit::record(&state.store, &who.actor(), "tunnel.delete", &tunnel.name, Outcome::Success, None).await;
+    Ok(tunnel)
 }
 
 /// Commands, a systemd unit and a launchd plist to run this tunnel's agent.
@@ -93,13 +115,19 @@ pub async fn agent_config(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let tunnel = tunnels::get(&state.store, &who.0, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(setup_for(&state, &tunnel).await?))
+}
+
+/// The agent setup of a tunnel, addressed to this panel (by domain once
+/// set, else by IP with a fingerprint placeholder).
+pub async fn setup_for(state: &AppState, tunnel: &Tunnel) -> Result<AgentSetup, ApiError> {
     let domain = state.store.setting(crate::onboarding::keys::DOMAIN).await?;
     let (panel, pin) = match (domain, state.public_ip()) {
         (Some(d), _) => (format!("https://panel.{d}"), None),
         (None, Some(ip)) => (format!("https://{ip}:9292"), Some("<panel certificate sha256 fingerprint>")),
         (None, None) => ("https://<server ip>:9292".to_string(), Some("<panel certificate sha256 fingerprint>")),
     };
-    Ok(HttpResponse::Ok().json(tunnels::agent_setup(&tunnel.agent, &panel, pin)))
+    Ok(tunnels::agent_setup(&tunnel.agent, &panel, pin))
 }
 
 /// An agent with the relay's view of it (`status` is null when offline).

@@ -44,9 +44,14 @@ pub async fn show(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRespo
 #[utoipa::path(tag = "2fa", responses((status = 200, body = crate::users::TotpEnrollment)))]
 #[post("/settings/2fa/setup")]
 pub async fn setup(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(start_setup(&state, &admin.0.actor()).await?))
+}
+
+/// A new pending secret, audited. The API and the web UI both call this.
+pub async fn start_setup(state: &AppState, actor: &str) -> Result<crate::users::TotpEnrollment, ApiError> {
     let enrollment = session::setup(&state.store).await?;
-    audit::record(&state.store, &admin.0.actor(), "2fa.setup", "panel", Outcome::Success, None).await;
-    Ok(HttpResponse::Ok().json(enrollment))
+    audit::record(&state.store, actor, "2fa.setup", "panel", Outcome::Success, None).await;
+    Ok(enrollment)
 }
 
 async fn failed(state: &AppState, actor: &str, action: &str, err: TwoFactorError) -> ApiError {
@@ -59,15 +64,22 @@ async fn failed(state: &AppState, actor: &str, action: &str, err: TwoFactorError
 #[utoipa::path(tag = "2fa", request_body = Code, responses((status = 200, body = Object), (status = 400)))]
 #[post("/settings/2fa/confirm")]
 pub async fn confirm(state: web::Data<AppState>, admin: Admin, body: ApiJson<Code>) -> Result<HttpResponse, ApiError> {
-    let actor = admin.0.actor();
+    let cookie = confirm_code(&state, &admin.0.actor(), &body.0.code).await?;
+    Ok(HttpResponse::Ok().append_header((SET_COOKIE, cookie)).json(json!({ "enabled": true })))
+}
+
+/// Checks `code` against the pending secret, enables 2FA (undone when nginx
+/// refuses the new config), audits, and returns the session `Set-Cookie`.
+/// The API and the web UI both call this.
+pub async fn confirm_code(state: &AppState, actor: &str, code: &str) -> Result<String, ApiError> {
     let (enabled, _, pending) = session::status(&state.store).await?;
     let secret = match (enabled, pending) {
         (true, _) => return Err(TwoFactorError::AlreadyEnabled.into()),
         (false, None) => return Err(TwoFactorError::NoPendingSetup.into()),
         (false, Some(s)) => s,
     };
-    if let Err(e) = state.two_factor.check_code(&state.store, &actor, &secret, &body.0.code).await {
-        return Err(failed(&state, &actor, "2fa.confirm", e).await);
+    if let Err(e) = state.two_factor.check_code(&state.store, actor, &secret, code).await {
+        return Err(failed(state, actor, "2fa.confirm", e).await);
     }
     let rows = vec![(keys::ENABLED, "1".to_string()), (keys::SECRET, secret.clone()), (keys::PENDING, String::new())];
     state.store.put_settings(rows).await?;
@@ -75,48 +87,58 @@ pub async fn confirm(state: web::Data<AppState>, admin: Admin, body: ApiJson<Cod
         state.store.put_settings(vec![(keys::ENABLED, "0".to_string())]).await?;
         return Err(e);
     }
-    audit::record(&state.store, &actor, "2fa.enable", "panel", Outcome::Success, None).await;
-    let cookie = state.two_factor.session_cookie(&state, &actor, &secret).await?;
-    Ok(HttpResponse::Ok().append_header((SET_COOKIE, cookie)).json(json!({ "enabled": true })))
+    audit::record(&state.store, actor, "2fa.enable", "panel", Outcome::Success, None).await;
+    Ok(state.two_factor.session_cookie(state, actor, &secret).await?)
 }
 
 /// Verifies a code and sets the signed panel-session cookie.
 #[utoipa::path(tag = "2fa", request_body = Code, responses((status = 200, body = Object), (status = 400)))]
 #[post("/settings/2fa/verify")]
 pub async fn verify(state: web::Data<AppState>, admin: Admin, body: ApiJson<Code>) -> Result<HttpResponse, ApiError> {
-    let actor = admin.0.actor();
+    let cookie = verify_code(&state, &admin.0.actor(), &body.0.code).await?;
+    Ok(HttpResponse::Ok().append_header((SET_COOKIE, cookie)).json(json!({ "verified": true })))
+}
+
+/// Checks `code` against the active secret, audits, and returns the session
+/// `Set-Cookie`. The API and the web UI both call this.
+pub async fn verify_code(state: &AppState, actor: &str, code: &str) -> Result<String, ApiError> {
     let (enabled, secret, _) = session::status(&state.store).await?;
     let Some(secret) = secret.filter(|_| enabled) else {
         return Err(TwoFactorError::NotEnabled.into());
     };
-    if let Err(e) = state.two_factor.check_code(&state.store, &actor, &secret, &body.0.code).await {
-        return Err(failed(&state, &actor, "2fa.verify", e).await);
+    if let Err(e) = state.two_factor.check_code(&state.store, actor, &secret, code).await {
+        return Err(failed(state, actor, "2fa.verify", e).await);
     }
-    audit::record(&state.store, &actor, "2fa.verify", "panel", Outcome::Success, None).await;
-    let cookie = state.two_factor.session_cookie(&state, &actor, &secret).await?;
-    Ok(HttpResponse::Ok().append_header((SET_COOKIE, cookie)).json(json!({ "verified": true })))
+    audit::record(&state.store, actor, "2fa.verify", "panel", Outcome::Success, None).await;
+    Ok(state.two_factor.session_cookie(state, actor, &secret).await?)
 }
 
 /// Disables 2FA (needs a current code); the IP vhost comes back.
 #[utoipa::path(tag = "2fa", request_body = Code, responses((status = 200, body = Object), (status = 400)))]
 #[post("/settings/2fa/disable")]
 pub async fn disable(state: web::Data<AppState>, admin: Admin, body: ApiJson<Code>) -> Result<HttpResponse, ApiError> {
-    let actor = admin.0.actor();
+    let clear = disable_code(&state, &admin.0.actor(), &body.0.code).await?;
+    Ok(HttpResponse::Ok().append_header((SET_COOKIE, clear)).json(json!({ "enabled": false })))
+}
+
+/// Checks `code`, disables 2FA (undone when nginx refuses the new config),
+/// audits, and returns the `Set-Cookie` that clears the session. The API and
+/// the web UI both call this.
+pub async fn disable_code(state: &AppState, actor: &str, code: &str) -> Result<String, ApiError> {
     let (enabled, secret, _) = session::status(&state.store).await?;
     let Some(secret) = secret.filter(|_| enabled) else {
         return Err(TwoFactorError::NotEnabled.into());
     };
-    if let Err(e) = state.two_factor.check_code(&state.store, &actor, &secret, &body.0.code).await {
-        return Err(failed(&state, &actor, "2fa.disable", e).await);
+    if let Err(e) = state.two_factor.check_code(&state.store, actor, &secret, code).await {
+        return Err(failed(state, actor, "2fa.disable", e).await);
     }
     state.store.put_settings(vec![(keys::ENABLED, "0".to_string()), (keys::SECRET, String::new())]).await?;
     if let Err(e) = state.apply_config("panel 2fa disabled").await {
         state.store.put_settings(vec![(keys::ENABLED, "1".to_string()), (keys::SECRET, secret)]).await?;
         return Err(e);
     }
-    audit::record(&state.store, &actor, "2fa.disable", "panel", Outcome::Success, None).await;
-    let clear = format!("{}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0", session::COOKIE);
-    Ok(HttpResponse::Ok().append_header((SET_COOKIE, clear)).json(json!({ "enabled": false })))
+    audit::record(&state.store, actor, "2fa.disable", "panel", Outcome::Success, None).await;
+    Ok(format!("{}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0", session::COOKIE))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

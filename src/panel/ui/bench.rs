@@ -1,5 +1,6 @@
 //! Page render benchmark (run by `bench/ui-render`, ignored in normal test
-//! runs): server-side time of each page with 100 agents, 100 API keys and
+//! runs): server-side time of each page with 100 agents, 100 tunnels, 100
+//! visitor users, 10 groups, 20 invitations, 20 sites, 100 API keys and
 //! 5000 audit entries, through the full handler stack (identity chain,
 //! store, template), next to the 50 ms budget. Prints; asserts nothing.
 
@@ -13,7 +14,7 @@ use time::OffsetDateTime;
 use super::tests::ui_with;
 use crate::onboarding::OnboardingState;
 use crate::panel::{Channel, configure};
-use crate::store::{ClientCert, NewApiKey, NewAuditEntry};
+use crate::store::{ClientCert, NewApiKey, NewAuditEntry, SiteFields, TunnelFields};
 
 const RUNS: usize = 40;
 const BUDGET_MS: f64 = 50.0;
@@ -44,6 +45,49 @@ async fn page_render_times() {
         };
         store.insert_api_key(key).await.unwrap();
     }
+    for i in 0..10 {
+        store.insert_group(format!("group-{i}"), format!("group {i}"), now).await.unwrap();
+    }
+    for i in 0..100 {
+        let new = crate::users::NewUser {
+            username: format!("user-{i}"),
+            display_name: format!("User {i}"),
+            email: format!("user{i}@example.com"),
+            password: "a long enough secret".into(),
+            groups: vec![format!("group-{}", i % 10)],
+            totp: true,
+        };
+        crate::users::create_user(store, new).await.unwrap();
+        let restricted = i % 3 == 0;
+        let fields = TunnelFields {
+            name: format!("app-{i}"),
+            agent: format!("agent-{i}"),
+            target: format!("10.0.0.{}:8080", i % 250 + 1),
+            enabled: i % 7 != 0,
+            access: if restricted { "restricted" } else { "authenticated" }.into(),
+            allowed_users: if restricted { vec![format!("user-{i}")] } else { vec![] },
+            allowed_groups: if restricted { vec![format!("group-{}", i % 10)] } else { vec![] },
+            description: String::new(),
+        };
+        store.insert_tunnel(fields, now).await.unwrap();
+    }
+    for i in 0..20 {
+        let site = SiteFields {
+            name: format!("site-{i}"),
+            spa_fallback: i % 2 == 0,
+            access: "public".into(),
+            allowed_users: vec![],
+            allowed_groups: vec![],
+            max_bytes: crate::sites::DEFAULT_MAX_BYTES,
+        };
+        store.insert_site(site, now).await.unwrap();
+        let groups = vec![format!("group-{}", i % 10)];
+        crate::users::create_invitation(store, "admin:1", format!("guest-{i}"), String::new(), groups, None)
+            .await
+            .unwrap();
+    }
+    let tunnel_id = store.tunnels().await.unwrap()[50].id;
+    let tunnel_path = format!("/tunnels/{tunnel_id}");
     for i in 0..5000 {
         let entry = NewAuditEntry {
             at: now - time::Duration::seconds(i),
@@ -61,7 +105,15 @@ async fn page_render_times() {
     for (path, completed) in [
         ("/onboarding", false),
         ("/", true),
+        ("/tunnels", true),
+        (tunnel_path.as_str(), true),
+        ("/sites", true),
         ("/agents", true),
+        ("/users", true),
+        ("/users/user-50", true),
+        ("/groups", true),
+        ("/invitations", true),
+        ("/settings", true),
         ("/keys", true),
         ("/certs", true),
         ("/audit", true),
@@ -89,7 +141,10 @@ async fn page_render_times() {
         rows.push((path, times[RUNS / 2], times[RUNS * 95 / 100], bytes));
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("\npage render time, {RUNS} runs each (100 agents, 100 API keys, 5000 audit entries)");
+    println!(
+        "\npage render time, {RUNS} runs each (100 agents, 100 tunnels, 100 users, 10 groups, 20 invitations, \
+         20 sites, 100 API keys, 5000 audit entries)"
+    );
     println!(
         "{:<36} {:>10} {:>10} {:>10} {:>14} {:>9}",
         "page", "median ms", "p95 ms", "budget ms", "budget/median", "HTML KB"

@@ -18,6 +18,10 @@ pub struct DashboardPage {
     pub agents_active: usize,
     pub agents_revoked: usize,
     pub keys_active: usize,
+    pub tunnels_online: usize,
+    /// Enabled tunnels whose agent is not connected.
+    pub tunnels_offline: usize,
+    pub users: usize,
     /// (label, days left) of certificates expiring soon, admin first.
     pub expiring: Vec<(String, i64)>,
     pub admin_days_left: Option<i64>,
@@ -38,6 +42,8 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
     let now = OffsetDateTime::now_utc();
     let agents = store.agents().await?;
     let keys = store.api_keys().await?;
+    let tunnels = crate::tunnels::list(store, &ui.who).await.map_err(crate::panel::error::ApiError::from)?;
+    let users = store.users().await?.len();
     let (recent, _) = store
         .audit_entries(AuditQuery { actor: None, action: None, since: None, until: None, limit: 10, offset: 0 })
         .await?;
@@ -59,6 +65,9 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
         agents_active: agents.iter().filter(|a| a.revoked_at.is_none()).count(),
         agents_revoked: agents.iter().filter(|a| a.revoked_at.is_some()).count(),
         keys_active: keys.iter().filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now)).count(),
+        tunnels_online: tunnels.iter().filter(|t| t.online).count(),
+        tunnels_offline: tunnels.iter().filter(|t| t.tunnel.enabled && !t.online).count(),
+        users,
         expiring,
         admin_days_left,
         recent,

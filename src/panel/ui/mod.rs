@@ -34,13 +34,20 @@ mod agents;
 mod audit_log;
 mod certs;
 mod dashboard;
+mod groups;
 mod keys;
 mod onboarding;
+mod settings;
+mod sites;
+mod tunnels;
+mod users;
 
 #[cfg(test)]
 mod bench;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pages;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -60,14 +67,18 @@ use crate::onboarding::{FieldError, OnboardingState};
 /// Main navigation: (path under the base, label). One row per page.
 pub const NAV: &[(&str, &str)] = &[
     ("/", "Dashboard"),
+    ("/tunnels", "Tunnels"),
+    ("/sites", "Sites"),
     ("/agents", "Agents"),
+    ("/users", "Users"),
     ("/certs", "Certificates"),
     ("/keys", "API keys"),
+    ("/settings", "Settings"),
     ("/audit", "Audit log"),
 ];
 
 /// Pages outside the navigation (their path prefixes).
-const OTHER_PAGES: &[&str] = &["/onboarding"];
+const OTHER_PAGES: &[&str] = &["/onboarding", "/groups", "/invitations"];
 
 /// Whether `path` belongs to a UI page (a `NAV` or `OTHER_PAGES` prefix), so
 /// the page scope never swallows routes other modules register after it.
@@ -87,6 +98,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(csrf::CsrfKey::default())).configure(assets::configure).service(
         web::scope("")
             .guard(actix_web::guard::fn_guard(|ctx| is_page(ctx.head().uri.path())))
+            .wrap(middleware::from_fn(settings::second_factor))
             .wrap(middleware::from_fn(styled_errors))
             .wrap(middleware::from_fn(super::auth::identify))
             .wrap(
@@ -102,9 +114,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .configure(dashboard::configure)
             .configure(onboarding::configure)
+            .configure(tunnels::configure)
+            .configure(sites::configure)
+            .configure(users::configure)
+            .configure(groups::configure)
             .configure(agents::configure)
             .configure(certs::configure)
             .configure(keys::configure)
+            .configure(settings::configure)
             .configure(audit_log::configure),
     );
 }
@@ -212,6 +229,22 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "key_revoked" => ("ok", "API key revoked. It stops working at once."),
         "agent_revoked" => ("ok", "Agent revoked. Its certificates are refused from now on."),
         "caps_saved" => ("ok", "Capabilities saved; they apply on the agent's next request."),
+        "tunnel_created" => ("ok", "Tunnel created. Run its agent with the commands below."),
+        "tunnel_saved" => ("ok", "Tunnel saved."),
+        "tunnel_enabled" => ("ok", "Tunnel enabled."),
+        "tunnel_disabled" => ("ok", "Tunnel disabled; it stops answering at once."),
+        "tunnel_deleted" => ("ok", "Tunnel deleted."),
+        "user_saved" => ("ok", "User saved."),
+        "user_deleted" => ("ok", "User deleted; their sessions ended."),
+        "session_revoked" => ("ok", "Session ended."),
+        "group_created" => ("ok", "Group created."),
+        "group_deleted" => ("ok", "Group deleted."),
+        "members_saved" => ("ok", "Members saved."),
+        "invitation_revoked" => ("ok", "Invitation revoked; its link no longer works."),
+        "2fa_enabled" => ("ok", "Two-factor login is on. Keep the authenticator app safe."),
+        "2fa_disabled" => ("ok", "Two-factor login is off."),
+        "site_created" => ("ok", "Site created; it serves a placeholder page."),
+        "site_deleted" => ("ok", "Site and its files deleted."),
         _ => return None,
     })
 }

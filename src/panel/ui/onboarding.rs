@@ -13,6 +13,7 @@ use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::audit::{self, Outcome};
 use crate::onboarding::{self, DnsReport, OnboardingError, OnboardingState};
 use crate::panel::error::ApiError;
+use crate::panel::routes::onboarding::set_domain_and_apply;
 
 #[derive(Template)]
 #[template(path = "onboarding.html")]
@@ -111,7 +112,7 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 async fn set_domain(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let (domain, email) = (form.get("domain"), form.get("email"));
-    let result = onboarding::set_domain(&ui.state.store, domain, email).await;
+    let result = set_domain_and_apply(&ui.state, domain, email).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     audit::record(&ui.state.store, &ui.actor(), "onboarding.domain", domain.trim(), outcome, None).await;
     match result {
@@ -123,17 +124,10 @@ async fn set_domain(form: UiForm) -> Result<HttpResponse, PageError> {
             let mut p = page(ui).await?;
             p.form_domain = domain.to_string();
             p.form_email = email.to_string();
-            let status = match e {
-                OnboardingError::Invalid(details) => {
-                    p.errors = FieldErrors(details);
-                    StatusCode::BAD_REQUEST
-                }
-                OnboardingError::WrongState(_) | OnboardingError::NoPublicIp => {
-                    p.error = Some(e.to_string());
-                    StatusCode::CONFLICT
-                }
-                OnboardingError::Store(s) => return Err(ApiError::from(s).into()),
-            };
+            let (errors, error) = super::form_error(e)?;
+            let status = if errors.is_empty() { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+            p.errors = errors;
+            p.error = error;
             super::render(status, &p)
         }
     }
@@ -179,6 +173,7 @@ async fn provision(form: UiForm) -> Result<HttpResponse, PageError> {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/onboarding", web::get().to(show))
+        .route("/onboarding/provision", web::post().to(provision))
         .route("/onboarding/domain", web::post().to(set_domain))
         .route("/onboarding/dns", web::post().to(check_dns))
         .route("/onboarding/provision", web::post().to(provision));

@@ -21,7 +21,7 @@ mod dns;
 
 const LOOPBACK: &str = "127.0.0.1:50000";
 const SUPERVISOR: &str = "172.30.32.2:50000";
-const INGRESS: &str = "/api/hassio_ingress/abc";
+pub(super) const INGRESS: &str = "/api/hassio_ingress/abc";
 
 pub(super) struct Ui {
     _dir: tempfile::TempDir,
@@ -35,6 +35,7 @@ pub(super) async fn ui_with(configure_settings: impl FnOnce(&mut Settings)) -> U
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
     settings.public_ip = Some("203.0.113.10".parse().unwrap());
+    settings.nginx.enabled = false; // the API's nginx tests start their own server
     configure_settings(&mut settings);
     crate::init::run(&settings).unwrap();
     let state = web::Data::new(AppState::load(settings).await.unwrap());
@@ -53,6 +54,8 @@ pub(super) struct Page {
     pub status: StatusCode,
     pub body: String,
     pub location: Option<String>,
+    /// `Set-Cookie` headers of the response.
+    pub cookies: Vec<String>,
 }
 
 impl Page {
@@ -64,6 +67,11 @@ impl Page {
 }
 
 impl Ui {
+    /// The same panel seen through the ingress listener as `user`.
+    pub fn as_ingress(&self, user: &'static str) -> Ui {
+        Ui { ingress: Some(user), ..ui_with_same(self) }
+    }
+
     pub async fn set_state(&self, s: OnboardingState) {
         self.state.store.put_settings(vec![(onboarding::keys::STATE, s.as_str().to_string())]).await.unwrap();
         self.state.set_onboarding_state(s);
@@ -93,17 +101,38 @@ impl Ui {
         let resp: ServiceResponse = app.call(req.to_request()).await.unwrap();
         let status = resp.status();
         let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        let cookies = resp.headers().get_all("set-cookie").map(|c| c.to_str().unwrap().to_string()).collect();
         let body = String::from_utf8(read_body(resp).await.to_vec()).unwrap();
-        Page { status, body, location }
+        Page { status, body, location, cookies }
     }
 
     pub async fn get(&self, path: &str) -> Page {
-        let (channel, req) = self.dress(TestRequest::get().uri(path));
+        self.get_with(path, &[]).await
+    }
+
+    /// A GET with extra headers (a cookie).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut req = TestRequest::get().uri(path);
+        for (k, v) in headers {
+            req = req.insert_header((k.to_string(), v.to_string()));
+        }
+        let (channel, req) = self.dress(req);
         self.send(channel, req).await
     }
 
     /// Posts a form; `csrf` is added as `_csrf` when given.
     pub async fn post(&self, path: &str, csrf: Option<&str>, fields: &[(&str, &str)]) -> Page {
+        self.post_with(path, csrf, fields, &[]).await
+    }
+
+    /// A form post with extra headers (a cookie).
+    pub async fn post_with(
+        &self,
+        path: &str,
+        csrf: Option<&str>,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         let mut fields: Vec<(&str, &str)> = fields.to_vec();
         if let Some(token) = csrf {
             fields.push(("_csrf", token));
@@ -113,11 +142,12 @@ impl Ui {
             .uri(path)
             .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
             .set_payload(body);
+        let req = headers.iter().fold(req, |r, (k, v)| r.insert_header((k.to_string(), v.to_string())));
         let (channel, req) = self.dress(req);
         self.send(channel, req).await
     }
 
-    async fn audit_actions(&self) -> Vec<String> {
+    pub async fn audit_actions(&self) -> Vec<String> {
         let q = AuditQuery { actor: None, action: None, since: None, until: None, limit: 500, offset: 0 };
         self.state.store.audit_entries(q).await.unwrap().0.into_iter().map(|e| e.action).collect()
     }
@@ -162,7 +192,8 @@ async fn onboarding_walks_domain_then_dns() {
     assert_eq!(checked.status, StatusCode::OK);
     assert!(checked.body.contains("all good"), "{}", checked.body);
     assert_eq!(checked.body.matches("<span class=\"badge ok\">ok</span>").count(), 4);
-    assert!(checked.body.contains("Not yet available in this build"));
+    assert!(checked.body.contains("id=\"provision\" data-base=\"\""), "{}", checked.body);
+    assert!(checked.body.contains("Start provisioning"), "{}", checked.body);
     assert_eq!(ui.state.onboarding_state(), OnboardingState::DnsReady);
     assert!(ui.audit_actions().await.contains(&"onboarding.verify_dns".to_string()));
 }
@@ -416,7 +447,7 @@ async fn pages_are_admin_only() {
 }
 
 /// Every `href`, `src` and `action` in `body` starts with `base` (or is a fragment).
-fn assert_urls_under(body: &str, base: &str) {
+pub(super) fn assert_urls_under(body: &str, base: &str) {
     for attr in ["href=\"", "src=\"", "action=\""] {
         for (i, _) in body.match_indices(attr) {
             let url = body[i + attr.len()..].split('"').next().unwrap();
@@ -493,7 +524,7 @@ async fn routes_registered_after_the_ui_still_answer() {
 }
 
 /// Every visible form control has a label: `<label for=id>` or an enclosing `<label>`.
-fn assert_labelled(body: &str, page: &str) {
+pub(super) fn assert_labelled(body: &str, page: &str) {
     for (at, _) in body.match_indices("<input ") {
         let tag = &body[at..at + body[at..].find('>').unwrap()];
         if tag.contains("type=\"hidden\"") {

@@ -1,0 +1,380 @@
+//! Render tests of the tunnel, user, group, invitation, site and settings
+//! pages (helpers in [`super::tests`]): field errors next to fields with the
+//! user's input kept, results in the lists, and the same domain effects as
+//! the API.
+
+use actix_web::http::StatusCode;
+
+use super::tests::{Ui, assert_labelled, assert_urls_under, completed_ui};
+use crate::identity::Capability;
+
+async fn agent(ui: &Ui, label: &str) {
+    crate::agents::issue(ui.state.pki.clone(), &ui.state.store, label.into(), vec![Capability::TunnelsRead])
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn tunnels_create_validate_edit_toggle_and_delete() {
+    let ui = completed_ui().await;
+    agent(&ui, "home").await;
+    let page = ui.get("/tunnels").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("No tunnels yet."));
+    assert!(page.body.contains("<option value=\"home\" selected>home</option>"), "{}", page.body);
+    let csrf = page.csrf();
+
+    let bad = ui
+        .post(
+            "/tunnels",
+            Some(&csrf),
+            &[("name", "Panel"), ("agent", "home"), ("target", "nas:0"), ("access", "public")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"name-error\">a lowercase DNS label"), "{}", bad.body);
+    assert!(bad.body.contains("id=\"target-error\">host:port with a port from 1 to 65535"));
+    assert!(bad.body.contains("value=\"Panel\"") && bad.body.contains("value=\"nas:0\""), "input kept");
+    assert!(ui.state.store.tunnels().await.unwrap().is_empty());
+
+    let reserved =
+        ui.post("/tunnels", Some(&csrf), &[("name", "panel"), ("agent", "home"), ("target", "nas:80")]).await;
+    assert!(reserved.body.contains("&#x27;panel&#x27; is reserved") || reserved.body.contains("is reserved"));
+
+    let created = ui
+        .post(
+            "/tunnels",
+            Some(&csrf),
+            &[("name", "nas"), ("agent", "home"), ("target", "127.0.0.1:5000"), ("access", "public")],
+        )
+        .await;
+    let t =
+        ui.state.store.tunnels().await.unwrap().pop().unwrap_or_else(|| panic!("{} {}", created.status, created.body));
+    assert_eq!(created.location.as_deref(), Some(&*format!("/tunnels/{}?flash=tunnel_created", t.id)));
+    assert_eq!((t.name.as_str(), t.access.as_str(), t.enabled), ("nas", "public", true));
+
+    let detail = ui.get(&format!("/tunnels/{}?flash=tunnel_created", t.id)).await;
+    assert!(detail.body.contains("Tunnel created."));
+    assert!(detail.body.contains("https://nas.example.com"));
+    assert!(detail.body.contains("portico agent enroll --panel https://panel.example.com"), "{}", detail.body);
+    assert!(detail.body.contains("ExecStart=/usr/local/bin/portico agent run"));
+    let unit = ui.get(&format!("/tunnels/{}/agent/systemd", t.id)).await;
+    assert_eq!(unit.status, StatusCode::OK);
+    assert!(unit.body.starts_with("[Unit]"));
+
+    let list = ui.get("/tunnels").await;
+    assert!(list.body.contains(">nas</a>") && list.body.contains("127.0.0.1:5000"));
+    let dashboard = ui.get("/").await;
+    assert!(
+        dashboard.body.contains("tunnels online <small class=\"bad-text\">(1 offline)</small>"),
+        "{}",
+        dashboard.body
+    );
+    assert!(list.body.contains("badge bad\">offline"), "no agent connected");
+
+    let edit_bad = ui
+        .post(
+            &format!("/tunnels/{}", t.id),
+            Some(&csrf),
+            &[("name", "nas"), ("agent", "home"), ("target", "127.0.0.1:5000"), ("access", "sometimes")],
+        )
+        .await;
+    assert_eq!(edit_bad.status, StatusCode::BAD_REQUEST);
+    assert!(edit_bad.body.contains("id=\"access-error\">one of public, authenticated, restricted"));
+    let saved = ui
+        .post(
+            &format!("/tunnels/{}", t.id),
+            Some(&csrf),
+            &[
+                ("name", "files"),
+                ("agent", "home"),
+                ("target", "nas.lan:443"),
+                ("access", "authenticated"),
+                ("enabled", "on"),
+                ("allowedUsers", "ignored-unless-restricted"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.location.as_deref(), Some(&*format!("/tunnels/{}?flash=tunnel_saved", t.id)));
+    let t = ui.state.store.tunnel(t.id).await.unwrap().unwrap();
+    assert_eq!((t.name.as_str(), t.target.as_str(), t.access.as_str()), ("files", "nas.lan:443", "authenticated"));
+    assert!(t.allowed_users.is_empty());
+
+    let off = ui.post(&format!("/tunnels/{}/toggle", t.id), Some(&csrf), &[]).await;
+    assert_eq!(off.location.as_deref(), Some("/tunnels?flash=tunnel_disabled"));
+    assert!(!ui.state.store.tunnel(t.id).await.unwrap().unwrap().enabled);
+    assert!(ui.get("/tunnels").await.body.contains(">disabled</span>"));
+    ui.post(&format!("/tunnels/{}/toggle", t.id), Some(&csrf), &[("from", "tunnel")]).await;
+    assert!(ui.state.store.tunnel(t.id).await.unwrap().unwrap().enabled);
+
+    let unconfirmed = ui.post(&format!("/tunnels/{}/delete", t.id), Some(&csrf), &[]).await;
+    assert_eq!(unconfirmed.status, StatusCode::BAD_REQUEST);
+    let deleted = ui.post(&format!("/tunnels/{}/delete", t.id), Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/tunnels?flash=tunnel_deleted"));
+    assert!(ui.state.store.tunnels().await.unwrap().is_empty());
+    let missing = ui.get(&format!("/tunnels/{}", t.id)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let actions = ui.audit_actions().await;
+    for a in ["tunnel.create", "tunnel.update", "tunnel.delete"] {
+        assert!(actions.contains(&a.to_string()), "{a} audited: {actions:?}");
+    }
+}
+
+#[actix_web::test]
+async fn new_pages_keep_urls_under_ingress_and_label_every_control() {
+    let ui = completed_ui().await;
+    agent(&ui, "home").await;
+    let csrf = ui.get("/tunnels").await.csrf();
+    let fields = [("name", "nas"), ("agent", "home"), ("target", "127.0.0.1:5000"), ("access", "public")];
+    ui.post("/tunnels", Some(&csrf), &fields).await;
+    let id = ui.state.store.tunnels().await.unwrap()[0].id;
+    let new = crate::users::NewUser {
+        username: "erin".into(),
+        password: "a long enough secret".into(),
+        ..Default::default()
+    };
+    crate::users::create_user(&ui.state.store, new).await.unwrap();
+    ui.state.store.insert_group("family".into(), String::new(), time::OffsetDateTime::now_utc()).await.unwrap();
+    let paths = vec![
+        "/tunnels".to_string(),
+        format!("/tunnels/{id}"),
+        "/users".into(),
+        "/users/erin".into(),
+        "/groups".into(),
+        "/invitations".into(),
+        "/settings".into(),
+        "/sites".into(),
+    ];
+    for path in &paths {
+        let page = ui.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert_labelled(&page.body, path);
+    }
+    let ingress = ui.as_ingress("alice");
+    for path in &paths {
+        let page = ingress.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert_urls_under(&page.body, super::tests::INGRESS);
+    }
+}
+
+#[actix_web::test]
+async fn users_create_with_totp_once_edit_reset_and_delete() {
+    let ui = completed_ui().await;
+    let page = ui.get("/users").await;
+    assert!(page.body.contains("No visitor users yet."));
+    let csrf = page.csrf();
+
+    let bad = ui
+        .post(
+            "/users",
+            Some(&csrf),
+            &[("username", "Alice!"), ("email", "nope"), ("password", "short"), ("totp", "on")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"username-error\">use 1–32 characters"), "{}", bad.body);
+    assert!(bad.body.contains("id=\"email-error\">not an email address"));
+    assert!(bad.body.contains("id=\"password-error\">use at least 12 characters"));
+    assert!(bad.body.contains("value=\"Alice!\"") && !bad.body.contains("value=\"short\""), "password not echoed");
+    assert!(ui.state.store.users().await.unwrap().is_empty());
+
+    let created = ui
+        .post(
+            "/users",
+            Some(&csrf),
+            &[("username", "alice"), ("displayName", "Alice"), ("password", "a long enough secret"), ("totp", "on")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(created.body.contains("<svg") && created.body.contains("otpauth://totp/"), "QR shown");
+    let user = ui.state.store.user("alice".into()).await.unwrap().unwrap();
+    let secret = user.totp_secret.clone().unwrap();
+    assert!(created.body.contains(&secret));
+    assert!(!created.body.contains("id=\"new-password\""), "a chosen password is not shown");
+    let list = ui.get("/users").await;
+    assert!(!list.body.contains(&secret), "the secret is shown only once");
+    assert!(list.body.contains(">alice</a>") && list.body.contains(">enrolled</span>"));
+
+    let generated = ui.post("/users", Some(&csrf), &[("username", "bob")]).await;
+    assert_eq!(generated.status, StatusCode::CREATED);
+    let at = generated.body.find("id=\"new-password\">").expect("generated password shown") + 18;
+    let password: String = generated.body[at..].chars().take_while(|c| *c != '<').collect();
+    let bob = ui.state.store.user("bob".into()).await.unwrap().unwrap();
+    assert!(crate::users::verify_password(password, Some(bob.password_hash)).await);
+    assert!(!bob.totp_enrolled, "TOTP only when asked for");
+
+    let edit_bad = ui.post("/users/alice", Some(&csrf), &[("displayName", "A"), ("password", "tiny")]).await;
+    assert_eq!(edit_bad.status, StatusCode::BAD_REQUEST);
+    assert!(edit_bad.body.contains("id=\"password-error\""));
+    let saved = ui.post("/users/alice", Some(&csrf), &[("displayName", "Alice B."), ("disabled", "on")]).await;
+    assert_eq!(saved.location.as_deref(), Some("/users/alice?flash=user_saved"));
+    let alice = ui.state.store.user("alice".into()).await.unwrap().unwrap();
+    assert!(alice.disabled && alice.display_name == "Alice B." && alice.password_hash == user.password_hash);
+
+    let reset = ui.post("/users/alice/reset-totp", Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(reset.status, StatusCode::OK);
+    let new_secret = ui.state.store.user("alice".into()).await.unwrap().unwrap().totp_secret.unwrap();
+    assert_ne!(new_secret, secret);
+    assert!(reset.body.contains(&new_secret) && reset.body.contains("<svg"));
+
+    let deleted = ui.post("/users/bob/delete", Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/users?flash=user_deleted"));
+    assert!(ui.state.store.user("bob".into()).await.unwrap().is_none());
+    assert_eq!(ui.get("/users/bob").await.status, StatusCode::NOT_FOUND);
+    let actions = ui.audit_actions().await;
+    for a in ["user.create", "user.update", "user.reset_totp", "user.delete"] {
+        assert!(actions.contains(&a.to_string()), "{a} audited");
+    }
+}
+
+#[actix_web::test]
+async fn groups_and_invitations_through_forms() {
+    let ui = completed_ui().await;
+    let csrf = ui.get("/groups").await.csrf();
+    let bad = ui.post("/groups", Some(&csrf), &[("name", "Family Members")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"name-error\">use 1–32 characters"));
+    assert!(bad.body.contains("value=\"Family Members\""));
+    let made = ui.post("/groups", Some(&csrf), &[("name", "family"), ("description", "at home")]).await;
+    assert_eq!(made.location.as_deref(), Some("/groups?flash=group_created"));
+    let dup = ui.post("/groups", Some(&csrf), &[("name", "family")]).await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert!(dup.body.contains("id=\"name-error\">"), "conflict shown at the name: {}", dup.body);
+
+    let new = crate::users::NewUser {
+        username: "carol".into(),
+        password: "a long enough secret".into(),
+        ..Default::default()
+    };
+    crate::users::create_user(&ui.state.store, new).await.unwrap();
+    let page = ui.get("/groups").await;
+    assert!(page.body.contains("<option value=\"carol\">carol</option>"));
+    let added = ui.post("/groups/family/members", Some(&csrf), &[("username", "carol")]).await;
+    assert_eq!(added.location.as_deref(), Some("/groups?flash=members_saved"));
+    assert_eq!(ui.state.store.groups().await.unwrap()[0].members, ["carol"]);
+    ui.post("/groups/family/members/carol/remove", Some(&csrf), &[]).await;
+    assert!(ui.state.store.groups().await.unwrap()[0].members.is_empty());
+
+    let page = ui.get("/invitations").await;
+    assert!(page.body.contains("No invitations."));
+    let bad = ui.post("/invitations", Some(&csrf), &[("username", "dave"), ("expiresInDays", "99")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"days-error\">use 1–30"), "{}", bad.body);
+    let taken = ui.post("/invitations", Some(&csrf), &[("username", "carol"), ("expiresInDays", "7")]).await;
+    assert!(taken.body.contains("already exists"));
+    let created = ui
+        .post("/invitations", Some(&csrf), &[("username", "dave"), ("groups", "family"), ("expiresInDays", "3")])
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let at = created.body.find("https://auth.example.com/invite/").expect("link shown");
+    let link: String = created.body[at..].chars().take_while(|c| *c != '<').collect();
+    let token = link.rsplit('/').next().unwrap();
+    let view = crate::users::view_invitation(&ui.state.store, token, time::OffsetDateTime::now_utc()).await.unwrap();
+    assert_eq!(view.username, "dave");
+    let list = ui.get("/invitations").await;
+    assert!(!list.body.contains(token), "link shown once");
+    assert!(list.body.contains(">pending</span>"));
+    let id = ui.state.store.invitations().await.unwrap()[0].id.clone();
+    let revoked = ui.post(&format!("/invitations/{id}/revoke"), Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(revoked.location.as_deref(), Some("/invitations?flash=invitation_revoked"));
+    assert!(crate::users::view_invitation(&ui.state.store, token, time::OffsetDateTime::now_utc()).await.is_err());
+
+    let deleted = ui.post("/groups/family/delete", Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/groups?flash=group_deleted"));
+    assert!(ui.state.store.groups().await.unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn panel_two_factor_setup_confirm_gate_and_disable() {
+    use crate::panel::session::keys;
+    let ui = completed_ui().await;
+    let page = ui.get("/settings").await;
+    assert!(page.body.contains("Set up two-factor"), "{}", page.body);
+    let csrf = page.csrf();
+    let started = ui.post("/settings/2fa/setup", Some(&csrf), &[]).await;
+    assert_eq!(started.status, StatusCode::OK);
+    assert!(started.body.contains("<svg") && started.body.contains("Turn on two-factor"));
+    let pending = ui.state.store.settings(&[keys::PENDING]).await.unwrap()[0].clone().unwrap();
+    assert!(started.body.contains(&pending), "secret shown with the QR code");
+    assert!(!ui.get("/settings").await.body.contains(&pending), "shown once");
+
+    let wrong = ui.post("/settings/2fa/confirm", Some(&csrf), &[("code", "000000")]).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.body.contains("id=\"code-error\">wrong or already used code"), "{}", wrong.body);
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let code = crate::totp::code_now(&pending, now).unwrap();
+    let on = ui.post("/settings/2fa/confirm", Some(&csrf), &[("code", &code)]).await;
+    assert_eq!(on.location.as_deref(), Some("/settings?flash=2fa_enabled"));
+    let cookie = on.cookies.iter().find(|c| c.starts_with("portico_panel_2fa=")).expect("session cookie").clone();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    assert!(ui.state.store.settings(&[keys::ENABLED]).await.unwrap()[0].as_deref() == Some("1"));
+
+    // Without the session, every page asks for the code first.
+    let gated = ui.get("/tunnels").await;
+    assert_eq!(gated.location.as_deref(), Some("/settings/2fa/verify"));
+    let ingress = ui.as_ingress("alice").get("/tunnels").await;
+    assert_eq!(ingress.status, StatusCode::OK, "ingress users never present the admin certificate");
+    let verify = ui.get("/settings/2fa/verify").await;
+    assert!(verify.body.contains("Enter your code"));
+    let bad = ui.post("/settings/2fa/verify", Some(&verify.csrf()), &[("code", &code)]).await;
+    assert!(bad.body.contains("wrong or already used code"), "a code works once");
+    ui.state.store.put_settings(vec![(keys::LAST_STEP, "0".into())]).await.unwrap();
+    let ok = ui.post("/settings/2fa/verify", Some(&verify.csrf()), &[("code", &code)]).await;
+    assert_eq!(ok.location.as_deref(), Some("/"));
+    assert!(ok.cookies.iter().any(|c| c.starts_with("portico_panel_2fa=")));
+    let with = [("Cookie", cookie.as_str())];
+    let settings = ui.get_with("/settings", &with).await;
+    assert_eq!(settings.status, StatusCode::OK);
+    assert!(settings.body.contains("Turn off two-factor"));
+
+    ui.state.store.put_settings(vec![(keys::LAST_STEP, "0".into())]).await.unwrap();
+    let off = ui.post_with("/settings/2fa/disable", Some(&csrf), &[("code", &code)], &with).await;
+    assert_eq!(off.location.as_deref(), Some("/settings?flash=2fa_disabled"));
+    assert_eq!(ui.get("/tunnels").await.status, StatusCode::OK, "no code needed any more");
+    let actions = ui.audit_actions().await;
+    for a in ["2fa.setup", "2fa.enable", "2fa.verify", "2fa.disable"] {
+        assert!(actions.contains(&a.to_string()), "{a} audited");
+    }
+}
+
+#[actix_web::test]
+async fn sites_create_validate_and_delete() {
+    let ui = completed_ui().await;
+    let page = ui.get("/sites").await;
+    assert!(page.body.contains("No static sites yet."));
+    let csrf = page.csrf();
+    let bad = ui.post("/sites", Some(&csrf), &[("name", "My Docs"), ("access", "public")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"name-error\">must be a lowercase DNS label"), "{}", bad.body);
+    assert!(bad.body.contains("value=\"My Docs\""));
+    let reserved = ui.post("/sites", Some(&csrf), &[("name", "auth"), ("access", "public")]).await;
+    assert!(reserved.body.contains("id=\"name-error\">is reserved"));
+    let made = ui.post("/sites", Some(&csrf), &[("name", "docs"), ("access", "public"), ("spaFallback", "on")]).await;
+    assert_eq!(made.location.as_deref(), Some("/sites?flash=site_created"));
+    let site = ui.state.store.sites().await.unwrap().pop().expect("created");
+    assert!(site.spa_fallback && site.access == "public");
+    let dir = crate::sites::site_dir(&ui.state.settings.data_dir, "docs");
+    assert!(dir.join("index.html").exists());
+    let list = ui.get("/sites?flash=site_created").await;
+    assert!(list.body.contains("Site created") && list.body.contains("docs.example.com"));
+    let deleted = ui.post(&format!("/sites/{}/delete", site.id), Some(&csrf), &[("confirm", "yes")]).await;
+    assert_eq!(deleted.location.as_deref(), Some("/sites?flash=site_deleted"));
+    assert!(ui.state.store.sites().await.unwrap().is_empty() && !dir.exists());
+}
+
+#[actix_web::test]
+async fn provisioning_step_offers_the_run_and_follows_it_under_ingress() {
+    use crate::onboarding::OnboardingState;
+    let ui = completed_ui().await;
+    ui.set_state(OnboardingState::DnsReady).await;
+    let page = ui.get("/onboarding").await;
+    assert!(page.body.contains("Start provisioning") && page.body.contains("id=\"provision-steps\""));
+    assert!(page.body.contains("id=\"provision-done\" class=\"card\" hidden"), "filled in by the stream");
+    ui.set_state(OnboardingState::Provisioning).await;
+    let running = ui.as_ingress("alice").get("/onboarding").await;
+    assert!(running.body.contains("Provisioning is running"), "{}", running.body);
+    assert!(running.body.contains(&format!("data-base=\"{}\"", super::tests::INGRESS)));
+    assert_urls_under(&running.body, super::tests::INGRESS);
+}

@@ -141,7 +141,9 @@ pub async fn provision(state: web::Data<AppState>, who: Admin, base: BasePath) -
 /// Provisioning progress over a WebSocket. The first message is the state so
 /// far (`{"type":"state","status":…,"events":[…]}`), then one message per
 /// event (`{"type":"event","task","title","status","message","progress":{"current","total"}}`).
-#[utoipa::path(tag = "onboarding", responses((status = 101, description = "WebSocket"), (status = 400), (status = 410)))]
+/// Answers after completion too: a run that ended with nobody connected
+/// hands its final event, with the first login, to the next client, once.
+#[utoipa::path(tag = "onboarding", responses((status = 101, description = "WebSocket"), (status = 400)))]
 #[get("/onboarding/provision/stream")]
 pub async fn provision_stream(
     state: web::Data<AppState>,

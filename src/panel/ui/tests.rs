@@ -194,8 +194,41 @@ async fn onboarding_walks_domain_then_dns() {
     assert_eq!(checked.body.matches("<span class=\"badge ok\">ok</span>").count(), 4);
     assert!(checked.body.contains("id=\"provision\" data-base=\"\""), "{}", checked.body);
     assert!(checked.body.contains("Start provisioning"), "{}", checked.body);
+    assert!(checked.body.contains("action=\"/onboarding/provision\""), "provisioning can start");
     assert_eq!(ui.state.onboarding_state(), OnboardingState::DnsReady);
     assert!(ui.audit_actions().await.contains(&"onboarding.verify_dns".to_string()));
+}
+
+/// Without JavaScript the page shows the run's steps; a failed run leaves
+/// its failed step on the page and the button to start again.
+#[actix_web::test]
+async fn provisioning_starts_from_the_page_and_shows_a_failed_step() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ui = ui_with(|s| s.acme.directory = format!("https://127.0.0.1:{closed}/dir")).await;
+    ui.state
+        .store
+        .put_settings(vec![
+            (crate::onboarding::keys::DOMAIN, "example.com".into()),
+            (crate::onboarding::keys::EMAIL, "me@example.com".into()),
+            (crate::onboarding::keys::STATE, "DNS_READY".into()),
+        ])
+        .await
+        .unwrap();
+    ui.state.set_onboarding_state(OnboardingState::DnsReady);
+    let page = ui.get("/onboarding").await;
+    assert!(page.body.contains("Start provisioning"));
+    let started = ui.post("/onboarding/provision", Some(&page.csrf()), &[]).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    assert_eq!(started.location.as_deref(), Some("/onboarding?flash=provisioning"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ui.state.provision.status() != crate::provision::RunStatus::Failed {
+        assert!(std::time::Instant::now() < deadline, "the run did not fail");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await; // poll interval
+    }
+    let page = ui.get("/onboarding").await;
+    assert!(page.body.contains("data-task=\"cert:panel.example.com\" class=\"failed\""), "{}", page.body);
+    assert!(page.body.contains("cannot use the ACME directory"), "{}", page.body);
+    assert!(page.body.contains("Start provisioning again"));
 }
 
 #[actix_web::test]

@@ -9,7 +9,7 @@ use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::users::{self, CreatedUser, NewUser, TotpEnrollment, UserChanges, UserError};
+use crate::users::{self, NewUser, TotpEnrollment, UserChanges, UserError};
 
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
@@ -54,7 +54,23 @@ pub struct CreateUser {
 }
 
 /// Creates a user; with `totp` the response carries the `otpauth://` URI and QR code once.
-#[utoipa::path(tag = "users", request_body = CreateUser, responses((status = 201, body = CreatedUser), (status = 400)))]
+/// The body of `201` from `POST /api/users`: the user, plus the TOTP
+/// enrollment fields only when TOTP was requested (the Rust type flattens an
+/// `Option`, which the derived schema would describe as always present).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct CreatedUserBody {
+    #[schema(value_type = Object)]
+    user: serde_json::Value,
+    /// Base32 TOTP secret, shown once.
+    totp_secret: Option<String>,
+    otpauth_uri: Option<String>,
+    /// The URI as an SVG QR code.
+    qr_svg: Option<String>,
+}
+
+#[utoipa::path(tag = "users", request_body = CreateUser, responses((status = 201, body = CreatedUserBody), (status = 400)))]
 #[post("/users")]
 pub async fn create(
     state: web::Data<AppState>,

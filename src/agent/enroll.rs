@@ -60,7 +60,10 @@ pub async fn enroll(
     params.distinguished_name.push(rcgen::DnType::CommonName, "portico-agent");
     let csr = params.serialize_request(&key)?.pem()?;
 
-    let cfg = Arc::new(tls::client_config(pin, None, None)?);
+    // Extra roots (a private or test CA) placed beside the agent's files
+    // are trusted for the panel as they are for the relay.
+    let extra = std::fs::read_to_string(dir.join(tls::EXTRA_CA_FILE)).ok();
+    let cfg = Arc::new(tls::client_config(pin, extra.as_deref(), None)?);
     let mut stream =
         tls::connect(cfg, &host, port, None).await.with_context(|| format!("while connecting to {panel}"))?;
     let body = serde_json::to_vec(&serde_json::json!({ "token": token, "csr": csr }))?;

@@ -16,7 +16,8 @@ use crate::settings::Settings;
 
 /// Starts the panel on a thread of its own and a TLS front for it; returns
 /// the front's address, the certificate fingerprint and the panel state.
-async fn panel_behind_tls(dir: &std::path::Path) -> (SocketAddr, String, actix_web::web::Data<AppState>) {
+/// Also returns the panel's own (plain HTTP) address.
+async fn panel_behind_tls(dir: &std::path::Path) -> (SocketAddr, String, actix_web::web::Data<AppState>, SocketAddr) {
     let settings = Settings { data_dir: dir.to_path_buf(), ..Default::default() };
     crate::init::run(&settings).unwrap();
     let state = actix_web::web::Data::new(AppState::load(settings).await.unwrap());
@@ -40,6 +41,12 @@ async fn panel_behind_tls(dir: &std::path::Path) -> (SocketAddr, String, actix_w
         CertificateDer::pem_file_iter(&crt).unwrap().collect::<Result<_, _>>().unwrap();
     let fingerprint = hex::encode(Sha256::digest(chain[0].as_ref()));
     let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let addr = tls_front(panel, chain, key).await;
+    (addr, fingerprint, state, panel)
+}
+
+/// A TLS front for `panel` serving `chain`; returns its address.
+async fn tls_front(panel: SocketAddr, chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> SocketAddr {
     let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -59,13 +66,13 @@ async fn panel_behind_tls(dir: &std::path::Path) -> (SocketAddr, String, actix_w
             });
         }
     });
-    (addr, fingerprint, state)
+    addr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enroll_pins_the_panel_and_stores_key_and_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let (front, fingerprint, state) = panel_behind_tls(&dir.path().join("data")).await;
+    let (front, fingerprint, state, _) = panel_behind_tls(&dir.path().join("data")).await;
     let grant = crate::agents::create_enrollment(&state.store, "home".into(), vec![], 10).await.unwrap();
     let panel = format!("https://{front}");
     let cfg_dir = dir.path().join("agent");
@@ -93,4 +100,35 @@ async fn enroll_pins_the_panel_and_stores_key_and_certificate() {
     // The token is spent.
     let err = enroll(&dir.path().join("again"), &panel, &grant.token, Some(&fingerprint), relay).await.unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
+}
+
+/// A panel reached by name whose certificate comes from a private CA (a test
+/// ACME server, say): refused until the CA is put in `extra-ca.crt` beside
+/// the agent's files, then enrolled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_by_name_trusts_the_extra_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, state, plain) = panel_behind_tls(&dir.path().join("data")).await;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "private test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let ca_issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf =
+        rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&leaf_key, &ca_issuer).unwrap();
+    let front =
+        tls_front(plain, vec![leaf.der().clone()], PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap()).await;
+    let panel = format!("https://localhost:{}", front.port());
+    let relay = Some("wss://tunnel.example.com/".to_string());
+    let cfg_dir = dir.path().join("agent");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    let grant = crate::agents::create_enrollment(&state.store, "home".into(), vec![], 10).await.unwrap();
+
+    let err = enroll(&cfg_dir, &panel, &grant.token, None, relay.clone()).await.unwrap_err();
+    assert!(format!("{err:#}").contains("UnknownIssuer"), "{err:#}");
+    std::fs::write(cfg_dir.join(super::tls::EXTRA_CA_FILE), ca.pem()).unwrap();
+    let cfg = enroll(&cfg_dir, &panel, &grant.token, None, relay).await.unwrap();
+    assert_eq!(cfg.label, "home");
 }

@@ -107,6 +107,9 @@ pub fn client_config(
     }
 }
 
+/// Extra trusted roots (PEM) in the agent's config directory, optional.
+pub const EXTRA_CA_FILE: &str = "extra-ca.crt";
+
 /// The relay client config from the agent's config directory.
 pub fn relay_config(dir: &Path) -> io::Result<ClientConfig> {
     let chain = CertificateDer::pem_file_iter(dir.join("agent.crt"))
@@ -114,7 +117,7 @@ pub fn relay_config(dir: &Path) -> io::Result<ClientConfig> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(tls_err)?;
     let key = PrivateKeyDer::from_pem_file(dir.join("agent.key")).map_err(tls_err)?;
-    let extra = std::fs::read_to_string(dir.join("extra-ca.crt")).ok();
+    let extra = std::fs::read_to_string(dir.join(EXTRA_CA_FILE)).ok();
     client_config(None, extra.as_deref(), Some((chain, key)))
 }
 

@@ -12,6 +12,7 @@ import re
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -80,6 +81,11 @@ if 'name="code"' not in body:
 code = subprocess.run([sys.executable, str(Path(__file__).with_name("totp.py")), args.totp_secret],
                       capture_output=True, text=True, check=True).stdout.strip()
 status, body, url = follow(form_action(body, url), {"csrf": hidden(body, "csrf"), "rd": hidden(body, "rd"), "code": code})
+# curl reads Netscape jars with empty fields collapsed: a session cookie's
+# empty expiry shifts every later field, so give it one (12 h, as authd).
+for c in jar:
+    if c.expires is None:
+        c.expires, c.discard = int(time.time()) + 12 * 3600, False
 jar.save(ignore_discard=True, ignore_expires=True)
 session = [f"{c.name}={c.value}" for c in jar if "session" in c.name.lower()]
 print(f"HTTP {status} at {url}; cookie {session[0] if session else '-'}")

@@ -172,7 +172,12 @@ async fn backups_validate_the_passphrase_take_list_and_link_the_download() {
     assert!(taken.body.contains(&format!("href=\"/api/backup/{id}\" download>Download the archive")), "{}", taken.body);
     assert_eq!(audited(&ui, "backup.create", id).await, ["success"]);
 
-    let ingress = ui.as_ingress("alice").get("/backups").await;
+    let download = ui.get(&format!("/api/backup/{id}")).await;
+    assert_eq!(download.status, StatusCode::OK, "the link works with the page's identity");
+    assert!(!download.body.is_empty());
+    let ingress = ui.as_ingress("alice");
+    assert_eq!(ingress.get(&format!("/api/backup/{id}")).await.status, StatusCode::OK, "and under ingress");
+    let ingress = ingress.get("/backups").await;
     assert!(ingress.body.contains(&format!("href=\"{INGRESS}/api/backup/{id}\"")));
     assert_urls_under(&ingress.body, INGRESS);
 }

@@ -31,16 +31,11 @@ impl SystemPage {
 
     /// (used, limit, what the limit is) of memory: the cgroup's when one sets a limit.
     pub fn memory(&self) -> (u64, u64, &'static str) {
-        let m = &self.stats.memory;
-        match (m.cgroup_usage_bytes, m.cgroup_limit_bytes) {
-            (Some(used), Some(limit)) => (used, limit, "container limit"),
-            _ => (m.used_bytes, m.total_bytes, "machine total"),
-        }
+        memory(&self.stats)
     }
 
-    /// Memory of Portico's own processes together.
     pub fn portico_bytes(&self) -> u64 {
-        self.stats.processes.iter().map(|p| p.rss_bytes).sum()
+        portico_bytes(&self.stats)
     }
 
     pub fn budget(&self) -> u64 {
@@ -49,8 +44,33 @@ impl SystemPage {
 
     /// Percent of `used` in `total`, for `<meter>` and text.
     pub fn percent(&self, used: impl Borrow<u64>, total: impl Borrow<u64>) -> u64 {
-        used.borrow().saturating_mul(100).checked_div(*total.borrow()).unwrap_or(0)
+        percent(*used.borrow(), *total.borrow())
     }
+}
+
+/// (used, limit, what the limit is) of memory: the cgroup's when one sets a limit.
+pub fn memory(stats: &SystemStats) -> (u64, u64, &'static str) {
+    let m = &stats.memory;
+    match (m.cgroup_usage_bytes, m.cgroup_limit_bytes) {
+        (Some(used), Some(limit)) => (used, limit, "container limit"),
+        _ => (m.used_bytes, m.total_bytes, "machine total"),
+    }
+}
+
+/// Memory of Portico's own processes together.
+pub fn portico_bytes(stats: &SystemStats) -> u64 {
+    stats.processes.iter().map(|p| p.rss_bytes).sum()
+}
+
+/// Percent of `used` in `total` (0 when `total` is 0).
+pub fn percent(used: u64, total: u64) -> u64 {
+    used.saturating_mul(100).checked_div(total).unwrap_or(0)
+}
+
+/// Reads the (cached) stats off the async executor.
+pub async fn read(ui: &UiAdmin) -> Result<SystemStats, PageError> {
+    let state = ui.state.clone().into_inner();
+    web::block(move || state.stats.get()).await.map_err(|e| PageError::internal(&format!("stats: {e}")))
 }
 
 /// `512.0 MiB`, `1.5 GiB`, `900 KiB`.
@@ -69,8 +89,7 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
     if let Some(redirect) = ui.onboarding_redirect() {
         return Ok(redirect);
     }
-    let state = ui.state.clone().into_inner();
-    let stats = web::block(move || state.stats.get()).await.map_err(|e| PageError::internal(&format!("stats: {e}")))?;
+    let stats = read(&ui).await?;
     super::ok(&SystemPage { chrome: ui.chrome("/system", "System").await?, stats })
 }
 

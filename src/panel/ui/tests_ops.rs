@@ -66,6 +66,8 @@ async fn services_page_acts_through_a_real_s6() {
     for name in crate::services::MANAGED {
         wait_up(&ui, name, None).await;
     }
+    let dashboard = ui.get("/").await;
+    assert!(dashboard.body.contains("<span class=\"num\">4/4</span> services up"), "{}", dashboard.body);
     let page = ui.get("/services").await;
     assert_eq!(page.status, StatusCode::OK);
     let rows: Vec<usize> = ["nginx", "relay", "authd", "panel"]
@@ -147,6 +149,9 @@ async fn system_page_shows_cpu_memory_disk_and_processes() {
     }
     assert!(page.body.contains("512.0 MiB budget"), "{}", page.body);
     assert!(page.body.contains("aria-current=\"page\">System</a>"));
+    let dashboard = ui.get("/").await;
+    assert!(dashboard.body.contains("services not managed here"), "{}", dashboard.body);
+    assert!(dashboard.body.contains("of its 512.0 MiB budget") && dashboard.body.contains("of the data volume used"));
     assert_urls_under(&ui.as_ingress("alice").get("/system").await.body, INGRESS);
 }
 

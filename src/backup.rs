@@ -275,15 +275,41 @@ fn add_tree<W: Write>(
     Ok(())
 }
 
-/// Deletes the oldest archives in `dir` so that `keep` remain. Returns how many went.
-pub fn prune(dir: &Path, keep: usize) -> Result<usize, BackupError> {
+/// The archive files in `dir`, oldest first (ids start with a UTC timestamp,
+/// so names sort by age).
+fn archives(dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
     let mut archives: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(io_err("while listing backups"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(SUFFIX) && !n.starts_with('.')))
         .collect();
-    // Ids start with a UTC timestamp, so names sort by age.
     archives.sort();
+    Ok(archives)
+}
+
+/// The backups in `dir`, newest first; none when the directory does not exist yet.
+pub fn list(dir: &Path) -> Result<Vec<BackupInfo>, BackupError> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for path in archives(dir)?.into_iter().rev() {
+        let Some(id) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(SUFFIX)) else {
+            continue;
+        };
+        if !valid_id(id) {
+            continue;
+        }
+        let Ok(meta) = fs::metadata(&path) else { continue };
+        let created_at = meta.modified().map(OffsetDateTime::from).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        out.push(BackupInfo { id: id.to_string(), size: meta.len(), created_at });
+    }
+    Ok(out)
+}
+
+/// Deletes the oldest archives in `dir` so that `keep` remain. Returns how many went.
+pub fn prune(dir: &Path, keep: usize) -> Result<usize, BackupError> {
+    let archives = archives(dir)?;
     let excess = archives.len().saturating_sub(keep);
     for old in &archives[..excess] {
         fs::remove_file(old).map_err(io_err(format!("while deleting {}", old.display())))?;

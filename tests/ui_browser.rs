@@ -118,6 +118,8 @@ async fn start_panel(front: Front) -> Panel {
     settings.nginx.enabled = false;
     settings.dns.resolver = Some(dns.addr);
     settings.ingress.trusted_peers = vec!["127.0.0.1".parse().unwrap()];
+    settings.supervisor.log_dir = dir.path().join("service-logs");
+    append_log(&settings.supervisor.log_dir, "relay", "2026-01-01T00:00:00Z  INFO relay: listening");
     portico::init::run(&settings).unwrap();
     let state = web::Data::new(AppState::load(settings).await.unwrap());
     let serial = state.pki.admin_info().unwrap().serial;
@@ -143,6 +145,15 @@ async fn start_panel(front: Front) -> Panel {
     .run();
     actix_web::rt::spawn(server);
     Panel { _dir: dir, state, addr, _dns: dns }
+}
+
+/// Appends a line to a service's log as s6-log writes it.
+fn append_log(log_dir: &Path, service: &str, line: &str) {
+    use std::io::Write;
+    let dir = log_dir.join(service);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("current")).unwrap();
+    writeln!(file, "{line}").unwrap();
 }
 
 async fn front_proxy(
@@ -485,6 +496,42 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(s.body_text().await.contains("key.create"));
     s.shot("audit").await;
 
+    // Operations: services are not supervised here; live logs follow new
+    // lines, filter them and hold them while paused.
+    s.click("nav a[href='/services']").await;
+    s.wait_text("Services are not managed here").await;
+    s.shot("services").await;
+    let log_dir = panel.state.settings.supervisor.log_dir.clone();
+    s.click("a[href='/services/relay/logs']").await;
+    s.wait_text("Following").await;
+    s.wait_text("relay: listening").await;
+    append_log(&log_dir, "relay", "2026-01-01T00:00:01Z  WARN relay: agent garage slow");
+    s.wait_text("agent garage slow").await;
+    s.fill("#q", "tunnel").await;
+    s.click("#log-filters button[type=submit]").await;
+    s.wait_path("/services/relay/logs?level=&q=tunnel").await;
+    append_log(&log_dir, "relay", "2026-01-01T00:00:02Z ERROR relay: tunnel nas failed");
+    s.wait_text("tunnel nas failed").await;
+    assert!(!s.body_text().await.contains("agent garage slow"), "filtered out");
+    s.click("#log-pause").await;
+    s.wait_text("Resume").await;
+    append_log(&log_dir, "relay", "2026-01-01T00:00:03Z ERROR relay: tunnel web failed");
+    s.click("#log-pause").await;
+    s.wait_text("tunnel web failed").await;
+    s.shot("logs").await;
+    s.click("nav a[href='/system']").await;
+    s.wait_text("CPU busy").await;
+    assert!(s.body_text().await.contains("512.0 MiB budget"));
+    s.shot("system").await;
+    s.click("nav a[href='/backups']").await;
+    s.fill("#passphrase", "correct horse battery").await;
+    s.click("form[action='/backups'] button[type=submit]").await;
+    s.wait_text("Backup taken").await;
+    let archives = portico::backup::list(&panel.state.settings.backup_dir()).unwrap();
+    assert_eq!(archives.len(), 1);
+    assert!(s.body_text().await.contains(&archives[0].id));
+    s.shot("backups").await;
+
     // Panel 2FA: set up with a QR code, a wrong code is refused at the field,
     // the right one turns it on; turning it off needs a code too.
     s.click("nav a[href='/settings']").await;
@@ -602,6 +649,10 @@ async fn no_link_or_redirect_escapes_the_ingress_path() {
         "/certs",
         "/keys",
         "/settings",
+        "/services",
+        "/services/relay/logs",
+        "/system",
+        "/backups",
         "/audit",
     ] {
         s.goto(&format!("{INGRESS}{page}")).await;
@@ -615,6 +666,11 @@ async fn no_link_or_redirect_escapes_the_ingress_path() {
         let text = s.body_text().await;
         assert!(!text.contains("outside the ingress path"), "{url}: {text}");
     }
+    // The live logs follow their WebSocket under the prefix too.
+    s.goto(&format!("{INGRESS}/services/relay/logs")).await;
+    s.wait_text("Following").await;
+    s.wait_text("relay: listening").await;
+    s.shot("logs").await;
     s.goto(&format!("{INGRESS}/")).await;
     s.shot("dashboard").await;
     s.client.close().await.unwrap();

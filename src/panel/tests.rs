@@ -14,7 +14,7 @@ use crate::store::{NewApiKey, NewEnrollmentToken};
 
 mod dns;
 mod nginx;
-mod ops;
+pub(crate) mod ops;
 mod provision;
 mod sites;
 mod tunnels;

@@ -77,3 +77,62 @@ for (const form of document.querySelectorAll("form")) {
   form.addEventListener("change", sync);
   sync();
 }
+
+// Live logs: follow the service's log WebSocket, newest line last, at most
+// MAX_LINES lines kept; the filter form reconnects with its level and text.
+const log = document.getElementById("log");
+if (log && window.WebSocket) {
+  const MAX_LINES = 2000;
+  const form = document.getElementById("log-filters");
+  const pause = document.getElementById("log-pause");
+  const status = document.getElementById("log-status");
+  let paused = false;
+  let held = [];
+  let socket = null;
+  const add = (text) => {
+    const line = document.createElement("span");
+    line.textContent = text + "\n";
+    log.append(line);
+    while (log.childElementCount > MAX_LINES) log.firstElementChild.remove();
+  };
+  const connect = () => {
+    if (socket) socket.close();
+    log.replaceChildren();
+    held = [];
+    document.getElementById("log-empty")?.remove();
+    const params = new URLSearchParams({ lines: "200", level: form.level.value, q: form.q.value });
+    const url = location.origin.replace(/^http/, "ws") + log.dataset.base + "/api/services/"
+      + encodeURIComponent(log.dataset.service) + "/logs?" + params;
+    const ws = new WebSocket(url);
+    socket = ws;
+    ws.addEventListener("open", () => { status.textContent = "Following"; });
+    ws.addEventListener("close", () => { if (socket === ws) status.textContent = "Disconnected"; });
+    ws.addEventListener("message", (m) => {
+      if (paused) {
+        held.push(m.data);
+        if (held.length > MAX_LINES) held.shift();
+        return;
+      }
+      const follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      add(m.data);
+      if (follow) log.scrollTop = log.scrollHeight;
+    });
+  };
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    history.replaceState(null, "", "?" + new URLSearchParams(new FormData(form)));
+    connect();
+  });
+  pause.hidden = false;
+  pause.addEventListener("click", () => {
+    paused = !paused;
+    pause.textContent = paused ? "Resume" : "Pause";
+    pause.setAttribute("aria-pressed", String(paused));
+    if (!paused) {
+      for (const text of held) add(text);
+      held = [];
+      log.scrollTop = log.scrollHeight;
+    }
+  });
+  connect();
+}

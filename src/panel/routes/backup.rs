@@ -35,17 +35,23 @@ pub async fn create(
     admin: Admin,
     body: ApiJson<BackupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    backup::check_passphrase(&body.0.passphrase).map_err(|e| ApiError::field("passphrase", e.to_string()))?;
-    let passphrase = Secret::new(body.0.passphrase);
+    let info = take(&state, &admin.0.actor(), body.0.passphrase).await?;
+    let link = format!("/api/backup/{}", info.id);
+    Ok(HttpResponse::Created().json(BackupResponse { backup: info, download: link }))
+}
+
+/// Checks the passphrase, takes a backup and audits it. The API and the web
+/// UI both take backups here.
+pub async fn take(state: &AppState, actor: &str, passphrase: String) -> Result<BackupInfo, ApiError> {
+    backup::check_passphrase(&passphrase).map_err(|e| ApiError::field("passphrase", e.to_string()))?;
+    let passphrase = Secret::new(passphrase);
     let result = backup::create(&state.store, &state.settings, &passphrase).await;
     let (outcome, target, details) = match &result {
         Ok(info) => (Outcome::Success, info.id.clone(), Some(serde_json::json!({ "size": info.size }))),
         Err(e) => (Outcome::Failure, String::new(), Some(serde_json::json!({ "error": e.to_string() }))),
     };
-    audit::record(&state.store, &admin.0.actor(), "backup.create", &target, outcome, details).await;
-    let info = result?;
-    let link = format!("/api/backup/{}", info.id);
-    Ok(HttpResponse::Created().json(BackupResponse { backup: info, download: link }))
+    audit::record(&state.store, actor, "backup.create", &target, outcome, details).await;
+    Ok(result?)
 }
 
 /// Downloads a backup archive (`<id>.tar.zst.age`; decrypt with `age -d` or

@@ -34,8 +34,7 @@ async fn blocking<T: Send + 'static>(
 #[utoipa::path(tag = "services", responses((status = 200, body = ServiceList)))]
 #[get("/services")]
 pub async fn list(state: web::Data<AppState>, _who: Cap<ServicesRead>) -> Result<HttpResponse, ApiError> {
-    let sup = state.supervisor.clone();
-    let services = blocking(move || services::list(&sup)).await?;
+    let services = statuses(&state).await?;
     Ok(HttpResponse::Ok().json(ServiceList { services }))
 }
 
@@ -55,8 +54,15 @@ pub async fn control(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, action) = path.into_inner();
-    let name = services::known(&name)?;
-    let action = services::parse_action(&action)
+    let service = perform(&state, &who.0.actor(), &name, &action).await?;
+    Ok(HttpResponse::Ok().json(ActionResponse { service }))
+}
+
+/// Checks and applies `action` to service `name`, audits it as `service.<action>`
+/// and answers the service's new status. The API and the web UI both act here.
+pub async fn perform(state: &AppState, actor: &str, name: &str, action: &str) -> Result<ServiceInfo, ApiError> {
+    let name = services::known(name)?;
+    let action = services::parse_action(action)
         .ok_or_else(|| ApiError::field("action", "must be one of start, stop, restart, reload"))?;
     let sup = state.supervisor.clone();
     let result = blocking(move || services::control(&sup, name, action)).await;
@@ -65,25 +71,31 @@ pub async fn control(
         Ok(()) => (Outcome::Success, None),
         Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),
     };
-    audit::record(&state.store, &who.0.actor(), &format!("service.{verb}"), name, outcome, details).await;
+    audit::record(&state.store, actor, &format!("service.{verb}"), name, outcome, details).await;
     result?;
     let sup = state.supervisor.clone();
-    let service = blocking(move || services::status(&sup, name)).await?;
-    Ok(HttpResponse::Ok().json(ActionResponse { service }))
+    blocking(move || services::status(&sup, name)).await
+}
+
+/// Every managed service with its status (empty without a supervisor).
+pub async fn statuses(state: &AppState) -> Result<Vec<ServiceInfo>, ApiError> {
+    let sup = state.supervisor.clone();
+    blocking(move || services::list(&sup)).await
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Lines sent first (default 200, at most 5000).
-    lines: Option<usize>,
+    pub lines: Option<usize>,
     /// Minimum level: trace, debug, info, warn, error.
-    level: Option<String>,
+    pub level: Option<String>,
     /// Only lines containing this text (case-insensitive).
-    q: Option<String>,
+    pub q: Option<String>,
 }
 
-fn log_request(query: LogQuery) -> Result<(usize, Filter), ApiError> {
+/// Checks a log query: how many lines to send first and which lines pass.
+pub fn log_request(query: LogQuery) -> Result<(usize, Filter), ApiError> {
     let lines = query.lines.unwrap_or(200);
     if lines > logs::MAX_TAIL {
         return Err(ApiError::field("lines", format!("must be at most {}", logs::MAX_TAIL)));

@@ -12,8 +12,8 @@ use crate::audit::Outcome;
 
 /// A real s6-svscan over the four appliance services (each `sleep`), with
 /// the image's own `finish` script; stopped on drop.
-struct Scan {
-    dir: tempfile::TempDir,
+pub(crate) struct Scan {
+    pub(crate) dir: tempfile::TempDir,
     child: Child,
 }
 
@@ -32,11 +32,11 @@ impl Drop for Scan {
     }
 }
 
-fn s6_available() -> bool {
+pub(crate) fn s6_available() -> bool {
     Command::new("s6-svscan").arg("-h").stderr(Stdio::null()).stdout(Stdio::null()).status().is_ok()
 }
 
-fn start_scan() -> Scan {
+pub(crate) fn start_scan() -> Scan {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let finish_script = concat!(env!("CARGO_MANIFEST_DIR"), "/rootfs/usr/local/lib/portico/service-finish");

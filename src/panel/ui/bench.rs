@@ -1,7 +1,7 @@
 //! Page render benchmark (run by `bench/ui-render`, ignored in normal test
 //! runs): server-side time of each page with 100 agents, 100 tunnels, 100
 //! visitor users, 10 groups, 20 invitations, 20 sites, 100 API keys and
-//! 5000 audit entries, through the full handler stack (identity chain,
+//! 5000 audit entries, 5000 log lines and 20 backup archives, through the full handler stack (identity chain,
 //! store, template), next to the 50 ms budget. Prints; asserts nothing.
 
 use std::time::{Duration, Instant};
@@ -22,8 +22,20 @@ const BUDGET_MS: f64 = 50.0;
 #[actix_web::test]
 #[ignore = "benchmark; run bench/ui-render"]
 async fn page_render_times() {
-    let ui = ui_with(|_| {}).await;
+    let ui = ui_with(|s| s.supervisor.log_dir = s.data_dir.join("service-logs")).await;
     let store = &ui.state.store;
+    let relay_logs = ui.state.settings.supervisor.log_dir.join("relay");
+    std::fs::create_dir_all(&relay_logs).unwrap();
+    let lines: String = (0..5000)
+        .map(|i| format!("2026-01-01T00:00:00Z  INFO relay: request {i} for app-{} done\n", i % 100))
+        .collect();
+    std::fs::write(relay_logs.join("current"), lines).unwrap();
+    let backups = ui.state.settings.backup_dir();
+    std::fs::create_dir_all(&backups).unwrap();
+    for i in 0..20 {
+        std::fs::write(backups.join(format!("20260101T0000{i:02}Z-0000abcd{}", crate::backup::SUFFIX)), [0u8; 64])
+            .unwrap();
+    }
     let now = OffsetDateTime::now_utc();
     for i in 0..100 {
         let cert = ClientCert {
@@ -116,6 +128,10 @@ async fn page_render_times() {
         ("/settings", true),
         ("/keys", true),
         ("/certs", true),
+        ("/services", true),
+        ("/services/relay/logs", true),
+        ("/system", true),
+        ("/backups", true),
         ("/audit", true),
         ("/audit?action=key.create&page=20", true),
     ] {
@@ -143,7 +159,7 @@ async fn page_render_times() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "\npage render time, {RUNS} runs each (100 agents, 100 tunnels, 100 users, 10 groups, 20 invitations, \
-         20 sites, 100 API keys, 5000 audit entries)"
+         20 sites, 100 API keys, 5000 audit entries, 5000 log lines, 20 backups)"
     );
     println!(
         "{:<36} {:>10} {:>10} {:>10} {:>14} {:>9}",

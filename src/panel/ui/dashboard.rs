@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use time::OffsetDateTime;
 
-use super::{Chrome, PageError, UiAdmin};
+use super::{Chrome, PageError, UiAdmin, system};
 use crate::store::{AuditEntry, AuditQuery};
 
 /// Certificates with fewer days left than this are flagged.
@@ -26,6 +26,15 @@ pub struct DashboardPage {
     pub expiring: Vec<(String, i64)>,
     pub admin_days_left: Option<i64>,
     pub recent: Vec<AuditEntry>,
+    /// (up, total) services, when a supervisor runs them.
+    pub services_up: Option<(usize, usize)>,
+    /// Memory in use, percent of the container limit (or machine total).
+    pub memory_percent: u64,
+    /// Portico's processes' memory and its budget, formatted.
+    pub portico_memory: String,
+    pub budget: String,
+    /// Data volume use, percent.
+    pub disk_percent: Option<u64>,
 }
 
 impl DashboardPage {
@@ -59,6 +68,14 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
         }
     }
     let domain = crate::onboarding::status(store, None).await?.domain.unwrap_or_default();
+    let services_up = if matches!(ui.state.supervisor, crate::supervisor::Supervisor::None) {
+        None
+    } else {
+        let list = crate::panel::routes::services::statuses(&ui.state).await.unwrap_or_default();
+        Some((list.iter().filter(|s| s.state == "up").count(), crate::services::MANAGED.len()))
+    };
+    let stats = system::read(&ui).await?;
+    let (mem_used, mem_limit, _) = system::memory(&stats);
     let page = DashboardPage {
         chrome: ui.chrome("/", "Dashboard").await?,
         domain,
@@ -71,6 +88,11 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
         expiring,
         admin_days_left,
         recent,
+        services_up,
+        memory_percent: system::percent(mem_used, mem_limit),
+        portico_memory: system::size(system::portico_bytes(&stats)),
+        budget: system::size(system::MEMORY_BUDGET),
+        disk_percent: stats.disk.as_ref().map(|d| system::percent(d.used_bytes, d.total_bytes)),
     };
     super::ok(&page)
 }

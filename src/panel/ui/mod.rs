@@ -32,13 +32,16 @@ pub mod form;
 
 mod agents;
 mod audit_log;
+mod backups;
 mod certs;
 mod dashboard;
 mod groups;
 mod keys;
 mod onboarding;
+mod services;
 mod settings;
 mod sites;
+mod system;
 mod tunnels;
 mod users;
 
@@ -46,6 +49,8 @@ mod users;
 mod bench;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ops;
 #[cfg(test)]
 mod tests_pages;
 
@@ -73,6 +78,9 @@ pub const NAV: &[(&str, &str)] = &[
     ("/users", "Users"),
     ("/certs", "Certificates"),
     ("/keys", "API keys"),
+    ("/services", "Services"),
+    ("/system", "System"),
+    ("/backups", "Backups"),
     ("/settings", "Settings"),
     ("/audit", "Audit log"),
 ];
@@ -122,6 +130,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(certs::configure)
             .configure(keys::configure)
             .configure(settings::configure)
+            .configure(services::configure)
+            .configure(system::configure)
+            .configure(backups::configure)
             .configure(audit_log::configure),
     );
 }
@@ -245,6 +256,10 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "2fa_disabled" => ("ok", "Two-factor login is off."),
         "site_created" => ("ok", "Site created; it serves a placeholder page."),
         "site_deleted" => ("ok", "Site and its files deleted."),
+        "service_start" => ("ok", "Service started."),
+        "service_stop" => ("ok", "Service stopped; it stays down until started."),
+        "service_restart" => ("ok", "Service restarted."),
+        "service_reload" => ("ok", "nginx reloaded its configuration."),
         _ => return None,
     })
 }

@@ -102,7 +102,7 @@ impl Ui {
         let status = resp.status();
         let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_string());
         let cookies = resp.headers().get_all("set-cookie").map(|c| c.to_str().unwrap().to_string()).collect();
-        let body = String::from_utf8(read_body(resp).await.to_vec()).unwrap();
+        let body = String::from_utf8_lossy(&read_body(resp).await).into_owned();
         Page { status, body, location, cookies }
     }
 

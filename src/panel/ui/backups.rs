@@ -1,0 +1,84 @@
+//! Backups: take an encrypted backup of the data directory with a passphrase,
+//! then download it; the archives kept on the data volume are listed.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use time::OffsetDateTime;
+
+use super::form::UiForm;
+use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::backup::{self, BackupInfo};
+use crate::panel::routes::backup::take;
+
+#[derive(Template)]
+#[template(path = "backups.html")]
+pub struct BackupsPage {
+    pub chrome: Chrome,
+    pub backups: Vec<BackupInfo>,
+    /// The backup just taken.
+    pub created: Option<BackupInfo>,
+    pub errors: FieldErrors,
+    pub min_chars: usize,
+}
+
+impl BackupsPage {
+    pub fn when(&self, t: &OffsetDateTime) -> String {
+        super::when(t)
+    }
+
+    pub fn size(&self, bytes: &u64) -> String {
+        super::system::size(*bytes)
+    }
+
+    /// The download URL of a backup (the API's download route).
+    pub fn download(&self, b: &BackupInfo) -> String {
+        format!("{}/api/backup/{}", self.chrome.base, b.id)
+    }
+}
+
+async fn page(ui: &UiAdmin) -> Result<BackupsPage, PageError> {
+    let dir = ui.state.settings.backup_dir();
+    let backups = web::block(move || backup::list(&dir))
+        .await
+        .map_err(|e| PageError::internal(&format!("backup list: {e}")))?
+        .map_err(crate::panel::error::ApiError::from)?;
+    Ok(BackupsPage {
+        chrome: ui.chrome("/backups", "Backups").await?,
+        backups,
+        created: None,
+        errors: FieldErrors::default(),
+        min_chars: backup::MIN_PASSPHRASE_CHARS,
+    })
+}
+
+async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    super::ok(&page(&ui).await?)
+}
+
+async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    match take(&ui.state, &ui.actor(), form.get("passphrase").to_string()).await {
+        Ok(info) => {
+            let mut p = page(ui).await?;
+            p.created = Some(info);
+            super::render(StatusCode::CREATED, &p)
+        }
+        Err(e) => {
+            let (errors, _) = super::form_error(e)?;
+            let mut p = page(ui).await?;
+            p.errors = errors;
+            super::render(StatusCode::BAD_REQUEST, &p)
+        }
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/backups", web::get().to(show)).route("/backups", web::post().to(create));
+}

@@ -1,0 +1,132 @@
+//! Services: status and actions (start, stop, restart, reload) of the
+//! appliance's services, and a live view of each one's logs.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::form::UiForm;
+use super::{Chrome, PageError, UiAdmin};
+use crate::logs;
+use crate::panel::error::ApiError;
+use crate::panel::routes::services::{LogQuery, log_request, perform, statuses};
+use crate::services::{self, ServiceInfo};
+use crate::supervisor::{Action, Supervisor};
+
+/// Lines of the log page rendered by the server (the live view then follows).
+const PAGE_LINES: usize = 200;
+
+#[derive(Template)]
+#[template(path = "services.html")]
+pub struct ServicesPage {
+    pub chrome: Chrome,
+    /// Whether a supervisor runs the services here.
+    pub managed: bool,
+    pub services: Vec<ServiceInfo>,
+    /// Why the last action failed (the API's message).
+    pub error: Option<String>,
+}
+
+impl ServicesPage {
+    pub fn verb(&self, action: &Action) -> &'static str {
+        services::action_name(*action)
+    }
+
+    pub fn label(&self, action: &Action) -> &'static str {
+        match action {
+            Action::Start => "Start",
+            Action::Stop => "Stop",
+            Action::Restart => "Restart",
+            Action::Reload => "Reload",
+        }
+    }
+
+    pub fn duration(&self, seconds: &u64) -> String {
+        duration(*seconds)
+    }
+}
+
+/// `3d 4h`, `2h 5m`, `4m 10s`, `12s`.
+pub fn duration(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+async fn page(ui: &UiAdmin, error: Option<String>) -> Result<ServicesPage, PageError> {
+    let managed = !matches!(ui.state.supervisor, Supervisor::None);
+    let services = if managed { statuses(&ui.state).await? } else { Vec::new() };
+    Ok(ServicesPage { chrome: ui.chrome("/services", "Services").await?, managed, services, error })
+}
+
+async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    super::ok(&page(&ui, None).await?)
+}
+
+async fn act(form: UiForm, path: web::Path<(String, String)>) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let (name, action) = path.into_inner();
+    match perform(&ui.state, &ui.actor(), &name, &action).await {
+        Ok(_) => Ok(ui.redirect(&format!("/services?flash=service_{action}"))),
+        Err(e) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            let message = match super::form_error(e)? {
+                (_, Some(m)) => m,
+                (errors, None) => errors.all().iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; "),
+            };
+            super::render(status, &page(ui, Some(message)).await?)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "logs.html")]
+pub struct LogsPage {
+    pub chrome: Chrome,
+    pub service: &'static str,
+    pub level: String,
+    pub q: String,
+    /// The last lines, as they were when the page was rendered.
+    pub lines: Vec<String>,
+}
+
+async fn show_logs(ui: UiAdmin, name: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, PageError> {
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let service = services::known(&name).map_err(ApiError::from)?;
+    #[derive(serde::Deserialize)]
+    struct Filters {
+        level: Option<String>,
+        q: Option<String>,
+    }
+    let filters = web::Query::<Filters>::from_query(req.query_string())
+        .map_err(|_| PageError { status: StatusCode::BAD_REQUEST, message: "Malformed filter".into() })?
+        .into_inner();
+    let (level, q) = (filters.level.unwrap_or_default(), filters.q.unwrap_or_default());
+    let query = LogQuery { lines: Some(PAGE_LINES), level: Some(level.clone()), q: Some(q.clone()) };
+    let (lines, filter) = log_request(query)?;
+    let dir = logs::service_dir(&ui.state.settings.supervisor.log_dir, service);
+    let lines = web::block(move || logs::tail(&dir, lines, &filter))
+        .await
+        .map_err(|e| PageError::internal(&format!("log tail: {e}")))?;
+    let page =
+        LogsPage { chrome: ui.chrome("/services", &format!("Logs of {service}")).await?, service, level, q, lines };
+    super::ok(&page)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/services", web::get().to(show))
+        .route("/services/{name}/logs", web::get().to(show_logs))
+        .route("/services/{name}/{action}", web::post().to(act));
+}

@@ -14,9 +14,9 @@ use crate::store::{NewApiKey, NewEnrollmentToken};
 
 mod dns;
 mod nginx;
+mod ops;
 mod provision;
 mod sites;
-mod ops;
 mod tunnels;
 mod two_factor;
 mod users;

@@ -7,8 +7,8 @@
 
 mod agents;
 mod audit;
-mod certs;
 mod backup;
+mod certs;
 mod invitations;
 mod keys;
 mod kv;

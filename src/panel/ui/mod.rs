@@ -48,6 +48,8 @@ mod bench;
 mod tests;
 #[cfg(test)]
 mod tests_pages;
+#[cfg(test)]
+mod tests_sites_certs;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};

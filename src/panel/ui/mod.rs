@@ -247,6 +247,10 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "2fa_disabled" => ("ok", "Two-factor login is off."),
         "site_created" => ("ok", "Site created; it serves a placeholder page."),
         "site_deleted" => ("ok", "Site and its files deleted."),
+        "site_saved" => ("ok", "Site saved."),
+        "files_uploaded" => ("ok", "Files uploaded; they are served at once."),
+        "file_deleted" => ("ok", "File deleted."),
+        "sites_saved" => ("ok", "Allowed sites saved; they apply on the agent's next request."),
         _ => return None,
     })
 }

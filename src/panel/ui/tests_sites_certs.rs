@@ -91,3 +91,122 @@ async fn bring_your_own_shows_field_errors_then_installs() {
     assert!(installed.body.contains("A new certificate for <code>panel.example.com</code> is live."));
     assert!(installed.body.contains("manual (uploaded)"), "{}", installed.body);
 }
+
+/// A multipart upload to the site page, CSRF token in the query string.
+async fn upload(ui: &Ui, id: i64, csrf: &str, files: &[(&str, &str)]) -> super::tests::Page {
+    let boundary = "XbOuNdArYx";
+    let mut body = String::new();
+    for (path, content) in files {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{path}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n{content}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    let req = actix_web::test::TestRequest::post()
+        .uri(&format!("/sites/{id}/files?_csrf={csrf}"))
+        .insert_header(("Content-Type", format!("multipart/form-data; boundary={boundary}")))
+        .set_payload(body);
+    let (channel, req) = ui.dress(req);
+    ui.send(channel, req).await
+}
+
+async fn site(ui: &Ui, name: &str) -> (i64, std::path::PathBuf) {
+    let csrf = ui.get("/sites").await.csrf();
+    let made = ui.post("/sites", Some(&csrf), &[("name", name), ("access", "authenticated")]).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let site = ui.state.store.sites().await.unwrap().into_iter().find(|s| s.name == name).unwrap();
+    (site.id, crate::sites::site_dir(&ui.state.settings.data_dir, name))
+}
+
+#[actix_web::test]
+async fn site_page_lists_uploads_and_deletes_files() {
+    let ui = completed_ui().await;
+    let (id, dir) = site(&ui, "docs").await;
+    let list = ui.get("/sites").await;
+    assert!(list.body.contains(&format!("href=\"/sites/{id}\"><strong>docs</strong>")), "{}", list.body);
+    let page = ui.get(&format!("/sites/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<code class=\"wrap\">index.html</code>"), "{}", page.body);
+    assert!(page.body.contains("webkitdirectory") && page.body.contains("type=\"file\" name=\"files\" multiple"));
+    assert_labelled(&page.body, "/sites/{id}");
+    let csrf = page.csrf();
+
+    let forged = upload(&ui, id, "1.abc", &[("x.txt", "x")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(!dir.join("x.txt").exists());
+
+    let bad = upload(&ui, id, &csrf, &[("good.txt", "fine"), ("../evil.txt", "no")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(bad.body.contains("id=\"upload-error\">path: ") && bad.body.contains("evil.txt"), "{}", bad.body);
+    assert!(!dir.join("good.txt").exists() && !dir.parent().unwrap().join("evil.txt").exists(), "nothing written");
+
+    let done = upload(&ui, id, &csrf, &[("hello.txt", "hello"), ("site/assets/app.js", "let a = 1;")]).await;
+    assert_eq!(done.location.as_deref(), Some(&*format!("/sites/{id}?flash=files_uploaded")), "{}", done.body);
+    assert_eq!(std::fs::read_to_string(dir.join("site/assets/app.js")).unwrap(), "let a = 1;");
+    let listed = ui.get(&format!("/sites/{id}?flash=files_uploaded")).await;
+    assert!(listed.body.contains("Files uploaded") && listed.body.contains(">site/assets/app.js</code>"));
+    assert!(listed.body.contains("<td>5 B</td>"), "{}", listed.body);
+
+    let unconfirmed = ui.post(&format!("/sites/{id}/files/delete"), Some(&csrf), &[("path", "hello.txt")]).await;
+    assert_eq!(unconfirmed.status, StatusCode::BAD_REQUEST);
+    assert!(dir.join("hello.txt").exists());
+    let fields = [("path", "hello.txt"), ("confirm", "yes")];
+    let deleted = ui.post(&format!("/sites/{id}/files/delete"), Some(&csrf), &fields).await;
+    assert_eq!(deleted.location.as_deref(), Some(&*format!("/sites/{id}?flash=file_deleted")));
+    assert!(!dir.join("hello.txt").exists());
+    let actions = ui.audit_actions().await;
+    assert!(actions.contains(&"site.files.upload".to_string()) && actions.contains(&"site.files.delete".to_string()));
+
+    let ingress = ui.as_ingress("alice");
+    for path in [format!("/sites/{id}"), "/sites".into()] {
+        assert_urls_under(&ingress.get(&path).await.body, INGRESS);
+    }
+    let via_ingress = upload(&ingress, id, &ingress.get(&format!("/sites/{id}")).await.csrf(), &[("b.txt", "b")]).await;
+    assert_eq!(via_ingress.location.as_deref(), Some(&*format!("{INGRESS}/sites/{id}?flash=files_uploaded")));
+}
+
+#[actix_web::test]
+async fn site_page_edits_with_field_errors() {
+    let ui = completed_ui().await;
+    let (id, _) = site(&ui, "docs").await;
+    let csrf = ui.get(&format!("/sites/{id}")).await.csrf();
+    let bad = ui.post(&format!("/sites/{id}"), Some(&csrf), &[("name", "My Docs"), ("access", "public")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"name-error\">must be a lowercase DNS label"), "{}", bad.body);
+    assert!(bad.body.contains("value=\"My Docs\""));
+    assert_eq!(ui.state.store.sites().await.unwrap()[0].name, "docs", "nothing changed");
+    let fields = [("name", "manual"), ("access", "public"), ("spaFallback", "on")];
+    let saved = ui.post(&format!("/sites/{id}"), Some(&csrf), &fields).await;
+    assert_eq!(saved.location.as_deref(), Some(&*format!("/sites/{id}?flash=site_saved")), "{}", saved.body);
+    let site = ui.state.store.sites().await.unwrap().remove(0);
+    assert!(site.name == "manual" && site.access == "public" && site.spa_fallback);
+    assert!(crate::sites::site_dir(&ui.state.settings.data_dir, "manual").join("index.html").exists());
+    assert_eq!(ui.get("/sites/999").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(ui.get("/sites/abc").await.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn agent_page_edits_allowed_sites() {
+    let ui = completed_ui().await;
+    site(&ui, "docs").await;
+    crate::agents::issue(ui.state.pki.clone(), &ui.state.store, "garage".into(), vec![]).await.unwrap();
+    let page = ui.get("/agents/garage").await;
+    assert!(page.body.contains("name=\"sites\" value=\"docs\""), "{}", page.body);
+    assert_labelled(&page.body, "/agents/garage");
+    let csrf = page.csrf();
+    let bad = ui.post("/agents/garage/sites", Some(&csrf), &[("sites", "docs"), ("otherSites", "Bad Name")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let error = bad.body.split("id=\"sites-error\">").nth(1).expect("field error").split('<').next().unwrap();
+    assert!(error.contains("Bad") && error.ends_with("is not a site name"), "{error}");
+    assert!(ui.state.store.agent("garage".into()).await.unwrap().unwrap().allowed_sites.is_empty());
+    let fields = [("sites", "docs"), ("otherSites", "blog, wiki")];
+    let saved = ui.post("/agents/garage/sites", Some(&csrf), &fields).await;
+    assert_eq!(saved.location.as_deref(), Some("/agents/garage?flash=sites_saved"));
+    let agent = ui.state.store.agent("garage".into()).await.unwrap().unwrap();
+    assert_eq!(agent.allowed_sites, ["docs", "blog", "wiki"]);
+    let shown = ui.get("/agents/garage?flash=sites_saved").await;
+    assert!(shown.body.contains("value=\"blog, wiki\"") && shown.body.contains("value=\"docs\" checked"));
+    assert!(ui.audit_actions().await.contains(&"agent.sites".to_string()));
+    assert_urls_under(&ui.as_ingress("alice").get("/agents/garage").await.body, INGRESS);
+}

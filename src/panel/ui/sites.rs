@@ -195,7 +195,8 @@ async fn edit(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageE
     };
     let patch = SitePatch {
         name: Some(typed.name.clone()),
-        access: Some(typed.access.clone()),
+        // A restricted site (set through the API) shows no radio checked; it keeps its access.
+        access: (!typed.access.is_empty()).then(|| typed.access.clone()),
         spa_fallback: Some(typed.spa_fallback),
         ..SitePatch::default()
     };

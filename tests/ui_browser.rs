@@ -496,7 +496,10 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(panel.state.store.agent("home-nas".into()).await.unwrap().unwrap().revoked_at.is_some());
 
     s.goto("/certs").await;
-    assert!(s.body_text().await.contains(&panel.state.pki.admin_info().unwrap().serial));
+    let text = s.body_text().await;
+    assert!(text.contains(&panel.state.pki.admin_info().unwrap().serial));
+    assert!(text.contains("panel.example.com") && text.contains("Automatic renewal"), "{text}");
+    assert!(text.contains("Bring your own certificate"));
     s.shot("certs").await;
     s.goto("/audit?action=key.create").await;
     assert!(s.body_text().await.contains("key.create"));

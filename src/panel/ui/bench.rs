@@ -108,6 +108,8 @@ async fn page_render_times() {
         };
         store.append_audit(entry).await.unwrap();
     }
+    // A domain, so /certs lists every served name (3 + 100 tunnels + 20 sites).
+    store.put_settings(vec![(crate::onboarding::keys::DOMAIN, "example.com".into())]).await.unwrap();
     let app = init_service(App::new().configure(configure(ui.state.clone(), Channel::Panel))).await;
     let serial = ui.state.pki.admin_info().unwrap().serial;
     let mut rows = Vec::new();

@@ -471,6 +471,23 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(s.body_text().await.contains("docs.example.com"));
     s.shot("sites").await;
 
+    // Site detail: upload a file through the browser's file input, see it listed.
+    let site = panel.state.store.sites().await.unwrap().into_iter().find(|x| x.name == "docs").unwrap();
+    s.click(&format!("a[href='/sites/{}']", site.id)).await;
+    s.wait_text("Files of docs").await;
+    let upload_dir = tempfile::tempdir().unwrap();
+    let file = upload_dir.path().join("hello.txt");
+    std::fs::write(&file, "hello from chromium").unwrap();
+    let input = s.client.find(Locator::Css("#upload-files")).await.unwrap();
+    input.send_keys(file.to_str().unwrap()).await.unwrap();
+    s.click("form[enctype='multipart/form-data'] button[type=submit]").await;
+    s.wait_path(&format!("/sites/{}?flash=files_uploaded", site.id)).await;
+    let text = s.body_text().await;
+    assert!(text.contains("hello.txt") && text.contains("index.html"), "{text}");
+    let served = portico::sites::site_dir(&panel.state.settings.data_dir, "docs").join("hello.txt");
+    assert_eq!(std::fs::read_to_string(served).unwrap(), "hello from chromium");
+    s.shot("site-detail").await;
+
     // Agent detail: change capabilities; revoking needs a second, deliberate click.
     s.goto("/agents").await;
     s.click("a[href='/agents/home-nas']").await;
@@ -490,7 +507,10 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(panel.state.store.agent("home-nas".into()).await.unwrap().unwrap().revoked_at.is_some());
 
     s.goto("/certs").await;
-    assert!(s.body_text().await.contains(&panel.state.pki.admin_info().unwrap().serial));
+    let text = s.body_text().await;
+    assert!(text.contains(&panel.state.pki.admin_info().unwrap().serial));
+    assert!(text.contains("panel.example.com") && text.contains("Automatic renewal"), "{text}");
+    assert!(text.contains("Bring your own certificate"));
     s.shot("certs").await;
     s.goto("/audit?action=key.create").await;
     assert!(s.body_text().await.contains("key.create"));

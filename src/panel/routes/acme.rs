@@ -13,6 +13,7 @@ use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
+use crate::store::CertRecord;
 
 impl From<AcmeError> for ApiError {
     fn from(e: AcmeError) -> Self {
@@ -67,8 +68,8 @@ pub struct Installed {
     days_left: i64,
 }
 
-impl From<crate::store::CertRecord> for Installed {
-    fn from(r: crate::store::CertRecord) -> Self {
+impl From<CertRecord> for Installed {
+    fn from(r: CertRecord) -> Self {
         let days_left = (r.not_after - OffsetDateTime::now_utc()).whole_days();
         Installed { name: r.name, issuer: r.issuer, not_after: r.not_after, days_left }
     }
@@ -84,14 +85,20 @@ pub async fn renew(
     admin: Admin,
     domain: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = served_name(&state, &domain).await?;
+    Ok(HttpResponse::Ok().json(Installed::from(renew_name(&state, &admin.0.actor(), &domain).await?)))
+}
+
+/// Renews `raw` (a served name) now and audits the attempt: the API and the
+/// certificates page both call this.
+pub(crate) async fn renew_name(state: &AppState, actor: &str, raw: &str) -> Result<CertRecord, ApiError> {
+    let name = served_name(state, raw).await?;
     let result = state.certs.renew(&state.nginx, &name).await;
     let (outcome, details) = match &result {
         Ok(_) => (Outcome::Success, None),
         Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),
     };
-    audit::record(&state.store, &admin.0.actor(), "cert.renew", &name, outcome, details).await;
-    Ok(HttpResponse::Ok().json(Installed::from(result?)))
+    audit::record(&state.store, actor, "cert.renew", &name, outcome, details).await;
+    Ok(result?)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -116,12 +123,24 @@ pub async fn upload(
     domain: web::Path<String>,
     body: ApiJson<UploadRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = served_name(&state, &domain).await?;
     let UploadRequest { fullchain, key } = body.0;
+    Ok(HttpResponse::Ok().json(Installed::from(upload_cert(&state, &admin.0.actor(), &domain, fullchain, key).await?)))
+}
+
+/// Validates and installs an operator's certificate for `raw` (a served
+/// name) and audits it: the API and the certificates page both call this.
+pub(crate) async fn upload_cert(
+    state: &AppState,
+    actor: &str,
+    raw: &str,
+    fullchain: String,
+    key: String,
+) -> Result<CertRecord, ApiError> {
+    let name = served_name(state, raw).await?;
     let result = state.certs.upload(&state.nginx, &name, fullchain, key).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    audit::record(&state.store, &admin.0.actor(), "cert.upload", &name, outcome, None).await;
-    Ok(HttpResponse::Ok().json(Installed::from(result?)))
+    audit::record(&state.store, actor, "cert.upload", &name, outcome, None).await;
+    Ok(result?)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

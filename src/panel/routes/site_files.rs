@@ -8,11 +8,13 @@ use serde::Serialize;
 
 use super::sites::site_id;
 use crate::audit::{self, Outcome};
+use crate::identity::Identity;
 use crate::panel::AppState;
 use crate::panel::auth::{Cap, SitesRead, SitesWrite};
 use crate::panel::error::ApiError;
 use crate::sites::files::{self, FileEntry, FilesError, Limits, Upload};
 use crate::sites::{self, site_dir};
+use crate::store::Site;
 
 /// Uploads run one at a time, so that the byte cap of a site holds when two
 /// arrive together (each counts the other's files once committed).
@@ -91,16 +93,28 @@ pub async fn upload(
     who: Cap<SitesWrite>,
     id: web::Path<String>,
     req: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let site = sites::get(&state.store, &who.0, site_id(&id)?).await?;
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    Ok(HttpResponse::Ok().json(Uploaded { files: store_upload(&state, &who.0, &site, ctype, payload).await? }))
+}
+
+/// Streams a multipart body into `site` (all or nothing) and audits it: the
+/// API and the site page both call this.
+pub(crate) async fn store_upload(
+    state: &AppState,
+    who: &Identity,
+    site: &Site,
+    ctype: &str,
+    mut payload: web::Payload,
+) -> Result<Vec<FileEntry>, ApiError> {
     let boundary = multer::parse_boundary(ctype)
         .map_err(|_| ApiError::field("body", "send multipart/form-data with one file part per path"))?;
     let _one_at_a_time = UPLOADS.lock().await;
     let data_dir = &state.settings.data_dir;
     files::clear_staging(data_dir).await?;
-    let mut upload = Upload::begin(data_dir, site_dir(data_dir, &site.name), site.max_bytes, Limits::default()).await?;
+    let mut staged = Upload::begin(data_dir, site_dir(data_dir, &site.name), site.max_bytes, Limits::default()).await?;
 
     // The request body is not `Send`; the parser wants a `Send` stream. A
     // short channel bridges them, so memory stays flat whatever the size.
@@ -123,7 +137,7 @@ pub async fn upload(
             let Some(path) = field.file_name().map(str::to_string) else {
                 return Err(FilesError::Body("every part must be a file whose filename is its path".into()));
             };
-            upload.add(&path, field).await?;
+            staged.add(&path, field).await?;
             count += 1;
         }
         if count == 0 {
@@ -133,9 +147,9 @@ pub async fn upload(
     };
     let ((), consumed) = tokio::join!(pump, consume);
     let result = match consumed {
-        Ok(()) => upload.commit().await,
+        Ok(()) => staged.commit().await,
         Err(e) => {
-            upload.abort().await;
+            staged.abort().await;
             Err(e)
         }
     };
@@ -144,8 +158,8 @@ pub async fn upload(
         .as_ref()
         .ok()
         .map(|f| serde_json::json!({ "files": f.len(), "bytes": f.iter().map(|e| e.size).sum::<u64>() }));
-    audit::record(&state.store, &who.0.actor(), "site.files.upload", &site.name, outcome, details).await;
-    Ok(HttpResponse::Ok().json(Uploaded { files: result? }))
+    audit::record(&state.store, &who.actor(), "site.files.upload", &site.name, outcome, details).await;
+    Ok(result?)
 }
 
 /// Deletes one file, or a directory with everything in it.
@@ -164,13 +178,19 @@ pub async fn remove(
         .map_err(|_| ApiError::field("path", "the query string could not be decoded"))?;
     let raw = query.into_iter().find(|(k, _)| k == "path").map(|(_, v)| v);
     let raw = raw.ok_or_else(|| ApiError::field("path", "is required"))?;
-    let path = files::parse_path(&raw)?;
+    delete_file(&state, &who.0, &site, &raw).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes `raw` (a path inside `site`) and audits it: the API and the site
+/// page both call this.
+pub(crate) async fn delete_file(state: &AppState, who: &Identity, site: &Site, raw: &str) -> Result<(), ApiError> {
+    let path = files::parse_path(raw)?;
     let result = files::delete(site_dir(&state.settings.data_dir, &site.name), path.clone()).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     let details = Some(serde_json::json!({ "path": path.as_str() }));
-    audit::record(&state.store, &who.0.actor(), "site.files.delete", &site.name, outcome, details).await;
-    result?;
-    Ok(HttpResponse::NoContent().finish())
+    audit::record(&state.store, &who.actor(), "site.files.delete", &site.name, outcome, details).await;
+    Ok(result?)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

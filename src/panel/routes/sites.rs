@@ -7,13 +7,14 @@ use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Outcome};
+use crate::identity::Identity;
 use crate::onboarding::DnsReport;
 use crate::panel::AppState;
 use crate::panel::auth::{Admin, Cap, SitesRead, SitesWrite};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
 use crate::sites::{self, NewSite, SiteError, SitePatch};
-use crate::store::Site;
+use crate::store::{Agent, Site};
 
 impl From<SiteError> for ApiError {
     fn from(e: SiteError) -> Self {
@@ -105,8 +106,12 @@ pub async fn update(
     id: web::Path<String>,
     body: ApiJson<SitePatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = site_id(&id)?;
-    let result = sites::update(&state.store, &state.nginx, &state.settings.data_dir, &who.0, id, body.0).await;
+    Ok(HttpResponse::Ok().json(update_site(&state, &who.0, site_id(&id)?, body.0).await?))
+}
+
+/// Applies a partial update and audits it: the API and the site page both call this.
+pub(crate) async fn update_site(state: &AppState, who: &Identity, id: i64, patch: SitePatch) -> Result<Site, ApiError> {
+    let result = sites::update(&state.store, &state.nginx, &state.settings.data_dir, who, id, patch).await;
     let (outcome, target, details) = match &result {
         Ok((old, new)) => (
             Outcome::Success,
@@ -115,11 +120,11 @@ pub async fn update(
         ),
         Err(_) => (Outcome::Failure, id.to_string(), None),
     };
-    audit::record(&state.store, &who.0.actor(), "site.update", &target, outcome, details).await;
+    audit::record(&state.store, &who.actor(), "site.update", &target, outcome, details).await;
     let (_, site) = result?;
     // A new name needs its own certificate.
     state.certs.name_added();
-    Ok(HttpResponse::Ok().json(site))
+    Ok(site)
 }
 
 /// Deletes a site and its files.
@@ -189,12 +194,22 @@ pub async fn agent_sites(
     label: web::Path<String>,
     body: ApiJson<AllowedSites>,
 ) -> Result<HttpResponse, ApiError> {
-    let names = sites::validate_allowed(&body.0.sites)?;
-    let label = label.into_inner();
-    let agent = state.store.set_agent_allowed_sites(label.clone(), names.clone()).await?;
+    Ok(HttpResponse::Ok().json(set_allowed_sites(&state, &admin.0.actor(), &label, &body.0.sites).await?))
+}
+
+/// Replaces an agent's allowed sites and audits it: the API and the agent
+/// page both call this.
+pub(crate) async fn set_allowed_sites(
+    state: &AppState,
+    actor: &str,
+    label: &str,
+    sites: &[String],
+) -> Result<Agent, ApiError> {
+    let names = sites::validate_allowed(sites)?;
+    let agent = state.store.set_agent_allowed_sites(label.to_string(), names.clone()).await?;
     let details = Some(serde_json::json!({ "sites": names }));
-    audit::record(&state.store, &admin.0.actor(), "agent.sites", &label, Outcome::Success, details).await;
-    Ok(HttpResponse::Ok().json(agent))
+    audit::record(&state.store, actor, "agent.sites", label, Outcome::Success, details).await;
+    Ok(agent)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -81,6 +81,12 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 pub struct AgentPage {
     pub chrome: Chrome,
     pub agent: Agent,
+    /// Names of the existing sites (checkboxes of the allowed-sites form).
+    pub sites: Vec<String>,
+    /// The allowed-sites form as typed: checked names and other names.
+    pub allowed: Vec<String>,
+    pub other_sites: String,
+    pub errors: FieldErrors,
 }
 
 impl AgentPage {
@@ -95,18 +101,67 @@ impl AgentPage {
     pub fn when(&self, t: &OffsetDateTime) -> String {
         super::when(t)
     }
+
+    /// Allowed names that are not existing sites (future sites).
+    pub fn future_sites(&self) -> String {
+        self.agent.allowed_sites.iter().filter(|n| !self.sites.contains(n)).cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+async fn agent_page(ui: &UiAdmin, label: &str) -> Result<AgentPage, PageError> {
+    let not_found = || PageError::from(ApiError::NotFound("No such agent".into()));
+    crate::pki::validate_label(label).map_err(|_| not_found())?;
+    let agent = ui.state.store.agent(label.to_string()).await?.ok_or_else(not_found)?;
+    let chrome = ui.chrome("/agents", &format!("Agent {label}")).await?;
+    let sites = ui.state.store.sites().await?.into_iter().map(|s| s.name).collect();
+    let mut p = AgentPage {
+        chrome,
+        allowed: agent.allowed_sites.clone(),
+        agent,
+        sites,
+        other_sites: String::new(),
+        errors: FieldErrors::default(),
+    };
+    p.other_sites = p.future_sites();
+    Ok(p)
 }
 
 async fn show_one(ui: UiAdmin, label: web::Path<String>) -> Result<HttpResponse, PageError> {
     if let Some(redirect) = ui.onboarding_redirect() {
         return Ok(redirect);
     }
-    let label = label.into_inner();
-    let not_found = || PageError::from(ApiError::NotFound("No such agent".into()));
-    crate::pki::validate_label(&label).map_err(|_| not_found())?;
-    let agent = ui.state.store.agent(label.clone()).await?.ok_or_else(not_found)?;
-    let chrome = ui.chrome("/agents", &format!("Agent {label}")).await?;
-    super::ok(&AgentPage { chrome, agent })
+    super::ok(&agent_page(&ui, &label).await?)
+}
+
+/// The sites an agent may manage: checked existing sites plus other
+/// (future) names, comma- or space-separated; same function as
+/// `PUT /api/agents/{label}/sites`.
+async fn allowed_sites(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let mut p = agent_page(ui, &label).await?;
+    let checked = form.all("sites");
+    let other = form.get("otherSites").to_string();
+    let names: Vec<String> = checked
+        .iter()
+        .cloned()
+        .chain(other.split([',', ' ', '\n', '\r', '\t']).filter(|n| !n.is_empty()).map(str::to_string))
+        .collect();
+    match crate::panel::routes::sites::set_allowed_sites(&ui.state, &ui.actor(), &label, &names).await {
+        Ok(_) => Ok(ui.redirect(&format!("/agents/{}?flash=sites_saved", p.agent.label))),
+        Err(e) => {
+            let (errors, error) = super::form_error(e)?;
+            p.errors = errors;
+            if let Some(message) = error {
+                p.errors.0.push(crate::onboarding::FieldError::new("sites", message));
+            }
+            p.allowed = checked;
+            p.other_sites = other;
+            super::render(StatusCode::BAD_REQUEST, &p)
+        }
+    }
 }
 
 /// Which way the enroll form asked for: a one-time token (the agent makes
@@ -213,5 +268,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/agents/enroll", web::post().to(create_token))
         .route("/agents/{label}", web::get().to(show_one))
         .route("/agents/{label}/revoke", web::post().to(revoke))
-        .route("/agents/{label}/capabilities", web::post().to(capabilities));
+        .route("/agents/{label}/capabilities", web::post().to(capabilities))
+        .route("/agents/{label}/sites", web::post().to(allowed_sites));
 }

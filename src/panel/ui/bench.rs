@@ -1,6 +1,6 @@
 //! Page render benchmark (run by `bench/ui-render`, ignored in normal test
 //! runs): server-side time of each page with 100 agents, 100 tunnels, 100
-//! visitor users, 10 groups, 20 invitations, 20 sites, 100 API keys and
+//! visitor users, 10 groups, 20 invitations, 20 sites (one with 200 files), 100 API keys,
 //! 5000 audit entries, 5000 log lines and 20 backup archives, through the full handler stack (identity chain,
 //! store, template), next to the 50 ms budget. Prints; asserts nothing.
 
@@ -98,6 +98,15 @@ async fn page_render_times() {
             .await
             .unwrap();
     }
+    // One site with 200 files for its detail page.
+    let site = store.sites().await.unwrap().into_iter().find(|s| s.name == "site-0").unwrap();
+    let site_path = format!("/sites/{}", site.id);
+    let dir = crate::sites::site_dir(&ui.state.settings.data_dir, "site-0");
+    for i in 0..200 {
+        let file = dir.join(format!("assets/dir-{}/file-{i}.js", i % 10));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, vec![b'x'; 100 + i]).unwrap();
+    }
     let tunnel_id = store.tunnels().await.unwrap()[50].id;
     let tunnel_path = format!("/tunnels/{tunnel_id}");
     for i in 0..5000 {
@@ -111,6 +120,8 @@ async fn page_render_times() {
         };
         store.append_audit(entry).await.unwrap();
     }
+    // A domain, so /certs lists every served name (3 + 100 tunnels + 20 sites).
+    store.put_settings(vec![(crate::onboarding::keys::DOMAIN, "example.com".into())]).await.unwrap();
     let app = init_service(App::new().configure(configure(ui.state.clone(), Channel::Panel))).await;
     let serial = ui.state.pki.admin_info().unwrap().serial;
     let mut rows = Vec::new();
@@ -120,7 +131,9 @@ async fn page_render_times() {
         ("/tunnels", true),
         (tunnel_path.as_str(), true),
         ("/sites", true),
+        (site_path.as_str(), true),
         ("/agents", true),
+        ("/agents/agent-50", true),
         ("/users", true),
         ("/users/user-50", true),
         ("/groups", true),

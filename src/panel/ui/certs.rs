@@ -1,12 +1,16 @@
-//! Certificates: the admin client certificate (info, `.p12` download,
-//! rotation with confirmation) and the Portico CA.
+//! Certificates: the served names' TLS certificates (list, auto-renew
+//! status, renew now, bring-your-own upload; same functions as `/api/certs`),
+//! the admin client certificate (info, `.p12` download, rotation with
+//! confirmation) and the Portico CA.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use askama::Template;
 use time::OffsetDateTime;
 
 use super::form::UiForm;
-use super::{Chrome, PageError, UiAdmin};
+use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::acme::renewal::AutoRenewStatus;
+use crate::acme::{CertStatus, Source};
 use crate::agents;
 use crate::audit::{self, Outcome};
 use crate::panel::error::ApiError;
@@ -21,6 +25,17 @@ pub struct CertsPage {
     pub now: OffsetDateTime,
     /// After a rotation: (old serial, new `.p12` password), shown once.
     pub rotated: Option<(String, String)>,
+    /// Every served name and its certificate (`GET /api/certs`).
+    pub certs: Vec<CertStatus>,
+    /// `GET /api/certs/auto-renew-status`.
+    pub renewal: AutoRenewStatus,
+    /// The bring-your-own form: (name, fullchain, key) as typed.
+    pub byo: (String, String, String),
+    pub errors: FieldErrors,
+    /// A failed action (a CA refusal, no CA configured), readable.
+    pub error: Option<String>,
+    /// A name just renewed or uploaded.
+    pub installed: Option<String>,
 }
 
 impl CertsPage {
@@ -31,9 +46,27 @@ impl CertsPage {
     pub fn days_left(&self, c: &CertInfo) -> i64 {
         (c.not_after - self.now).whole_days()
     }
+
+    pub fn source(&self, s: &Source) -> &'static str {
+        match s {
+            Source::Auto => "auto (ACME)",
+            Source::Manual => "manual (uploaded)",
+        }
+    }
+
+    pub fn badge(&self, state: &str) -> &'static str {
+        match state {
+            "valid" => "ok",
+            "expiring" => "warn",
+            _ => "bad",
+        }
+    }
 }
 
 async fn page(ui: &UiAdmin) -> Result<CertsPage, PageError> {
+    let now = OffsetDateTime::now_utc();
+    let certs = ui.state.certs.list(now).await?;
+    let renewal = ui.state.certs.auto_renew_status(now).await?;
     let pki = ui.state.pki.clone();
     let (admin, ca) = web::block(move || Ok::<_, crate::pki::PkiError>((pki.admin_info()?, pki.ca_info()?)))
         .await
@@ -43,8 +76,14 @@ async fn page(ui: &UiAdmin) -> Result<CertsPage, PageError> {
         chrome: ui.chrome("/certs", "Certificates").await?,
         admin,
         ca,
-        now: OffsetDateTime::now_utc(),
+        now,
         rotated: None,
+        certs,
+        renewal,
+        byo: Default::default(),
+        errors: FieldErrors::default(),
+        error: None,
+        installed: None,
     })
 }
 
@@ -76,6 +115,60 @@ async fn rotate(form: UiForm) -> Result<HttpResponse, PageError> {
     super::ok(&p)
 }
 
+/// Re-renders the page after a refused renew or upload: field errors next
+/// to the fields, anything else (the CA's message) as a banner, with the
+/// status the API would answer.
+async fn refused(ui: &UiAdmin, err: ApiError, byo: (String, String, String)) -> Result<HttpResponse, PageError> {
+    let status = err.status_code();
+    let (errors, error) = match err {
+        ApiError::CertificateAuthority(m) => (FieldErrors::default(), Some(m)),
+        other => super::form_error(other)?,
+    };
+    let mut p = page(ui).await?;
+    p.errors = errors;
+    p.error = error;
+    p.byo = byo;
+    super::render(status, &p)
+}
+
+async fn renew(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let name = form.get("name").to_string();
+    match crate::panel::routes::acme::renew_name(&ui.state, &ui.actor(), &name).await {
+        Ok(record) => {
+            let mut p = page(ui).await?;
+            p.installed = Some(record.name);
+            super::ok(&p)
+        }
+        Err(e) => refused(ui, e, Default::default()).await,
+    }
+}
+
+async fn upload(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if let Some(redirect) = ui.onboarding_redirect() {
+        return Ok(redirect);
+    }
+    let byo = (form.get("name").to_string(), form.get("fullchain").to_string(), form.get("key").to_string());
+    let result =
+        crate::panel::routes::acme::upload_cert(&ui.state, &ui.actor(), &byo.0, byo.1.clone(), byo.2.clone()).await;
+    match result {
+        Ok(record) => {
+            let mut p = page(ui).await?;
+            p.installed = Some(record.name);
+            super::ok(&p)
+        }
+        // The key is not shown again.
+        Err(e) => refused(ui, e, (byo.0, byo.1, String::new())).await,
+    }
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/certs", web::get().to(show)).route("/certs/rotate", web::post().to(rotate));
+    cfg.route("/certs", web::get().to(show))
+        .route("/certs/rotate", web::post().to(rotate))
+        .route("/certs/renew", web::post().to(renew))
+        .route("/certs/upload", web::post().to(upload));
 }

@@ -37,6 +37,20 @@ impl UiForm {
     }
 }
 
+impl UiAdmin {
+    /// Refuses (403, audited) a missing or wrong CSRF token. Form posts check
+    /// it in [`UiForm`]; multipart uploads, which stream their body, carry it
+    /// in the query string and call this before reading the body.
+    pub async fn check_csrf(&self, token: &str, path: &str) -> Result<(), PageError> {
+        let signer = self.csrf_key.get(&self.state.store).await?;
+        if signer.verify(&self.actor(), token, OffsetDateTime::now_utc()) {
+            return Ok(());
+        }
+        audit::record(&self.state.store, &self.actor(), "ui.csrf_refused", path, Outcome::Denied, None).await;
+        Err(refused("This form is expired or did not come from this panel. Reload the page and try again."))
+    }
+}
+
 fn refused(message: &str) -> PageError {
     PageError { status: StatusCode::FORBIDDEN, message: message.into() }
 }
@@ -74,13 +88,7 @@ impl FromRequest for UiForm {
             let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
                 .map_err(|_| PageError { status: StatusCode::BAD_REQUEST, message: "Malformed form".into() })?;
             let token = fields.iter().find(|(k, _)| k == csrf::FIELD).map(|(_, v)| v.as_str()).unwrap_or("");
-            let signer = ui.csrf_key.get(&ui.state.store).await?;
-            if !signer.verify(&ui.actor(), token, OffsetDateTime::now_utc()) {
-                audit::record(&ui.state.store, &ui.actor(), "ui.csrf_refused", &path, Outcome::Denied, None).await;
-                return Err(refused(
-                    "This form is expired or did not come from this panel. Reload the page and try again.",
-                ));
-            }
+            ui.check_csrf(token, &path).await?;
             Ok(UiForm { ui, fields })
         })
     }

@@ -53,6 +53,8 @@ mod tests;
 mod tests_ops;
 #[cfg(test)]
 mod tests_pages;
+#[cfg(test)]
+mod tests_sites_certs;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -260,6 +262,10 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "service_stop" => ("ok", "Service stopped; it stays down until started."),
         "service_restart" => ("ok", "Service restarted."),
         "service_reload" => ("ok", "nginx reloaded its configuration."),
+        "site_saved" => ("ok", "Site saved."),
+        "files_uploaded" => ("ok", "Files uploaded; they are served at once."),
+        "file_deleted" => ("ok", "File deleted."),
+        "sites_saved" => ("ok", "Allowed sites saved; they apply on the agent's next request."),
         _ => return None,
     })
 }

@@ -77,7 +77,7 @@ impl Ui {
         self.state.set_onboarding_state(s);
     }
 
-    fn dress(&self, req: TestRequest) -> (Channel, TestRequest) {
+    pub fn dress(&self, req: TestRequest) -> (Channel, TestRequest) {
         let peer = |s: &str| s.parse::<SocketAddr>().unwrap();
         match self.ingress {
             Some(user) => (

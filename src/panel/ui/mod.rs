@@ -37,6 +37,7 @@ mod certs;
 mod dashboard;
 mod groups;
 mod keys;
+mod nginx;
 mod onboarding;
 mod services;
 mod settings;
@@ -49,6 +50,8 @@ mod users;
 mod bench;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_nginx;
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
@@ -83,6 +86,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/services", "Services"),
     ("/system", "System"),
     ("/backups", "Backups"),
+    ("/nginx", "nginx"),
     ("/settings", "Settings"),
     ("/audit", "Audit log"),
 ];
@@ -135,6 +139,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(services::configure)
             .configure(system::configure)
             .configure(backups::configure)
+            .configure(nginx::configure)
             .configure(audit_log::configure),
     );
 }
@@ -265,6 +270,7 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "site_saved" => ("ok", "Site saved."),
         "files_uploaded" => ("ok", "Files uploaded; they are served at once."),
         "file_deleted" => ("ok", "File deleted."),
+        "nginx_rolled_back" => ("ok", "Snapshot is live again; the replaced configuration was kept as a snapshot."),
         "sites_saved" => ("ok", "Allowed sites saved; they apply on the agent's next request."),
         _ => return None,
     })

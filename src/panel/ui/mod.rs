@@ -42,6 +42,7 @@ mod onboarding;
 mod services;
 mod settings;
 mod sites;
+mod spark;
 mod system;
 mod tunnels;
 mod users;

@@ -3,6 +3,7 @@
 //! memory of each Portico process. [`StatsCache`] keeps one reading for
 //! [`CACHE_FOR`] so many viewers cost one read.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,6 +12,20 @@ use serde::Serialize;
 
 /// How long a reading is served again.
 pub const CACHE_FOR: Duration = Duration::from_secs(2);
+/// Samples kept for the dashboard's sparklines.
+pub const HISTORY_LEN: usize = 60;
+/// At most one sample per this interval.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+
+/// One point of the dashboard's sparklines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// Memory in use (the container's when it has a limit), bytes.
+    pub memory_bytes: u64,
+    /// Relay traffic counters summed over connected agents, bytes.
+    pub relay_bytes: u64,
+}
+
 /// Gap between the two CPU samples of a first reading.
 const FIRST_SAMPLE_GAP: Duration = Duration::from_millis(200);
 
@@ -181,11 +196,29 @@ pub fn portico_processes() -> Vec<ProcessStats> {
 pub struct StatsCache {
     data_dir: PathBuf,
     inner: Mutex<Option<(Instant, CpuSample, SystemStats)>>,
+    /// Bounded ring of samples, oldest first, with when the last was taken.
+    history: Mutex<(Option<Instant>, VecDeque<Sample>)>,
 }
 
 impl StatsCache {
     pub fn new(data_dir: PathBuf) -> StatsCache {
-        StatsCache { data_dir, inner: Mutex::new(None) }
+        StatsCache { data_dir, inner: Mutex::new(None), history: Mutex::new((None, VecDeque::new())) }
+    }
+
+    /// Records `sample` unless one was taken less than [`SAMPLE_EVERY`]
+    /// before `now`; keeps the last [`HISTORY_LEN`]. Returns the history,
+    /// oldest first.
+    pub fn sample(&self, now: Instant, sample: Sample) -> Vec<Sample> {
+        let mut guard = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, ring) = &mut *guard;
+        if last.is_none_or(|at| now.saturating_duration_since(at) >= SAMPLE_EVERY) {
+            if ring.len() == HISTORY_LEN {
+                ring.pop_front();
+            }
+            ring.push_back(sample);
+            *last = Some(now);
+        }
+        ring.iter().copied().collect()
     }
 
     /// The cached reading, or a new one. Blocking (reads files, may sleep
@@ -238,6 +271,22 @@ impl StatsCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_takes_one_sample_a_minute_and_keeps_the_last_ones() {
+        let cache = StatsCache::new(PathBuf::from("/nonexistent"));
+        let t0 = Instant::now();
+        let s = |n: u64| Sample { memory_bytes: n, relay_bytes: n * 10 };
+        assert_eq!(cache.sample(t0, s(1)), [s(1)]);
+        assert_eq!(cache.sample(t0 + Duration::from_secs(59), s(2)), [s(1)], "too soon");
+        for i in 1..=(HISTORY_LEN as u64 + 5) {
+            cache.sample(t0 + SAMPLE_EVERY * i as u32, s(i + 1));
+        }
+        let all = cache.sample(t0, s(0));
+        assert_eq!(all.len(), HISTORY_LEN);
+        assert_eq!(all.first(), Some(&s(7)));
+        assert_eq!(all.last(), Some(&s(HISTORY_LEN as u64 + 6)));
+    }
 
     #[test]
     fn parses_proc_files() {

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 
 use crate::audit::{self, Outcome};
-use crate::nginx::SnapshotMeta;
+use crate::nginx::{ApplyOutcome, PipelineError, SnapshotMeta};
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
@@ -22,9 +22,13 @@ pub struct RenderedResponse {
 #[utoipa::path(tag = "nginx", responses((status = 200, body = RenderedResponse)))]
 #[get("/nginx/rendered")]
 pub async fn rendered(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(RenderedResponse { files: live_files(&state).await? }))
+}
+
+/// The live tree's files: path relative to the tree root → content.
+pub async fn live_files(state: &AppState) -> Result<BTreeMap<String, String>, ApiError> {
     let tree = state.nginx.live_tree().await?;
-    let files = tree.files.into_iter().map(|(p, body)| (p.to_string_lossy().into_owned(), body)).collect();
-    Ok(HttpResponse::Ok().json(RenderedResponse { files }))
+    Ok(tree.files.into_iter().map(|(p, body)| (p.to_string_lossy().into_owned(), body)).collect())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -67,15 +71,19 @@ pub async fn rollback(
     admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let out = rollback_to(&state, &admin.0.actor(), id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(RollbackResponse { snapshot: out.snapshot, changed: out.changed }))
+}
+
+/// Makes snapshot `id` live again and audits the attempt as `actor`.
+pub async fn rollback_to(state: &AppState, actor: &str, id: String) -> Result<ApplyOutcome, PipelineError> {
     let result = state.nginx.rollback(id.clone()).await;
     let (outcome, details) = match &result {
         Ok(_) => (Outcome::Success, None),
         Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),
     };
-    audit::record(&state.store, &admin.0.actor(), "nginx.rollback", &id, outcome, details).await;
-    let out = result?;
-    Ok(HttpResponse::Ok().json(RollbackResponse { snapshot: out.snapshot, changed: out.changed }))
+    audit::record(&state.store, actor, "nginx.rollback", &id, outcome, details).await;
+    result
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

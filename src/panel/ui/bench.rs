@@ -22,7 +22,13 @@ const BUDGET_MS: f64 = 50.0;
 #[actix_web::test]
 #[ignore = "benchmark; run bench/ui-render"]
 async fn page_render_times() {
-    let ui = ui_with(|s| s.supervisor.log_dir = s.data_dir.join("service-logs")).await;
+    let ui = ui_with(|s| {
+        s.supervisor.log_dir = s.data_dir.join("service-logs");
+        // The nginx pages read the installed tree; its check is not measured
+        // here (and the served names have no certificate files).
+        s.nginx.bin = "/bin/true".into();
+    })
+    .await;
     let store = &ui.state.store;
     let relay_logs = ui.state.settings.supervisor.log_dir.join("relay");
     std::fs::create_dir_all(&relay_logs).unwrap();
@@ -122,6 +128,18 @@ async fn page_render_times() {
     }
     // A domain, so /certs lists every served name (3 + 100 tunnels + 20 sites).
     store.put_settings(vec![(crate::onboarding::keys::DOMAIN, "example.com".into())]).await.unwrap();
+    // The nginx tree for all of the above, installed twice: one snapshot
+    // whose diff touches every tunnel vhost.
+    let settings = &ui.state.settings;
+    let tree = crate::nginx::state::render_state(settings, store).await.unwrap();
+    let mut changed = tree.clone();
+    for body in changed.files.values_mut() {
+        *body = body.replace("proxy_read_timeout", "proxy_send_timeout");
+    }
+    let applier = crate::nginx::state::applier(settings);
+    applier.install(&changed, "first start").unwrap();
+    let snapshot = applier.install(&tree, "bench").unwrap().snapshot.unwrap();
+    let snapshot_path = format!("/nginx/snapshots/{snapshot}");
     let app = init_service(App::new().configure(configure(ui.state.clone(), Channel::Panel))).await;
     let serial = ui.state.pki.admin_info().unwrap().serial;
     let mut rows = Vec::new();
@@ -145,6 +163,8 @@ async fn page_render_times() {
         ("/services/relay/logs", true),
         ("/system", true),
         ("/backups", true),
+        ("/nginx", true),
+        (snapshot_path.as_str(), true),
         ("/audit", true),
         ("/audit?action=key.create&page=20", true),
     ] {

@@ -1,11 +1,14 @@
 //! The dashboard: what needs attention at a glance.
 
+use std::time::Instant;
+
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use time::OffsetDateTime;
 
-use super::{Chrome, PageError, UiAdmin, system};
+use super::{Chrome, PageError, UiAdmin, spark, system};
 use crate::store::{AuditEntry, AuditQuery};
+use crate::sysstats::Sample;
 
 /// Certificates with fewer days left than this are flagged.
 const EXPIRY_WARN_DAYS: i64 = 30;
@@ -35,6 +38,15 @@ pub struct DashboardPage {
     pub budget: String,
     /// Data volume use, percent.
     pub disk_percent: Option<u64>,
+    /// Polyline points of memory in use over the last samples.
+    pub memory_spark: Option<String>,
+    /// Polyline points of relay traffic per sample interval.
+    pub traffic_spark: Option<String>,
+    /// Relay traffic in the last sample interval, formatted.
+    pub traffic_last: Option<String>,
+    pub samples: usize,
+    pub spark_w: u32,
+    pub spark_h: u32,
 }
 
 impl DashboardPage {
@@ -76,6 +88,10 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
     };
     let stats = system::read(&ui).await?;
     let (mem_used, mem_limit, _) = system::memory(&stats);
+    let relay_bytes = store.relay_status().await?.iter().map(|a| a.bytes_in.saturating_add(a.bytes_out)).sum();
+    let history = ui.state.stats.sample(Instant::now(), Sample { memory_bytes: mem_used, relay_bytes });
+    let memory: Vec<u64> = history.iter().map(|s| s.memory_bytes).collect();
+    let traffic = spark::deltas(&history.iter().map(|s| s.relay_bytes).collect::<Vec<_>>());
     let page = DashboardPage {
         chrome: ui.chrome("/", "Dashboard").await?,
         domain,
@@ -93,6 +109,12 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
         portico_memory: system::size(system::portico_bytes(&stats)),
         budget: system::size(system::MEMORY_BUDGET),
         disk_percent: stats.disk.as_ref().map(|d| system::percent(d.used_bytes, d.total_bytes)),
+        memory_spark: spark::points(&memory, spark::WIDTH, spark::HEIGHT),
+        traffic_spark: spark::points(&traffic, spark::WIDTH, spark::HEIGHT),
+        traffic_last: traffic.last().map(|b| system::size(*b)),
+        samples: history.len(),
+        spark_w: spark::WIDTH,
+        spark_h: spark::HEIGHT,
     };
     super::ok(&page)
 }

@@ -37,10 +37,12 @@ mod certs;
 mod dashboard;
 mod groups;
 mod keys;
+mod nginx;
 mod onboarding;
 mod services;
 mod settings;
 mod sites;
+mod spark;
 mod system;
 mod tunnels;
 mod users;
@@ -49,6 +51,8 @@ mod users;
 mod bench;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_nginx;
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
@@ -83,6 +87,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/services", "Services"),
     ("/system", "System"),
     ("/backups", "Backups"),
+    ("/nginx", "nginx"),
     ("/settings", "Settings"),
     ("/audit", "Audit log"),
 ];
@@ -135,6 +140,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(services::configure)
             .configure(system::configure)
             .configure(backups::configure)
+            .configure(nginx::configure)
             .configure(audit_log::configure),
     );
 }
@@ -265,6 +271,7 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "site_saved" => ("ok", "Site saved."),
         "files_uploaded" => ("ok", "Files uploaded; they are served at once."),
         "file_deleted" => ("ok", "File deleted."),
+        "nginx_rolled_back" => ("ok", "Snapshot is live again; the replaced configuration was kept as a snapshot."),
         "sites_saved" => ("ok", "Allowed sites saved; they apply on the agent's next request."),
         _ => return None,
     })

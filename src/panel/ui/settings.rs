@@ -31,6 +31,35 @@ pub struct SettingsPage {
     /// A setup just started: the QR code, shown once.
     pub enrollment: Option<TotpEnrollment>,
     pub errors: FieldErrors,
+    pub acme: AcmeView,
+}
+
+/// The ACME settings, read-only (set in config.yaml or the environment).
+pub struct AcmeView {
+    pub directory: String,
+    /// Whether `acme.ca_bundle` names extra roots (test CAs).
+    pub ca_bundle: bool,
+    pub renew_schedule: String,
+    /// Next renewal check, when the schedule parses.
+    pub next_run: Option<String>,
+    pub renew_days: u32,
+}
+
+impl AcmeView {
+    fn new(acme: &crate::settings::AcmeSettings) -> AcmeView {
+        let next_run = acme
+            .schedule()
+            .ok()
+            .and_then(|s| crate::acme::renewal::next_run(&s, time::OffsetDateTime::now_utc()))
+            .map(|t| super::when(&t));
+        AcmeView {
+            directory: acme.directory.clone(),
+            ca_bundle: acme.ca_bundle.is_some(),
+            renew_schedule: acme.renew_schedule.clone(),
+            next_run,
+            renew_days: acme.renew_days,
+        }
+    }
 }
 
 async fn page(ui: &UiAdmin) -> Result<SettingsPage, PageError> {
@@ -41,6 +70,7 @@ async fn page(ui: &UiAdmin) -> Result<SettingsPage, PageError> {
         pending: pending.is_some(),
         enrollment: None,
         errors: FieldErrors::default(),
+        acme: AcmeView::new(&ui.state.settings.acme),
     })
 }
 

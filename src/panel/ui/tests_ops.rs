@@ -186,3 +186,38 @@ async fn backups_validate_the_passphrase_take_list_and_link_the_download() {
     assert!(ingress.body.contains(&format!("href=\"{INGRESS}/api/backup/{id}\"")));
     assert_urls_under(&ingress.body, INGRESS);
 }
+
+#[actix_web::test]
+async fn dashboard_draws_memory_and_traffic_sparklines() {
+    use crate::sysstats::{SAMPLE_EVERY, Sample};
+    let ui = super::tests::completed_ui().await;
+    let first = ui.get("/").await;
+    assert_eq!(first.status, StatusCode::OK);
+    // One sample: a flat memory line across the middle of the 120×28 box.
+    assert!(first.body.contains("<polyline points=\"1.5,14.0 118.5,14.0\"/>"), "{}", first.body);
+    assert!(first.body.contains("relay traffic appears after two samples"));
+
+    // An earlier sample, then 3 MiB relayed since: the next view adds a point.
+    let earlier = Instant::now().checked_sub(SAMPLE_EVERY * 2).expect("clock far enough from boot");
+    let ui2 = super::tests::completed_ui().await;
+    ui2.state.stats.sample(earlier, Sample { memory_bytes: 1, relay_bytes: 0 });
+    ui2.state
+        .store
+        .put_relay_status(vec![crate::store::AgentStatus {
+            label: "reader".into(),
+            connected_since: time::OffsetDateTime::now_utc(),
+            remote_addr: "192.0.2.7:40000".into(),
+            protocol_version: 1,
+            bytes_in: 1024 * 1024,
+            bytes_out: 2 * 1024 * 1024,
+            open_streams: 0,
+        }])
+        .await
+        .unwrap();
+    let page = ui2.get("/").await;
+    assert!(page.body.contains("<span class=\"num\">3.0 MiB</span> relayed in the last minute"), "{}", page.body);
+    assert!(page.body.contains("aria-label=\"Memory in use over the last 2 samples, one a minute\""));
+    assert!(page.body.contains("points=\"1.5,26.5 118.5,1.5\""), "memory rose from the earlier sample");
+    assert!(page.body.contains("points=\"1.5,14.0 118.5,14.0\""), "one traffic interval: flat line");
+    assert_urls_under(&ui2.as_ingress("alice").get("/").await.body, INGRESS);
+}

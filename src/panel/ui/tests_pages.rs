@@ -378,3 +378,27 @@ async fn provisioning_step_offers_the_run_and_follows_it_under_ingress() {
     assert!(running.body.contains(&format!("data-base=\"{}\"", super::tests::INGRESS)));
     assert_urls_under(&running.body, super::tests::INGRESS);
 }
+
+#[actix_web::test]
+async fn settings_show_the_acme_settings_read_only() {
+    let ui = super::tests::ui_with(|s| {
+        s.acme.directory = "https://127.0.0.1:14000/dir".into();
+        s.acme.ca_bundle = Some("/secret/place/pebble.minica.pem".into());
+        s.acme.renew_days = 21;
+    })
+    .await;
+    ui.set_state(crate::onboarding::OnboardingState::Completed).await;
+    let page = ui.get("/settings").await;
+    assert_eq!(page.status, actix_web::http::StatusCode::OK);
+    assert!(page.body.contains("<h2 id=\"acme-title\">Certificates (ACME)</h2>"), "{}", page.body);
+    assert!(page.body.contains("<dd><code>https://127.0.0.1:14000/dir</code></dd>"));
+    assert!(page.body.contains("configured (<code>acme.ca_bundle</code>)"));
+    assert!(!page.body.contains("/secret/place"), "no file paths");
+    assert!(page.body.contains("<code>0 17 3 * * Mon,Thu</code> (UTC); next at 20"), "schedule and next run");
+    assert!(page.body.contains("fewer than 21 days remain"));
+    assert!(!page.body.contains("<form method=\"post\" action=\"/settings/acme"), "read-only");
+
+    let default = super::tests::completed_ui().await.get("/settings").await;
+    assert!(default.body.contains("acme-v02.api.letsencrypt.org/directory"));
+    assert!(default.body.contains("<dd>none; the system"), "no CA bundle by default");
+}

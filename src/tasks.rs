@@ -16,6 +16,7 @@ pub fn spawn_panel_tasks(state: web::Data<AppState>) {
         let ready = || renewal.onboarding_state() == crate::onboarding::OnboardingState::Completed;
         renewal.certs.run_forever(&renewal.nginx, ready).await;
     });
+    actix_web::rt::spawn(sample_history(state.clone()));
     if let Some(expr) = state.settings.backup.schedule.clone() {
         actix_web::rt::spawn(scheduled_backups(state.clone(), expr));
     }
@@ -30,6 +31,26 @@ pub fn spawn_panel_tasks(state: web::Data<AppState>) {
             }
         }
     });
+}
+
+/// `stats-history`: one memory and traffic sample a minute for the
+/// dashboard's sparklines, whether or not anyone looks at it.
+async fn sample_history(state: web::Data<AppState>) {
+    let mut every = tokio::time::interval(crate::sysstats::SAMPLE_EVERY);
+    loop {
+        every.tick().await;
+        let reader = state.clone().into_inner();
+        let stats = match web::block(move || reader.stats.get()).await {
+            Ok(stats) => stats,
+            Err(err) => {
+                tracing::error!(task = "stats-history", %err, "reading system stats failed");
+                continue;
+            }
+        };
+        if let Err(err) = crate::panel::ui::record_sample(&state, &stats).await {
+            tracing::error!(task = "stats-history", %err, "recording a stats sample failed");
+        }
+    }
 }
 
 /// `backup-schedule`: a backup at every time of the `backup.schedule` cron

@@ -7,8 +7,9 @@ use askama::Template;
 use time::OffsetDateTime;
 
 use super::{Chrome, PageError, UiAdmin, spark, system};
-use crate::store::{AuditEntry, AuditQuery};
-use crate::sysstats::Sample;
+use crate::panel::AppState;
+use crate::store::{AuditEntry, AuditQuery, StoreError};
+use crate::sysstats::{Sample, SystemStats};
 
 /// Certificates with fewer days left than this are flagged.
 const EXPIRY_WARN_DAYS: i64 = 30;
@@ -88,8 +89,7 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
     };
     let stats = system::read(&ui).await?;
     let (mem_used, mem_limit, _) = system::memory(&stats);
-    let relay_bytes = store.relay_status().await?.iter().map(|a| a.bytes_in.saturating_add(a.bytes_out)).sum();
-    let history = ui.state.stats.sample(Instant::now(), Sample { memory_bytes: mem_used, relay_bytes });
+    let history = record_sample(&ui.state, &stats).await?;
     let memory: Vec<u64> = history.iter().map(|s| s.memory_bytes).collect();
     let traffic = spark::deltas(&history.iter().map(|s| s.relay_bytes).collect::<Vec<_>>());
     let page = DashboardPage {
@@ -121,4 +121,13 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(show));
+}
+
+/// Records memory in use and the relay's byte total in the sample ring (at
+/// most one sample a minute) and returns the history, oldest first. The
+/// panel's sampling task and the dashboard both call it.
+pub async fn record_sample(state: &AppState, stats: &SystemStats) -> Result<Vec<Sample>, StoreError> {
+    let (memory_bytes, _, _) = system::memory(stats);
+    let relay_bytes = state.store.relay_status().await?.iter().map(|a| a.bytes_in.saturating_add(a.bytes_out)).sum();
+    Ok(state.stats.sample(Instant::now(), Sample { memory_bytes, relay_bytes }))
 }

@@ -35,6 +35,7 @@ mod audit_log;
 mod backups;
 mod certs;
 mod dashboard;
+pub use dashboard::record_sample;
 mod groups;
 mod keys;
 mod nginx;

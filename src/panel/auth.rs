@@ -191,6 +191,12 @@ fn identity_of(req: &HttpRequest) -> Option<Identity> {
     req.extensions().get::<Option<Identity>>().cloned().flatten()
 }
 
+/// Whether the caller passes [`Admin`], without auditing: for middleware that
+/// only routes the admin and leaves refusals to the extractors.
+pub fn is_admin(req: &HttpRequest) -> bool {
+    identity_of(req).is_some_and(|who| identity::authorize(&who, Need::Admin).is_ok())
+}
+
 /// Checks `need` for the caller; denials are audited.
 fn require(req: &HttpRequest, need: Need) -> Result<Identity, ApiError> {
     let who = identity_of(req).ok_or(ApiError::from(Denied::Unauthenticated))?;

@@ -70,9 +70,6 @@ async fn page(ui: &UiAdmin) -> Result<AgentsPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&page(&ui).await?)
 }
 
@@ -127,9 +124,6 @@ async fn agent_page(ui: &UiAdmin, label: &str) -> Result<AgentPage, PageError> {
 }
 
 async fn show_one(ui: UiAdmin, label: web::Path<String>) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&agent_page(&ui, &label).await?)
 }
 
@@ -138,9 +132,6 @@ async fn show_one(ui: UiAdmin, label: web::Path<String>) -> Result<HttpResponse,
 /// `PUT /api/agents/{label}/sites`.
 async fn allowed_sites(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let mut p = agent_page(ui, &label).await?;
     let checked = form.all("sites");
     let other = form.get("otherSites").to_string();
@@ -179,9 +170,6 @@ async fn create_token(form: UiForm) -> Result<HttpResponse, PageError> {
 
 async fn enroll(form: UiForm, mode: Mode) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let label = form.get("label").trim().to_string();
     let capabilities = form.all("capabilities");
     let caps = agents::validate(Some(&label), &capabilities);
@@ -227,9 +215,6 @@ async fn enroll(form: UiForm, mode: Mode) -> Result<HttpResponse, PageError> {
 
 async fn revoke(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let label = label.into_inner();
     if crate::pki::validate_label(&label).is_err() {
         return Err(ApiError::NotFound("No such agent".into()).into());
@@ -247,9 +232,6 @@ async fn revoke(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, 
 
 async fn capabilities(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let label = label.into_inner();
     if crate::pki::validate_label(&label).is_err() {
         return Err(ApiError::NotFound("No such agent".into()).into());

@@ -65,9 +65,6 @@ fn parse_time(field: &str, value: &str) -> Result<Option<OffsetDateTime>, FieldE
 }
 
 async fn show(ui: UiAdmin, query: web::Query<Filter>) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let filter = query.into_inner();
     let page = filter.page.trim().parse::<u32>().unwrap_or(1).clamp(1, 1_000_000);
     let mut errors = Vec::new();

@@ -53,17 +53,11 @@ async fn page(ui: &UiAdmin) -> Result<BackupsPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&page(&ui).await?)
 }
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     match take(&ui.state, &ui.actor(), form.get("passphrase").to_string()).await {
         Ok(info) => {
             let mut p = page(ui).await?;

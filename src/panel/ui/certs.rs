@@ -88,17 +88,11 @@ async fn page(ui: &UiAdmin) -> Result<CertsPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&page(&ui).await?)
 }
 
 async fn rotate(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the rotation").into());
     }
@@ -133,9 +127,6 @@ async fn refused(ui: &UiAdmin, err: ApiError, byo: (String, String, String)) -> 
 
 async fn renew(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let name = form.get("name").to_string();
     match crate::panel::routes::acme::renew_name(&ui.state, &ui.actor(), &name).await {
         Ok(record) => {
@@ -149,9 +140,6 @@ async fn renew(form: UiForm) -> Result<HttpResponse, PageError> {
 
 async fn upload(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let byo = (form.get("name").to_string(), form.get("fullchain").to_string(), form.get("key").to_string());
     let result =
         crate::panel::routes::acme::upload_cert(&ui.state, &ui.actor(), &byo.0, byo.1.clone(), byo.2.clone()).await;

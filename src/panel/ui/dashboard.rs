@@ -57,9 +57,6 @@ impl DashboardPage {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let store = &ui.state.store;
     let now = OffsetDateTime::now_utc();
     let agents = store.agents().await?;

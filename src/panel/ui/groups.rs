@@ -59,17 +59,11 @@ async fn groups_page(ui: &UiAdmin) -> Result<GroupsPage, PageError> {
 }
 
 async fn show_groups(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&groups_page(&ui).await?)
 }
 
 async fn create_group(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let (name, description) = (form.get("name").trim().to_string(), form.get("description").trim().to_string());
     let result = match users::validate_group(&name, &description) {
         Ok(()) => ui
@@ -110,9 +104,6 @@ fn group_name(raw: &str) -> Result<String, PageError> {
 
 async fn delete_group(form: UiForm, name: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let name = group_name(&name)?;
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the deletion").into());
@@ -124,9 +115,6 @@ async fn delete_group(form: UiForm, name: web::Path<String>) -> Result<HttpRespo
 
 async fn membership(form: &UiForm, group: &str, user: &str, member: bool) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let group = group_name(group)?;
     if !users::valid_username(user) {
         return Err(ApiError::field("username", "choose a user").into());
@@ -214,17 +202,11 @@ async fn invitations_page(ui: &UiAdmin) -> Result<InvitationsPage, PageError> {
 }
 
 async fn show_invitations(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&invitations_page(&ui).await?)
 }
 
 async fn create_invitation(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let (username, email) = (form.get("username").trim().to_string(), form.get("email").trim().to_string());
     let (groups, days_text) = (form.all("groups"), form.get("expiresInDays").trim().to_string());
     let days = match days_text.as_str() {
@@ -262,9 +244,6 @@ async fn create_invitation(form: UiForm) -> Result<HttpResponse, PageError> {
 
 async fn revoke_invitation(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the revocation").into());
     }

@@ -61,17 +61,11 @@ async fn page(ui: &UiAdmin) -> Result<KeysPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&page(&ui).await?)
 }
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let (name, scopes, days_text) = (form.get("name"), form.all("scopes"), form.get("expiresInDays").trim());
     let days = match days_text {
         "" => Ok(None),
@@ -115,9 +109,6 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
 
 async fn revoke(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let id = id.into_inner();
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the revocation").into());

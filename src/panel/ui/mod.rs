@@ -12,8 +12,10 @@
 //!    the page's data. Every URL in a template starts with `{{ chrome.base }}`
 //!    (the ingress prefix or empty), so the UI works under Home Assistant.
 //! 3. GET handlers take [`UiAdmin`] (same identity chain as the API, admin
-//!    only); `ui.onboarding_redirect()` sends management pages to onboarding
-//!    until it is complete.
+//!    only). Nothing to do for onboarding: until it is complete,
+//!    [`onboarding::guard`] sends the admin from every page except
+//!    `/onboarding*`, `/static/*` and the 2FA code page to the wizard before
+//!    any handler runs (order of the page scope's middleware: see [`configure`]).
 //! 4. Form posts take [`form::UiForm`]: it refuses a missing or wrong CSRF
 //!    token (403) before the handler runs. Handlers call the same domain
 //!    function as the API handler, audit like it, then either redirect (303)
@@ -52,6 +54,8 @@ mod users;
 mod bench;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_guard;
 #[cfg(test)]
 mod tests_nginx;
 #[cfg(test)]
@@ -110,10 +114,22 @@ fn is_page(path: &str) -> bool {
 
 /// Registers the pages and static files. Pages sit behind the same identity
 /// middleware as the API; `/static` needs no identity.
+///
+/// A page request passes, outermost first: security headers;
+/// [`auth::identify`](super::auth::identify) (resolves the caller, refuses
+/// untrusted ingress peers and bad credentials); [`styled_errors`];
+/// [`settings::second_factor`] (a certificate admin owing the code goes to the
+/// code page first, in every onboarding state); [`onboarding::guard`] (the
+/// admin goes to the wizard until it is complete; anyone else passes on);
+/// then the handler's extractors: [`UiAdmin`] refuses callers without the
+/// admin identity (401/403, same in every onboarding state) and
+/// [`form::UiForm`] the CSRF token (403), so before completion only the
+/// wizard's and the code page's forms ever reach a token check.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(csrf::CsrfKey::default())).configure(assets::configure).service(
         web::scope("")
             .guard(actix_web::guard::fn_guard(|ctx| is_page(ctx.head().uri.path())))
+            .wrap(middleware::from_fn(onboarding::guard))
             .wrap(middleware::from_fn(settings::second_factor))
             .wrap(middleware::from_fn(styled_errors))
             .wrap(middleware::from_fn(super::auth::identify))
@@ -225,11 +241,6 @@ impl UiAdmin {
     /// 303 to `base + path` (after a successful form post).
     pub fn redirect(&self, path: &str) -> HttpResponse {
         see_other(&format!("{}{}", self.base, path))
-    }
-
-    /// Management pages redirect to onboarding until it is complete.
-    pub fn onboarding_redirect(&self) -> Option<HttpResponse> {
-        (self.state.onboarding_state() != OnboardingState::Completed).then(|| self.redirect("/onboarding"))
     }
 
     pub fn actor(&self) -> String {

@@ -89,9 +89,6 @@ impl DiffPage {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let files = live_files(&ui.state).await?.into_iter().collect();
     let snapshots = ui.state.nginx.snapshots().await.map_err(crate::panel::error::ApiError::from)?;
     super::ok(&NginxPage { chrome: ui.chrome("/nginx", "nginx").await?, files, snapshots })
@@ -113,17 +110,11 @@ async fn diff_page(ui: &UiAdmin, id: String) -> Result<DiffPage, PageError> {
 }
 
 async fn diff(ui: UiAdmin, id: web::Path<String>) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&diff_page(&ui, id.into_inner()).await?)
 }
 
 async fn rollback(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let id = id.into_inner();
     let (status, error) = match rollback_to(&ui.state, &ui.actor(), id.clone()).await {
         Ok(_) => return Ok(ui.redirect("/nginx?flash=nginx_rolled_back")),

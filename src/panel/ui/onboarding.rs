@@ -1,17 +1,23 @@
 //! The onboarding wizard: domain → DNS records and check → provisioning
 //! (progress rendered from the run so far; `app.js` follows it live over the
-//! WebSocket and shows the first login when it is done).
+//! WebSocket and shows the first login when it is done), and [`guard`], which
+//! keeps the admin on the wizard until it is complete.
 
 use std::net::IpAddr;
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpResponse, web};
 use askama::Template;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::audit::{self, Outcome};
 use crate::onboarding::{self, DnsReport, OnboardingError, OnboardingState};
+use crate::panel::AppState;
+use crate::panel::auth::{self, BasePath};
 use crate::panel::error::ApiError;
 use crate::panel::routes::onboarding::set_domain_and_apply;
 
@@ -169,6 +175,37 @@ async fn provision(form: UiForm) -> Result<HttpResponse, PageError> {
             super::render(StatusCode::CONFLICT, &p)
         }
     }
+}
+
+/// Paths that answer before onboarding is complete: the wizard, the
+/// second-factor code page (where [`super::settings::second_factor`] sends a
+/// certificate admin first) and the static files.
+fn open_before_completion(path: &str) -> bool {
+    path == "/onboarding"
+        || path.starts_with("/onboarding/")
+        || path.starts_with("/static/")
+        || path == super::settings::VERIFY
+}
+
+/// Middleware, innermost of the page scope: until onboarding is complete, the
+/// admin is sent from every other page to the wizard (303 under the base
+/// path). Callers without the admin identity pass on untouched, so the
+/// page's extractor refuses them exactly as after completion and learns them
+/// nothing about onboarding. It runs before the extractors, so a form post is
+/// redirected before [`UiForm`] reads its CSRF token and no handler code runs.
+pub async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let pending = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.onboarding_state() != OnboardingState::Completed);
+    if pending && !open_before_completion(req.path()) && auth::is_admin(req.request()) {
+        let base = BasePath::extract(req.request()).await.map(|b| b.0).unwrap_or_default();
+        let res = super::see_other(&format!("{base}/onboarding"));
+        return Ok(req.into_response(res));
+    }
+    next.call(req).await.map(ServiceResponse::map_into_boxed_body)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -64,17 +64,11 @@ async fn page(ui: &UiAdmin, error: Option<String>) -> Result<ServicesPage, PageE
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&page(&ui, None).await?)
 }
 
 async fn act(form: UiForm, path: web::Path<(String, String)>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let (name, action) = path.into_inner();
     match perform(&ui.state, &ui.actor(), &name, &action).await {
         Ok(_) => Ok(ui.redirect(&format!("/services?flash=service_{action}"))),
@@ -101,9 +95,6 @@ pub struct LogsPage {
 }
 
 async fn show_logs(ui: UiAdmin, name: web::Path<String>, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let service = services::known(&name).map_err(ApiError::from)?;
     #[derive(serde::Deserialize)]
     struct Filters {

@@ -20,7 +20,7 @@ use crate::panel::session;
 use crate::users::TotpEnrollment;
 
 /// The page that takes the code while the second factor is owed.
-const VERIFY: &str = "/settings/2fa/verify";
+pub(super) const VERIFY: &str = "/settings/2fa/verify";
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -75,9 +75,6 @@ async fn page(ui: &UiAdmin) -> Result<SettingsPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&page(&ui).await?)
 }
 
@@ -93,9 +90,6 @@ fn code_error(e: ApiError) -> Result<FieldErrors, PageError> {
 
 async fn setup(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let enrollment = start_setup(&ui.state, &ui.actor()).await?;
     let mut p = page(ui).await?;
     p.enrollment = Some(enrollment);
@@ -128,17 +122,11 @@ async fn with_code(
 }
 
 async fn confirm(form: UiForm) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = form.ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     with_code(form, async |ui, code| confirm_code(&ui.state, &ui.actor(), code).await, "/settings?flash=2fa_enabled")
         .await
 }
 
 async fn disable(form: UiForm) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = form.ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     with_code(form, async |ui, code| disable_code(&ui.state, &ui.actor(), code).await, "/settings?flash=2fa_disabled")
         .await
 }

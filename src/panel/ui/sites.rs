@@ -58,17 +58,11 @@ async fn page(ui: &UiAdmin) -> Result<SitesPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&page(&ui).await?)
 }
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let new = NewSite {
         name: form.get("name").trim().to_string(),
         spa_fallback: form.get("spaFallback") == "on",
@@ -97,9 +91,6 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
 
 async fn delete(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound("No such site".into()))?;
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the deletion").into());
@@ -176,17 +167,11 @@ async fn site_page(ui: &UiAdmin, id: i64) -> Result<SitePage, PageError> {
 }
 
 async fn show_one(ui: UiAdmin, id: web::Path<String>) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&site_page(&ui, site_id(&id)?).await?)
 }
 
 async fn edit(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let id = site_id(&id)?;
     let typed = SiteForm {
         name: form.get("name").trim().to_string(),
@@ -232,9 +217,6 @@ async fn upload(
     payload: web::Payload,
 ) -> Result<HttpResponse, PageError> {
     ui.check_csrf(&query.csrf, req.path()).await?;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let id = site_id(&id)?;
     let site = sites::get(&ui.state.store, &ui.who, id).await.map_err(ApiError::from)?;
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -260,9 +242,6 @@ async fn upload(
 
 async fn delete_file(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let id = site_id(&id)?;
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the deletion").into());

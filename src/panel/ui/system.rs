@@ -86,9 +86,6 @@ pub fn size(bytes: u64) -> String {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let stats = read(&ui).await?;
     super::ok(&SystemPage { chrome: ui.chrome("/system", "System").await?, stats })
 }

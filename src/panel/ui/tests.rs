@@ -19,8 +19,8 @@ use crate::store::{AuditQuery, NewAuditEntry};
 #[allow(dead_code, clippy::duplicate_mod)]
 mod dns;
 
-const LOOPBACK: &str = "127.0.0.1:50000";
-const SUPERVISOR: &str = "172.30.32.2:50000";
+pub(super) const LOOPBACK: &str = "127.0.0.1:50000";
+pub(super) const SUPERVISOR: &str = "172.30.32.2:50000";
 pub(super) const INGRESS: &str = "/api/hassio_ingress/abc";
 
 pub(super) struct Ui {

@@ -173,9 +173,6 @@ async fn list_page(ui: &UiAdmin) -> Result<TunnelsPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let mut p = list_page(&ui).await?;
     if let Some(agent) = p.choices.agents.first() {
         p.form.agent = agent.clone();
@@ -185,9 +182,6 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let input = TunnelForm::read(&form, true);
     match create_applied(&ui.state, &ui.who, input.fields()).await {
         Ok(t) => Ok(ui.redirect(&format!("/tunnels/{}?flash=tunnel_created", t.id))),
@@ -258,17 +252,11 @@ fn tunnel_id(raw: &str) -> Result<i64, PageError> {
 }
 
 async fn show_one(ui: UiAdmin, id: web::Path<String>) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&one_page(&ui, tunnel_id(&id)?).await?)
 }
 
 async fn update(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let id = tunnel_id(&id)?;
     let input = TunnelForm::read(&form, form.get("enabled") == "on");
     match update_applied(&ui.state, &ui.who, id, input.patch()).await {
@@ -287,9 +275,6 @@ async fn update(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
 /// Flips `enabled`; back to the list (or the tunnel's page with `from=tunnel`).
 async fn toggle(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let id = tunnel_id(&id)?;
     let current = view(ui, id).await?;
     let enabled = !current.tunnel.enabled;
@@ -304,9 +289,6 @@ async fn toggle(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
 
 async fn delete(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let id = tunnel_id(&id)?;
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the deletion").into());
@@ -317,9 +299,6 @@ async fn delete(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
 
 /// The systemd unit or launchd plist of a tunnel's agent, as a download.
 async fn download(ui: UiAdmin, path: web::Path<(String, String)>) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let (id, file) = path.into_inner();
     let tunnel = view(&ui, tunnel_id(&id)?).await?.tunnel;
     let setup = setup_for(&ui.state, &tunnel).await?;

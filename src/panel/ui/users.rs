@@ -63,17 +63,11 @@ async fn list_page(ui: &UiAdmin) -> Result<UsersPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&list_page(&ui).await?)
 }
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let generated = form.get("password").is_empty().then(|| crate::token::random_token(12));
     let new = NewUser {
         username: form.get("username").trim().to_string(),
@@ -169,17 +163,11 @@ async fn user_page(ui: &UiAdmin, username: &str) -> Result<UserPage, PageError> 
 }
 
 async fn show_one(ui: UiAdmin, username: web::Path<String>) -> Result<HttpResponse, PageError> {
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     super::ok(&user_page(&ui, &username).await?)
 }
 
 async fn update(form: UiForm, username: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let mut p = user_page(ui, &username).await?;
     let password = Some(form.get("password").to_string()).filter(|p| !p.is_empty());
     let changes = UserChanges {
@@ -209,9 +197,6 @@ async fn update(form: UiForm, username: web::Path<String>) -> Result<HttpRespons
 
 async fn reset_totp(form: UiForm, username: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let mut p = user_page(ui, &username).await?;
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the reset").into());
@@ -225,9 +210,6 @@ async fn reset_totp(form: UiForm, username: web::Path<String>) -> Result<HttpRes
 
 async fn delete(form: UiForm, username: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let mut p = user_page(ui, &username).await?;
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the deletion").into());
@@ -247,9 +229,6 @@ async fn delete(form: UiForm, username: web::Path<String>) -> Result<HttpRespons
 
 async fn revoke_session(form: UiForm, path: web::Path<(String, String)>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    if let Some(redirect) = ui.onboarding_redirect() {
-        return Ok(redirect);
-    }
     let (username, id) = path.into_inner();
     if !users::valid_username(&username) {
         return Err(not_found());

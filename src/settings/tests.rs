@@ -85,6 +85,8 @@ fn validation_errors_name_key_and_env() {
         (&[("PORTICO__PANEL__JSON_LIMIT", "10")], "panel.json_limit"),
         (&[("PORTICO__PANEL__SECRET", "short")], "panel.secret"),
         (&[("PORTICO__PANEL__SECRET_FILE", "/nonexistent/secret")], "panel.secret_file"),
+        (&[("PORTICO__PANEL__VISITOR_LOG_PORT", "514")], "panel.visitor_log_port"),
+        (&[("PORTICO__PANEL__VISITOR_LOG_PORT", "70000")], "panel.visitor_log_port"),
         (&[("PORTICO__INGRESS__TRUSTED_PEERS", "10.0.0.1,nope")], "ingress.trusted_peers"),
         (&[("PORTICO__AUTH__MODE", "ingress"), ("PORTICO__INGRESS__TRUSTED_PEERS", "")], "ingress.trusted_peers"),
         (

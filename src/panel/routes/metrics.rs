@@ -10,6 +10,7 @@ use crate::panel::error::ApiError;
 /// Metrics in the Prometheus text format (OpenMetrics flavour).
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
 pub async fn show(state: web::Data<AppState>, _who: Cap<SystemRead>) -> Result<HttpResponse, ApiError> {
-    let text = crate::metrics::render(&state.store, &state.supervisor, &state.settings.data_dir).await?;
+    let counters = state.panel_counters();
+    let text = crate::metrics::render(&state.store, &state.supervisor, &state.settings.data_dir, &counters).await?;
     Ok(HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(text))
 }

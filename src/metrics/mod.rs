@@ -260,24 +260,19 @@ pub async fn render(
     Ok(out)
 }
 
-/// Certificates under `<data_dir>/acme`, by file name: (name, not after).
+/// The certificates nginx serves: `<data_dir>/acme/certs/<fqdn>/fullchain.pem`
+/// (each a link to the live version), by name: (name, not after). Older
+/// versions kept beside them are not reported.
 fn acme_certificates(data_dir: &Path) -> Vec<(String, OffsetDateTime)> {
-    let mut out = Vec::new();
-    let root = data_dir.join("acme");
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let Ok(text) = std::fs::read(&path) else { continue };
-            let Some(not_after) = first_certificate_expiry(&text) else { continue };
-            let name = path.strip_prefix(&root).unwrap_or(&path).with_extension("").display().to_string();
-            out.push((name, not_after));
-        }
-    }
+    let Ok(entries) = std::fs::read_dir(data_dir.join("acme/certs")) else { return Vec::new() };
+    let mut out: Vec<(String, OffsetDateTime)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pem = std::fs::read(e.path().join("fullchain.pem")).ok()?;
+            let name = e.file_name().to_str()?.replace("_wildcard", "*");
+            Some((name, first_certificate_expiry(&pem)?))
+        })
+        .collect();
     out.sort();
     out
 }

@@ -122,9 +122,11 @@ pub async fn listen(socket: UdpSocket, counts: Arc<VisitorCounts>) {
 mod tests {
     use super::*;
 
+    type Case = (&'static str, Option<(Kind, &'static str, u16)>);
+
     #[test]
     fn parses_what_nginx_sends() {
-        let cases: [(&str, Option<(Kind, &str, u16)>); 8] = [
+        let cases: [Case; 8] = [
             ("<190>Mar  9 12:00:00 portico_tunnel: app.example.com 200", Some((Kind::Tunnel, "app", 200))),
             ("<190>Mar 19 01:02:03 portico_site: dash.example.com 404\n", Some((Kind::Site, "dash", 404))),
             ("<190>Mar 19 01:02:03 portico_tunnel: my-app.example.com 502", Some((Kind::Tunnel, "my-app", 502))),

@@ -107,6 +107,14 @@ fn validation_errors_name_key_and_env() {
 }
 
 #[test]
+fn visitor_log_port_zero_turns_counting_off() {
+    let on = Settings::load(&Sources::default()).unwrap();
+    assert_eq!(on.panel.visitor_log(), Some("127.0.0.1:3101".parse().unwrap()));
+    let sources = Sources { env: env(&[("PORTICO__PANEL__VISITOR_LOG_PORT", "0")]), ..Default::default() };
+    assert_eq!(Settings::load(&sources).unwrap().panel.visitor_log(), None);
+}
+
+#[test]
 fn unknown_keys_are_rejected_with_their_name() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(&dir, "c.yaml", "panel:\n  lisen: 127.0.0.1:1\n");

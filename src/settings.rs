@@ -89,6 +89,10 @@ pub struct PanelSettings {
     /// the data dir when unset. `PORTICO__PANEL__SECRET_FILE` reads it from a file.
     pub secret: Option<Secret>,
     pub secret_file: Option<PathBuf>,
+    /// Loopback UDP port where the panel counts visitor requests: nginx's
+    /// tunnel and site vhosts send it one syslog line per request. `0` turns
+    /// the counting (and those log lines) off.
+    pub visitor_log_port: u16,
 }
 
 impl Default for PanelSettings {
@@ -98,7 +102,34 @@ impl Default for PanelSettings {
             json_limit: 256 * 1024,
             secret: None,
             secret_file: None,
+            visitor_log_port: 3101,
         }
+    }
+}
+
+impl PanelSettings {
+    /// Where nginx sends visitor log lines, unless turned off.
+    pub fn visitor_log(&self) -> Option<SocketAddr> {
+        (self.visitor_log_port != 0).then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.visitor_log_port))
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.json_limit < 1024 {
+            return Err(SettingsError::invalid("panel.json_limit", "must be at least 1024 bytes"));
+        }
+        if let Some(secret) = &self.secret
+            && secret.expose().len() < 32
+        {
+            return Err(SettingsError::invalid("panel.secret", "must be at least 32 characters"));
+        }
+        // The panel runs unprivileged in the image and cannot bind below 1024.
+        if (1..1024).contains(&self.visitor_log_port) {
+            return Err(SettingsError::invalid(
+                "panel.visitor_log_port",
+                "must be 0 (off) or between 1024 and 65535 (the panel cannot bind privileged ports)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -575,14 +606,7 @@ impl Settings {
         if !(1..=10080).contains(&self.pki.enroll_token_minutes) {
             return Err(SettingsError::invalid("pki.enroll_token_minutes", "must be between 1 and 10080 (7 days)"));
         }
-        if self.panel.json_limit < 1024 {
-            return Err(SettingsError::invalid("panel.json_limit", "must be at least 1024 bytes"));
-        }
-        if let Some(secret) = &self.panel.secret
-            && secret.expose().len() < 32
-        {
-            return Err(SettingsError::invalid("panel.secret", "must be at least 32 characters"));
-        }
+        self.panel.validate()?;
         self.authd.validate()?;
         self.acme.validate()?;
         self.backup.validate()?;

@@ -113,12 +113,27 @@ pub struct Certs {
     issuing: tokio::sync::Mutex<()>,
     /// Wakes the renewal task (new tunnel or site, failed attempt due).
     pub(crate) wake: tokio::sync::Notify,
+    /// Issuances and renewals by outcome, for `/metrics`.
+    renewals: crate::metrics::Outcomes<2>,
 }
 
 impl Certs {
     pub fn new(settings: Arc<Settings>, store: Store) -> Certs {
         let client = client::Client::new(settings.acme.clone(), settings.data_dir.clone());
-        Certs { settings, store, client, issuing: tokio::sync::Mutex::new(()), wake: tokio::sync::Notify::new() }
+        Certs {
+            settings,
+            store,
+            client,
+            issuing: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
+            renewals: crate::metrics::Outcomes::new(["ok", "error"]),
+        }
+    }
+
+    /// Certificates the renewal task and the renew action obtained (`ok`) or
+    /// failed to obtain and make live (`error`), per name, since start.
+    pub fn renewal_outcomes(&self) -> Vec<(&'static str, u64)> {
+        self.renewals.snapshot()
     }
 
     /// Asks the renewal task to look for names without a certificate now.
@@ -255,8 +270,12 @@ impl Certs {
                 .map(|mut r| r.remove(0)),
             Err(e) => Err(e),
         };
-        if let Err(e) = &result {
-            self.record_failure(fqdn, e).await;
+        match &result {
+            Ok(_) => self.renewals.add("ok"),
+            Err(e) => {
+                self.renewals.add("error");
+                self.record_failure(fqdn, e).await;
+            }
         }
         result
     }

@@ -117,6 +117,7 @@ impl Certs {
             match self.issue(&name).await {
                 Ok(issued) => pairs.push((name, issued, Source::Auto)),
                 Err(e) => {
+                    self.renewals.add("error");
                     self.record_failure(&name, &e).await;
                     failed.push(format!("{name}: {e}"));
                 }
@@ -126,9 +127,15 @@ impl Certs {
         if !pairs.is_empty() {
             let names: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
             match self.install_and_apply(nginx, pairs, "certificates renewed").await {
-                Ok(recs) => renewed = recs.len() as u32,
+                Ok(recs) => {
+                    renewed = recs.len() as u32;
+                    for _ in &recs {
+                        self.renewals.add("ok");
+                    }
+                }
                 Err(e) => {
                     for name in names {
+                        self.renewals.add("error");
                         self.record_failure(&name, &e).await;
                         failed.push(format!("{name}: {e}"));
                     }

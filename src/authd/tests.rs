@@ -607,8 +607,14 @@ async fn metrics_count_decisions_logins_and_bans() {
     }
 
     super::counters::publish(&w.state).await.unwrap();
-    let text =
-        crate::metrics::render(&w.store, &crate::supervisor::Supervisor::None, &w.settings.data_dir).await.unwrap();
+    let text = crate::metrics::render(
+        &w.store,
+        &crate::supervisor::Supervisor::None,
+        &w.settings.data_dir,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
     let value = |metric: &str, label: Option<(&str, &str)>| {
         let s = scrape

@@ -15,7 +15,7 @@ pub use apply::{Applier, ApplyError, ApplyOutcome};
 pub use diff::unified as unified_diff;
 pub use model::{
     Access, AdminVhost, CertPaths, Ports, RESERVED_NAMES, RenderError, RenderInput, RenderedTree, SiteVhost,
-    TunnelVhost, Upstreams,
+    TunnelVhost, Upstreams, is_label,
 };
 pub use reloader::{NginxBinary, Probe, Reloader};
 pub use render::render;

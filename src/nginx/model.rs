@@ -41,6 +41,9 @@ pub struct RenderInput {
     pub sites: Vec<SiteVhost>,
     /// The nginx `user` directive (`www-data` in the container, `None` in tests).
     pub user: Option<String>,
+    /// Where tunnel and site vhosts send one syslog line per visitor request
+    /// (the panel counts them for `/metrics`); no such log when `None`.
+    pub visitor_log: Option<SocketAddr>,
     /// Test-only: raw text placed verbatim in the `http` block so tests can
     /// produce a tree that `nginx -t` rejects. Never set it from state.
     pub extra: Option<String>,

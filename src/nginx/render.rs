@@ -85,6 +85,13 @@ fn validate(input: &RenderInput) -> Result<(), RenderError> {
 
 fn main_conf(input: &RenderInput, servers: &[String]) -> String {
     let run = input.run_dir.display();
+    let visitor_format = match input.visitor_log {
+        Some(_) => format!(
+            "    # One line per visitor request of a tunnel or site, counted by the panel.\n    log_format {} '$server_name $status';\n",
+            crate::metrics::visitors::LOG_FORMAT
+        ),
+        None => String::new(),
+    };
     let mut s = String::from("# Rendered by Portico; edits are overwritten on the next apply.\n");
     if let Some(user) = &input.user {
         let _ = writeln!(s, "user {user};");
@@ -112,7 +119,7 @@ http {{
     keepalive_timeout 65s;
     server_names_hash_bucket_size 128;
     access_log /dev/stdout;
-
+{visitor_format}
     client_body_temp_path {run}/client_body;
     proxy_temp_path {run}/proxy;
     fastcgi_temp_path {run}/fastcgi;

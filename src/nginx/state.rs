@@ -11,6 +11,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::model::{Access, AdminVhost, CertPaths, Ports, RenderInput, SiteVhost, TunnelVhost, Upstreams};
 use super::{Applier, ApplyError, ApplyOutcome, NginxBinary, RenderedTree, SnapshotMeta, render};
+use crate::metrics::Outcomes;
 use crate::onboarding;
 use crate::pki::Pki;
 use crate::settings::Settings;
@@ -147,6 +148,7 @@ pub async fn render_input(settings: &Settings, store: &Store) -> Result<RenderIn
         tunnels,
         sites,
         user: settings.nginx.user.clone(),
+        visitor_log: settings.panel.visitor_log(),
         extra: None,
     })
 }
@@ -202,6 +204,8 @@ pub struct Pipeline {
     lock: Mutex<()>,
     /// Test-only: text injected into the rendered `http` block.
     inject: std::sync::Mutex<Option<String>>,
+    /// Applies and rollbacks by outcome, for `/metrics`.
+    outcomes: Outcomes<3>,
 }
 
 /// Held while one change is made and applied.
@@ -212,7 +216,29 @@ pub struct Change<'a> {
 
 impl Pipeline {
     pub fn new(settings: Arc<Settings>, store: Store, applier: Applier) -> Pipeline {
-        Pipeline { settings, store, applier: Arc::new(applier), lock: Mutex::new(()), inject: Default::default() }
+        Pipeline {
+            settings,
+            store,
+            applier: Arc::new(applier),
+            lock: Mutex::new(()),
+            inject: Default::default(),
+            outcomes: Outcomes::new(["ok", "refused", "error"]),
+        }
+    }
+
+    /// Applies and rollbacks since start by outcome: `ok`, `refused` (nginx
+    /// or the renderer refused the tree), `error` (reload, probe, store or
+    /// file trouble; the previous configuration stays live).
+    pub fn apply_outcomes(&self) -> Vec<(&'static str, u64)> {
+        self.outcomes.snapshot()
+    }
+
+    fn count<T>(&self, result: &Result<T, PipelineError>) {
+        self.outcomes.add(match result {
+            Ok(_) => "ok",
+            Err(PipelineError::Rejected { .. }) => "refused",
+            Err(_) => "error",
+        });
     }
 
     /// Waits for earlier changes to finish.
@@ -261,7 +287,9 @@ impl Pipeline {
         if !self.settings.nginx.enabled {
             return Err(PipelineError::Disabled);
         }
-        self.blocking(move |a| a.rollback(&id)).await
+        let result = self.blocking(move |a| a.rollback(&id)).await;
+        self.count(&result);
+        result
     }
 }
 
@@ -272,6 +300,13 @@ impl Change<'_> {
         if !p.settings.nginx.enabled {
             return Ok(ApplyOutcome { changed: false, snapshot: None, files: 0 });
         }
+        let result = self.render_and_apply(reason).await;
+        p.count(&result);
+        result
+    }
+
+    async fn render_and_apply(&self, reason: &str) -> Result<ApplyOutcome, PipelineError> {
+        let p = self.pipeline;
         let mut input = render_input(&p.settings, &p.store).await?;
         input.extra = p.inject.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let tree = render(&input).map_err(|e| PipelineError::Rejected { details: vec![e.to_string()] })?;

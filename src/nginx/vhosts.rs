@@ -238,6 +238,22 @@ fn agent_endpoint(input: &RenderInput, domain: &str, cert: &CertPaths) -> String
     s
 }
 
+/// Access logs of a tunnel or site vhost: stdout like every vhost, plus one
+/// syslog datagram per request to the panel's visitor counter. The tag tells
+/// tunnels from sites; `$server_name` is this vhost's own name, never the
+/// client's Host header.
+fn visitor_logs(input: &RenderInput, tag: &str) -> String {
+    use crate::metrics::visitors::LOG_FORMAT;
+    match input.visitor_log {
+        Some(addr) => format!(
+            "    access_log /dev/stdout;
+    access_log syslog:server={addr},nohostname,tag={tag},severity=info {LOG_FORMAT};
+"
+        ),
+        None => String::new(),
+    }
+}
+
 /// The authz subrequest location and the `location /` preamble for visitor
 /// access. Public resources only clear identity headers. A 403 from authd
 /// shows authd's "not shared with you" page (status stays 403).
@@ -321,6 +337,7 @@ upstream {upstream} {{
     );
     let mut s = tls_server_after(input, &preamble, &format!("{name}.{domain}"), cert);
     let (authz, check) = visitor_auth(input, domain, name, access);
+    let logs = visitor_logs(input, crate::metrics::visitors::TAG_TUNNEL);
     let identity = if access == Access::Public {
         "        include snippets/identity-clear.conf;\n"
     } else {
@@ -333,7 +350,7 @@ upstream {upstream} {{
     let _ = write!(
         s,
         "    include snippets/security-headers.conf;
-    # Streamed to the relay; the home app sets its own limit.
+{logs}    # Streamed to the relay; the home app sets its own limit.
     client_max_body_size 0;
 
 {authz}    location / {{
@@ -357,10 +374,11 @@ fn site_vhost(input: &RenderInput, domain: &str, name: &str, spa: bool, access: 
     let mut s = tls_server(input, &format!("{name}.{domain}"), cert);
     let (authz, check) = visitor_auth(input, domain, name, access);
     let fallback = if spa { "/index.html" } else { "=404" };
+    let logs = visitor_logs(input, crate::metrics::visitors::TAG_SITE);
     let _ = write!(
         s,
         "    include snippets/security-headers.conf;
-    root {root};
+{logs}    root {root};
     index index.html;
 
 {authz}    location / {{

@@ -40,6 +40,8 @@ pub struct AppState {
     pub provision: crate::provision::Provisioner,
     /// System statistics, cached for a couple of seconds.
     pub stats: crate::sysstats::StatsCache,
+    /// Visitor requests counted from nginx's log lines (`visitor-log` task).
+    pub visitors: Arc<crate::metrics::visitors::VisitorCounts>,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -62,6 +64,7 @@ impl AppState {
             supervisor: crate::supervisor::Supervisor::from_settings(&settings.supervisor),
             provision: Default::default(),
             stats: crate::sysstats::StatsCache::new(settings.data_dir.clone()),
+            visitors: Default::default(),
             settings,
             nginx,
             store,
@@ -90,6 +93,15 @@ impl AppState {
     pub async fn apply_config(&self, reason: &str) -> Result<(), error::ApiError> {
         tracing::debug!(reason, "configuration changed");
         self.nginx.change().await.apply(reason).await.map(|_| ()).map_err(Into::into)
+    }
+
+    /// What `/metrics` reports from this process's memory.
+    pub fn panel_counters(&self) -> crate::metrics::PanelCounters {
+        crate::metrics::PanelCounters {
+            visitors: self.visitors.snapshot(),
+            nginx_applies: self.nginx.apply_outcomes(),
+            acme_renewals: self.certs.renewal_outcomes(),
+        }
     }
 
     /// The configured public address, else the detected one.
@@ -141,11 +153,32 @@ fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).with_context(|| format!("while binding the {what} listener on {addr}"))
 }
 
+/// Starts the `visitor-log` task on `panel.visitor_log_port`. A port that
+/// cannot be bound only costs the visitor request counts, not the panel.
+async fn spawn_visitor_log(state: &web::Data<AppState>) {
+    use crate::metrics::visitors;
+    let port = state.settings.panel.visitor_log_port;
+    if port == 0 {
+        return;
+    }
+    match visitors::bind(port).await {
+        Ok(socket) => {
+            tracing::info!(port, "counting visitor requests from nginx");
+            actix_web::rt::spawn(visitors::listen(socket, state.visitors.clone()));
+        }
+        Err(err) => tracing::error!(
+            task = "visitor-log", port, %err,
+            "cannot bind panel.visitor_log_port; visitor requests are not counted"
+        ),
+    }
+}
+
 /// Runs the panel until SIGTERM/SIGINT (actix stops gracefully on both).
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let state = web::Data::new(AppState::load(settings).await?);
     let settings = state.settings.clone();
     crate::tasks::spawn_panel_tasks(state.clone());
+    spawn_visitor_log(&state).await;
 
     let panel_state = state.clone();
     let panel = HttpServer::new(move || {

@@ -7,6 +7,7 @@
 //! pool) per tunnel: a pooled connection then never carries another Host.
 
 mod agents;
+mod counting;
 mod visitor;
 
 #[cfg(test)]
@@ -23,12 +24,19 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::protocol::OpenRequest;
-use crate::store::{AgentStatus, Store, StoreError};
+use crate::store::{AgentStatus, ProcessCounter, Store, StoreError};
 
 /// How often the relay asks SQLite whether anything changed.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// How often counters are written to `relay_status` while they change.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// The relay's name in `process_counters`, and its per-tunnel metrics there
+/// (labels `tunnel=<name>`).
+pub const PROCESS: &str = "relay";
+pub const TUNNEL_BYTES_IN: &str = "relay_tunnel_bytes_in";
+pub const TUNNEL_BYTES_OUT: &str = "relay_tunnel_bytes_out";
+pub const TUNNEL_OPEN_STREAMS: &str = "relay_tunnel_open_streams";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelError {
@@ -45,7 +53,7 @@ struct RouteEntry {
     target: String,
 }
 
-/// Counters of one agent session.
+/// Counters of one agent session, or of one tunnel since the relay started.
 #[derive(Debug, Default)]
 struct Counters {
     bytes_in: AtomicU64,
@@ -70,6 +78,9 @@ struct Inner {
     trusted: Vec<IpAddr>,
     routes: RwLock<HashMap<String, RouteEntry>>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Per tunnel name, since the relay started; taken once per visitor
+    /// connection, then counted into without a lock.
+    tunnels: Mutex<HashMap<String, Arc<Counters>>>,
     next_id: AtomicU64,
     /// Bumped whenever sessions change, so the status writer knows.
     status_dirty: watch::Sender<u64>,
@@ -89,6 +100,7 @@ impl Relay {
                 trusted,
                 routes: RwLock::default(),
                 sessions: Mutex::default(),
+                tunnels: Mutex::default(),
                 next_id: AtomicU64::new(1),
                 status_dirty: watch::channel(0).0,
             }),
@@ -104,6 +116,7 @@ impl Relay {
     ) -> Result<(), TunnelError> {
         self.reload().await?;
         self.inner.store.put_relay_status(Vec::new()).await?;
+        self.inner.store.put_process_counters(PROCESS, Vec::new()).await?;
         let tasks = [
             tokio::spawn(self.clone().watch_store()),
             tokio::spawn(self.clone().write_status()),
@@ -160,6 +173,13 @@ impl Relay {
             .filter(|t| t.enabled)
             .map(|t| (t.name, RouteEntry { agent: t.agent, target: t.target }))
             .collect();
+        // Counters of tunnels that are gone (deleted or disabled) go with them
+        // once their last stream ended.
+        self.inner
+            .tunnels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|name, c| routes.contains_key(name) || c.open_streams.load(Ordering::Relaxed) > 0);
         *self.inner.routes.write().unwrap_or_else(|e| e.into_inner()) = routes;
         let connected: Vec<(String, String)> = {
             let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
@@ -238,33 +258,76 @@ impl Relay {
         }
     }
 
-    fn snapshot(&self) -> Vec<AgentStatus> {
-        let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions
-            .iter()
-            .map(|(label, s)| AgentStatus {
-                label: label.clone(),
-                connected_since: s.since,
-                remote_addr: s.remote.to_string(),
-                protocol_version: s.version,
-                bytes_in: s.counters.bytes_in.load(Ordering::Relaxed),
-                bytes_out: s.counters.bytes_out.load(Ordering::Relaxed),
-                open_streams: s.counters.open_streams.load(Ordering::Relaxed),
-            })
-            .collect()
+    /// The counters of tunnel `name`, created on first use.
+    fn tunnel_counters(&self, name: &str) -> Arc<Counters> {
+        let mut tunnels = self.inner.tunnels.lock().unwrap_or_else(|e| e.into_inner());
+        tunnels.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Agent rows for `relay_status` and per-tunnel rows for `process_counters`.
+    fn snapshot(&self) -> (Vec<AgentStatus>, Vec<ProcessCounter>) {
+        let agents = {
+            let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions
+                .iter()
+                .map(|(label, s)| AgentStatus {
+                    label: label.clone(),
+                    connected_since: s.since,
+                    remote_addr: s.remote.to_string(),
+                    protocol_version: s.version,
+                    bytes_in: s.counters.bytes_in.load(Ordering::Relaxed),
+                    bytes_out: s.counters.bytes_out.load(Ordering::Relaxed),
+                    open_streams: s.counters.open_streams.load(Ordering::Relaxed),
+                })
+                .collect()
+        };
+        let tunnels = self.inner.tunnels.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows = Vec::with_capacity(tunnels.len() * 3);
+        for (name, c) in tunnels.iter() {
+            let labels = format!("tunnel={name}");
+            for (metric, value) in [
+                (TUNNEL_BYTES_IN, &c.bytes_in),
+                (TUNNEL_BYTES_OUT, &c.bytes_out),
+                (TUNNEL_OPEN_STREAMS, &c.open_streams),
+            ] {
+                rows.push(ProcessCounter {
+                    process: PROCESS.into(),
+                    name: metric.into(),
+                    labels: labels.clone(),
+                    value: value.load(Ordering::Relaxed),
+                });
+            }
+        }
+        rows.sort();
+        (agents, rows)
+    }
+
+    /// Writes the agent status table and the per-tunnel counters now.
+    pub async fn publish_status(&self) -> Result<(), StoreError> {
+        let (agents, tunnels) = self.snapshot();
+        self.inner.store.put_relay_status(agents).await?;
+        self.inner.store.put_process_counters(PROCESS, tunnels).await
     }
 
     /// Writes `relay_status` on connect/disconnect at once, and counters
     /// every [`STATUS_EVERY`] while they move.
     async fn write_status(self) {
         let mut dirty = self.inner.status_dirty.subscribe();
-        let mut last = Vec::new();
+        let mut last = (Vec::new(), Vec::new());
         loop {
             let _ = tokio::time::timeout(STATUS_EVERY, dirty.changed()).await;
             let now = self.snapshot();
             if now != last {
-                if let Err(e) = self.inner.store.put_relay_status(now.clone()).await {
+                let store = &self.inner.store;
+                if now.0 != last.0
+                    && let Err(e) = store.put_relay_status(now.0.clone()).await
+                {
                     tracing::warn!(error = %e, "recording relay status failed");
+                }
+                if now.1 != last.1
+                    && let Err(e) = store.put_process_counters(PROCESS, now.1.clone()).await
+                {
+                    tracing::warn!(error = %e, "recording tunnel counters failed");
                 }
                 last = now;
             }

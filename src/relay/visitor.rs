@@ -1,6 +1,7 @@
 //! The visitor side of the relay: read the first request head, route it by
 //! `Host`, then relay bytes both ways untouched.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::Relay;
+use super::counting::Counted;
 use crate::protocol::{self, OPEN_OK};
 
 /// Largest request head the relay reads to find `Host`, bytes.
@@ -96,12 +98,23 @@ fn unreachable() -> Vec<u8> {
     )
 }
 
-/// Decrements the open-stream counter when a relayed stream ends.
-struct OpenGuard(std::sync::Arc<super::Counters>);
+/// Counts a relayed stream as open (for its agent and its tunnel) until dropped.
+struct OpenGuard([Arc<super::Counters>; 2]);
+
+impl OpenGuard {
+    fn new(counters: [Arc<super::Counters>; 2]) -> Self {
+        for c in &counters {
+            c.open_streams.fetch_add(1, Ordering::Relaxed);
+        }
+        OpenGuard(counters)
+    }
+}
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+        for c in &self.0 {
+            c.open_streams.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -132,8 +145,8 @@ impl Relay {
         let Ok(Ok(stream)) = tokio::time::timeout(OPEN_TIMEOUT, rx).await else {
             return reply(tcp, offline()).await;
         };
-        counters.open_streams.fetch_add(1, Ordering::Relaxed);
-        let _guard = OpenGuard(counters.clone());
+        let counters = [counters, self.tunnel_counters(&name)];
+        let _guard = OpenGuard::new(counters.clone());
         let mut stream = stream.compat();
         let mut first = protocol::encode_open(&route.target);
         first.extend_from_slice(&head);
@@ -145,14 +158,10 @@ impl Relay {
             Ok(Ok(_)) => return reply(tcp, unreachable()).await,
             _ => return reply(tcp, offline()).await,
         }
-        counters.bytes_in.fetch_add(head.len() as u64, Ordering::Relaxed);
+        let mut tcp = Counted::new(tcp, counters);
+        tcp.count_in(head.len());
         drop(head);
-        if let Ok((up, down)) =
-            tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut stream, COPY_BUF, COPY_BUF).await
-        {
-            counters.bytes_in.fetch_add(up, Ordering::Relaxed);
-            counters.bytes_out.fetch_add(down, Ordering::Relaxed);
-        }
+        let _ = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut stream, COPY_BUF, COPY_BUF).await;
     }
 }
 

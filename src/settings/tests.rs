@@ -85,6 +85,8 @@ fn validation_errors_name_key_and_env() {
         (&[("PORTICO__PANEL__JSON_LIMIT", "10")], "panel.json_limit"),
         (&[("PORTICO__PANEL__SECRET", "short")], "panel.secret"),
         (&[("PORTICO__PANEL__SECRET_FILE", "/nonexistent/secret")], "panel.secret_file"),
+        (&[("PORTICO__PANEL__VISITOR_LOG_PORT", "514")], "panel.visitor_log_port"),
+        (&[("PORTICO__PANEL__VISITOR_LOG_PORT", "70000")], "panel.visitor_log_port"),
         (&[("PORTICO__INGRESS__TRUSTED_PEERS", "10.0.0.1,nope")], "ingress.trusted_peers"),
         (&[("PORTICO__AUTH__MODE", "ingress"), ("PORTICO__INGRESS__TRUSTED_PEERS", "")], "ingress.trusted_peers"),
         (
@@ -102,6 +104,14 @@ fn validation_errors_name_key_and_env() {
         assert!(err.contains(&format!("`{key}")), "{key}: {err}");
         assert!(err.contains(&env_name(key)), "{key}: {err}");
     }
+}
+
+#[test]
+fn visitor_log_port_zero_turns_counting_off() {
+    let on = Settings::load(&Sources::default()).unwrap();
+    assert_eq!(on.panel.visitor_log(), Some("127.0.0.1:3101".parse().unwrap()));
+    let sources = Sources { env: env(&[("PORTICO__PANEL__VISITOR_LOG_PORT", "0")]), ..Default::default() };
+    assert_eq!(Settings::load(&sources).unwrap().panel.visitor_log(), None);
 }
 
 #[test]

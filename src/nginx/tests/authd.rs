@@ -42,15 +42,17 @@ fn echo(mut conn: TcpStream) {
     let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
 }
 
-/// Runs authd on its own thread and runtime; returns its address.
-fn start_authd(data_dir: &Path) -> SocketAddr {
+/// Runs authd on its own thread and runtime; returns its address and state.
+pub(crate) fn start_authd(data_dir: &Path) -> (SocketAddr, actix_web::web::Data<AuthdState>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let settings = Settings { data_dir: data_dir.to_path_buf(), ..Default::default() };
+    let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let store = Store::open(&settings.db_path()).unwrap();
             let state = actix_web::web::Data::new(AuthdState::new(settings, store, Clock::default()).await.unwrap());
+            tx.send(state.clone()).unwrap();
             actix_web::HttpServer::new(move || actix_web::App::new().configure(configure(state.clone())))
                 .workers(1)
                 .listen(listener)
@@ -60,7 +62,7 @@ fn start_authd(data_dir: &Path) -> SocketAddr {
                 .unwrap();
         })
     });
-    addr
+    (addr, rx.recv().unwrap())
 }
 
 /// One curl call with a cookie jar; returns (status, headers, body).
@@ -142,7 +144,7 @@ async fn visitor_signs_in_through_nginx_and_reaches_the_app() {
 
     let mut input = base_input(&layout, None);
     input.ports = test_ports();
-    input.upstreams.authd = start_authd(&layout.data_dir);
+    input.upstreams.authd = start_authd(&layout.data_dir).0;
     input.upstreams.relay_visitors = echo_upstream();
     input.domain = Some(DOMAIN.into());
     input.certs = names()

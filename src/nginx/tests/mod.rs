@@ -2,7 +2,7 @@
 //! nginx started on free loopback ports inside a temp dir.
 
 mod apply;
-mod authd;
+pub(crate) mod authd;
 mod live;
 mod pipeline;
 mod render;

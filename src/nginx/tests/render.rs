@@ -100,6 +100,29 @@ fn wildcard_certificate_covers_names_without_their_own() {
     assert!(conf.contains(&format!("ssl_certificate {};", wiki.fullchain.display())));
 }
 
+/// Tunnel and site vhosts log each request to the panel's visitor counter
+/// (tagged by kind, with the vhost's own name), besides stdout; nothing else
+/// does, and nothing does when the counter is off.
+#[test]
+fn visitor_log_lines_go_to_the_panel_only_from_tunnels_and_sites() {
+    let (_, mut input) = states(&Layout::golden(), None).remove(1);
+    let tree = render(&input).unwrap();
+    let syslog = |file: &str| {
+        tree.files[Path::new(file)].lines().filter(|l| l.contains("syslog:server=127.0.0.1:3101")).collect::<Vec<_>>()
+    };
+    assert_eq!(syslog("servers/20-tunnel-app.conf").len(), 1);
+    assert!(syslog("servers/20-tunnel-app.conf")[0].contains("tag=portico_tunnel"));
+    assert!(tree.files[Path::new("servers/20-tunnel-app.conf")].contains("access_log /dev/stdout;"));
+    assert!(syslog("servers/30-site-dash.conf")[0].contains("tag=portico_site"));
+    for other in ["servers/10-panel.conf", "servers/11-auth.conf", "servers/12-tunnel.conf", "servers/02-admin-ip.conf"]
+    {
+        assert!(syslog(other).is_empty(), "{other}");
+    }
+    input.visitor_log = None;
+    let all: String = render(&input).unwrap().files.values().cloned().collect();
+    assert!(!all.contains("syslog:") && !all.contains("portico_visitor"));
+}
+
 #[test]
 fn injection_characters_are_refused() {
     let (_, base) = states(&Layout::golden(), None).remove(1);

@@ -85,6 +85,7 @@ pub fn base_input(l: &Layout, user: Option<&str>) -> RenderInput {
         tunnels: Vec::new(),
         sites: Vec::new(),
         user: user.map(String::from),
+        visitor_log: None,
         extra: None,
     }
 }
@@ -93,6 +94,7 @@ pub fn base_input(l: &Layout, user: Option<&str>) -> RenderInput {
 pub fn states(l: &Layout, user: Option<&str>) -> Vec<(&'static str, RenderInput)> {
     let fresh = base_input(l, user);
     let mut onboarded = base_input(l, user);
+    onboarded.visitor_log = Some("127.0.0.1:3101".parse().unwrap());
     onboarded.domain = Some(DOMAIN.into());
     onboarded.certs = names().iter().map(|n| (n.clone(), l.cert(n))).collect();
     let tunnel = |name: &str, access, enabled| TunnelVhost { name: name.into(), access, enabled };

@@ -330,6 +330,38 @@ async fn metrics_show_exactly_the_recorded_numbers() {
     for outcome in [Outcome::Success, Outcome::Failure, Outcome::Failure] {
         crate::audit::record(store, "visitor:alice", "authd.login", "alice", outcome, None).await;
     }
+    let tunnel_row = |name: &str, value| crate::store::ProcessCounter {
+        process: crate::relay::PROCESS.into(),
+        name: name.into(),
+        labels: "tunnel=app".into(),
+        value,
+    };
+    let rows = vec![
+        tunnel_row(crate::relay::TUNNEL_BYTES_IN, 4321),
+        tunnel_row(crate::relay::TUNNEL_BYTES_OUT, 8765),
+        tunnel_row(crate::relay::TUNNEL_OPEN_STREAMS, 2),
+    ];
+    store.put_process_counters(crate::relay::PROCESS, rows).await.unwrap();
+    // nginx's log lines, as datagrams to the panel's visitor-log listener.
+    use crate::metrics::visitors;
+    let socket = visitors::bind(0).await.unwrap();
+    let to = socket.local_addr().unwrap();
+    actix_web::rt::spawn(visitors::listen(socket, w.state.visitors.clone()));
+    let nginx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for line in [
+        "<190>Mar  9 12:00:00 portico_tunnel: app.example.test 200",
+        "<190>Mar  9 12:00:00 portico_tunnel: app.example.test 502",
+        "<190>Mar  9 12:00:00 portico_tunnel: app.example.test 204",
+        "<190>Mar  9 12:00:00 portico_site: docs.example.test 404",
+        "not a log line",
+    ] {
+        nginx.send_to(line.as_bytes(), to).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while w.state.visitors.snapshot().iter().map(|(_, _, row)| row.iter().sum::<u64>()).sum::<u64>() < 4 {
+        assert!(std::time::Instant::now() < deadline, "datagrams not counted");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await; // poll interval
+    }
 
     let res = w.call(Who::KeyRead, TestRequest::get().uri("/metrics")).await;
     assert_eq!(res.status(), 200);
@@ -362,6 +394,30 @@ async fn metrics_show_exactly_the_recorded_numbers() {
     };
     assert_eq!(logins("success"), Some(1.0));
     assert_eq!(logins("failure"), Some(2.0));
+    assert_eq!(sample(&scrape, "portico_relay_tunnel_bytes_in_total", Some(("tunnel", "app"))), 4321.0);
+    assert_eq!(sample(&scrape, "portico_relay_tunnel_bytes_out_total", Some(("tunnel", "app"))), 8765.0);
+    assert_eq!(sample(&scrape, "portico_relay_tunnel_open_streams", Some(("tunnel", "app"))), 2.0);
+    let requests = |tunnel: &str, class: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "portico_visitor_requests_total"
+                    && s.labels.get("tunnel") == Some(tunnel)
+                    && s.labels.get("class") == Some(class)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                _ => -1.0,
+            })
+    };
+    assert_eq!(requests("app", "2xx"), Some(2.0));
+    assert_eq!(requests("app", "5xx"), Some(1.0));
+    assert_eq!(requests("nas", "2xx"), Some(0.0), "every tunnel has its series");
+    assert_eq!(sample(&scrape, "portico_site_requests_total", Some(("class", "4xx"))), 1.0);
+    // nginx is off in this world: nothing applied, nothing renewed, but the series exist.
+    assert_eq!(sample(&scrape, "portico_nginx_applies_total", Some(("outcome", "refused"))), 0.0);
+    assert_eq!(sample(&scrape, "portico_acme_renewals_total", Some(("outcome", "error"))), 0.0);
     let admin_days = sample(&scrape, "portico_certificate_days_left", Some(("name", "admin")));
     assert!(admin_days > 300.0, "{admin_days}");
     let rss = sample(&scrape, "portico_process_resident_memory_bytes", Some(("pid", &std::process::id().to_string())));

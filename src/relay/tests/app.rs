@@ -92,6 +92,11 @@ async fn connection(mut tcp: TcpStream) {
                 }
                 respond(&mut tcp, "text/plain", hex::encode(h.finalize()).as_bytes()).await
             }
+            "/status" => {
+                let code: u16 = path.split("code=").nth(1).and_then(|v| v.parse().ok()).unwrap_or(500);
+                let out = format!("HTTP/1.1 {code} Status\r\nContent-Length: 0\r\n\r\n");
+                tcp.write_all(out.as_bytes()).await.is_ok()
+            }
             "/chunked" => {
                 let mut ok = tcp
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")

@@ -2,6 +2,7 @@
 //! loopback ports, a real SQLite store.
 
 mod app;
+mod metrics;
 mod nginx;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -61,14 +61,14 @@ async fn named_target(name: &'static str) -> SocketAddr {
 }
 
 /// One visitor's keep-alive TLS connection to nginx for one host name.
-struct Visitor {
+pub(super) struct Visitor {
     tls: TlsStream<TcpStream>,
     host: String,
     buf: Vec<u8>,
 }
 
 impl Visitor {
-    async fn connect(cfg: Arc<rustls::ClientConfig>, host: &str, port: u16) -> Visitor {
+    pub(super) async fn connect(cfg: Arc<rustls::ClientConfig>, host: &str, port: u16) -> Visitor {
         let tcp = TcpStream::connect((LOOPBACK, port)).await.unwrap();
         let name = ServerName::try_from(host.to_string()).unwrap();
         let tls = TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
@@ -76,9 +76,17 @@ impl Visitor {
     }
 
     /// One GET on this connection; returns (status, body, connection kept).
-    async fn get(&mut self, path: &str) -> (u16, String, bool) {
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+    pub(super) async fn get(&mut self, path: &str) -> (u16, String, bool) {
+        self.request("GET", path, b"").await
+    }
+
+    /// One request with `body` (sent with a Content-Length when not empty);
+    /// returns (status, body, connection kept).
+    pub(super) async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> (u16, String, bool) {
+        let length = if body.is_empty() { String::new() } else { format!("Content-Length: {}\r\n", body.len()) };
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{length}\r\n", self.host);
         self.tls.write_all(req.as_bytes()).await.unwrap();
+        self.tls.write_all(body).await.unwrap();
         let mut chunk = [0u8; 8192];
         let end = loop {
             if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -122,7 +130,7 @@ fn forged_agent_cert(label: &str) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
-fn tls_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+pub(super) fn tls_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
     let client = client.map(|(cert, key)| {
         let chain = CertificateDer::pem_slice_iter(cert.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
         (chain, PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap())

@@ -1,10 +1,15 @@
 //! `/metrics`: the appliance's state in the Prometheus text format
 //! (OpenMetrics flavour), built at scrape time from the store (which the
-//! relay and authd already write: relay status rows, audit entries), the
-//! supervisor and `/proc`. Nothing is counted on a hot path here: the relay
-//! counts bytes with relaxed atomics and flushes them to the store on its own.
+//! relay and authd already write: relay status rows, process counters, audit
+//! entries), the panel's own in-memory counters (visitor requests, nginx
+//! applies, ACME renewals), the supervisor and `/proc`. Nothing is counted on
+//! a hot path here: the relay counts bytes with relaxed atomics and flushes
+//! them to the store on its own.
+
+pub mod visitors;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -46,9 +51,56 @@ fn days_left(not_after: OffsetDateTime, now: OffsetDateTime) -> i64 {
     (not_after - now).whole_days()
 }
 
+/// How often an operation ended each way, counted with relaxed atomics by
+/// whoever runs it (the nginx pipeline, the ACME renewer).
+#[derive(Debug)]
+pub struct Outcomes<const N: usize> {
+    names: [&'static str; N],
+    counts: [AtomicU64; N],
+}
+
+impl<const N: usize> Outcomes<N> {
+    pub fn new(names: [&'static str; N]) -> Self {
+        Outcomes { names, counts: std::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+
+    /// Counts one operation that ended as `outcome` (one of the names given to [`Outcomes::new`]).
+    pub fn add(&self, outcome: &str) {
+        match self.names.iter().position(|n| *n == outcome) {
+            Some(i) => {
+                self.counts[i].fetch_add(1, Ordering::Relaxed);
+            }
+            None => debug_assert!(false, "unknown outcome {outcome}"),
+        }
+    }
+
+    /// Every outcome with its count, in the order of [`Outcomes::new`].
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        self.names.iter().zip(&self.counts).map(|(n, c)| (*n, c.load(Ordering::Relaxed))).collect()
+    }
+}
+
+/// Counters the panel process keeps in memory, since it started. Both nginx
+/// applies and ACME renewals happen in `portico serve` (handlers, the
+/// `acme-renewal` task, provisioning), so the panel's own counts are complete.
+#[derive(Debug, Clone, Default)]
+pub struct PanelCounters {
+    /// Visitor requests per vhost and status class (see [`visitors`]).
+    pub visitors: Vec<(visitors::Kind, String, [u64; 5])>,
+    /// nginx applies and rollbacks by outcome: `ok`, `refused`, `error`.
+    pub nginx_applies: Vec<(&'static str, u64)>,
+    /// ACME issuances and renewals by outcome: `ok`, `error`.
+    pub acme_renewals: Vec<(&'static str, u64)>,
+}
+
 /// Renders every metric. Reads the store and, on the blocking pool, the
 /// supervisor, certificate files and `/proc`.
-pub async fn render(store: &Store, supervisor: &Supervisor, data_dir: &Path) -> Result<String, StoreError> {
+pub async fn render(
+    store: &Store,
+    supervisor: &Supervisor,
+    data_dir: &Path,
+    panel: &PanelCounters,
+) -> Result<String, StoreError> {
     let snapshot = store.metrics_snapshot().await?;
     let relay = store.relay_status().await?;
     let (sup, dir) = (supervisor.clone(), data_dir.to_path_buf());
@@ -88,6 +140,55 @@ pub async fn render(store: &Store, supervisor: &Supervisor, data_dir: &Path) -> 
         bytes_out.get_or_create(&l).inc_by(a.bytes_out);
         streams.get_or_create(&l).set(clamp(a.open_streams));
     }
+    let tunnel_in = counters(
+        &mut r,
+        "relay_tunnel_bytes_in",
+        "Bytes relayed from visitors to a tunnel's app, since the relay started",
+    );
+    let tunnel_out = counters(
+        &mut r,
+        "relay_tunnel_bytes_out",
+        "Bytes relayed from a tunnel's app to visitors, since the relay started",
+    );
+    let tunnel_streams = gauges(&mut r, "relay_tunnel_open_streams", "Streams open through a tunnel");
+
+    let requests = counters(
+        &mut r,
+        "visitor_requests",
+        "Visitor requests to a tunnel by status class, as nginx answered them (login redirects, denials and offline pages included)",
+    );
+    let site_requests = counters(&mut r, "site_requests", "Visitor requests to a static site by status class");
+    for (name, _, _) in &snapshot.tunnels {
+        for class in visitors::CLASSES {
+            let _ = requests.get_or_create(&labels(&[("tunnel", name), ("class", class)]));
+        }
+    }
+    for (kind, name, row) in &panel.visitors {
+        let (family, key) = match kind {
+            visitors::Kind::Tunnel => (&requests, "tunnel"),
+            visitors::Kind::Site => (&site_requests, "site"),
+        };
+        for (class, n) in visitors::CLASSES.iter().zip(row) {
+            family.get_or_create(&labels(&[(key, name), ("class", *class)])).inc_by(*n);
+        }
+    }
+
+    let applies = counters(
+        &mut r,
+        "nginx_applies",
+        "nginx configuration applies and rollbacks by outcome: ok, refused (nginx -t), error (reload or probe failed, previous config restored)",
+    );
+    for (outcome, n) in &panel.nginx_applies {
+        applies.get_or_create(&labels(&[("outcome", *outcome)])).inc_by(*n);
+    }
+    let renewals = counters(
+        &mut r,
+        "acme_renewals",
+        "ACME certificate issuances and renewals (renewal task and renew action) by outcome",
+    );
+    for (outcome, n) in &panel.acme_renewals {
+        renewals.get_or_create(&labels(&[("outcome", *outcome)])).inc_by(*n);
+    }
 
     let events = counters(
         &mut r,
@@ -98,7 +199,7 @@ pub async fn render(store: &Store, supervisor: &Supervisor, data_dir: &Path) -> 
         events.get_or_create(&labels(&[("action", action), ("outcome", outcome)])).inc_by(*count);
     }
 
-    // Counters other processes publish through the store (authd for now).
+    // Counters other processes publish through the store (authd, relay).
     let decisions =
         counters(&mut r, "authd_decisions", "authd answers to nginx: allow, deny, login (redirect to the portal)");
     for d in ["allow", "deny", "login"] {
@@ -119,6 +220,15 @@ pub async fn render(store: &Store, supervisor: &Supervisor, data_dir: &Path) -> 
             }
             "authd_bans_active" => {
                 bans.get_or_create(&l).set(clamp(c.value));
+            }
+            crate::relay::TUNNEL_BYTES_IN => {
+                tunnel_in.get_or_create(&l).inc_by(c.value);
+            }
+            crate::relay::TUNNEL_BYTES_OUT => {
+                tunnel_out.get_or_create(&l).inc_by(c.value);
+            }
+            crate::relay::TUNNEL_OPEN_STREAMS => {
+                tunnel_streams.get_or_create(&l).set(clamp(c.value));
             }
             _ => {}
         }
@@ -150,24 +260,19 @@ pub async fn render(store: &Store, supervisor: &Supervisor, data_dir: &Path) -> 
     Ok(out)
 }
 
-/// Certificates under `<data_dir>/acme`, by file name: (name, not after).
+/// The certificates nginx serves: `<data_dir>/acme/certs/<fqdn>/fullchain.pem`
+/// (each a link to the live version), by name: (name, not after). Older
+/// versions kept beside them are not reported.
 fn acme_certificates(data_dir: &Path) -> Vec<(String, OffsetDateTime)> {
-    let mut out = Vec::new();
-    let root = data_dir.join("acme");
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let Ok(text) = std::fs::read(&path) else { continue };
-            let Some(not_after) = first_certificate_expiry(&text) else { continue };
-            let name = path.strip_prefix(&root).unwrap_or(&path).with_extension("").display().to_string();
-            out.push((name, not_after));
-        }
-    }
+    let Ok(entries) = std::fs::read_dir(data_dir.join("acme/certs")) else { return Vec::new() };
+    let mut out: Vec<(String, OffsetDateTime)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pem = std::fs::read(e.path().join("fullchain.pem")).ok()?;
+            let name = e.file_name().to_str()?.replace("_wildcard", "*");
+            Some((name, first_certificate_expiry(&pem)?))
+        })
+        .collect();
     out.sort();
     out
 }

@@ -1,6 +1,5 @@
 //! Command-line interface.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -49,15 +48,9 @@ pub enum Command {
     Nginx(NginxCommand),
     /// Run forward auth for nginx and the visitor login portal.
     Authd,
-    /// Run the tunnel relay: agents on one loopback port, visitors on another.
-    Relay {
-        /// Where agents connect (nginx proxies `wss://tunnel.<domain>/` here).
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        agents: SocketAddr,
-        /// Where nginx sends visitors of tunnels.
-        #[arg(long, default_value = "127.0.0.1:9080")]
-        visitors: SocketAddr,
-    },
+    /// Run the tunnel relay: agents on `relay.agents_listen`, visitors on
+    /// `relay.visitors_listen` (the addresses nginx is rendered with).
+    Relay,
     /// The home-side agent: enroll, run, status.
     Agent {
         /// Directory holding the agent's key, certificates and state (default `~/.config/portico`).

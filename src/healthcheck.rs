@@ -24,8 +24,11 @@ pub struct Component {
 
 /// The local listeners of the sibling processes: (name, address).
 pub fn sibling_listeners(settings: &Settings) -> [(&'static str, SocketAddr); 3] {
-    let up = crate::nginx::Upstreams::default();
-    [("relay-agents", up.relay_agents), ("relay-visitors", up.relay_visitors), ("authd", settings.authd.listen)]
+    [
+        ("relay-agents", settings.relay.agents_listen),
+        ("relay-visitors", settings.relay.visitors_listen),
+        ("authd", settings.authd.listen),
+    ]
 }
 
 fn loopback(mut addr: SocketAddr) -> SocketAddr {

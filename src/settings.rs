@@ -11,6 +11,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod listeners;
+pub use listeners::RelaySettings;
+
 /// Errors while loading or validating settings. Every message names the YAML
 /// key and the environment variable that set it.
 #[derive(Debug, thiserror::Error)]
@@ -478,6 +481,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub supervisor: SupervisorSettings,
     pub authd: AuthdSettings,
+    pub relay: RelaySettings,
     pub nginx: NginxSettings,
     pub acme: AcmeSettings,
     pub backup: BackupSettings,
@@ -498,6 +502,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             supervisor: SupervisorSettings::default(),
             authd: AuthdSettings::default(),
+            relay: RelaySettings::default(),
             nginx: NginxSettings::default(),
             acme: AcmeSettings::default(),
             backup: BackupSettings::default(),
@@ -608,6 +613,7 @@ impl Settings {
         }
         self.panel.validate()?;
         self.authd.validate()?;
+        self.validate_listeners()?;
         self.acme.validate()?;
         self.backup.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)

@@ -174,11 +174,12 @@ fn print_config_shows_layers_and_masks_secrets() {
 fn bad_input_exits_non_zero_with_a_one_line_reason() {
     let dir = tempfile::tempdir().unwrap();
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (&["serve", "--bogus"], &[], "--bogus"),
         (&["healthcheck", "--timeout", "0"], &[], "timeout"),
         (&["frobnicate"], &[], "frobnicate"),
         (&["print-config"], &[("PORTICO__PANEL__LISTEN", "nowhere")], "PORTICO__PANEL__LISTEN"),
+        (&["relay"], &[("PORTICO__RELAY__VISITORS_LISTEN", "0.0.0.0:9080")], "relay.visitors_listen"),
     ];
     for (args, env, needle) in cases {
         let mut cmd = portico(dir.path());

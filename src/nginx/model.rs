@@ -2,7 +2,7 @@
 //! every value that ends up inside nginx syntax.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// Everything the renderer needs: state from the store plus bootstrap settings.
@@ -49,7 +49,8 @@ pub struct RenderInput {
     pub extra: Option<String>,
 }
 
-/// Listening address and ports of the public surface.
+/// Listening address and ports of the public surface (`nginx.bind`,
+/// `nginx.http_port`, `nginx.https_port`, `nginx.admin_port`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
     /// Address every `listen` binds (0.0.0.0 in the container, 127.0.0.1 in tests).
@@ -62,13 +63,8 @@ pub struct Ports {
     pub admin: u16,
 }
 
-impl Default for Ports {
-    fn default() -> Self {
-        Ports { bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED), http: 80, https: 443, admin: 9292 }
-    }
-}
-
-/// Loopback addresses of the services behind nginx.
+/// Loopback addresses of the services behind nginx (from the settings, see
+/// `state::upstreams`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Upstreams {
     /// `portico serve`.
@@ -80,13 +76,6 @@ pub struct Upstreams {
     /// `portico relay`, visitor side (routes each connection by Host; every
     /// tunnel gets its own upstream block pointing here).
     pub relay_visitors: SocketAddr,
-}
-
-impl Default for Upstreams {
-    fn default() -> Self {
-        let lo = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-        Upstreams { panel: lo(3100), authd: lo(9091), relay_agents: lo(9090), relay_visitors: lo(9080) }
-    }
 }
 
 /// Certificate files of the admin-by-IP vhost.

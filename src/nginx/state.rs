@@ -97,13 +97,50 @@ fn access(s: &str) -> Access {
     }
 }
 
-/// Everything the renderer needs, read from the store and settings.
+/// The loopback services nginx proxies to, as the settings place them.
+pub fn upstreams(settings: &Settings) -> Upstreams {
+    Upstreams {
+        panel: settings.panel.listen,
+        authd: settings.authd.listen,
+        relay_agents: settings.relay.agents_listen,
+        relay_visitors: settings.relay.visitors_listen,
+    }
+}
+
+/// The settings' share of a render input: paths, public ports, upstreams,
+/// the visitor log and the admin-by-IP vhost; no domain, tunnels or sites.
+/// Every render input starts here, so nginx points where the settings say.
+pub fn settings_input(settings: &Settings) -> RenderInput {
+    let pki = Pki::new(&settings.data_dir);
+    let (server_cert, server_key) = pki.server_cert_paths();
+    RenderInput {
+        data_dir: settings.data_dir.clone(),
+        conf_dir: settings.nginx_live_dir(),
+        run_dir: settings.nginx.run_dir.clone(),
+        ports: Ports {
+            bind: settings.nginx.bind,
+            http: settings.nginx.http_port,
+            https: settings.nginx.https_port,
+            admin: settings.nginx.admin_port,
+        },
+        upstreams: upstreams(settings),
+        admin_vhost: Some(AdminVhost { server_cert, server_key, client_ca: pki.ca_cert_path() }),
+        domain: None,
+        client_ca: pki.ca_cert_path(),
+        certs: BTreeMap::new(),
+        tunnels: Vec::new(),
+        sites: Vec::new(),
+        user: settings.nginx.user.clone(),
+        visitor_log: settings.panel.visitor_log(),
+        extra: None,
+    }
+}
+
+/// Everything the renderer needs: [`settings_input`] plus the store's state.
 pub async fn render_input(settings: &Settings, store: &Store) -> Result<RenderInput, StoreError> {
     let rows = store.settings(&[onboarding::keys::DOMAIN, TWO_FACTOR_KEY]).await?;
     let domain = rows[0].clone().filter(|d| !d.is_empty());
     let two_factor = rows[1].as_deref() == Some("1");
-    let pki = Pki::new(&settings.data_dir);
-    let (server_cert, server_key) = pki.server_cert_paths();
     let tunnels: Vec<TunnelVhost> = store
         .tunnels()
         .await?
@@ -130,27 +167,11 @@ pub async fn render_input(settings: &Settings, store: &Store) -> Result<RenderIn
             }
         }
     }
-    Ok(RenderInput {
-        data_dir: settings.data_dir.clone(),
-        conf_dir: settings.nginx_live_dir(),
-        run_dir: settings.nginx.run_dir.clone(),
-        ports: Ports {
-            bind: settings.nginx.bind,
-            http: settings.nginx.http_port,
-            https: settings.nginx.https_port,
-            admin: settings.nginx.admin_port,
-        },
-        upstreams: Upstreams { panel: settings.panel.listen, ..Default::default() },
-        admin_vhost: (!two_factor).then(|| AdminVhost { server_cert, server_key, client_ca: pki.ca_cert_path() }),
-        domain,
-        client_ca: pki.ca_cert_path(),
-        certs,
-        tunnels,
-        sites,
-        user: settings.nginx.user.clone(),
-        visitor_log: settings.panel.visitor_log(),
-        extra: None,
-    })
+    let mut input = settings_input(settings);
+    if two_factor {
+        input.admin_vhost = None;
+    }
+    Ok(RenderInput { domain, certs, tunnels, sites, ..input })
 }
 
 /// Renders the store's state.

@@ -343,22 +343,20 @@ impl Relay {
     }
 }
 
-/// Where `portico relay` listens.
-#[derive(Debug, Clone)]
-pub struct Listen {
-    pub agents: SocketAddr,
-    pub visitors: SocketAddr,
-}
-
-/// `portico relay`: binds the two loopback ports and runs until SIGTERM or Ctrl-C.
-pub async fn serve(settings: crate::settings::Settings, listen: Listen) -> anyhow::Result<()> {
+/// `portico relay`: binds `relay.agents_listen` and `relay.visitors_listen`
+/// and runs until SIGTERM or Ctrl-C.
+pub async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
     use anyhow::Context;
     let store =
         Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
-    let agents = TcpListener::bind(listen.agents).await.with_context(|| format!("while binding {}", listen.agents))?;
-    let visitors =
-        TcpListener::bind(listen.visitors).await.with_context(|| format!("while binding {}", listen.visitors))?;
-    tracing::info!(agents = %listen.agents, visitors = %listen.visitors, "relay listening");
+    let listen = &settings.relay;
+    let agents = TcpListener::bind(listen.agents_listen)
+        .await
+        .with_context(|| format!("while binding relay.agents_listen on {}", listen.agents_listen))?;
+    let visitors = TcpListener::bind(listen.visitors_listen)
+        .await
+        .with_context(|| format!("while binding relay.visitors_listen on {}", listen.visitors_listen))?;
+    tracing::info!(agents = %listen.agents_listen, visitors = %listen.visitors_listen, "relay listening");
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -97,6 +97,12 @@ fn validation_errors_name_key_and_env() {
         (&[("PORTICO__BACKUP__PASSPHRASE", "short")], "backup.passphrase"),
         (&[("PORTICO__BACKUP__KEEP", "0")], "backup.keep"),
         (&[("PORTICO__BACKUP__DIR", "relative")], "backup.dir"),
+        (&[("PORTICO__PANEL__LISTEN", "0.0.0.0:3100")], "panel.listen"),
+        (&[("PORTICO__AUTHD__LISTEN", "10.0.0.5:9091")], "authd.listen"),
+        (&[("PORTICO__AUTHD__LISTEN", "127.0.0.1:0")], "authd.listen"),
+        (&[("PORTICO__RELAY__AGENTS_LISTEN", "[::]:9090")], "relay.agents_listen"),
+        (&[("PORTICO__RELAY__VISITORS_LISTEN", "192.168.1.2:9080")], "relay.visitors_listen"),
+        (&[("PORTICO__RELAY__VISITORS_LISTEN", "127.0.0.1:9091")], "relay.visitors_listen"),
     ];
     for (vars, key) in cases {
         let sources = Sources { env: env(vars), ..Default::default() };
@@ -104,6 +110,45 @@ fn validation_errors_name_key_and_env() {
         assert!(err.contains(&format!("`{key}")), "{key}: {err}");
         assert!(err.contains(&env_name(key)), "{key}: {err}");
     }
+}
+
+/// nginx proxies to these listeners, so each is a loopback address with a
+/// fixed port of its own; IPv4-mapped and IPv6 loopback count.
+#[test]
+fn internal_listeners_must_be_loopback() {
+    let s = Settings::load(&Sources::default()).unwrap();
+    let defaults: Vec<String> = s.internal_listeners().iter().map(|(k, a)| format!("{k}={a}")).collect();
+    assert_eq!(
+        defaults,
+        [
+            "panel.listen=127.0.0.1:3100",
+            "authd.listen=127.0.0.1:9091",
+            "relay.agents_listen=127.0.0.1:9090",
+            "relay.visitors_listen=127.0.0.1:9080"
+        ]
+    );
+    let moved = env(&[
+        ("PORTICO__AUTHD__LISTEN", "127.0.0.2:9091"),
+        ("PORTICO__RELAY__AGENTS_LISTEN", "[::1]:19090"),
+        ("PORTICO__RELAY__VISITORS_LISTEN", "[::ffff:127.0.0.1]:19080"),
+    ]);
+    let s = Settings::load(&Sources { env: moved, ..Default::default() }).unwrap();
+    assert_eq!(s.relay.agents_listen.to_string(), "[::1]:19090");
+
+    let err =
+        Settings::load(&Sources { env: env(&[("PORTICO__AUTHD__LISTEN", "0.0.0.0:9091")]), ..Default::default() })
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("`authd.listen`") && err.contains("PORTICO__AUTHD__LISTEN"), "{err}");
+    assert!(err.contains("0.0.0.0:9091 is not a loopback address"), "{err}");
+    let clash = env(&[("PORTICO__RELAY__AGENTS_LISTEN", "[::ffff:127.0.0.1]:3100")]);
+    let err = Settings::load(&Sources { env: clash, ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("`relay.agents_listen`") && err.contains("already used by panel.listen"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, "c.yaml", "relay:\n  agents_listen: 203.0.113.7:9090\n");
+    let err = Settings::load(&Sources { config_file: Some(file), ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("`relay.agents_listen`") && err.contains("PORTICO__RELAY__AGENTS_LISTEN"), "{err}");
 }
 
 #[test]

@@ -11,9 +11,9 @@ use std::thread;
 
 use time::OffsetDateTime;
 
-use super::support::{DOMAIN, Layout, NGINX, NginxProcess, base_input, names, test_ports, write_certs};
+use super::support::{DOMAIN, Layout, NGINX, NginxProcess, names, set_ports, settings, test_ports, write_certs};
 use crate::authd::{AuthdState, Clock, configure};
-use crate::nginx::{Access, Applier, CertPaths, NginxBinary, TunnelVhost, render};
+use crate::nginx::{Access, Applier, CertPaths, NginxBinary, TunnelVhost, render, state};
 use crate::settings::Settings;
 use crate::store::{ClientCert, Store, TunnelFields};
 
@@ -142,10 +142,11 @@ async fn visitor_signs_in_through_nginx_and_reaches_the_app() {
     };
     let secret = crate::users::create_user(&store, new).await.unwrap().totp.unwrap().totp_secret;
 
-    let mut input = base_input(&layout, None);
-    input.ports = test_ports();
-    input.upstreams.authd = start_authd(&layout.data_dir).0;
-    input.upstreams.relay_visitors = echo_upstream();
+    let mut settings = settings(&layout, None);
+    set_ports(&mut settings, test_ports());
+    settings.authd.listen = start_authd(&layout.data_dir).0;
+    settings.relay.visitors_listen = echo_upstream();
+    let mut input = state::settings_input(&settings);
     input.domain = Some(DOMAIN.into());
     input.certs = names()
         .into_iter()

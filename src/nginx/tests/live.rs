@@ -10,8 +10,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use super::support::{DOMAIN, Layout, NGINX, NginxProcess, base_input, curl, names, test_ports, wait_for, write_certs};
-use crate::nginx::{Access, Applier, ApplyError, CertPaths, NginxBinary, RenderInput, SiteVhost, TunnelVhost, render};
+use super::support::{
+    DOMAIN, Layout, NGINX, NginxProcess, curl, names, set_ports, settings, test_ports, wait_for, write_certs,
+};
+use crate::nginx::{
+    Access, Applier, ApplyError, CertPaths, NginxBinary, RenderInput, SiteVhost, TunnelVhost, render, state,
+};
 
 /// Size of the slow download.
 const BIG: usize = 20 * 1024 * 1024;
@@ -88,9 +92,10 @@ fn world() -> World {
     fs::create_dir_all(&site).unwrap();
     fs::write(site.join("index.html"), "<h1>dash</h1>\n").unwrap();
     let (tx, started) = mpsc::channel();
-    let mut input = base_input(&layout, None);
-    input.ports = test_ports();
-    input.upstreams.relay_visitors = stub_upstream(tx);
+    let mut settings = settings(&layout, None);
+    set_ports(&mut settings, test_ports());
+    settings.relay.visitors_listen = stub_upstream(tx);
+    let mut input = state::settings_input(&settings);
     input.domain = Some(DOMAIN.into());
     input.certs = names()
         .into_iter()

@@ -5,8 +5,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::support::{DOMAIN, Layout, NGINX, states, write_certs, write_tree};
-use crate::nginx::{Access, RenderError, RenderedTree, SiteVhost, TunnelVhost, render};
+use std::collections::BTreeMap;
+
+use super::support::{DOMAIN, Layout, NGINX, settings, states, write_certs, write_tree};
+use crate::nginx::{Access, RenderError, RenderInput, RenderedTree, SiteVhost, TunnelVhost, render, state};
 
 fn golden_dir(state: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/nginx/golden").join(state)
@@ -151,14 +153,98 @@ fn injection_characters_are_refused() {
     assert_eq!(render(&input), Err(RenderError::DuplicateName("app".into())));
 }
 
-/// All three states, rendered with real temp paths and real certificates,
-/// pass the installed nginx's own check.
+/// The internal listeners, each moved off its default: IPv4, another
+/// 127.x address and IPv6 loopback.
+const MOVED: [(&str, &str); 4] = [
+    ("panel", "127.0.0.1:4100"),
+    ("authd", "127.0.0.2:4191"),
+    ("relay_agents", "[::1]:4190"),
+    ("relay_visitors", "127.0.0.1:4180"),
+];
+const MOVED_LOG_PORT: u16 = 4101;
+
+/// The onboarded state rendered from settings that move every internal
+/// listener and the visitor log port; the settings pass validation.
+fn moved(l: &Layout) -> RenderInput {
+    let mut s = settings(l, None);
+    let addr = |name: &str| MOVED.iter().find(|(n, _)| *n == name).unwrap().1.parse().unwrap();
+    s.panel.listen = addr("panel");
+    s.authd.listen = addr("authd");
+    s.relay.agents_listen = addr("relay_agents");
+    s.relay.visitors_listen = addr("relay_visitors");
+    s.panel.visitor_log_port = MOVED_LOG_PORT;
+    s.validate().unwrap();
+    let (_, onboarded) = states(l, None).remove(1);
+    let RenderInput { domain, certs, tunnels, sites, .. } = onboarded;
+    RenderInput { domain, certs, tunnels, sites, ..state::settings_input(&s) }
+}
+
+/// `upstream` name → its `server` lines, over every file of the tree.
+fn upstream_servers(tree: &RenderedTree) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for body in tree.files.values() {
+        let mut current = None;
+        for line in body.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix("upstream ").and_then(|l| l.strip_suffix(" {")) {
+                current = Some(name.to_string());
+            } else if line == "}" {
+                current = None;
+            } else if let (Some(name), Some(addr)) = (&current, line.strip_prefix("server ")) {
+                out.entry(name.clone()).or_default().push(addr.trim_end_matches(';').to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Moved listeners reach every line that points at them: the panel, authd
+/// and relay-agents upstreams, every tunnel's own upstream, each
+/// `auth_request` location (through authd's upstream) and every visitor
+/// syslog line; no default address is left anywhere.
+#[test]
+fn moved_listeners_reach_upstream_auth_request_and_syslog_lines() {
+    let tree = render(&moved(&Layout::golden())).unwrap();
+    let servers = upstream_servers(&tree);
+    let want = |name: &str| vec![MOVED.iter().find(|(n, _)| *n == name).unwrap().1.to_string()];
+    assert_eq!(servers["portico_panel"], want("panel"));
+    assert_eq!(servers["portico_authd"], want("authd"));
+    assert_eq!(servers["portico_relay_agents"], want("relay_agents"));
+    for tunnel in ["app", "wiki", "vault"] {
+        assert_eq!(servers[&format!("portico_tunnel_{tunnel}")], want("relay_visitors"), "{tunnel}");
+    }
+    assert_eq!(servers.len(), 6, "{servers:?}");
+
+    let all: String = tree.files.values().map(String::as_str).collect::<Vec<_>>().join("\n");
+    // Every proxy_pass names one of those upstreams, never an address.
+    for line in all.lines().filter_map(|l| l.trim().strip_prefix("proxy_pass http://")) {
+        let upstream = line.split(['/', ';']).next().unwrap();
+        assert!(servers.contains_key(upstream), "proxy_pass to {line}");
+    }
+    // Each auth_request subrequest goes to authd's upstream.
+    let guarded: Vec<_> = tree.files.iter().filter(|(_, b)| b.contains("auth_request /_portico_authz;")).collect();
+    assert_eq!(guarded.len(), 3, "tunnels wiki and vault, site notes");
+    for (path, body) in guarded {
+        let authz = body.split("location = /_portico_authz {").nth(1).unwrap().split('}').next().unwrap();
+        assert!(authz.contains("proxy_pass http://portico_authd/api/authz/nginx;"), "{}", path.display());
+    }
+    let syslog: Vec<_> = all.lines().filter(|l| l.contains("syslog:")).collect();
+    assert_eq!(syslog.len(), 5, "three tunnels and two sites: {syslog:?}");
+    for line in syslog {
+        assert!(line.contains(&format!("syslog:server=127.0.0.1:{MOVED_LOG_PORT},")), "{line}");
+    }
+    for default in ["127.0.0.1:3100", "127.0.0.1:3101", "127.0.0.1:9080", "127.0.0.1:9090", "127.0.0.1:9091"] {
+        assert!(!all.contains(default), "default {default} left in the tree");
+    }
+}
+
+/// All three states and the one with moved listeners, rendered with real
+/// temp paths and real certificates, pass the installed nginx's own check.
 #[test]
 fn every_state_passes_nginx_t() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = Layout::temp(tmp.path());
     write_certs(&layout);
-    for (state, input) in states(&layout, None) {
+    for (state, input) in states(&layout, None).into_iter().chain([("moved-listeners", moved(&layout))]) {
         let tree = render(&input).unwrap();
         let dir = tmp.path().join("trees").join(state);
         write_tree(&dir, &tree);

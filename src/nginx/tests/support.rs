@@ -1,7 +1,6 @@
 //! Fixtures shared by the nginx tests: the three representative states, test
 //! certificates, a real nginx process guard and small HTTP helpers.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -10,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
-use crate::nginx::{
-    Access, AdminVhost, CertPaths, Ports, RenderInput, RenderedTree, SiteVhost, TunnelVhost, Upstreams,
-};
+use crate::nginx::{Access, CertPaths, Ports, RenderInput, RenderedTree, SiteVhost, TunnelVhost, state};
+use crate::settings::Settings;
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 pub const DOMAIN: &str = "example.test";
@@ -67,27 +65,26 @@ impl Layout {
     }
 }
 
+/// Default settings with the layout's paths, the nginx `user` and the
+/// visitor log off (the onboarded state turns it on).
+pub fn settings(l: &Layout, user: Option<&str>) -> Settings {
+    assert_eq!(l.pki, l.data_dir.join("pki"), "the settings keep the PKI under the data dir");
+    let mut s = Settings { data_dir: l.data_dir.clone(), ..Default::default() };
+    s.nginx.live_dir = Some(l.conf_dir.clone());
+    s.nginx.run_dir = l.run_dir.clone();
+    s.nginx.user = user.map(String::from);
+    s.panel.visitor_log_port = 0;
+    s
+}
+
+/// Public listening address and ports, as settings.
+pub fn set_ports(s: &mut Settings, p: Ports) {
+    (s.nginx.bind, s.nginx.http_port, s.nginx.https_port, s.nginx.admin_port) = (p.bind, p.http, p.https, p.admin);
+}
+
+/// The fresh state: what the settings alone render.
 pub fn base_input(l: &Layout, user: Option<&str>) -> RenderInput {
-    RenderInput {
-        data_dir: l.data_dir.clone(),
-        conf_dir: l.conf_dir.clone(),
-        run_dir: l.run_dir.clone(),
-        ports: Ports::default(),
-        upstreams: Upstreams::default(),
-        admin_vhost: Some(AdminVhost {
-            server_cert: l.pki.join("server.crt"),
-            server_key: l.pki.join("server.key"),
-            client_ca: l.pki.join("ca.crt"),
-        }),
-        domain: None,
-        client_ca: l.pki.join("ca.crt"),
-        certs: BTreeMap::new(),
-        tunnels: Vec::new(),
-        sites: Vec::new(),
-        user: user.map(String::from),
-        visitor_log: None,
-        extra: None,
-    }
+    state::settings_input(&settings(l, user))
 }
 
 /// The three representative states: fresh, onboarded, onboarded with 2FA on.

@@ -19,8 +19,8 @@ use crate::acme::pebble::{self, Pebble};
 use crate::metrics::PanelCounters;
 use crate::metrics::visitors::{self, VisitorCounts};
 use crate::nginx::tests::authd::start_authd;
-use crate::nginx::tests::support::{DOMAIN, Layout, NGINX, NginxProcess, test_ports, write_certs};
-use crate::nginx::{Pipeline, render, state};
+use crate::nginx::tests::support::{DOMAIN, Layout, NGINX, NginxProcess, set_ports, test_ports, write_certs};
+use crate::nginx::{Pipeline, state};
 use crate::settings::{AcmeSettings, Settings};
 use crate::store::{SiteFields, Store, TunnelFields};
 use crate::supervisor::Supervisor;
@@ -62,8 +62,7 @@ async fn metrics_show_exactly_a_scripted_scenario_through_real_nginx() {
     settings.panel.visitor_log_port = log_port;
     settings.nginx.bin = NGINX.into();
     settings.nginx.run_dir = tmp.path().join("run");
-    (settings.nginx.bind, settings.nginx.http_port, settings.nginx.https_port, settings.nginx.admin_port) =
-        (ports.bind, ports.http, ports.https, ports.admin);
+    set_ports(&mut settings, ports);
     if let Some(p) = &pebble {
         settings.acme =
             AcmeSettings { directory: p.directory.clone(), ca_bundle: Some(p.ca_bundle.clone()), ..Default::default() };
@@ -120,13 +119,12 @@ async fn metrics_show_exactly_a_scripted_scenario_through_real_nginx() {
     std::fs::write(data.join("sites/dash/index.html"), "<h1>dash</h1>").unwrap();
     let (authd, authd_state) = start_authd(&data);
 
-    // The live tree as the pipeline renders it from the store, pointed at
-    // this test's relay and authd ports.
-    let mut input = state::render_input(&settings, &store).await.unwrap();
-    input.upstreams.relay_agents = relay.agents;
-    input.upstreams.relay_visitors = relay.visitors;
-    input.upstreams.authd = authd;
-    state::applier(&settings).install(&render(&input).unwrap(), "scenario").unwrap();
+    // The live tree as the pipeline renders it from the store, with the
+    // relay and authd where this test's settings put them.
+    (settings.relay.agents_listen, settings.relay.visitors_listen) = (relay.agents, relay.visitors);
+    settings.authd.listen = authd;
+    settings.validate().unwrap();
+    state::applier(&settings).install(&state::render_state(&settings, &store).await.unwrap(), "scenario").unwrap();
     let nginx = NginxProcess::start(
         &settings.nginx.run_dir,
         &settings.nginx_live_dir().join("nginx.conf"),

@@ -19,8 +19,9 @@ use tokio_rustls::client::TlsStream;
 use super::{LOOPBACK, add_tunnel, eventually, spawn_agent, start_relay, state};
 use crate::agent::tls::client_config;
 use crate::agent::{AgentState, RunOptions};
+use crate::nginx::state as nginx_state;
 use crate::nginx::tests::support::{
-    DOMAIN, Layout, NginxProcess, base_input, names, test_ports, write_certs, write_tree,
+    DOMAIN, Layout, NginxProcess, names, set_ports, settings, test_ports, write_certs, write_tree,
 };
 use crate::nginx::{Access, CertPaths, TunnelVhost, render};
 use crate::pki::Pki;
@@ -164,10 +165,10 @@ async fn agent_over_wss_and_two_tunnels_over_keepalive_through_real_nginx() {
     add_tunnel(&store, "app", "home", app).await;
     add_tunnel(&store, "wiki", "home", wiki).await;
 
-    let mut input = base_input(&layout, None);
-    input.ports = test_ports();
-    input.upstreams.relay_agents = relay.agents;
-    input.upstreams.relay_visitors = relay.visitors;
+    let mut settings = settings(&layout, None);
+    set_ports(&mut settings, test_ports());
+    (settings.relay.agents_listen, settings.relay.visitors_listen) = (relay.agents, relay.visitors);
+    let mut input = nginx_state::settings_input(&settings);
     input.client_ca = pki.ca_cert_path();
     input.domain = Some(DOMAIN.into());
     input.certs = names()

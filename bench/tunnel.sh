@@ -62,8 +62,9 @@ nginx -p "$W" -c "$W/nginx.conf"
 
 # --- relay, store rows, agent ------------------------------------------------
 export PORTICO__DATA_DIR="$W/data" PORTICO__LOG__LEVEL=warn
+export PORTICO__RELAY__AGENTS_LISTEN=127.0.0.1:$P_AGENTS PORTICO__RELAY__VISITORS_LISTEN=127.0.0.1:$P_VISITORS
 start_relay() {
-    "$BIN" relay --agents 127.0.0.1:$P_AGENTS --visitors 127.0.0.1:$P_VISITORS 2>>"$W/logs/relay.log" &
+    "$BIN" relay 2>>"$W/logs/relay.log" &
     RELAY=$!
     PIDS+=("$RELAY")
 }

@@ -12,6 +12,8 @@
 //! anything but plain files and directories under relative paths, checks the
 //! database, and only then swaps the staged tree in. A wrong passphrase, a
 //! truncated or altered archive fails before the data directory is touched.
+//! The panel restores through the same steps, split so that the swap happens
+//! at its next start (see [`staged`]).
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -24,6 +26,9 @@ use time::OffsetDateTime;
 
 use crate::settings::{Secret, Settings};
 use crate::store::{Store, StoreError};
+
+pub mod staged;
+pub use staged::StagedRestore;
 
 /// Shortest accepted passphrase, characters.
 pub const MIN_PASSPHRASE_CHARS: usize = 12;
@@ -50,10 +55,11 @@ const KEEP_OUT: &[&str] = &[
     "lost+found",
     STAGING,
     PREVIOUS,
+    staged::DIR,
 ];
 
 /// Top-level entries a restore keeps, and that do not make a data dir "in use".
-const RESTORE_KEEPS: &[&str] = &["logs", "backups", "lost+found", "options.json", STAGING, PREVIOUS];
+const RESTORE_KEEPS: &[&str] = &["logs", "backups", "lost+found", "options.json", STAGING, PREVIOUS, staged::DIR];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -474,7 +480,7 @@ fn safe_relative(path: &Path) -> Option<PathBuf> {
         }
     }
     let first = out.components().next()?.as_os_str().to_str()?.to_string();
-    (!out.as_os_str().is_empty() && !matches!(first.as_str(), STAGING | PREVIOUS)).then_some(out)
+    (!out.as_os_str().is_empty() && !matches!(first.as_str(), STAGING | PREVIOUS | staged::DIR)).then_some(out)
 }
 
 /// Opens the restored database (applying this binary's migrations) and checks it.
@@ -522,6 +528,7 @@ fn swap_in(data_dir: &Path, staging: &Path) -> Result<(), BackupError> {
         Ok(())
     })();
     if let Err(e) = result {
+        tracing::error!(error = %e, "restore swap failed; putting the previous data back");
         for name in &moved_in {
             let _ = fs::rename(data_dir.join(name), staging.join(name));
         }

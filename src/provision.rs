@@ -138,6 +138,11 @@ impl Provisioner {
         self.undelivered.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
+    /// Whether a first login still waits for a client.
+    pub fn has_undelivered(&self) -> bool {
+        self.undelivered.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
     /// Puts back an event whose delivery failed.
     pub fn put_back(&self, event: Event) {
         *self.undelivered.lock().unwrap_or_else(|e| e.into_inner()) = Some(event);

@@ -259,11 +259,20 @@ pub struct BackupSettings {
     /// Passphrase that encrypts scheduled backups.
     pub passphrase: Option<Secret>,
     pub passphrase_file: Option<PathBuf>,
+    /// Largest archive the panel accepts for a restore upload, bytes.
+    pub restore_max_bytes: u64,
 }
 
 impl Default for BackupSettings {
     fn default() -> Self {
-        BackupSettings { dir: None, schedule: None, keep: 7, passphrase: None, passphrase_file: None }
+        BackupSettings {
+            dir: None,
+            schedule: None,
+            keep: 7,
+            passphrase: None,
+            passphrase_file: None,
+            restore_max_bytes: 2 * 1024 * 1024 * 1024,
+        }
     }
 }
 
@@ -271,6 +280,9 @@ impl BackupSettings {
     fn validate(&self) -> Result<(), SettingsError> {
         if !(1..=1000).contains(&self.keep) {
             return Err(SettingsError::invalid("backup.keep", "must be between 1 and 1000"));
+        }
+        if self.restore_max_bytes < 1024 {
+            return Err(SettingsError::invalid("backup.restore_max_bytes", "must be at least 1024 bytes"));
         }
         if let Some(dir) = &self.dir
             && !dir.is_absolute()

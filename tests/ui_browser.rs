@@ -6,8 +6,11 @@
 //! the ingress prefix and adds `X-Ingress-Path`; any URL outside the prefix
 //! gets 404, so a link that escapes it fails visibly).
 //!
+//! Onboarding provisions for real: pebble issues the certificates, with
+//! HTTP-01 answered by a real nginx that the panel renders and reloads.
+//!
 //! Screenshots go to `target/ui-screenshots/`. Skips with a message only
-//! when chromium or chromedriver is not installed.
+//! when chromium, chromedriver, pebble or nginx is not installed.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use fantoccini::{Client, ClientBuilder, Locator};
-use portico::onboarding::{self, OnboardingState};
+use portico::onboarding::OnboardingState;
 use portico::panel::{AppState, Channel, configure};
 use portico::settings::Settings;
 use time::OffsetDateTime;
@@ -28,6 +31,9 @@ use time::OffsetDateTime;
 #[path = "../src/panel/tests/dns.rs"]
 #[allow(dead_code)]
 mod dns;
+#[path = "../src/acme/pebble.rs"]
+#[allow(dead_code)]
+mod pebble;
 
 const INGRESS: &str = "/api/hassio_ingress/abc";
 const PUBLIC_IP: &str = "203.0.113.10";
@@ -94,12 +100,31 @@ async fn browser_with(driver: &Driver, chromium: &Path, profile: &Path, extra: &
     ClientBuilder::new(connector).capabilities(caps).connect(&driver.url).await.expect("connect to chromedriver")
 }
 
-/// The panel's data dir and state, on a loopback port behind `front`.
+/// A real nginx on the panel's live tree, stopped on drop.
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !matches!(self.0.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20)); // poll interval
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The panel's data dir and state, on a loopback port behind `front`, with
+/// pebble as its ACME server and nginx answering HTTP-01 on loopback.
 struct Panel {
-    _dir: tempfile::TempDir,
     state: web::Data<AppState>,
     addr: SocketAddr,
+    _nginx: Nginx,
+    _pebble: pebble::Pebble,
     _dns: dns::Server,
+    _run: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 #[derive(Clone, Copy)]
@@ -113,15 +138,25 @@ enum Front {
 async fn start_panel(front: Front) -> Panel {
     let dns = dns::Server::start(PUBLIC_IP.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let http_port = pebble::free_port();
+    let pebble = pebble::Pebble::start(http_port, None);
     let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
     settings.public_ip = Some(PUBLIC_IP.parse().unwrap());
-    settings.nginx.enabled = false;
     settings.dns.resolver = Some(dns.addr);
     settings.ingress.trusted_peers = vec!["127.0.0.1".parse().unwrap()];
     settings.supervisor.log_dir = dir.path().join("service-logs");
+    settings.nginx.run_dir = run.path().to_path_buf();
+    settings.nginx.bind = "127.0.0.1".parse().unwrap();
+    (settings.nginx.http_port, settings.nginx.https_port, settings.nginx.admin_port) =
+        (http_port, pebble::free_port(), pebble::free_port());
+    settings.panel.listen = SocketAddr::from(([127, 0, 0, 1], pebble::free_port()));
+    settings.acme.directory = pebble.directory.clone();
+    settings.acme.ca_bundle = Some(pebble.ca_bundle.clone());
     append_log(&settings.supervisor.log_dir, "relay", "2026-01-01T00:00:00Z  INFO relay: listening");
     portico::init::run(&settings).unwrap();
     let state = web::Data::new(AppState::load(settings).await.unwrap());
+    let nginx = start_nginx(&state).await;
     let serial = state.pki.admin_info().unwrap().serial;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -144,7 +179,33 @@ async fn start_panel(front: Front) -> Panel {
     .unwrap()
     .run();
     actix_web::rt::spawn(server);
-    Panel { _dir: dir, state, addr, _dns: dns }
+    Panel { state, addr, _nginx: nginx, _pebble: pebble, _dns: dns, _run: run, _dir: dir }
+}
+
+/// Installs the tree the store renders and starts nginx on it, as the
+/// container's entry script does.
+async fn start_nginx(state: &AppState) -> Nginx {
+    let settings = &state.settings;
+    let tree = portico::nginx::state::render_state(settings, &state.store).await.unwrap();
+    portico::nginx::state::applier(settings).install(&tree, "first start").unwrap();
+    let child = Command::new(&settings.nginx.bin)
+        .arg("-p")
+        .arg(&settings.nginx.run_dir)
+        .arg("-c")
+        .arg(settings.nginx_live_dir().join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let nginx = Nginx(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", settings.nginx.http_port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        std::thread::sleep(Duration::from_millis(20)); // poll interval
+    }
+    nginx
 }
 
 /// Appends a line to a service's log as s6-log writes it.
@@ -245,7 +306,11 @@ impl Session {
 
     /// Polls (bounded) until the page's text contains `needle`; returns the text.
     async fn wait_text(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_text_within(needle, Duration::from_secs(10)).await
+    }
+
+    async fn wait_text_within(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             let text = self.try_body_text().await.unwrap_or_default();
             if text.contains(needle) {
@@ -267,6 +332,10 @@ impl Session {
 }
 
 fn chromium_tools() -> Option<(PathBuf, PathBuf)> {
+    if !pebble::available() || !Path::new(&Settings::default().nginx.bin).exists() {
+        eprintln!("SKIPPED: onboarding provisions against pebble and nginx (apt-get install pebble nginx)");
+        return None;
+    }
     match (tool("chromium"), tool("chromedriver")) {
         (Some(c), Some(d)) => Some((c, d)),
         _ => {
@@ -276,6 +345,49 @@ fn chromium_tools() -> Option<(PathBuf, PathBuf)> {
             None
         }
     }
+}
+
+/// Starts provisioning from the onboarding page (under `base`) and follows
+/// its live progress to the end: the first visitor login is shown once, and
+/// a reload leads to the dashboard without it. Returns its password.
+async fn provision(s: &Session, panel: &Panel, base: &str) -> String {
+    s.click("form[action$='/onboarding/provision'] button").await;
+    s.wait_path(&format!("{base}/onboarding?flash=provisioning")).await;
+    s.wait_text("Certificate for panel.").await;
+    s.shot("onboarding-provisioning").await;
+    // Three certificates from pebble, nginx reloaded, the first user.
+    let text = s.wait_text_within("shown only now", Duration::from_secs(120)).await;
+    assert!(text.contains("Portico is ready at https://panel."), "{text}");
+    for task in ["cert:panel.", "cert:auth.", "cert:tunnel.", "nginx", "services", "user", "complete"] {
+        let css = format!("#provision-steps li[data-task^='{task}']");
+        let class = s.client.find(Locator::Css(&css)).await.unwrap().attr("class").await.unwrap();
+        assert!(matches!(class.as_deref(), Some("done" | "skipped")), "{task}: {class:?}");
+    }
+    assert!(text.contains("issued by Pebble"), "{text}");
+    let user = s.client.find(Locator::Css("#first-user")).await.unwrap().text().await.unwrap();
+    let password = s.client.find(Locator::Css("#first-password")).await.unwrap().text().await.unwrap();
+    assert_eq!(user, "ops");
+    assert!(password.len() >= 20, "{password}");
+    let stored = panel.state.store.user(user.clone()).await.unwrap().expect("first user created");
+    assert!(portico::users::verify_password(password.clone(), Some(stored.password_hash)).await);
+    let qr = s.client.find(Locator::Css("#first-qr")).await.unwrap();
+    assert!(qr.attr("src").await.unwrap().unwrap_or_default().starts_with("data:image/svg+xml"));
+    let width = s.client.execute("return document.getElementById('first-qr').naturalWidth", vec![]).await.unwrap();
+    assert!(width.as_u64().unwrap_or(0) > 0, "the QR code image renders");
+    assert!(qr.is_displayed().await.unwrap());
+    assert_eq!(panel.state.onboarding_state(), OnboardingState::Completed);
+    let under = format!("{}{base}/", s.origin);
+    for url in s.urls().await.into_iter().filter(|u| !u.starts_with("data:")) {
+        assert!(url.starts_with(&under), "{url} escapes {base}/");
+    }
+    s.shot("onboarding-done").await;
+
+    // Shown once: a reload goes to the dashboard, without the login.
+    s.client.refresh().await.unwrap();
+    s.wait_path(&format!("{base}/")).await;
+    let source = s.client.source().await.unwrap();
+    assert!(!source.contains(&password), "the password is shown only once");
+    password
 }
 
 #[actix_web::test]
@@ -316,12 +428,7 @@ async fn admin_walks_every_page_in_chromium() {
     assert_eq!(panel.state.onboarding_state(), OnboardingState::DnsReady);
     s.shot("onboarding-3-dns-checked").await;
 
-    // Provisioning needs a CA (its end-to-end test runs against pebble);
-    // finish onboarding as it does.
-    panel.state.store.put_settings(vec![(onboarding::keys::STATE, "COMPLETED".into())]).await.unwrap();
-    panel.state.set_onboarding_state(OnboardingState::Completed);
-
-    s.goto("/").await;
+    provision(&s, &panel, "").await;
     assert!(s.body_text().await.contains("Serving example.com"));
     s.shot("dashboard").await;
 
@@ -516,6 +623,17 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(s.body_text().await.contains("key.create"));
     s.shot("audit").await;
 
+    // nginx: the tree provisioning replaced, side by side with the live one.
+    s.click("nav a[href='/nginx']").await;
+    s.wait_path("/nginx").await;
+    s.click("a[href^='/nginx/snapshots/']").await;
+    s.wait_text("Changes from this snapshot").await;
+    let diff_page = s.path().await;
+    let marked = s.client.find_all(Locator::Css("table.sbs tr.sbs-add, table.sbs tr.sbs-chg")).await.unwrap();
+    assert!(!marked.is_empty(), "changed lines are marked");
+    assert!(s.body_text().await.contains("Live configuration"));
+    s.shot("nginx-diff").await;
+
     // Operations: services are not supervised here; live logs follow new
     // lines, filter them and hold them while paused.
     s.click("nav a[href='/services']").await;
@@ -551,6 +669,33 @@ async fn admin_walks_every_page_in_chromium() {
     assert_eq!(archives.len(), 1);
     assert!(s.body_text().await.contains(&archives[0].id));
     s.shot("backups").await;
+
+    // Restore: a wrong passphrase is refused with a clear message and stages
+    // nothing; the right one stages the archive behind a confirmation (the
+    // restore itself is discarded here).
+    let archive = portico::backup::archive_path(&panel.state.settings.backup_dir(), &archives[0].id).unwrap();
+    let pick_archive = || async {
+        let input = s.client.find(Locator::Css("#restore-archive")).await.unwrap();
+        input.send_keys(archive.to_str().unwrap()).await.unwrap();
+    };
+    s.fill("#restore-passphrase", "not the passphrase at all").await;
+    pick_archive().await;
+    s.click("form[action^='/backups/restore'] button[type=submit]").await;
+    s.wait_text("Nothing was changed: wrong passphrase").await;
+    s.shot("backups-restore-refused").await;
+    let data_dir = panel.state.settings.data_dir.clone();
+    assert_eq!(portico::backup::staged::staged(&data_dir).unwrap(), None);
+    s.fill("#restore-passphrase", "correct horse battery").await;
+    pick_archive().await;
+    s.click("form[action^='/backups/restore'] button[type=submit]").await;
+    s.wait_path("/backups?flash=restore_staged").await;
+    s.wait_text("Ready to restore").await;
+    let restore = s.client.find(Locator::Css("#restore-staged details.danger button.danger")).await.unwrap();
+    assert!(!restore.is_displayed().await.unwrap(), "restoring needs a second, deliberate click");
+    s.shot("backups-restore-staged").await;
+    s.click("#restore-staged form[action='/backups/restore/discard'] button").await;
+    s.wait_path("/backups?flash=restore_discarded").await;
+    assert_eq!(portico::backup::staged::staged(&data_dir).unwrap(), None);
 
     // Panel 2FA: set up with a QR code, a wrong code is refused at the field,
     // the right one turns it on; turning it off needs a code too.
@@ -591,6 +736,13 @@ async fn admin_walks_every_page_in_chromium() {
     s.client.set_window_size(390, 1000).await.unwrap();
     s.goto("/agents").await;
     s.shot("agents-phone").await;
+    // The diff keeps its two columns and scrolls sideways inside its box.
+    s.goto(&diff_page).await;
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
+    assert_eq!(s.client.execute(fits, vec![]).await.unwrap(), true, "the page itself does not scroll sideways");
+    let scrolls = "const b = document.querySelector('.sbs-scroll'); return b.scrollWidth > b.clientWidth";
+    assert_eq!(s.client.execute(scrolls, vec![]).await.unwrap(), true);
+    s.shot("nginx-diff-phone").await;
 
     s.client.close().await.unwrap();
 
@@ -635,10 +787,9 @@ async fn no_link_or_redirect_escapes_the_ingress_path() {
     s.wait_text("all good").await;
     check(s.urls().await, "dns check");
     s.shot("onboarding").await;
-    // Provisioning needs a CA (its end-to-end test runs against pebble);
-    // finish onboarding as it does.
-    panel.state.store.put_settings(vec![(onboarding::keys::STATE, "COMPLETED".into())]).await.unwrap();
-    panel.state.set_onboarding_state(OnboardingState::Completed);
+    // The progress WebSocket stays under the prefix (the Supervisor
+    // stand-in refuses anything else, and the login arrives only over it).
+    provision(&s, &panel, INGRESS).await;
     s.goto(&format!("{INGRESS}/keys")).await;
     s.fill("#name", "ha").await;
     s.click("form[action$='/keys'] button[type=submit]").await;
@@ -673,6 +824,7 @@ async fn no_link_or_redirect_escapes_the_ingress_path() {
         "/services/relay/logs",
         "/system",
         "/backups",
+        "/nginx",
         "/audit",
     ] {
         s.goto(&format!("{INGRESS}{page}")).await;
@@ -686,6 +838,11 @@ async fn no_link_or_redirect_escapes_the_ingress_path() {
         let text = s.body_text().await;
         assert!(!text.contains("outside the ingress path"), "{url}: {text}");
     }
+    s.goto(&format!("{INGRESS}/nginx")).await;
+    s.click("a[href*='/nginx/snapshots/']").await;
+    s.wait_text("Changes from this snapshot").await;
+    check(s.urls().await, "nginx diff");
+    s.shot("nginx-diff").await;
     // The live logs follow their WebSocket under the prefix too.
     s.goto(&format!("{INGRESS}/services/relay/logs")).await;
     s.wait_text("Following").await;

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use super::diff::unified;
 use super::model::RenderedTree;
 use super::reloader::{Probe, Reloader};
+use super::side_by_side::{FileDiff, side_by_side};
 use super::snapshot::{self, SnapshotMeta};
 
 /// Why an apply or rollback did not take effect.
@@ -121,6 +122,17 @@ impl Applier {
     pub fn diff(&self, id: &str) -> Result<String, ApplyError> {
         let old = self.snapshot_tree(id)?;
         Ok(unified(&old, &self.live_tree()?))
+    }
+
+    /// Side-by-side rows from snapshot `id` (left) to snapshot `against`, or
+    /// to the live tree when `against` is `None` (right).
+    pub fn compare(&self, id: &str, against: Option<&str>) -> Result<Vec<FileDiff>, ApplyError> {
+        let old = self.snapshot_tree(id)?;
+        let new = match against {
+            Some(other) => self.snapshot_tree(other)?,
+            None => self.live_tree()?,
+        };
+        Ok(side_by_side(&old, &new))
     }
 
     /// Makes snapshot `id` live again, through the same checks as `apply`.

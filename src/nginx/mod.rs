@@ -7,6 +7,7 @@ mod diff;
 mod model;
 mod reloader;
 mod render;
+pub mod side_by_side;
 mod snapshot;
 pub mod state;
 mod vhosts;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::model::{Access, AdminVhost, CertPaths, Ports, RenderInput, SiteVhost, TunnelVhost, Upstreams};
+use super::side_by_side::FileDiff;
 use super::{Applier, ApplyError, ApplyOutcome, NginxBinary, RenderedTree, SnapshotMeta, render};
 use crate::metrics::Outcomes;
 use crate::onboarding;
@@ -297,6 +298,11 @@ impl Pipeline {
     /// Unified diff from snapshot `id` to the live tree.
     pub async fn diff(&self, id: String) -> Result<String, PipelineError> {
         self.blocking(move |a| a.diff(&id)).await
+    }
+
+    /// Side-by-side rows from snapshot `id` to snapshot `against`, or to the live tree.
+    pub async fn compare(&self, id: String, against: Option<String>) -> Result<Vec<FileDiff>, PipelineError> {
+        self.blocking(move |a| a.compare(&id, against.as_deref())).await
     }
 
     /// Makes snapshot `id` live again (queued like any change).

@@ -188,7 +188,8 @@ impl From<crate::backup::BackupError> for ApiError {
     fn from(e: crate::backup::BackupError) -> Self {
         use crate::backup::BackupError as B;
         match e {
-            B::WeakPassphrase => ApiError::field("passphrase", e.to_string()),
+            B::WeakPassphrase | B::WrongPassphrase => ApiError::field("passphrase", e.to_string()),
+            B::Corrupt(_) => ApiError::field("archive", e.to_string()),
             B::UnknownBackup => ApiError::NotFound("No such backup".into()),
             B::Store(s) => s.into(),
             other => ApiError::internal("backup", other),

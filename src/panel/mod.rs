@@ -173,9 +173,70 @@ async fn spawn_visitor_log(state: &web::Data<AppState>) {
     }
 }
 
+/// Swaps in a restore confirmed in the panel, before the store opens. A
+/// restore that cannot be applied is logged and dropped; the panel starts
+/// with the data it has.
+fn apply_confirmed_restore(data_dir: &std::path::Path) -> Option<crate::backup::StagedRestore> {
+    match crate::backup::staged::apply_pending(data_dir) {
+        Ok(Some(r)) => {
+            tracing::info!(files = r.files, actor = %r.actor, "restore applied");
+            Some(r)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot apply the confirmed restore; keeping the current data");
+            None
+        }
+    }
+}
+
+/// After a restore: records it in the restored audit log, renders nginx from
+/// the restored state and restarts the services that had the old database
+/// open. Failures are logged; the panel runs on.
+pub async fn finish_restore(state: &AppState, restore: &crate::backup::StagedRestore) {
+    let details = serde_json::json!({
+        "files": restore.files,
+        "backupCreatedAt": restore.backup_created_at.unix_timestamp(),
+    });
+    crate::audit::record(
+        &state.store,
+        &restore.actor,
+        "backup.restore",
+        "",
+        crate::audit::Outcome::Success,
+        Some(details),
+    )
+    .await;
+    if let Err(e) = state.apply_config("restore").await {
+        tracing::error!(error = %e, "nginx did not take the restored configuration");
+    }
+    let supervisor = state.supervisor.clone();
+    let restarted = tokio::task::spawn_blocking(move || {
+        for name in ["relay", "authd"] {
+            match supervisor.status(name) {
+                Ok(s) if s.up => supervisor.control(name, crate::supervisor::Action::Restart)?,
+                Ok(_) => {}
+                Err(crate::supervisor::SupervisorError::Unavailable) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
+    .await;
+    match restarted {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot restart the services after a restore"),
+        Err(e) => tracing::error!(error = %e, "cannot restart the services after a restore"),
+    }
+}
+
 /// Runs the panel until SIGTERM/SIGINT (actix stops gracefully on both).
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let restored = apply_confirmed_restore(&settings.data_dir);
     let state = web::Data::new(AppState::load(settings).await?);
+    if let Some(restore) = &restored {
+        finish_restore(&state, restore).await;
+    }
     let settings = state.settings.clone();
     crate::tasks::spawn_panel_tasks(state.clone());
     spawn_visitor_log(&state).await;

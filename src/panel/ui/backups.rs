@@ -1,5 +1,6 @@
 //! Backups: take an encrypted backup of the data directory with a passphrase,
-//! then download it; the archives kept on the data volume are listed.
+//! then download it; the archives kept on the data volume are listed. A
+//! restore is uploaded, confirmed or discarded here too (see [`super::restore`]).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -8,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
-use crate::backup::{self, BackupInfo};
+use crate::backup::{self, BackupInfo, StagedRestore, staged};
 use crate::panel::routes::backup::take;
 
 #[derive(Template)]
@@ -20,6 +21,14 @@ pub struct BackupsPage {
     pub created: Option<BackupInfo>,
     pub errors: FieldErrors,
     pub min_chars: usize,
+    /// A checked restore waiting for confirmation.
+    pub staged: Option<StagedRestore>,
+    /// A confirmed restore waiting for the panel's next start.
+    pub pending: Option<StagedRestore>,
+    /// Why the last restore upload was refused.
+    pub restore_error: Option<String>,
+    /// `backup.restore_max_bytes`, formatted.
+    pub restore_max: String,
 }
 
 impl BackupsPage {
@@ -37,18 +46,24 @@ impl BackupsPage {
     }
 }
 
-async fn page(ui: &UiAdmin) -> Result<BackupsPage, PageError> {
-    let dir = ui.state.settings.backup_dir();
-    let backups = web::block(move || backup::list(&dir))
-        .await
-        .map_err(|e| PageError::internal(&format!("backup list: {e}")))?
-        .map_err(crate::panel::error::ApiError::from)?;
+pub(super) async fn page(ui: &UiAdmin) -> Result<BackupsPage, PageError> {
+    let (dir, data_dir) = (ui.state.settings.backup_dir(), ui.state.settings.data_dir.clone());
+    let (backups, staged, pending) = web::block(move || {
+        Ok::<_, backup::BackupError>((backup::list(&dir)?, staged::staged(&data_dir)?, staged::pending(&data_dir)?))
+    })
+    .await
+    .map_err(|e| PageError::internal(&format!("backup list: {e}")))?
+    .map_err(crate::panel::error::ApiError::from)?;
     Ok(BackupsPage {
         chrome: ui.chrome("/backups", "Backups").await?,
         backups,
         created: None,
         errors: FieldErrors::default(),
         min_chars: backup::MIN_PASSPHRASE_CHARS,
+        staged,
+        pending,
+        restore_error: None,
+        restore_max: super::system::size(ui.state.settings.backup.restore_max_bytes),
     })
 }
 

@@ -128,18 +128,31 @@ async fn page_render_times() {
     }
     // A domain, so /certs lists every served name (3 + 100 tunnels + 20 sites).
     store.put_settings(vec![(crate::onboarding::keys::DOMAIN, "example.com".into())]).await.unwrap();
-    // The nginx tree for all of the above, installed twice: one snapshot
-    // whose diff touches every tunnel vhost.
+    // The nginx tree for all of the above, installed three times: two
+    // snapshots whose side-by-side diff (with the live tree, with each
+    // other) changes every directive line of 100 vhosts. Without
+    // certificate files the tunnels render no vhost of their own, so 100
+    // copies of the largest server file stand in for them.
     let settings = &ui.state.settings;
-    let tree = crate::nginx::state::render_state(settings, store).await.unwrap();
-    let mut changed = tree.clone();
-    for body in changed.files.values_mut() {
-        *body = body.replace("proxy_read_timeout", "proxy_send_timeout");
+    let mut tree = crate::nginx::state::render_state(settings, store).await.unwrap();
+    let vhost =
+        tree.files.iter().filter(|(p, _)| p.starts_with("servers")).map(|(_, b)| b.clone()).max_by_key(String::len);
+    for i in 0..100 {
+        tree.files.insert(format!("servers/20-tunnel-app-{i}.conf").into(), vhost.clone().unwrap_or_default());
     }
+    let edit = |tree: &crate::nginx::RenderedTree, mark: &str| {
+        let mut t = tree.clone();
+        for body in t.files.values_mut() {
+            *body = body.replace(";\n", &format!("; # {mark}\n"));
+        }
+        t
+    };
     let applier = crate::nginx::state::applier(settings);
-    applier.install(&changed, "first start").unwrap();
+    applier.install(&edit(&tree, "first"), "first start").unwrap();
     let snapshot = applier.install(&tree, "bench").unwrap().snapshot.unwrap();
+    let other = applier.install(&edit(&tree, "third"), "bench again").unwrap().snapshot.unwrap();
     let snapshot_path = format!("/nginx/snapshots/{snapshot}");
+    let snapshots_path = format!("/nginx/snapshots/{snapshot}?against={other}");
     let app = init_service(App::new().configure(configure(ui.state.clone(), Channel::Panel))).await;
     let serial = ui.state.pki.admin_info().unwrap().serial;
     let mut rows = Vec::new();
@@ -165,6 +178,7 @@ async fn page_render_times() {
         ("/backups", true),
         ("/nginx", true),
         (snapshot_path.as_str(), true),
+        (snapshots_path.as_str(), true),
         ("/audit", true),
         ("/audit?action=key.create&page=20", true),
     ] {
@@ -187,7 +201,14 @@ async fn page_render_times() {
             times.push(start.elapsed());
         }
         times.sort();
-        rows.push((path, times[RUNS / 2], times[RUNS * 95 / 100], bytes));
+        let label = if path == snapshot_path {
+            "/nginx/snapshots/<id> (vs live)"
+        } else if path == snapshots_path {
+            "/nginx/snapshots/<id>?against=<id>"
+        } else {
+            path
+        };
+        rows.push((label, times[RUNS / 2], times[RUNS * 95 / 100], bytes));
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -195,12 +216,12 @@ async fn page_render_times() {
          20 sites, 100 API keys, 5000 audit entries, 5000 log lines, 20 backups)"
     );
     println!(
-        "{:<36} {:>10} {:>10} {:>10} {:>14} {:>9}",
+        "{:<44} {:>10} {:>10} {:>10} {:>14} {:>9}",
         "page", "median ms", "p95 ms", "budget ms", "budget/median", "HTML KB"
     );
     for (path, median, p95, bytes) in rows {
         println!(
-            "{:<36} {:>10.2} {:>10.2} {:>10.0} {:>13.1}x {:>9.1}",
+            "{:<44} {:>10.2} {:>10.2} {:>10.0} {:>13.1}x {:>9.1}",
             path,
             ms(median),
             ms(p95),

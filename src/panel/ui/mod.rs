@@ -42,6 +42,7 @@ mod groups;
 mod keys;
 mod nginx;
 mod onboarding;
+mod restore;
 mod services;
 mod settings;
 mod sites;
@@ -62,6 +63,8 @@ mod tests_nginx;
 mod tests_ops;
 #[cfg(test)]
 mod tests_pages;
+#[cfg(test)]
+mod tests_restore;
 #[cfg(test)]
 mod tests_sites_certs;
 
@@ -157,6 +160,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(services::configure)
             .configure(system::configure)
             .configure(backups::configure)
+            .configure(restore::configure)
             .configure(nginx::configure)
             .configure(audit_log::configure),
     );
@@ -285,6 +289,17 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "file_deleted" => ("ok", "File deleted."),
         "nginx_rolled_back" => ("ok", "Snapshot is live again; the replaced configuration was kept as a snapshot."),
         "sites_saved" => ("ok", "Allowed sites saved; they apply on the agent's next request."),
+        "restore_staged" => {
+            ("ok", "Backup decrypted and checked. Nothing has changed yet: confirm below to restore it.")
+        }
+        "restore_restarting" => {
+            ("ok", "Restore confirmed. The panel restarts now to apply it; reload this page in a few seconds.")
+        }
+        "restore_pending" => (
+            "warn",
+            "Restore confirmed. No service supervisor runs the panel here: restart `portico serve` to apply it.",
+        ),
+        "restore_discarded" => ("ok", "Restore discarded; nothing was changed."),
         _ => return None,
     })
 }

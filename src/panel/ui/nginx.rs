@@ -1,5 +1,6 @@
 //! nginx: the live configuration tree, the snapshots of replaced trees, a
-//! diff per snapshot and rollback (behind a confirmation), through the same
+//! side-by-side diff per snapshot (against the live tree or another
+//! snapshot) and rollback (behind a confirmation), through the same
 //! functions as `/api/nginx/*`.
 
 use actix_web::http::StatusCode;
@@ -9,7 +10,9 @@ use time::OffsetDateTime;
 
 use super::form::UiForm;
 use super::{Chrome, PageError, UiAdmin};
+use crate::nginx::side_by_side::{FileDiff, RowKind};
 use crate::nginx::{PipelineError, SnapshotMeta};
+use crate::panel::error::ApiError;
 use crate::panel::routes::nginx::{live_files, rollback_to};
 
 #[derive(Template)]
@@ -28,56 +31,17 @@ impl NginxPage {
     }
 }
 
-/// How a line of a unified diff is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineKind {
-    /// `--- a/…` / `+++ b/…`
-    File,
-    /// `@@ … @@`
-    Hunk,
-    Added,
-    Removed,
-    Context,
-}
-
-impl LineKind {
-    pub fn class(&self) -> &'static str {
-        match self {
-            LineKind::File => "diff-file",
-            LineKind::Hunk => "diff-hunk",
-            LineKind::Added => "diff-add",
-            LineKind::Removed => "diff-del",
-            LineKind::Context => "diff-ctx",
-        }
-    }
-}
-
-/// Splits a unified diff into lines tagged for styling.
-pub fn diff_lines(text: &str) -> Vec<(LineKind, String)> {
-    text.lines()
-        .map(|l| {
-            let kind = if l.starts_with("--- ") || l.starts_with("+++ ") {
-                LineKind::File
-            } else if l.starts_with("@@") {
-                LineKind::Hunk
-            } else if l.starts_with('+') {
-                LineKind::Added
-            } else if l.starts_with('-') {
-                LineKind::Removed
-            } else {
-                LineKind::Context
-            };
-            (kind, l.to_string())
-        })
-        .collect()
-}
-
 #[derive(Template)]
 #[template(path = "nginx_diff.html")]
 pub struct DiffPage {
     pub chrome: Chrome,
+    /// The left side.
     pub snapshot: SnapshotMeta,
-    pub lines: Vec<(LineKind, String)>,
+    /// The right side: another snapshot, or the live tree when `None`.
+    pub against: Option<SnapshotMeta>,
+    /// Snapshots the page offers to compare with (every other one).
+    pub others: Vec<SnapshotMeta>,
+    pub files: Vec<FileDiff>,
     /// Why the last rollback was refused, and nginx's lines.
     pub error: Option<(String, Vec<String>)>,
 }
@@ -86,31 +50,77 @@ impl DiffPage {
     pub fn when(&self, t: &OffsetDateTime) -> String {
         super::when(t)
     }
+
+    /// Row class: `sbs-same`, `sbs-chg`, `sbs-del` or `sbs-add`.
+    pub fn row_class(&self, kind: &RowKind) -> &'static str {
+        match kind {
+            RowKind::Same => "sbs-same",
+            RowKind::Changed => "sbs-chg",
+            RowKind::Removed => "sbs-del",
+            RowKind::Added => "sbs-add",
+        }
+    }
+
+    /// Whether the left text of such a row is marked as removed.
+    pub fn marks_old(&self, kind: &RowKind) -> bool {
+        matches!(kind, RowKind::Changed | RowKind::Removed)
+    }
+
+    /// Whether the right text of such a row is marked as added.
+    pub fn marks_new(&self, kind: &RowKind) -> bool {
+        matches!(kind, RowKind::Changed | RowKind::Added)
+    }
+
+    /// Column heading of the right side.
+    pub fn right_label(&self) -> String {
+        match &self.against {
+            Some(s) => format!("Snapshot {}", s.id),
+            None => "Live configuration".into(),
+        }
+    }
+}
+
+/// `?against=<snapshot id>`: compare with that snapshot instead of the live tree.
+#[derive(serde::Deserialize)]
+pub struct CompareQuery {
+    against: Option<String>,
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
     let files = live_files(&ui.state).await?.into_iter().collect();
-    let snapshots = ui.state.nginx.snapshots().await.map_err(crate::panel::error::ApiError::from)?;
+    let snapshots = ui.state.nginx.snapshots().await.map_err(ApiError::from)?;
     super::ok(&NginxPage { chrome: ui.chrome("/nginx", "nginx").await?, files, snapshots })
 }
 
-async fn diff_page(ui: &UiAdmin, id: String) -> Result<DiffPage, PageError> {
-    let snapshots = ui.state.nginx.snapshots().await.map_err(crate::panel::error::ApiError::from)?;
-    let snapshot = snapshots
-        .into_iter()
-        .find(|s| s.id == id)
-        .ok_or(PageError { status: StatusCode::NOT_FOUND, message: "No such snapshot".into() })?;
-    let text = ui.state.nginx.diff(id).await.map_err(crate::panel::error::ApiError::from)?;
+/// The comparison of snapshot `id` with snapshot `against` (or the live tree).
+async fn diff_page(ui: &UiAdmin, id: String, against: Option<String>) -> Result<DiffPage, PageError> {
+    let snapshots = ui.state.nginx.snapshots().await.map_err(ApiError::from)?;
+    let (mut this, mut others): (Vec<_>, Vec<_>) = snapshots.into_iter().partition(|s| s.id == id);
+    let snapshot = this.pop().ok_or(PageError { status: StatusCode::NOT_FOUND, message: "No such snapshot".into() })?;
+    let against = match against.filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => match others.iter().find(|s| s.id == a) {
+            Some(s) => Some(s.clone()),
+            None => {
+                let message = "There is no other snapshot with that id to compare with.".into();
+                return Err(PageError { status: StatusCode::BAD_REQUEST, message });
+            }
+        },
+    };
+    let files = ui.state.nginx.compare(id, against.as_ref().map(|s| s.id.clone())).await.map_err(ApiError::from)?;
+    others.retain(|s| s.id != snapshot.id);
     Ok(DiffPage {
         chrome: ui.chrome("/nginx", &format!("Snapshot {}", snapshot.id)).await?,
         snapshot,
-        lines: diff_lines(&text),
+        against,
+        others,
+        files,
         error: None,
     })
 }
 
-async fn diff(ui: UiAdmin, id: web::Path<String>) -> Result<HttpResponse, PageError> {
-    super::ok(&diff_page(&ui, id.into_inner()).await?)
+async fn diff(ui: UiAdmin, id: web::Path<String>, query: web::Query<CompareQuery>) -> Result<HttpResponse, PageError> {
+    super::ok(&diff_page(&ui, id.into_inner(), query.into_inner().against).await?)
 }
 
 async fn rollback(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
@@ -131,9 +141,9 @@ async fn rollback(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, P
             (status, (message, details))
         }
         Err(e @ PipelineError::Disabled) => (StatusCode::CONFLICT, (e.to_string(), Vec::new())),
-        Err(e) => return Err(crate::panel::error::ApiError::from(e).into()),
+        Err(e) => return Err(ApiError::from(e).into()),
     };
-    let mut page = diff_page(ui, id).await?;
+    let mut page = diff_page(ui, id, None).await?;
     page.error = Some(error);
     super::render(status, &page)
 }

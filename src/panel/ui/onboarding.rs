@@ -37,6 +37,9 @@ pub struct OnboardingPage {
     pub report: Option<DnsReport>,
     /// The latest event of each provisioning step so far.
     pub steps: Vec<StepView>,
+    /// Onboarding completed, but no browser has received the first login
+    /// yet: the page stays, so its progress stream can hand it over.
+    pub awaiting_login: bool,
 }
 
 /// One provisioning step as the page shows it.
@@ -105,11 +108,14 @@ async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
         public_ip: status.public_ip,
         report: None,
         steps: step_views(&ui.state.provision.subscribe().0),
+        awaiting_login: status.status == OnboardingState::Completed && ui.state.provision.has_undelivered(),
     })
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    if ui.state.onboarding_state() == OnboardingState::Completed {
+    // A run can finish before the page that follows it loads: while its
+    // first login is undelivered, the page still shows the progress.
+    if ui.state.onboarding_state() == OnboardingState::Completed && !ui.state.provision.has_undelivered() {
         return Ok(ui.redirect("/"));
     }
     super::ok(&page(&ui).await?)
@@ -210,7 +216,6 @@ pub async fn guard(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/onboarding", web::get().to(show))
-        .route("/onboarding/provision", web::post().to(provision))
         .route("/onboarding/domain", web::post().to(set_domain))
         .route("/onboarding/dns", web::post().to(check_dns))
         .route("/onboarding/provision", web::post().to(provision));

@@ -1,0 +1,242 @@
+//! Restore from the Backups page: upload an archive with its passphrase
+//! (streamed to disk, size-limited), which the panel decrypts and checks
+//! into a staging directory with the same code as `portico restore`; a
+//! confirmation marks it to be applied at the panel's next start, and the
+//! panel asks the supervisor to restart it (see [`crate::backup::staged`]).
+
+use std::path::{Path, PathBuf};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::form::UiForm;
+use super::{PageError, UiAdmin};
+use crate::audit::{self, Outcome};
+use crate::backup::{BackupError, staged};
+use crate::settings::Secret;
+use crate::supervisor::{Action, SupervisorError};
+
+/// One restore upload at a time (each may unpack a whole data directory).
+static RESTORES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Chunks in flight between the request body and the multipart parser.
+const PUMP_DEPTH: usize = 4;
+/// Longest accepted passphrase part, bytes.
+const MAX_PASSPHRASE: usize = 1024;
+
+/// Why an upload was refused, as the page shows it.
+enum Refusal {
+    TooLarge(u64),
+    Bad(String),
+    Internal(String),
+}
+
+impl Refusal {
+    fn into_page(self) -> Result<(StatusCode, String), PageError> {
+        match self {
+            Refusal::TooLarge(max) => Ok((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The archive is larger than {} (setting backup.restore_max_bytes).", super::system::size(max)),
+            )),
+            Refusal::Bad(m) => Ok((StatusCode::BAD_REQUEST, m)),
+            Refusal::Internal(context) => Err(PageError::internal(&context)),
+        }
+    }
+}
+
+impl From<BackupError> for Refusal {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::WrongPassphrase | BackupError::WeakPassphrase | BackupError::Corrupt(_) => {
+                Refusal::Bad(format!("Nothing was changed: {e}."))
+            }
+            other => Refusal::Internal(format!("restore: {other}")),
+        }
+    }
+}
+
+/// Writes the `archive` part to `dest` (at most `max` bytes) and returns the
+/// `passphrase` part; parts may come in either order.
+async fn receive(payload: web::Payload, ctype: &str, dest: &Path, max: u64) -> Result<String, Refusal> {
+    let boundary = multer::parse_boundary(ctype)
+        .map_err(|_| Refusal::Bad("Send the form as multipart/form-data with the archive and passphrase.".into()))?;
+    // The request body is not `Send`; the parser wants a `Send` stream.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(PUMP_DEPTH);
+    let mut payload = payload;
+    let pump = async move {
+        while let Some(chunk) = payload.next().await {
+            if tx.send(chunk.map_err(std::io::Error::other)).await.is_err() {
+                break;
+            }
+        }
+    };
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let consume = async {
+        let mut parts = multer::Multipart::new(body, boundary);
+        let (mut passphrase, mut written) = (None, None);
+        let bad_body = |e: multer::Error| Refusal::Bad(format!("The upload was cut off or malformed: {e}."));
+        while let Some(mut field) = parts.next_field().await.map_err(bad_body)? {
+            match field.name() {
+                Some("passphrase") => {
+                    let mut text = Vec::new();
+                    while let Some(chunk) = field.chunk().await.map_err(bad_body)? {
+                        text.extend_from_slice(&chunk);
+                        if text.len() > MAX_PASSPHRASE {
+                            return Err(Refusal::Bad("The passphrase is too long.".into()));
+                        }
+                    }
+                    let text =
+                        String::from_utf8(text).map_err(|_| Refusal::Bad("The passphrase is not text.".into()))?;
+                    passphrase = Some(text);
+                }
+                Some("archive") => {
+                    let mut file = tokio::fs::File::create(dest)
+                        .await
+                        .map_err(|e| Refusal::Internal(format!("restore upload: {e}")))?;
+                    let mut size = 0u64;
+                    while let Some(chunk) = field.chunk().await.map_err(bad_body)? {
+                        size += chunk.len() as u64;
+                        if size > max {
+                            return Err(Refusal::TooLarge(max));
+                        }
+                        file.write_all(&chunk).await.map_err(|e| Refusal::Internal(format!("restore upload: {e}")))?;
+                    }
+                    file.sync_all().await.map_err(|e| Refusal::Internal(format!("restore upload: {e}")))?;
+                    written = Some(size);
+                }
+                _ => return Err(Refusal::Bad("Unexpected form field.".into())),
+            }
+        }
+        match (written, passphrase) {
+            (None | Some(0), _) => Err(Refusal::Bad("Choose a backup archive (.tar.zst.age) to upload.".into())),
+            (_, None) => Err(Refusal::Bad("Enter the backup's passphrase.".into())),
+            (Some(_), Some(p)) => Ok(p),
+        }
+    };
+    let ((), result) = tokio::join!(pump, consume);
+    result
+}
+
+#[derive(serde::Deserialize)]
+struct UploadQuery {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+/// `POST /backups/restore?_csrf=…` (multipart: `passphrase`, `archive`).
+/// The CSRF token rides in the query so the body streams to disk unread.
+async fn upload(
+    ui: UiAdmin,
+    query: web::Query<UploadQuery>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, PageError> {
+    ui.check_csrf(&query.csrf, req.path()).await?;
+    let max = ui.state.settings.backup.restore_max_bytes;
+    let announced = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let data_dir = ui.state.settings.data_dir.clone();
+    let _one_at_a_time = RESTORES.lock().await;
+    let result = match announced {
+        // The form's other parts are small: refuse at once what cannot fit.
+        Some(n) if n > max + 64 * 1024 => Err(Refusal::TooLarge(max)),
+        _ => stage_upload(&ui, payload, &ctype, &data_dir, max).await,
+    };
+    let (outcome, details) = match &result {
+        Ok(s) => (
+            Outcome::Success,
+            serde_json::json!({ "files": s.files, "backupCreatedAt": s.backup_created_at.unix_timestamp() }),
+        ),
+        Err(Refusal::TooLarge(_)) => (Outcome::Failure, serde_json::json!({ "error": "too large" })),
+        Err(Refusal::Bad(m)) => (Outcome::Failure, serde_json::json!({ "error": m })),
+        Err(Refusal::Internal(_)) => (Outcome::Failure, serde_json::json!({ "error": "internal" })),
+    };
+    audit::record(&ui.state.store, &ui.actor(), "backup.restore.stage", "", outcome, Some(details)).await;
+    match result {
+        Ok(_) => Ok(ui.redirect("/backups?flash=restore_staged")),
+        Err(refusal) => {
+            let (status, message) = refusal.into_page()?;
+            let mut p = super::backups::page(&ui).await?;
+            p.restore_error = Some(message);
+            super::render(status, &p)
+        }
+    }
+}
+
+async fn stage_upload(
+    ui: &UiAdmin,
+    payload: web::Payload,
+    ctype: &str,
+    data_dir: &Path,
+    max: u64,
+) -> Result<staged::StagedRestore, Refusal> {
+    let dir = data_dir.to_path_buf();
+    let upload: PathBuf =
+        web::block(move || staged::upload_path(&dir)).await.map_err(|e| Refusal::Internal(e.to_string()))??;
+    let received = receive(payload, ctype, &upload, max).await;
+    let result = match received {
+        Ok(passphrase) => {
+            let (archive, dir, actor) = (upload.clone(), data_dir.to_path_buf(), ui.actor());
+            web::block(move || staged::stage(&archive, &dir, &Secret::new(passphrase), &actor))
+                .await
+                .map_err(|e| Refusal::Internal(e.to_string()))?
+                .map_err(Refusal::from)
+        }
+        Err(e) => Err(e),
+    };
+    let _ = tokio::fs::remove_file(&upload).await;
+    result
+}
+
+/// Confirms the staged restore; the panel restarts to apply it when a
+/// supervisor runs it, else it is applied at the next start.
+async fn apply(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if !form.confirmed() {
+        return Err(PageError { status: StatusCode::BAD_REQUEST, message: "Confirm the restore first.".into() });
+    }
+    let dir = ui.state.settings.data_dir.clone();
+    let confirmed = web::block(move || staged::confirm(&dir))
+        .await
+        .map_err(|e| PageError::internal(&e.to_string()))?
+        .map_err(|e| PageError::internal(&format!("restore confirm: {e}")))?;
+    let Some(restore) = confirmed else {
+        return Err(PageError { status: StatusCode::CONFLICT, message: "No restore is staged.".into() });
+    };
+    let details = serde_json::json!({ "backupCreatedAt": restore.backup_created_at.unix_timestamp() });
+    audit::record(&ui.state.store, &ui.actor(), "backup.restore.confirm", "", Outcome::Success, Some(details)).await;
+    // s6 sends the panel SIGTERM; actix finishes this response first.
+    let supervisor = ui.state.supervisor.clone();
+    let restarted = web::block(move || supervisor.control(crate::services::SELF, Action::Restart))
+        .await
+        .map_err(|e| PageError::internal(&e.to_string()))?;
+    match restarted {
+        Ok(()) => Ok(ui.redirect("/backups?flash=restore_restarting")),
+        Err(SupervisorError::Unavailable) => Ok(ui.redirect("/backups?flash=restore_pending")),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot restart the panel to apply a restore");
+            Ok(ui.redirect("/backups?flash=restore_pending"))
+        }
+    }
+}
+
+/// Drops a staged or pending restore.
+async fn discard(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    let dir = ui.state.settings.data_dir.clone();
+    let _one_at_a_time = RESTORES.lock().await;
+    web::block(move || staged::discard(&dir))
+        .await
+        .map_err(|e| PageError::internal(&e.to_string()))?
+        .map_err(|e| PageError::internal(&format!("restore discard: {e}")))?;
+    audit::record(&ui.state.store, &ui.actor(), "backup.restore.discard", "", Outcome::Success, None).await;
+    Ok(ui.redirect("/backups?flash=restore_discarded"))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/backups/restore", web::post().to(upload))
+        .route("/backups/restore/apply", web::post().to(apply))
+        .route("/backups/restore/discard", web::post().to(discard));
+}

@@ -1,0 +1,203 @@
+//! Restore from the Backups page: uploads that must be refused change
+//! nothing; a good one is staged, confirmed, and applied at the next start
+//! (called directly here, as `portico serve` does before opening the store).
+
+use actix_web::http::StatusCode;
+use actix_web::test::TestRequest;
+
+use super::tests::{INGRESS, Page, Ui, assert_urls_under, completed_ui, ui_with};
+use crate::backup::{self, staged};
+use crate::onboarding::OnboardingState;
+use crate::settings::Secret;
+use crate::store::{AuditQuery, NewUserRow, Store};
+
+const PASS: &str = "correct horse battery staple";
+/// Low scrypt cost, so tests decrypt quickly.
+const TEST_WORK: u8 = 10;
+
+/// A backup of the panel's data dir; returns the archive's bytes.
+async fn take_backup(ui: &Ui) -> Vec<u8> {
+    let secret = Secret::new(PASS);
+    let info = backup::create_with(&ui.state.store, &ui.state.settings, &secret, Some(TEST_WORK)).await.unwrap();
+    std::fs::read(backup::archive_path(&ui.state.settings.backup_dir(), &info.id).unwrap()).unwrap()
+}
+
+/// Posts the restore form: passphrase and archive as multipart parts.
+async fn upload(ui: &Ui, csrf: &str, passphrase: &str, archive: &[u8]) -> Page {
+    let boundary = "RsToReBoUnDaRy";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"passphrase\"\r\n\r\n{passphrase}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"b.tar.zst.age\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(archive);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let req = TestRequest::post()
+        .uri(&format!("/backups/restore?_csrf={csrf}"))
+        .insert_header(("Content-Type", format!("multipart/form-data; boundary={boundary}")))
+        .set_payload(body);
+    let (channel, req) = ui.dress(req);
+    ui.send(channel, req).await
+}
+
+async fn stage_outcomes(ui: &Ui) -> Vec<String> {
+    let q = AuditQuery { action: Some("backup.restore.stage".into()), limit: 100, ..Default::default() };
+    ui.state.store.audit_entries(q).await.unwrap().0.into_iter().map(|e| e.outcome).collect()
+}
+
+/// The store's rows, except the audit log (where refusals are recorded).
+fn without_audit(store: &Store) -> Vec<String> {
+    store.dump().unwrap().into_iter().filter(|row| !row.starts_with("audit_log:")).collect()
+}
+
+fn user(name: &str) -> NewUserRow {
+    NewUserRow {
+        username: name.into(),
+        display_name: name.into(),
+        email: String::new(),
+        password_hash: "x".into(),
+        totp_secret: None,
+        groups: vec![],
+    }
+}
+
+#[actix_web::test]
+async fn wrong_passphrase_damaged_or_oversized_archives_change_nothing() {
+    let ui = ui_with(|s| s.backup.restore_max_bytes = 64 * 1024).await;
+    ui.set_state(OnboardingState::Completed).await;
+    let archive = take_backup(&ui).await;
+    let data_dir = ui.state.settings.data_dir.clone();
+    let csrf = ui.get("/backups").await.csrf();
+    let before = without_audit(&ui.state.store);
+
+    let wrong = upload(&ui, &csrf, "not the passphrase at all", &archive).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
+    assert!(wrong.body.contains("Nothing was changed: wrong passphrase"), "{}", wrong.body);
+    assert!(wrong.body.contains("role=\"alert\" id=\"restore-error\""));
+
+    let truncated = upload(&ui, &csrf, PASS, &archive[..archive.len() * 2 / 3]).await;
+    assert_eq!(truncated.status, StatusCode::BAD_REQUEST, "{}", truncated.body);
+    assert!(truncated.body.contains("Nothing was changed: the archive is damaged"), "{}", truncated.body);
+
+    let none = upload(&ui, &csrf, PASS, b"").await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    assert!(none.body.contains("Choose a backup archive"), "{}", none.body);
+
+    let big = vec![7u8; 80 * 1024];
+    let oversized = upload(&ui, &csrf, PASS, &big).await;
+    assert_eq!(oversized.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", oversized.body);
+    assert!(oversized.body.contains("larger than 64.0 KiB"), "{}", oversized.body);
+
+    assert_eq!(staged::staged(&data_dir).unwrap(), None, "nothing staged");
+    let leftovers: Vec<_> = std::fs::read_dir(data_dir.join(".restore")).unwrap().collect();
+    assert!(leftovers.is_empty(), "uploads and work trees are removed: {leftovers:?}");
+    assert_eq!(without_audit(&ui.state.store), before, "the store is untouched");
+    assert_eq!(stage_outcomes(&ui).await, ["failure"; 4]);
+    let page = ui.get("/backups").await;
+    assert!(!page.body.contains("Ready to restore"), "{}", page.body);
+}
+
+#[actix_web::test]
+async fn restore_needs_the_csrf_token() {
+    let ui = completed_ui().await;
+    let archive = take_backup(&ui).await;
+    for token in ["", "1.00"] {
+        let refused = upload(&ui, token, PASS, &archive).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    }
+    assert_eq!(staged::staged(&ui.state.settings.data_dir).unwrap(), None);
+    let staged = upload(&ui, &ui.get("/backups").await.csrf(), PASS, &archive).await;
+    assert_eq!(staged.status, StatusCode::SEE_OTHER, "{}", staged.body);
+    for path in ["/backups/restore/apply", "/backups/restore/discard"] {
+        let forged = ui.post(path, Some("1.00"), &[("confirm", "yes")]).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(staged::staged(&ui.state.settings.data_dir).unwrap().is_some(), "still staged, not confirmed");
+    assert_eq!(staged::pending(&ui.state.settings.data_dir).unwrap(), None);
+}
+
+#[actix_web::test]
+async fn a_restore_is_staged_confirmed_and_applied_at_the_next_start() {
+    let ui = completed_ui().await;
+    let data_dir = ui.state.settings.data_dir.clone();
+    ui.state.store.insert_user(user("alice"), time::OffsetDateTime::now_utc()).await.unwrap();
+    let site_file = data_dir.join("sites/blog/index.html");
+    std::fs::create_dir_all(site_file.parent().unwrap()).unwrap();
+    std::fs::write(&site_file, "backed up").unwrap();
+    let csrf = ui.get("/backups").await.csrf();
+    let archive = take_backup(&ui).await;
+    let want = ui.state.store.dump().unwrap();
+
+    // Changes after the backup.
+    ui.state.store.insert_user(user("mallory"), time::OffsetDateTime::now_utc()).await.unwrap();
+    std::fs::write(&site_file, "changed since").unwrap();
+    std::fs::write(data_dir.join("sites/blog/new.html"), "new").unwrap();
+
+    let staged = upload(&ui, &csrf, PASS, &archive).await;
+    assert_eq!(staged.status, StatusCode::SEE_OTHER, "{}", staged.body);
+    assert_eq!(staged.location.as_deref(), Some("/backups?flash=restore_staged"));
+    let page = ui.get("/backups?flash=restore_staged").await;
+    assert!(page.body.contains("Backup decrypted and checked. Nothing has changed yet"), "{}", page.body);
+    assert!(page.body.contains("<strong>Ready to restore</strong>"), "{}", page.body);
+    assert!(page.body.contains("<details class=\"confirm danger\">"), "a second click confirms");
+    assert!(page.body.contains("action=\"/backups/restore/apply\""));
+    assert_eq!(std::fs::read_to_string(&site_file).unwrap(), "changed since", "nothing applied yet");
+    assert_eq!(stage_outcomes(&ui).await, ["success"]);
+
+    let unconfirmed = ui.post("/backups/restore/apply", Some(&page.csrf()), &[]).await;
+    assert_eq!(unconfirmed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(staged::pending(&data_dir).unwrap(), None);
+    let confirmed = ui.post("/backups/restore/apply", Some(&page.csrf()), &[("confirm", "yes")]).await;
+    assert_eq!(confirmed.status, StatusCode::SEE_OTHER, "{}", confirmed.body);
+    // No supervisor here: the page says the panel must be restarted.
+    assert_eq!(confirmed.location.as_deref(), Some("/backups?flash=restore_pending"));
+    let page = ui.get("/backups?flash=restore_pending").await;
+    assert!(page.body.contains("restart `portico serve` to apply it"), "{}", page.body);
+    assert!(page.body.contains("<strong>A restore is confirmed</strong>"), "{}", page.body);
+    assert!(ui.audit_actions().await.contains(&"backup.restore.confirm".to_string()));
+    assert_eq!(std::fs::read_to_string(&site_file).unwrap(), "changed since", "applied only at the next start");
+
+    // The next start: applied before the store opens.
+    let applied = staged::apply_pending(&data_dir).unwrap().expect("a pending restore");
+    assert!(applied.actor.starts_with("admin"), "{}", applied.actor);
+    let restored = Store::open(&ui.state.settings.db_path()).unwrap();
+    assert_eq!(restored.dump().unwrap(), want, "the store equals the backup");
+    assert_eq!(std::fs::read_to_string(&site_file).unwrap(), "backed up");
+    assert!(!data_dir.join("sites/blog/new.html").exists());
+    assert!(!data_dir.join(".restore").exists() && !data_dir.join(".restore-previous").exists());
+    assert_eq!(staged::apply_pending(&data_dir).unwrap(), None, "applied once");
+
+    // The restarted panel records the restore in the restored audit log.
+    let state = crate::panel::AppState::load((*ui.state.settings).clone()).await.unwrap();
+    crate::panel::finish_restore(&state, &applied).await;
+    let q = AuditQuery { action: Some("backup.restore".into()), limit: 10, ..Default::default() };
+    let entries = state.store.audit_entries(q).await.unwrap().0;
+    assert_eq!(entries.len(), 1);
+    assert_eq!((entries[0].actor.as_str(), entries[0].outcome.as_str()), (applied.actor.as_str(), "success"));
+    assert!(state.store.user("mallory".into()).await.unwrap().is_none());
+}
+
+#[actix_web::test]
+async fn a_staged_restore_can_be_discarded_and_works_under_ingress() {
+    let ui = completed_ui().await;
+    let archive = take_backup(&ui).await;
+    let ingress = ui.as_ingress("alice");
+    let page = ingress.get("/backups").await;
+    assert!(page.body.contains(&format!("action=\"{INGRESS}/backups/restore?_csrf=")), "{}", page.body);
+    assert_urls_under(&page.body, INGRESS);
+    let staged = upload(&ingress, &page.csrf(), PASS, &archive).await;
+    assert_eq!(staged.status, StatusCode::SEE_OTHER, "{}", staged.body);
+    assert_eq!(staged.location, Some(format!("{INGRESS}/backups?flash=restore_staged")));
+    let page = ingress.get("/backups").await;
+    assert_urls_under(&page.body, INGRESS);
+    let wrong = upload(&ingress, &page.csrf(), "not the passphrase at all", &archive).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert_urls_under(&wrong.body, INGRESS);
+    assert!(staged::staged(&ui.state.settings.data_dir).unwrap().is_some(), "a refused upload keeps the staged one");
+
+    let discarded = ingress.post("/backups/restore/discard", Some(&page.csrf()), &[]).await;
+    assert_eq!(discarded.location, Some(format!("{INGRESS}/backups?flash=restore_discarded")));
+    assert_eq!(staged::staged(&ui.state.settings.data_dir).unwrap(), None);
+    assert!(ui.audit_actions().await.contains(&"backup.restore.discard".to_string()));
+}

@@ -23,6 +23,18 @@ if (invalid) invalid.focus();
 const provision = document.getElementById("provision");
 if (provision && window.WebSocket) {
   const list = document.getElementById("provision-steps");
+  // The sentence above the list follows the run's end: complete or failed.
+  const said = (text, failed) => {
+    let status = document.getElementById("provision-status");
+    if (!status) {
+      status = document.createElement("p");
+      status.id = "provision-status";
+      provision.before(status);
+    }
+    status.textContent = text;
+    status.className = failed ? "flash error" : "";
+    status.setAttribute("role", failed ? "alert" : "status");
+  };
   const show = (e) => {
     let item = list.querySelector(`li[data-task="${CSS.escape(e.task)}"]`);
     if (!item) {
@@ -43,6 +55,12 @@ if (provision && window.WebSocket) {
       message.className = "message";
       message.textContent = " " + e.message;
       item.append(message);
+    }
+    if (e.status === "failed") {
+      const why = e.message.replace(/\.?$/, ".");
+      said(`Provisioning failed at “${e.title}”: ${why} Reload this page to correct it and start again.`, true);
+    } else if (e.task === "complete" && e.status === "done") {
+      said("Provisioning is complete. Your first visitor login appears below, once.", false);
     }
     if (e.firstUser) {
       const u = e.firstUser;

@@ -8,8 +8,9 @@ use askama::Template;
 use time::OffsetDateTime;
 
 use super::form::UiForm;
+use super::restore::RestoreView;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
-use crate::backup::{self, BackupInfo, StagedRestore, staged};
+use crate::backup::{self, BackupInfo};
 use crate::panel::routes::backup::take;
 
 #[derive(Template)]
@@ -21,14 +22,8 @@ pub struct BackupsPage {
     pub created: Option<BackupInfo>,
     pub errors: FieldErrors,
     pub min_chars: usize,
-    /// A checked restore waiting for confirmation.
-    pub staged: Option<StagedRestore>,
-    /// A confirmed restore waiting for the panel's next start.
-    pub pending: Option<StagedRestore>,
-    /// Why the last restore upload was refused.
-    pub restore_error: Option<String>,
-    /// `backup.restore_max_bytes`, formatted.
-    pub restore_max: String,
+    /// The restore forms.
+    pub restore: RestoreView,
 }
 
 impl BackupsPage {
@@ -47,23 +42,18 @@ impl BackupsPage {
 }
 
 pub(super) async fn page(ui: &UiAdmin) -> Result<BackupsPage, PageError> {
-    let (dir, data_dir) = (ui.state.settings.backup_dir(), ui.state.settings.data_dir.clone());
-    let (backups, staged, pending) = web::block(move || {
-        Ok::<_, backup::BackupError>((backup::list(&dir)?, staged::staged(&data_dir)?, staged::pending(&data_dir)?))
-    })
-    .await
-    .map_err(|e| PageError::internal(&format!("backup list: {e}")))?
-    .map_err(crate::panel::error::ApiError::from)?;
+    let dir = ui.state.settings.backup_dir();
+    let backups = web::block(move || backup::list(&dir))
+        .await
+        .map_err(|e| PageError::internal(&format!("backup list: {e}")))?
+        .map_err(crate::panel::error::ApiError::from)?;
     Ok(BackupsPage {
         chrome: ui.chrome("/backups", "Backups").await?,
         backups,
         created: None,
         errors: FieldErrors::default(),
         min_chars: backup::MIN_PASSPHRASE_CHARS,
-        staged,
-        pending,
-        restore_error: None,
-        restore_max: super::system::size(ui.state.settings.backup.restore_max_bytes),
+        restore: super::restore::view(ui, "/backups/restore").await?,
     })
 }
 

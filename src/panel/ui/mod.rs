@@ -42,6 +42,7 @@ mod groups;
 mod keys;
 mod nginx;
 mod onboarding;
+mod onboarding_restore;
 mod restore;
 mod services;
 mod settings;
@@ -59,6 +60,8 @@ mod tests;
 mod tests_guard;
 #[cfg(test)]
 mod tests_nginx;
+#[cfg(test)]
+mod tests_onboarding_restore;
 #[cfg(test)]
 mod tests_ops;
 #[cfg(test)]
@@ -149,6 +152,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .configure(dashboard::configure)
             .configure(onboarding::configure)
+            .configure(onboarding_restore::configure)
             .configure(tunnels::configure)
             .configure(sites::configure)
             .configure(users::configure)

@@ -1,7 +1,8 @@
 //! The onboarding wizard: domain → DNS records and check → provisioning
 //! (progress rendered from the run so far; `app.js` follows it live over the
 //! WebSocket and shows the first login when it is done), and [`guard`], which
-//! keeps the admin on the wizard until it is complete.
+//! keeps the admin on the wizard until it is complete. The first screen also
+//! offers a restore from a backup ([`super::onboarding_restore`]).
 
 use std::net::IpAddr;
 
@@ -40,6 +41,10 @@ pub struct OnboardingPage {
     /// Onboarding completed, but no browser has received the first login
     /// yet: the page stays, so its progress stream can hand it over.
     pub awaiting_login: bool,
+    /// The failed step of the last run (title, message), when it failed.
+    pub failure: Option<(String, String)>,
+    /// Restore from a backup instead (see [`super::onboarding_restore`]).
+    pub restore: super::restore::RestoreView,
 }
 
 /// One provisioning step as the page shows it.
@@ -48,6 +53,16 @@ pub struct StepView {
     pub title: String,
     pub status: &'static str,
     pub message: String,
+}
+
+/// The failed step of a failed run: (title, message).
+fn failure(snapshot: &crate::provision::Snapshot) -> Option<(String, String)> {
+    use crate::provision::{RunStatus, StepStatus};
+    if snapshot.status != RunStatus::Failed {
+        return None;
+    }
+    let failed = snapshot.events.iter().rev().find(|e| e.status == StepStatus::Failed)?;
+    Some((failed.title.clone(), failed.message.clone()))
 }
 
 fn step_views(snapshot: &crate::provision::Snapshot) -> Vec<StepView> {
@@ -95,8 +110,12 @@ impl OnboardingPage {
     }
 }
 
-async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
+pub(super) async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
     let status = onboarding::status(&ui.state.store, ui.state.public_ip()).await?;
+    let mut restore = super::restore::view(ui, super::onboarding_restore::ACTION).await?;
+    // Offered on the first screen only; a staged or pending one shows until done.
+    restore.upload = status.status == OnboardingState::Fresh;
+    let run = ui.state.provision.subscribe().0;
     Ok(OnboardingPage {
         chrome: ui.chrome("/onboarding", "Set up Portico").await?,
         status: status.status,
@@ -107,8 +126,10 @@ async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
         error: None,
         public_ip: status.public_ip,
         report: None,
-        steps: step_views(&ui.state.provision.subscribe().0),
+        steps: step_views(&run),
         awaiting_login: status.status == OnboardingState::Completed && ui.state.provision.has_undelivered(),
+        failure: failure(&run),
+        restore,
     })
 }
 

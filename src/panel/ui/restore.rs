@@ -1,8 +1,10 @@
-//! Restore from the Backups page: upload an archive with its passphrase
-//! (streamed to disk, size-limited), which the panel decrypts and checks
-//! into a staging directory with the same code as `portico restore`; a
-//! confirmation marks it to be applied at the panel's next start, and the
-//! panel asks the supervisor to restart it (see [`crate::backup::staged`]).
+//! Restore from the Backups page (and, with the same steps, from the
+//! onboarding wizard: [`super::onboarding_restore`]): upload an archive with
+//! its passphrase (streamed to disk, size-limited), which the panel decrypts
+//! and checks into a staging directory with the same code as `portico
+//! restore`; a confirmation marks it to be applied at the panel's next
+//! start, and the panel asks the supervisor to restart it (see
+//! [`crate::backup::staged`]).
 
 use std::path::{Path, PathBuf};
 
@@ -10,12 +12,13 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
+use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
 use super::form::UiForm;
 use super::{PageError, UiAdmin};
 use crate::audit::{self, Outcome};
-use crate::backup::{BackupError, staged};
+use crate::backup::{BackupError, StagedRestore, staged};
 use crate::settings::Secret;
 use crate::supervisor::{Action, SupervisorError};
 
@@ -119,21 +122,68 @@ async fn receive(payload: web::Payload, ctype: &str, dest: &Path, max: u64) -> R
     result
 }
 
-#[derive(serde::Deserialize)]
-struct UploadQuery {
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
+/// The restore forms as a page shows them (`restore.html`).
+pub struct RestoreView {
+    /// Path of the forms under the base: `/backups/restore` or `/onboarding/restore`.
+    pub action: &'static str,
+    /// Whether the upload form is offered (a staged or pending restore shows regardless).
+    pub upload: bool,
+    /// A checked restore waiting for confirmation.
+    pub staged: Option<StagedRestore>,
+    /// A confirmed restore waiting for the panel's next start.
+    pub pending: Option<StagedRestore>,
+    /// Why the last upload was refused.
+    pub error: Option<String>,
+    /// `backup.restore_max_bytes`, formatted.
+    pub max: String,
 }
 
-/// `POST /backups/restore?_csrf=…` (multipart: `passphrase`, `archive`).
-/// The CSRF token rides in the query so the body streams to disk unread.
-async fn upload(
-    ui: UiAdmin,
-    query: web::Query<UploadQuery>,
-    req: HttpRequest,
+impl RestoreView {
+    pub fn when(&self, t: &OffsetDateTime) -> String {
+        super::when(t)
+    }
+}
+
+/// The staged and pending restores of the panel, for the forms at `action`.
+pub(super) async fn view(ui: &UiAdmin, action: &'static str) -> Result<RestoreView, PageError> {
+    let data_dir = ui.state.settings.data_dir.clone();
+    let (staged, pending) =
+        web::block(move || Ok::<_, BackupError>((staged::staged(&data_dir)?, staged::pending(&data_dir)?)))
+            .await
+            .map_err(|e| PageError::internal(&format!("restore view: {e}")))?
+            .map_err(crate::panel::error::ApiError::from)?;
+    Ok(RestoreView {
+        action,
+        upload: true,
+        staged,
+        pending,
+        error: None,
+        max: super::system::size(ui.state.settings.backup.restore_max_bytes),
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct UploadQuery {
+    #[serde(rename = "_csrf", default)]
+    pub csrf: String,
+}
+
+/// What became of an upload.
+pub(super) enum Staging {
+    Staged,
+    /// Refused, nothing changed: the status and the message for the page.
+    Refused(StatusCode, String),
+}
+
+/// Receives the multipart upload (`passphrase`, `archive`) of `req` and
+/// stages it; audits `backup.restore.stage` with `target`. The caller has
+/// checked the CSRF token.
+pub(super) async fn stage_request(
+    ui: &UiAdmin,
+    req: &HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, PageError> {
-    ui.check_csrf(&query.csrf, req.path()).await?;
+    target: &str,
+) -> Result<Staging, PageError> {
     let max = ui.state.settings.backup.restore_max_bytes;
     let announced = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
@@ -142,7 +192,7 @@ async fn upload(
     let result = match announced {
         // The form's other parts are small: refuse at once what cannot fit.
         Some(n) if n > max + 64 * 1024 => Err(Refusal::TooLarge(max)),
-        _ => stage_upload(&ui, payload, &ctype, &data_dir, max).await,
+        _ => stage_upload(ui, payload, &ctype, &data_dir, max).await,
     };
     let (outcome, details) = match &result {
         Ok(s) => (
@@ -153,14 +203,12 @@ async fn upload(
         Err(Refusal::Bad(m)) => (Outcome::Failure, serde_json::json!({ "error": m })),
         Err(Refusal::Internal(_)) => (Outcome::Failure, serde_json::json!({ "error": "internal" })),
     };
-    audit::record(&ui.state.store, &ui.actor(), "backup.restore.stage", "", outcome, Some(details)).await;
+    audit::record(&ui.state.store, &ui.actor(), "backup.restore.stage", target, outcome, Some(details)).await;
     match result {
-        Ok(_) => Ok(ui.redirect("/backups?flash=restore_staged")),
+        Ok(_) => Ok(Staging::Staged),
         Err(refusal) => {
             let (status, message) = refusal.into_page()?;
-            let mut p = super::backups::page(&ui).await?;
-            p.restore_error = Some(message);
-            super::render(status, &p)
+            Ok(Staging::Refused(status, message))
         }
     }
 }
@@ -190,13 +238,11 @@ async fn stage_upload(
     result
 }
 
-/// Confirms the staged restore; the panel restarts to apply it when a
-/// supervisor runs it, else it is applied at the next start.
-async fn apply(form: UiForm) -> Result<HttpResponse, PageError> {
-    let ui = &form.ui;
-    if !form.confirmed() {
-        return Err(PageError { status: StatusCode::BAD_REQUEST, message: "Confirm the restore first.".into() });
-    }
+/// Confirms the staged restore (audited with `target`) and asks the
+/// supervisor to restart the panel, which applies it at its start. Returns
+/// the flash code: `restore_restarting`, or `restore_pending` without a
+/// supervisor. 409 when nothing is staged.
+pub(super) async fn confirm(ui: &UiAdmin, target: &str) -> Result<&'static str, PageError> {
     let dir = ui.state.settings.data_dir.clone();
     let confirmed = web::block(move || staged::confirm(&dir))
         .await
@@ -206,33 +252,68 @@ async fn apply(form: UiForm) -> Result<HttpResponse, PageError> {
         return Err(PageError { status: StatusCode::CONFLICT, message: "No restore is staged.".into() });
     };
     let details = serde_json::json!({ "backupCreatedAt": restore.backup_created_at.unix_timestamp() });
-    audit::record(&ui.state.store, &ui.actor(), "backup.restore.confirm", "", Outcome::Success, Some(details)).await;
+    audit::record(&ui.state.store, &ui.actor(), "backup.restore.confirm", target, Outcome::Success, Some(details))
+        .await;
     // s6 sends the panel SIGTERM; actix finishes this response first.
     let supervisor = ui.state.supervisor.clone();
     let restarted = web::block(move || supervisor.control(crate::services::SELF, Action::Restart))
         .await
         .map_err(|e| PageError::internal(&e.to_string()))?;
     match restarted {
-        Ok(()) => Ok(ui.redirect("/backups?flash=restore_restarting")),
-        Err(SupervisorError::Unavailable) => Ok(ui.redirect("/backups?flash=restore_pending")),
+        Ok(()) => Ok("restore_restarting"),
+        Err(SupervisorError::Unavailable) => Ok("restore_pending"),
         Err(e) => {
             tracing::error!(error = %e, "cannot restart the panel to apply a restore");
-            Ok(ui.redirect("/backups?flash=restore_pending"))
+            Ok("restore_pending")
         }
     }
 }
 
-/// Drops a staged or pending restore.
-async fn discard(form: UiForm) -> Result<HttpResponse, PageError> {
-    let ui = &form.ui;
+/// Drops a staged or pending restore (audited with `target`).
+pub(super) async fn discard_staged(ui: &UiAdmin, target: &str) -> Result<(), PageError> {
     let dir = ui.state.settings.data_dir.clone();
     let _one_at_a_time = RESTORES.lock().await;
     web::block(move || staged::discard(&dir))
         .await
         .map_err(|e| PageError::internal(&e.to_string()))?
         .map_err(|e| PageError::internal(&format!("restore discard: {e}")))?;
-    audit::record(&ui.state.store, &ui.actor(), "backup.restore.discard", "", Outcome::Success, None).await;
-    Ok(ui.redirect("/backups?flash=restore_discarded"))
+    audit::record(&ui.state.store, &ui.actor(), "backup.restore.discard", target, Outcome::Success, None).await;
+    Ok(())
+}
+
+/// `POST /backups/restore?_csrf=…` (multipart: `passphrase`, `archive`).
+/// The CSRF token rides in the query so the body streams to disk unread.
+async fn upload(
+    ui: UiAdmin,
+    query: web::Query<UploadQuery>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, PageError> {
+    ui.check_csrf(&query.csrf, req.path()).await?;
+    match stage_request(&ui, &req, payload, "").await? {
+        Staging::Staged => Ok(ui.redirect("/backups?flash=restore_staged")),
+        Staging::Refused(status, message) => {
+            let mut p = super::backups::page(&ui).await?;
+            p.restore.error = Some(message);
+            super::render(status, &p)
+        }
+    }
+}
+
+/// Confirms the staged restore; the panel restarts to apply it when a
+/// supervisor runs it, else it is applied at the next start.
+async fn apply(form: UiForm) -> Result<HttpResponse, PageError> {
+    if !form.confirmed() {
+        return Err(PageError { status: StatusCode::BAD_REQUEST, message: "Confirm the restore first.".into() });
+    }
+    let flash = confirm(&form.ui, "").await?;
+    Ok(form.ui.redirect(&format!("/backups?flash={flash}")))
+}
+
+/// Drops a staged or pending restore.
+async fn discard(form: UiForm) -> Result<HttpResponse, PageError> {
+    discard_staged(&form.ui, "").await?;
+    Ok(form.ui.redirect("/backups?flash=restore_discarded"))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

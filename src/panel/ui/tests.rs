@@ -72,6 +72,13 @@ impl Ui {
         Ui { ingress: Some(user), ..ui_with_same(self) }
     }
 
+    /// The same data dir served by `state`, a panel started again on it: its
+    /// admin certificate is the one in the data dir now (a restore replaces it).
+    pub fn restarted(&self, state: web::Data<AppState>) -> Ui {
+        let serial = state.pki.admin_info().unwrap().serial;
+        Ui { _dir: tempfile::tempdir().unwrap(), state, serial, ingress: self.ingress }
+    }
+
     pub async fn set_state(&self, s: OnboardingState) {
         self.state.store.put_settings(vec![(onboarding::keys::STATE, s.as_str().to_string())]).await.unwrap();
         self.state.set_onboarding_state(s);

@@ -374,7 +374,11 @@ async fn provisioning_step_offers_the_run_and_follows_it_under_ingress() {
     assert!(page.body.contains("id=\"provision-done\" class=\"card\" hidden"), "filled in by the stream");
     ui.set_state(OnboardingState::Provisioning).await;
     let running = ui.as_ingress("alice").get("/onboarding").await;
-    assert!(running.body.contains("Provisioning is running"), "{}", running.body);
+    assert!(
+        running.body.contains("id=\"provision-status\" role=\"status\">Provisioning is running"),
+        "{}",
+        running.body
+    );
     assert!(running.body.contains(&format!("data-base=\"{}\"", super::tests::INGRESS)));
     assert_urls_under(&running.body, super::tests::INGRESS);
 }
@@ -401,4 +405,30 @@ async fn settings_show_the_acme_settings_read_only() {
     let default = super::tests::completed_ui().await.get("/settings").await;
     assert!(default.body.contains("acme-v02.api.letsencrypt.org/directory"));
     assert!(default.body.contains("<dd>none; the system"), "no CA bundle by default");
+}
+
+#[actix_web::test]
+async fn a_failed_provisioning_says_so_above_its_steps() {
+    use crate::onboarding::{OnboardingState, keys};
+    use crate::provision::RunStatus;
+    // A port nothing listens on: the ACME directory cannot be reached.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ui = super::tests::ui_with(|s| s.acme.directory = format!("http://{closed}/dir")).await;
+    let rows = vec![(keys::DOMAIN, "example.com".to_string()), (keys::EMAIL, "ops@example.com".to_string())];
+    ui.state.store.put_settings(rows).await.unwrap();
+    ui.set_state(OnboardingState::DnsReady).await;
+    let csrf = ui.get("/onboarding").await.csrf();
+    let started = ui.post("/onboarding/provision", Some(&csrf), &[]).await;
+    assert_eq!(started.location.as_deref(), Some("/onboarding?flash=provisioning"), "{}", started.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ui.state.provision.status() == RunStatus::Running && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await; // poll interval
+    }
+    assert_eq!(ui.state.provision.status(), RunStatus::Failed);
+    assert_eq!(ui.state.onboarding_state(), OnboardingState::DnsReady);
+    let page = ui.get("/onboarding").await;
+    let said = "id=\"provision-status\" role=\"alert\">Provisioning failed at “Certificate for panel.example.com”: ";
+    assert!(page.body.contains(said), "{}", page.body);
+    assert!(!page.body.contains("Provisioning is running"), "{}", page.body);
+    assert!(page.body.contains("Start provisioning again"), "{}", page.body);
 }

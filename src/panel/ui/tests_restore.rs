@@ -11,19 +11,24 @@ use crate::onboarding::OnboardingState;
 use crate::settings::Secret;
 use crate::store::{AuditQuery, NewUserRow, Store};
 
-const PASS: &str = "correct horse battery staple";
+pub(super) const PASS: &str = "correct horse battery staple";
 /// Low scrypt cost, so tests decrypt quickly.
 const TEST_WORK: u8 = 10;
 
 /// A backup of the panel's data dir; returns the archive's bytes.
-async fn take_backup(ui: &Ui) -> Vec<u8> {
+pub(super) async fn take_backup(ui: &Ui) -> Vec<u8> {
     let secret = Secret::new(PASS);
     let info = backup::create_with(&ui.state.store, &ui.state.settings, &secret, Some(TEST_WORK)).await.unwrap();
     std::fs::read(backup::archive_path(&ui.state.settings.backup_dir(), &info.id).unwrap()).unwrap()
 }
 
-/// Posts the restore form: passphrase and archive as multipart parts.
+/// Posts the Backups page's restore form.
 async fn upload(ui: &Ui, csrf: &str, passphrase: &str, archive: &[u8]) -> Page {
+    upload_to(ui, "/backups/restore", csrf, passphrase, archive).await
+}
+
+/// Posts a restore form at `path`: passphrase and archive as multipart parts.
+pub(super) async fn upload_to(ui: &Ui, path: &str, csrf: &str, passphrase: &str, archive: &[u8]) -> Page {
     let boundary = "RsToReBoUnDaRy";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"passphrase\"\r\n\r\n{passphrase}\r\n\
@@ -34,7 +39,7 @@ async fn upload(ui: &Ui, csrf: &str, passphrase: &str, archive: &[u8]) -> Page {
     body.extend_from_slice(archive);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let req = TestRequest::post()
-        .uri(&format!("/backups/restore?_csrf={csrf}"))
+        .uri(&format!("{path}?_csrf={csrf}"))
         .insert_header(("Content-Type", format!("multipart/form-data; boundary={boundary}")))
         .set_payload(body);
     let (channel, req) = ui.dress(req);
@@ -47,11 +52,11 @@ async fn stage_outcomes(ui: &Ui) -> Vec<String> {
 }
 
 /// The store's rows, except the audit log (where refusals are recorded).
-fn without_audit(store: &Store) -> Vec<String> {
+pub(super) fn without_audit(store: &Store) -> Vec<String> {
     store.dump().unwrap().into_iter().filter(|row| !row.starts_with("audit_log:")).collect()
 }
 
-fn user(name: &str) -> NewUserRow {
+pub(super) fn user(name: &str) -> NewUserRow {
     NewUserRow {
         username: name.into(),
         display_name: name.into(),

@@ -358,6 +358,9 @@ async fn provision(s: &Session, panel: &Panel, base: &str) -> String {
     // Three certificates from pebble, nginx reloaded, the first user.
     let text = s.wait_text_within("shown only now", Duration::from_secs(120)).await;
     assert!(text.contains("Portico is ready at https://panel."), "{text}");
+    let said = s.client.find(Locator::Css("#provision-status")).await.unwrap().text().await.unwrap();
+    assert!(said.starts_with("Provisioning is complete."), "{said}");
+    assert!(!text.contains("Provisioning is running"), "{text}");
     for task in ["cert:panel.", "cert:auth.", "cert:tunnel.", "nginx", "services", "user", "complete"] {
         let css = format!("#provision-steps li[data-task^='{task}']");
         let class = s.client.find(Locator::Css(&css)).await.unwrap().attr("class").await.unwrap();
@@ -403,6 +406,23 @@ async fn admin_walks_every_page_in_chromium() {
     s.goto("/").await;
     s.wait_path("/onboarding").await;
     s.shot("onboarding-1-domain").await;
+
+    // The first screen offers a restore from a backup; a wrong passphrase
+    // is refused with a clear message and changes nothing.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let secret = portico::settings::Secret::new("correct horse battery");
+    let info = portico::backup::create(&panel.state.store, &panel.state.settings, &secret).await.unwrap();
+    let old_archive = elsewhere.path().join(format!("{}{}", info.id, portico::backup::SUFFIX));
+    std::fs::rename(portico::backup::archive_path(&panel.state.settings.backup_dir(), &info.id).unwrap(), &old_archive)
+        .unwrap();
+    s.fill("#restore-passphrase", "not the passphrase at all").await;
+    let input = s.client.find(Locator::Css("#restore-archive")).await.unwrap();
+    input.send_keys(old_archive.to_str().unwrap()).await.unwrap();
+    s.click("form[action^='/onboarding/restore'] button[type=submit]").await;
+    s.wait_text("Nothing was changed: wrong passphrase").await;
+    s.shot("onboarding-restore-refused").await;
+    assert_eq!(portico::backup::staged::staged(&panel.state.settings.data_dir).unwrap(), None);
+    assert_eq!(panel.state.onboarding_state(), OnboardingState::Fresh);
     s.fill("#domain", "http://example.com/x").await;
     s.fill("#email", "ops@example.com").await;
     s.click("form[action='/onboarding/domain'] button").await;

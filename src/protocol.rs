@@ -17,12 +17,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use futures_util::{Sink, Stream};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 /// The protocol version both sides must speak.
@@ -40,6 +42,11 @@ pub const WINDOW_HEADROOM: usize = 64 * 1024 * 1024;
 pub const MAX_HANDSHAKE: usize = 64 * 1024;
 /// WebSocket messages are coalesced up to this many bytes, bytes.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// tungstenite's read chunk and write buffer, bytes. Its default (128 KiB)
+/// is zero-filled and kept per connection: ~155 KiB of heap per agent on the
+/// relay. 16 KiB keeps ~35 KiB per agent with no measurable change in bulk
+/// throughput (larger frames are still read whole).
+const WS_BUFFER: usize = 16 * 1024;
 
 /// Open status: the agent dialed the target.
 pub const OPEN_OK: u8 = 0;
@@ -106,6 +113,11 @@ pub async fn read_open<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<String> {
     String::from_utf8(buf).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "open header not utf-8"))
 }
 
+/// The WebSocket settings of both sides.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(WS_BUFFER).write_buffer_size(WS_BUFFER)
+}
+
 /// The yamux settings of both sides.
 pub fn yamux_config() -> yamux::Config {
     let mut cfg = yamux::Config::default();
@@ -122,7 +134,7 @@ pub fn yamux_config() -> yamux::Config {
 pub struct WsIo<S> {
     ws: WebSocketStream<S>,
     rbuf: Bytes,
-    wbuf: Vec<u8>,
+    wbuf: BytesMut,
     ping: Interval,
     last_rx: Instant,
     ping_due: bool,
@@ -132,14 +144,7 @@ impl<S> WsIo<S> {
     pub fn new(ws: WebSocketStream<S>) -> WsIo<S> {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        WsIo {
-            ws,
-            rbuf: Bytes::new(),
-            wbuf: Vec::with_capacity(WRITE_CHUNK),
-            ping,
-            last_rx: Instant::now(),
-            ping_due: false,
-        }
+        WsIo { ws, rbuf: Bytes::new(), wbuf: BytesMut::new(), ping, last_rx: Instant::now(), ping_due: false }
     }
 }
 
@@ -154,8 +159,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsIo<S> {
             return Poll::Ready(Ok(()));
         }
         ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(ws_err)?;
-        let data = Bytes::copy_from_slice(&self.wbuf);
-        self.wbuf.clear();
+        let data = self.wbuf.split().freeze();
         Pin::new(&mut self.ws).start_send(Message::Binary(data)).map_err(ws_err)?;
         Poll::Ready(Ok(()))
     }

@@ -7,14 +7,23 @@
 #   (3) relay+agent → app     wrk → relay :visitors → agent → app
 #   (4) nginx TLS → relay     wrk → nginx TLS → relay → agent → app
 #
-# Usage: cargo build --release && bench/tunnel.sh [seconds per run, default 5]
+# Usage: cargo build --release --bins --example delay_proxy && bench/tunnel.sh [seconds per run, default 5]
 # Needs: nginx, wrk, curl, openssl, sqlite3. Uses ports 2xxxx, a temp dir,
 # and stops everything it started on exit.
+#
+# The 50 ms RTT runs go through examples/delay_proxy (a delaying TCP proxy
+# between agent and relay): this kernel has no `tc netem`, and the former
+# Python proxy halved the tunnel's throughput even at zero delay.
 set -euo pipefail
 
 DUR=${1:-5}
-BIN=${PORTICO_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/portico}
-[ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${PORTICO_BIN:-$ROOT/target/release/portico}
+AGENT_BIN=${PORTICO_AGENT_BIN:-$ROOT/target/release/portico-agent}
+DELAY_PROXY=${DELAY_PROXY:-$ROOT/target/release/examples/delay_proxy}
+for b in "$BIN" "$AGENT_BIN" "$DELAY_PROXY"; do
+    [ -x "$b" ] || { echo "build first: cargo build --release --bins --example delay_proxy ($b missing)" >&2; exit 1; }
+done
 W=$(mktemp -d /tmp/portico-bench.XXXXXX)
 chmod 755 "$W"   # nginx workers (nobody) read the app files
 BASE=$((20000 + RANDOM % 20000))
@@ -100,10 +109,12 @@ AGENT=$!
 PIDS+=("$AGENT")
 UP_MS=$(( $(first_200 "http://127.0.0.1:$P_VISITORS/1k") ))
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }   # KiB
+anon() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }   # KiB: private heap, stacks
+mem() { echo "$(rss "$1")/$(anon "$1")"; }   # KiB "resident/anonymous"
 cpu_ticks() { local s=0; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $s; }
 nginx_pids() { pgrep -P "$(cat "$W/nginx.pid")" | tr '\n' ' '; cat "$W/nginx.pid"; }
 sleep 1
-RELAY_IDLE=$(rss $RELAY) AGENT_IDLE=$(rss $AGENT)
+RELAY_IDLE=$(mem $RELAY) AGENT_IDLE=$(mem $AGENT)
 
 declare -A RPS P50 P99
 declare -a CPU_US
@@ -127,15 +138,18 @@ for c in 16 64 256; do
         [ "$c" = 64 ] && CPU_US[$p]=$(( (after - before) * 1000000 / HZ / (REQS > 0 ? REQS : 1) ))
     done
 done
-RELAY_PEAK=$(rss $RELAY) AGENT_PEAK=$(rss $AGENT)
+RELAY_PEAK=$(mem $RELAY) AGENT_PEAK=$(mem $AGENT)
 
 bulk() { curl -sS --max-time 60 -o /dev/null -w '%{speed_download}' -H "Host: $HOST" -k "$1" | awk '{printf "%.0f", $1 / 1048576}'; }
 B1=$(bulk "http://127.0.0.1:$P_APP/big") B2=$(bulk "https://127.0.0.1:$P_TLS/big")
 B3=$(bulk "http://127.0.0.1:$P_VISITORS/big") B4=$(bulk "https://127.0.0.1:$P_TLS_RELAY/big")
 
 # The same download with 50 ms RTT between agent and relay (delaying proxy).
+# "cold" is a new stream, whose window starts at yamux's 256 KiB and doubles
+# per round trip; "warm" is a second 100 MB on the same visitor connection,
+# hence the same stream, its window already grown.
 P_DELAY=$((BASE + 5))
-python3 "$(dirname "$0")/delay_proxy.py" $P_DELAY $P_AGENTS 25 &
+"$DELAY_PROXY" $P_DELAY $P_AGENTS 25 &
 PIDS+=($!)
 add_agent slow D1
 sqlite3 -cmd ".timeout 5000" "$W/data/portico.db" "INSERT INTO tunnels (name, agent, target, access, created_at, updated_at)
@@ -145,11 +159,14 @@ echo '{"label":"slow","serial":"D1","relay":"ws://127.0.0.1:'$P_DELAY'/","panel"
 "$BIN" agent --config-dir "$W/slow" run 2>/dev/null &
 PIDS+=($!)
 HOST=slow.bench.test first_200 "http://127.0.0.1:$P_VISITORS/1k" >/dev/null
-B_RTT=$(HOST=slow.bench.test; curl -sS --max-time 120 -o /dev/null -w '%{speed_download}' -H "Host: slow.bench.test" \
-    "http://127.0.0.1:$P_VISITORS/big" | awk '{printf "%.0f", $1 / 1048576}')
-B_RTT_DIRECT=$(python3 "$(dirname "$0")/delay_proxy.py" $((BASE + 6)) $P_APP 25 & p=$!; sleep 0.5
-    curl -sS --max-time 120 -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$((BASE + 6))/big" | awk '{printf "%.0f", $1 / 1048576}'
-    kill $p)
+read -r B_RTT B_RTT_WARM < <(curl -sS --max-time 120 -o /dev/null -o /dev/null -w '%{speed_download}\n' \
+    -H "Host: slow.bench.test" "http://127.0.0.1:$P_VISITORS/big" "http://127.0.0.1:$P_VISITORS/big" |
+    awk '{printf "%.0f ", $1 / 1048576} END {print ""}')
+"$DELAY_PROXY" $((BASE + 6)) $P_APP 25 &
+PIDS+=($!)
+sleep 0.3
+B_RTT_DIRECT=$(curl -sS --max-time 120 -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$((BASE + 6))/big" |
+    awk '{printf "%.0f", $1 / 1048576}')
 
 # Head-of-line: small requests on path 3 while 100 MB downloads run on the same agent.
 ( for _ in 1 2 3 4 5 6 7 8; do curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$P_VISITORS/big"; done ) &
@@ -180,13 +197,28 @@ for i in $(seq 1 99); do
     AGENTS100+=($!)
     PIDS+=($!)
 done
-for _ in $(seq 200); do
-    n=$(sqlite3 "$W/data/portico.db" "SELECT count(*) FROM relay_status" 2>/dev/null || echo 0)
-    [ "$n" -ge 100 ] && break
-    sleep 0.1
-done
-RELAY_100=$(rss $RELAY)
-AGENT_100_AVG=$(for p in "${AGENTS100[@]}"; do rss "$p"; done | awk '{s+=$1} END {printf "%d", s/NR}')
+connected_at_least() { # n
+    for _ in $(seq 200); do
+        n=$(sqlite3 "$W/data/portico.db" "SELECT count(*) FROM relay_status" 2>/dev/null || echo 0)
+        [ "$n" -ge "$1" ] && return
+        sleep 0.1
+    done
+}
+connected_at_least 100
+sleep 1
+RELAY_100=$(mem $RELAY)
+AGENT_100_AVG=$(for p in "${AGENTS100[@]}"; do mem "$p"; done | awk -F/ '{r+=$1; a+=$2} END {printf "%d/%d", r/NR, a/NR}')
+
+# The agent-only binary, idle.
+add_agent small S1
+mkdir -p "$W/small"
+echo '{"label":"small","serial":"S1","relay":"ws://127.0.0.1:'$P_AGENTS'/","panel":"bench"}' > "$W/small/agent.json"
+"$AGENT_BIN" --config-dir "$W/small" run 2>/dev/null &
+SMALL=$!
+PIDS+=($SMALL)
+connected_at_least 101
+sleep 1
+SMALL_IDLE=$(mem $SMALL)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
 echo
@@ -198,8 +230,9 @@ for c in 16 64 256; do
         "$(ratio "${RPS[3-$c]}" "${RPS[1-$c]}")" "$(ratio "${RPS[4-$c]}" "${RPS[2-$c]}")"
 done
 echo "100 MB download MB/s:      (1) $B1  (2) $B2  (3) $B3  (4) $B4   3 vs 1: $(ratio "$B3" "$B1")  4 vs 2: $(ratio "$B4" "$B2")"
-echo "100 MB download with 50 ms RTT: relay+agent $B_RTT MB/s, same proxy without tunnel $B_RTT_DIRECT MB/s (2 MiB window at 50 ms caps at 40 MB/s)"
+echo "100 MB download with 50 ms RTT: relay+agent cold $B_RTT MB/s ($(awk -v b="$B_RTT" 'BEGIN {printf "%.1f", b / 40}')×), warm $B_RTT_WARM MB/s ($(awk -v b="$B_RTT_WARM" 'BEGIN {printf "%.1f", b / 40}')×); same proxy without tunnel $B_RTT_DIRECT MB/s (× = of the 40 MB/s a 2 MiB window allows at 50 ms)"
 echo "CPU per request at c64 (nginx+relay+agent, µs): (1) ${CPU_US[1]}  (2) ${CPU_US[2]}  (3) ${CPU_US[3]}  (4) ${CPU_US[4]}"
 echo "small requests during bulk downloads (path 3, c16): ${RPS[hol]} r/s, p50 ${P50[hol]}, p99 ${P99[hol]}  (idle c16: p99 ${P99[3-16]})"
-echo "RSS KiB: relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100; agent idle $AGENT_IDLE, peak $AGENT_PEAK, avg of 99 idle agents $AGENT_100_AVG"
+echo "RSS KiB (resident/anonymous): relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100"
+echo "RSS KiB (resident/anonymous): agent idle $AGENT_IDLE, peak $AGENT_PEAK, avg of 99 idle agents $AGENT_100_AVG; portico-agent idle $SMALL_IDLE"
 echo "agent run → first 200: ${UP_MS} ms; relay restart → first 200: ${RESTART_MS} ms; flapping relay: ${FLAPS[*]} ms"

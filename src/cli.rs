@@ -61,6 +61,20 @@ pub enum Command {
     },
 }
 
+/// `portico-agent`: the agent alone, for home machines. Same subcommands as
+/// `portico agent`; a quarter of the full binary's size, which is most of an
+/// idle agent's resident memory (the kernel maps the binary's code in 64 KiB
+/// runs around every page the agent touches).
+#[derive(Debug, Parser)]
+#[command(name = "portico-agent", version, about = "Portico agent: serves this machine's tunnels")]
+pub struct AgentCli {
+    /// Directory holding the agent's key, certificates and state (default `~/.config/portico`).
+    #[arg(long, global = true)]
+    pub config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: AgentCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// Generate a key, send a CSR with a one-time token, store the certificate.

@@ -141,7 +141,7 @@ async fn session(opts: &RunOptions, attempt: &mut u32) -> Result<(), AgentRunErr
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls::connect(tls, &host, port, opts.connect_to))
             .await
             .map_err(|_| timed_out())??;
-        let (ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+        let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(protocol::ws_config())).await?;
         return serve_ws(opts, ws, attempt).await;
     }
     let port = uri.port_u16().unwrap_or(80);
@@ -160,7 +160,7 @@ async fn session(opts: &RunOptions, attempt: &mut u32) -> Result<(), AgentRunErr
     };
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, dial).await.map_err(|_| timed_out())??;
     tcp.set_nodelay(true)?;
-    let (ws, _) = tokio_tungstenite::client_async(request, tcp).await?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(protocol::ws_config())).await?;
     serve_ws(opts, ws, attempt).await
 }
 
@@ -261,7 +261,9 @@ pub fn command(config_dir: Option<PathBuf>, command: crate::cli::AgentCommand) -
                 status_dir: Some(dir),
                 connect_to: None,
             };
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            // One thread: the agent only moves bytes between sockets; this
+            // saves the worker threads' stacks and malloc arenas.
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 let (tx, rx) = watch::channel(false);
                 tokio::spawn(async move {

@@ -53,13 +53,14 @@ impl Relay {
             who = identity(req, trusted);
             Ok(resp)
         };
-        let mut ws = match tokio_tungstenite::accept_hdr_async(tcp, callback).await {
-            Ok(ws) => ws,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "agent websocket upgrade failed");
-                return;
-            }
-        };
+        let mut ws =
+            match tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(protocol::ws_config())).await {
+                Ok(ws) => ws,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "agent websocket upgrade failed");
+                    return;
+                }
+            };
         let Some((label, serial)) = who else {
             return refuse(&mut ws, peer, "a verified agent client certificate is required".into()).await;
         };

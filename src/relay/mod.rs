@@ -343,6 +343,17 @@ impl Relay {
     }
 }
 
+/// The relay's runtime: worker threads for the sockets, and no more
+/// blocking threads than the store has connections (a burst of agents
+/// connecting at once would otherwise start a thread, with its stack and
+/// malloc arena, per pending query).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(crate::store::POOL_SIZE as usize)
+        .enable_all()
+        .build()
+}
+
 /// `portico relay`: binds `relay.agents_listen` and `relay.visitors_listen`
 /// and runs until SIGTERM or Ctrl-C.
 pub async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {

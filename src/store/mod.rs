@@ -21,10 +21,12 @@ mod users;
 mod visitor_sessions;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
+use scheduled_thread_pool::ScheduledThreadPool;
 use time::OffsetDateTime;
 
 pub use agents::{Agent, ClientCert, EnrollmentToken, NewEnrollmentToken};
@@ -54,6 +56,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
 
 /// How long a writer waits for a lock before giving up, milliseconds.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// Connections per process. The pool's housekeeping (opening connections up
+/// to `min_idle`, reaping) runs on one thread instead of r2d2's default three.
+pub const POOL_SIZE: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -111,7 +116,11 @@ impl Store {
     /// Opens (creating if needed) the database and applies pending migrations.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let manager = SqliteConnectionManager::file(path).with_init(configure);
-        let pool = r2d2::Pool::builder().max_size(4).min_idle(Some(1)).build(manager)?;
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .thread_pool(Arc::new(ScheduledThreadPool::builder().num_threads(1).thread_name_pattern("r2d2-{}").build()))
+            .build(manager)?;
         let store = Store { pool };
         store.migrate()?;
         Ok(store)

@@ -89,9 +89,22 @@ pub fn parse(datagram: &[u8]) -> Option<(Kind, String, u16)> {
     Some((kind, name.to_string(), status.parse().ok()?))
 }
 
-/// Binds the loopback UDP port nginx sends to.
+/// How much the kernel may queue for the panel: nginx sends one datagram per
+/// request and drops what does not fit, so a burst of visitors while the
+/// panel waits for a core must find room (≈ 4,000 lines at ≈ 1 KiB of kernel
+/// accounting each). The kernel caps it at `net.core.rmem_max`.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Binds the loopback UDP port nginx sends to, with a large receive queue.
 pub async fn bind(port: u16) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)).await
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(err) = socket.set_recv_buffer_size(RECEIVE_BUFFER) {
+        tracing::warn!(task = "visitor-log", %err, "cannot enlarge the visitor log receive buffer");
+    }
+    socket.bind(&SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port).into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// `visitor-log`: counts every well-formed datagram from a loopback peer.
@@ -154,6 +167,37 @@ mod tests {
             c.snapshot(),
             vec![(Kind::Tunnel, "app".into(), [1, 2, 1, 2, 1]), (Kind::Site, "app".into(), [0, 1, 0, 0, 0])]
         );
+    }
+
+    /// nginx drops a line the kernel cannot queue: a burst that arrives while
+    /// the panel is not reading must still be counted in full.
+    #[tokio::test]
+    async fn a_burst_sent_while_nobody_reads_is_counted_in_full() {
+        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        // The kernel caps the queue at rmem_max; below 1 MiB fewer lines fit.
+        let burst = if rmem_max >= 1 << 20 { 2000 } else { 200 };
+        let socket = bind(0).await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let line = b"<190>Dec  4 18:00:00 portico_tunnel: pub.example.com 200";
+        for _ in 0..burst {
+            sender.send_to(line, addr).unwrap();
+        }
+        let counts = Arc::new(VisitorCounts::default());
+        let task = tokio::spawn(listen(socket, counts.clone()));
+        let mut counted = 0;
+        for _ in 0..100 {
+            counted = counts.snapshot().first().map_or(0, |(_, _, c)| c[1]);
+            if counted == burst {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+        assert_eq!(counted, burst, "lines counted of a {burst}-line burst (rmem_max {rmem_max})");
     }
 
     #[test]

@@ -104,6 +104,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a burst of new connections
+    # (the journey's 200 concurrent visitors) overflows it, and the dropped
+    # handshakes stall for a minute or more. Real servers ask for hundreds.
+    request_queue_size = 1024
 
 
 if __name__ == "__main__":

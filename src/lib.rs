@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod nginx;
 pub mod onboarding;
 pub mod panel;
+pub mod pipe;
 pub mod pki;
 pub mod protocol;
 pub mod provision;

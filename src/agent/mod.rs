@@ -26,8 +26,6 @@ use crate::protocol::{self, Handshake, OPEN_OK, OPEN_REFUSED, Route, WsIo};
 
 /// How long dialing the relay or a target may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Copy buffer per direction, bytes.
-const COPY_BUF: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentRunError {
@@ -221,7 +219,7 @@ async fn serve_stream(stream: yamux::Stream) {
     if stream.write_all(&[OPEN_OK]).await.is_err() {
         return;
     }
-    let _ = tokio::io::copy_bidirectional_with_sizes(&mut stream, &mut tcp, COPY_BUF, COPY_BUF).await;
+    let _ = crate::pipe::copy_bidirectional(&mut stream, &mut tcp).await;
 }
 
 /// Entry point of `portico agent …` (called by `main`).

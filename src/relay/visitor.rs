@@ -20,8 +20,6 @@ const MAX_HEAD: usize = 16 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the agent has to open a stream and dial the target.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Copy buffer per direction, bytes.
-const COPY_BUF: usize = 16 * 1024;
 
 /// The tunnel name a `Host` header addresses: its first DNS label.
 pub(super) fn tunnel_name(host: &str) -> String {
@@ -161,7 +159,7 @@ impl Relay {
         let mut tcp = Counted::new(tcp, counters);
         tcp.count_in(head.len());
         drop(head);
-        let _ = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut stream, COPY_BUF, COPY_BUF).await;
+        let _ = crate::pipe::copy_bidirectional(&mut tcp, &mut stream).await;
     }
 }
 

@@ -8,6 +8,9 @@
 #   (4) nginx TLS → relay     wrk → nginx TLS → relay → agent → app
 #
 # Usage: cargo build --release --bins --example delay_proxy && bench/tunnel.sh [seconds per run, default 5]
+# The runs use `portico relay` and `portico agent` (the binary the appliance
+# ships); portico-agent and portico-relay, the single-purpose binaries, are
+# measured idle at the end.
 # Needs: nginx, wrk, curl, openssl, sqlite3. Uses ports 2xxxx, a temp dir,
 # and stops everything it started on exit.
 #
@@ -20,8 +23,9 @@ DUR=${1:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PORTICO_BIN:-$ROOT/target/release/portico}
 AGENT_BIN=${PORTICO_AGENT_BIN:-$ROOT/target/release/portico-agent}
+RELAY_BIN=${PORTICO_RELAY_BIN:-$ROOT/target/release/portico-relay}
 DELAY_PROXY=${DELAY_PROXY:-$ROOT/target/release/examples/delay_proxy}
-for b in "$BIN" "$AGENT_BIN" "$DELAY_PROXY"; do
+for b in "$BIN" "$AGENT_BIN" "$RELAY_BIN" "$DELAY_PROXY"; do
     [ -x "$b" ] || { echo "build first: cargo build --release --bins --example delay_proxy ($b missing)" >&2; exit 1; }
 done
 W=$(mktemp -d /tmp/portico-bench.XXXXXX)
@@ -220,6 +224,20 @@ connected_at_least 101
 sleep 1
 SMALL_IDLE=$(mem $SMALL)
 
+# The relay-only binary, idle with one agent, on ports of its own.
+PORTICO__RELAY__AGENTS_LISTEN=127.0.0.1:$((BASE + 7)) PORTICO__RELAY__VISITORS_LISTEN=127.0.0.1:$((BASE + 8)) \
+    "$RELAY_BIN" 2>>"$W/logs/relay-small.log" &
+SMALL_RELAY=$!
+PIDS+=($SMALL_RELAY)
+add_agent lone L1
+mkdir -p "$W/lone"
+echo '{"label":"lone","serial":"L1","relay":"ws://127.0.0.1:'$((BASE + 7))'/","panel":"bench"}' > "$W/lone/agent.json"
+sleep 0.3
+"$AGENT_BIN" --config-dir "$W/lone" run 2>/dev/null &
+PIDS+=($!)
+sleep 1.5
+SMALL_RELAY_IDLE=$(mem $SMALL_RELAY)
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
 echo
 echo "Portico tunnel benchmark ($DUR s per wrk run, 1 KB response, loopback, $(nproc) cores)"
@@ -233,6 +251,6 @@ echo "100 MB download MB/s:      (1) $B1  (2) $B2  (3) $B3  (4) $B4   3 vs 1: $(
 echo "100 MB download with 50 ms RTT: relay+agent cold $B_RTT MB/s ($(awk -v b="$B_RTT" 'BEGIN {printf "%.1f", b / 40}')×), warm $B_RTT_WARM MB/s ($(awk -v b="$B_RTT_WARM" 'BEGIN {printf "%.1f", b / 40}')×); same proxy without tunnel $B_RTT_DIRECT MB/s (× = of the 40 MB/s a 2 MiB window allows at 50 ms)"
 echo "CPU per request at c64 (nginx+relay+agent, µs): (1) ${CPU_US[1]}  (2) ${CPU_US[2]}  (3) ${CPU_US[3]}  (4) ${CPU_US[4]}"
 echo "small requests during bulk downloads (path 3, c16): ${RPS[hol]} r/s, p50 ${P50[hol]}, p99 ${P99[hol]}  (idle c16: p99 ${P99[3-16]})"
-echo "RSS KiB (resident/anonymous): relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100"
+echo "RSS KiB (resident/anonymous): relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100; portico-relay idle $SMALL_RELAY_IDLE"
 echo "RSS KiB (resident/anonymous): agent idle $AGENT_IDLE, peak $AGENT_PEAK, avg of 99 idle agents $AGENT_100_AVG; portico-agent idle $SMALL_IDLE"
 echo "agent run → first 200: ${UP_MS} ms; relay restart → first 200: ${RESTART_MS} ms; flapping relay: ${FLAPS[*]} ms"

@@ -30,7 +30,8 @@ for b in "$BIN" "$AGENT_BIN" "$RELAY_BIN" "$DELAY_PROXY"; do
 done
 W=$(mktemp -d /tmp/portico-bench.XXXXXX)
 chmod 755 "$W"   # nginx workers (nobody) read the app files
-BASE=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768+), where curl and wrk connections could hold a port.
+BASE=$((20000 + RANDOM % 12000))
 P_APP=$BASE P_TLS=$((BASE + 1)) P_AGENTS=$((BASE + 2)) P_VISITORS=$((BASE + 3)) P_TLS_RELAY=$((BASE + 4))
 HOST=app.bench.test
 PIDS=()
@@ -236,7 +237,7 @@ sleep 0.3
 "$AGENT_BIN" --config-dir "$W/lone" run 2>/dev/null &
 PIDS+=($!)
 sleep 1.5
-SMALL_RELAY_IDLE=$(mem $SMALL_RELAY)
+SMALL_RELAY_IDLE=$(mem $SMALL_RELAY 2>/dev/null) || { echo "portico-relay did not stay up:" >&2; tail -n 20 "$W/logs/relay-small.log" >&2; }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
 echo

@@ -29,13 +29,14 @@ pub(super) fn tunnel_name(host: &str) -> String {
 
 /// Reads until the end of the first request head; returns its `Host`.
 async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<String>, u16> {
-    let mut chunk = [0u8; 4096];
     loop {
-        let n = match tokio::time::timeout(HEAD_TIMEOUT, tcp.read(&mut chunk)).await {
+        // Straight into `buf`: a read buffer inside this future would stay
+        // allocated for the whole life of the visitor's connection.
+        buf.reserve(2048);
+        match tokio::time::timeout(HEAD_TIMEOUT, tcp.read_buf(buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
-            Ok(Ok(n)) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
+            Ok(Ok(_)) => {}
+        }
         let mut headers = [httparse::EMPTY_HEADER; 96];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(buf) {
@@ -118,7 +119,7 @@ impl Drop for OpenGuard {
 
 impl Relay {
     pub(super) async fn visitor(self, mut tcp: TcpStream) {
-        let mut head = Vec::with_capacity(2048);
+        let mut head = Vec::new();
         let host = match read_head(&mut tcp, &mut head).await {
             Ok(Some(h)) => h,
             Ok(None) => return,

@@ -33,6 +33,7 @@ chmod 755 "$W"   # nginx workers (nobody) read the app files
 # Below the ephemeral range (32768+), where curl and wrk connections could hold a port.
 BASE=$((20000 + RANDOM % 12000))
 P_APP=$BASE P_TLS=$((BASE + 1)) P_AGENTS=$((BASE + 2)) P_VISITORS=$((BASE + 3)) P_TLS_RELAY=$((BASE + 4))
+P_TLS_SLOW=$((BASE + 9))
 HOST=app.bench.test
 PIDS=()
 cleanup() {
@@ -69,6 +70,13 @@ http {
         listen 127.0.0.1:$P_TLS_RELAY ssl; ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem;
         location / { proxy_pass http://relay_app; proxy_http_version 1.1; proxy_set_header Connection "";
                      proxy_set_header Host \$host; proxy_buffering off; }
+    }
+    # The slow tunnel as the appliance publishes it: its own keep-alive pool.
+    upstream relay_slow { server 127.0.0.1:$P_VISITORS; keepalive 8; }
+    server {
+        listen 127.0.0.1:$P_TLS_SLOW ssl; ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem;
+        location / { proxy_pass http://relay_slow; proxy_http_version 1.1; proxy_set_header Connection "";
+                     proxy_set_header Host slow.bench.test; proxy_buffering off; }
     }
 }
 EOF
@@ -167,6 +175,13 @@ HOST=slow.bench.test first_200 "http://127.0.0.1:$P_VISITORS/1k" >/dev/null
 read -r B_RTT B_RTT_WARM < <(curl -sS --max-time 120 -o /dev/null -o /dev/null -w '%{speed_download}\n' \
     -H "Host: slow.bench.test" "http://127.0.0.1:$P_VISITORS/big" "http://127.0.0.1:$P_VISITORS/big" |
     awk '{printf "%.0f ", $1 / 1048576} END {print ""}')
+# Through nginx, as visitors meet it: two visitors one after the other, each
+# on a new TLS connection; the second one's request rides the upstream
+# connection nginx kept, hence the stream whose window the first one grew.
+B_RTT_NGINX=()
+for _ in 1 2; do
+    B_RTT_NGINX+=("$(bulk "https://127.0.0.1:$P_TLS_SLOW/big")")
+done
 "$DELAY_PROXY" $((BASE + 6)) $P_APP 25 &
 PIDS+=($!)
 sleep 0.3
@@ -250,6 +265,7 @@ for c in 16 64 256; do
 done
 echo "100 MB download MB/s:      (1) $B1  (2) $B2  (3) $B3  (4) $B4   3 vs 1: $(ratio "$B3" "$B1")  4 vs 2: $(ratio "$B4" "$B2")"
 echo "100 MB download with 50 ms RTT: relay+agent cold $B_RTT MB/s ($(awk -v b="$B_RTT" 'BEGIN {printf "%.1f", b / 40}')×), warm $B_RTT_WARM MB/s ($(awk -v b="$B_RTT_WARM" 'BEGIN {printf "%.1f", b / 40}')×); same proxy without tunnel $B_RTT_DIRECT MB/s (× = of the 40 MB/s a 2 MiB window allows at 50 ms)"
+echo "100 MB download with 50 ms RTT through nginx TLS: first visitor ${B_RTT_NGINX[0]} MB/s ($(awk -v b="${B_RTT_NGINX[0]}" 'BEGIN {printf "%.1f", b / 40}')×), next visitor ${B_RTT_NGINX[1]} MB/s ($(awk -v b="${B_RTT_NGINX[1]}" 'BEGIN {printf "%.1f", b / 40}')×)"
 echo "CPU per request at c64 (nginx+relay+agent, µs): (1) ${CPU_US[1]}  (2) ${CPU_US[2]}  (3) ${CPU_US[3]}  (4) ${CPU_US[4]}"
 echo "small requests during bulk downloads (path 3, c16): ${RPS[hol]} r/s, p50 ${P50[hol]}, p99 ${P99[hol]}  (idle c16: p99 ${P99[3-16]})"
 echo "RSS KiB (resident/anonymous): relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100; portico-relay idle $SMALL_RELAY_IDLE"

@@ -1,9 +1,11 @@
-//! Unified diff between two rendered trees (small files, so a plain LCS
-//! table is enough; no external crate).
+//! Unified diff between two rendered trees, through `similar` (the same
+//! line diff the side-by-side page uses).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
+
+use similar::TextDiff;
 
 use super::model::RenderedTree;
 
@@ -23,81 +25,11 @@ pub fn unified(old: &RenderedTree, new: &RenderedTree) -> String {
         let name = path.display();
         let from = if a.is_some() { format!("a/{name}") } else { "/dev/null".into() };
         let to = if b.is_some() { format!("b/{name}") } else { "/dev/null".into() };
-        let _ = writeln!(out, "--- {from}\n+++ {to}");
-        let a: Vec<&str> = a.map(|s| s.lines().collect()).unwrap_or_default();
-        let b: Vec<&str> = b.map(|s| s.lines().collect()).unwrap_or_default();
-        hunks(&mut out, &a, &b);
+        let (a, b) = (a.map_or("", String::as_str), b.map_or("", String::as_str));
+        let diff = TextDiff::from_lines(a, b);
+        let _ = write!(out, "{}", diff.unified_diff().context_radius(CONTEXT).header(&from, &to));
     }
     out
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Same,
-    Del,
-    Ins,
-}
-
-/// Edit script by longest common subsequence.
-fn edits<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<(Op, &'a str)> {
-    let (n, m) = (a.len(), b.len());
-    // lcs[i][j]: length of the LCS of a[i..] and b[j..]
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
-        }
-    }
-    let (mut i, mut j, mut ops) = (0, 0, Vec::with_capacity(n + m));
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            ops.push((Op::Same, a[i]));
-            i += 1;
-            j += 1;
-        } else if j == m || (i < n && lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push((Op::Del, a[i]));
-            i += 1;
-        } else {
-            ops.push((Op::Ins, b[j]));
-            j += 1;
-        }
-    }
-    ops
-}
-
-fn hunks(out: &mut String, a: &[&str], b: &[&str]) {
-    let ops = edits(a, b);
-    // old_before[k] / new_before[k]: lines of each side before op k
-    let (mut old_before, mut new_before) = (vec![0; ops.len() + 1], vec![0; ops.len() + 1]);
-    for (k, (op, _)) in ops.iter().enumerate() {
-        old_before[k + 1] = old_before[k] + usize::from(*op != Op::Ins);
-        new_before[k + 1] = new_before[k] + usize::from(*op != Op::Del);
-    }
-    let changes: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != Op::Same).collect();
-    let mut c = 0;
-    while c < changes.len() {
-        let start = changes[c].saturating_sub(CONTEXT);
-        let mut last = changes[c];
-        while c + 1 < changes.len() && changes[c + 1] - last - 1 <= 2 * CONTEXT {
-            c += 1;
-            last = changes[c];
-        }
-        let end = (last + 1 + CONTEXT).min(ops.len());
-        let old_len = old_before[end] - old_before[start];
-        let new_len = new_before[end] - new_before[start];
-        let old_start = old_before[start] + usize::from(old_len > 0);
-        let new_start = new_before[start] + usize::from(new_len > 0);
-        let _ = writeln!(out, "@@ -{old_start},{old_len} +{new_start},{new_len} @@");
-        for (op, line) in &ops[start..end] {
-            let sign = match op {
-                Op::Same => ' ',
-                Op::Del => '-',
-                Op::Ins => '+',
-            };
-            let _ = writeln!(out, "{sign}{line}");
-        }
-        c += 1;
-    }
 }
 
 #[cfg(test)]
@@ -135,11 +67,11 @@ mod tests {
 +11
 --- a/gone.conf
 +++ /dev/null
-@@ -1,1 +0,0 @@
+@@ -1 +0,0 @@
 -g
 --- /dev/null
 +++ b/new.conf
-@@ -0,0 +1,1 @@
+@@ -0,0 +1 @@
 +n
 ";
         assert_eq!(unified(&old, &new), want);

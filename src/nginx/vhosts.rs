@@ -327,9 +327,12 @@ fn tunnel_vhost(input: &RenderInput, domain: &str, name: &str, access: Access, c
     let upstream = tunnel_upstream(name);
     let preamble = format!(
         "# Own keep-alive pool: the relay routes each connection by its first Host.
+# Idle connections close after 5 s: each holds a tunnel stream whose flow-control
+# window, once grown by a download, stays taken from the agent's shared budget.
 upstream {upstream} {{
     server {addr};
     keepalive 8;
+    keepalive_timeout 5s;
 }}
 
 ",

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::nginx::{Visitor, tls_config};
-use super::{LOOPBACK, add_agent, add_tunnel, app, eventually, spawn_agent, start_relay};
+use super::{LOOPBACK, add_agent, add_tunnel, app, eventually, spawn_agent, start_relay, until_live};
 use crate::acme::Certs;
 use crate::acme::pebble::{self, Pebble};
 use crate::metrics::PanelCounters;
@@ -132,6 +132,9 @@ async fn metrics_show_exactly_a_scripted_scenario_through_real_nginx() {
     );
     let _agent = spawn_agent(relay.agent("home", &home));
     eventually(10, "agent home to connect", || async { relay.relay.connected() == ["home"] }).await;
+    // The relay picks the tunnels up from the store on its own clock: wait on
+    // its visitor port (nginx's log must see the script's requests only).
+    until_live(relay.visitors, &format!("app.{DOMAIN}")).await;
 
     // The script: nothing else reaches nginx's tunnel and site vhosts.
     let cfg = tls_config(&server_ca, None);

@@ -20,6 +20,10 @@ pub struct Counters {
     deny: AtomicU64,
     /// 401: nginx redirects the visitor to the login portal.
     login: AtomicU64,
+    /// Portal sign-ins refused (wrong or banned) at the password step.
+    password_failures: AtomicU64,
+    /// Portal sign-ins refused at the TOTP step.
+    totp_failures: AtomicU64,
 }
 
 /// What nginx was told.
@@ -40,6 +44,12 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A refused sign-in at the portal's `step` ("password" or "totp").
+    pub fn login_failed(&self, step: &str) {
+        let counter = if step == "totp" { &self.totp_failures } else { &self.password_failures };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn rows(&self, bans: usize) -> Vec<ProcessCounter> {
         let row = |name: &str, labels: &str, value: u64| ProcessCounter {
             process: "authd".into(),
@@ -51,6 +61,8 @@ impl Counters {
             row("authd_decisions", "decision=allow", self.allow.load(Ordering::Relaxed)),
             row("authd_decisions", "decision=deny", self.deny.load(Ordering::Relaxed)),
             row("authd_decisions", "decision=login", self.login.load(Ordering::Relaxed)),
+            row("authd_login_failures", "step=password", self.password_failures.load(Ordering::Relaxed)),
+            row("authd_login_failures", "step=totp", self.totp_failures.load(Ordering::Relaxed)),
             row("authd_bans_active", "", bans as u64),
         ]
     }

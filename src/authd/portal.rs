@@ -180,6 +180,9 @@ pub fn csrf_refused(state: &AuthdState, req: &HttpRequest) -> HttpResponse {
 }
 
 async fn audit_login(state: &AuthdState, user: &str, step: &str, outcome: Outcome, ip: &str, reason: &str) {
+    if !matches!(outcome, Outcome::Success) {
+        state.counters.login_failed(step);
+    }
     let details = json!({ "ip": ip, "step": step, "reason": reason });
     audit::record(&state.store, &format!("visitor:{user}"), "authd.login", user, outcome, Some(details)).await;
 }

@@ -634,6 +634,8 @@ async fn metrics_count_decisions_logins_and_bans() {
     assert_eq!(value("portico_authd_decisions_total", Some(("decision", "deny"))), 1.0);
     // Five failures ban both the user and the client IP.
     assert_eq!(value("portico_authd_bans_active", None), 2.0);
+    assert_eq!(value("portico_authd_login_failures_total", Some(("step", "password"))), 5.0);
+    assert_eq!(value("portico_authd_login_failures_total", Some(("step", "totp"))), 0.0);
     let logins = |outcome: &str| value("portico_events_total", Some(("outcome", outcome)));
     assert_eq!(logins("failure"), 5.0);
     assert_eq!(logins("success"), 1.0);

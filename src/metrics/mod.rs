@@ -205,6 +205,14 @@ pub async fn render(
     for d in ["allow", "deny", "login"] {
         let _ = decisions.get_or_create(&labels(&[("decision", d)]));
     }
+    let login_failures = counters(
+        &mut r,
+        "authd_login_failures",
+        "Visitor sign-ins the portal refused (wrong credentials or banned), by step: password, totp",
+    );
+    for step in ["password", "totp"] {
+        let _ = login_failures.get_or_create(&labels(&[("step", step)]));
+    }
     let bans = gauges(&mut r, "authd_bans_active", "Login bans in force (per user and per client IP)");
     bans.get_or_create(&Vec::new()).set(0);
     for c in &snapshot.process_counters {
@@ -217,6 +225,9 @@ pub async fn render(
         match c.name.as_str() {
             "authd_decisions" => {
                 decisions.get_or_create(&l).inc_by(c.value);
+            }
+            "authd_login_failures" => {
+                login_failures.get_or_create(&l).inc_by(c.value);
             }
             "authd_bans_active" => {
                 bans.get_or_create(&l).set(clamp(c.value));

@@ -11,7 +11,7 @@ use crate::panel::error::ApiError;
 ///
 /// Agents and tunnels online, relay bytes and open streams per agent and per
 /// tunnel, visitor requests per tunnel (and site) and status class as nginx
-/// answered them, authd decisions and bans, nginx apply and ACME renewal
+/// answered them, authd decisions, login failures and bans, nginx apply and ACME renewal
 /// outcomes, audited events, certificate days left, services and process
 /// memory. Counters restart from zero with the process that keeps them.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]

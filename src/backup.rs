@@ -483,14 +483,13 @@ fn safe_relative(path: &Path) -> Option<PathBuf> {
     (!out.as_os_str().is_empty() && !matches!(first.as_str(), STAGING | PREVIOUS | staged::DIR)).then_some(out)
 }
 
-/// Opens the restored database (applying this binary's migrations) and checks it.
+/// Applies this binary's migrations to the restored database and checks it,
+/// on a connection that is closed before the swap moves the files.
 fn check_database(db: &Path) -> Result<(), BackupError> {
-    let store = Store::open(db).map_err(|e| match e {
+    Store::check_file(db).map_err(|e| match e {
         StoreError::TooNew(m) => corrupt(format!("the backup comes from a newer Portico (migration {m})")),
         other => corrupt(format!("database: {other}")),
-    })?;
-    store.integrity_check().map_err(|e| corrupt(format!("database: {e}")))?;
-    Ok(())
+    })
 }
 
 /// Moves the current contents aside, the staged ones in, then drops the old.

@@ -127,25 +127,19 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.get()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
-        )?;
-        let applied = applied_migrations(&tx)?;
-        if let Some(unknown) = applied.iter().find(|a| !MIGRATIONS.iter().any(|(name, _)| name == a)) {
-            return Err(StoreError::TooNew(unknown.clone()));
-        }
-        for (name, sql) in MIGRATIONS.iter().filter(|(name, _)| !applied.iter().any(|a| a == name)) {
-            tx.execute_batch(sql).map_err(|source| StoreError::Migration { name, source })?;
-            tx.execute(
-                "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
-                rusqlite::params![name, to_unix(OffsetDateTime::now_utc())],
-            )?;
-            tracing::info!(migration = name, "applied database migration");
-        }
-        tx.commit()?;
-        Ok(())
+        migrate(&mut *self.pool.get()?)
+    }
+
+    /// Applies pending migrations to the database file at `path` and checks
+    /// its integrity on one plain connection, closed before this returns — so
+    /// no pooled connection is left to checkpoint or delete `-wal`/`-shm`
+    /// files afterwards (a restore moves the file right after this).
+    pub fn check_file(path: &Path) -> Result<(), StoreError> {
+        let mut conn = Connection::open(path)?;
+        configure(&mut conn)?;
+        migrate(&mut conn)?;
+        integrity_check(&conn)?;
+        conn.close().map_err(|(_, e)| StoreError::Sqlite(e))
     }
 
     /// Names of the applied migrations, in order.
@@ -176,11 +170,36 @@ impl Store {
 
     /// `PRAGMA integrity_check`; `Ok(())` when the database is sound.
     pub fn integrity_check(&self) -> Result<(), StoreError> {
-        self.blocking(|c| {
-            let result: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-            if result == "ok" { Ok(()) } else { Err(StoreError::Task(format!("integrity check: {result}"))) }
-        })
+        self.blocking(|c| integrity_check(c))
     }
+}
+
+fn integrity_check(conn: &Connection) -> Result<(), StoreError> {
+    let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if result == "ok" { Ok(()) } else { Err(StoreError::Task(format!("integrity check: {result}"))) }
+}
+
+/// Applies this binary's pending migrations in one transaction; refuses a
+/// database that has migrations this binary does not know.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    let applied = applied_migrations(&tx)?;
+    if let Some(unknown) = applied.iter().find(|a| !MIGRATIONS.iter().any(|(name, _)| name == a)) {
+        return Err(StoreError::TooNew(unknown.clone()));
+    }
+    for (name, sql) in MIGRATIONS.iter().filter(|(name, _)| !applied.iter().any(|a| a == name)) {
+        tx.execute_batch(sql).map_err(|source| StoreError::Migration { name, source })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![name, to_unix(OffsetDateTime::now_utc())],
+        )?;
+        tracing::info!(migration = name, "applied database migration");
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn applied_migrations(conn: &Connection) -> Result<Vec<String>, StoreError> {

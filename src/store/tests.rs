@@ -28,6 +28,36 @@ fn migrations_apply_once_and_connections_are_configured() {
         .unwrap();
 }
 
+/// A restore checks the staged database and moves its file right after; a
+/// connection still open in the background would then checkpoint, or delete
+/// `-wal`/`-shm` files the move had listed. `check_file` leaves nothing open.
+#[test]
+fn check_file_migrates_and_leaves_only_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portico.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('kept');",
+        )
+        .unwrap();
+    }
+    for _ in 0..20 {
+        Store::check_file(&path).unwrap();
+        let files: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(files, ["portico.db"]);
+    }
+    let names: Vec<String> = MIGRATIONS.iter().map(|(n, _)| n.to_string()).collect();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.migrations().unwrap(), names);
+    let kept: String = store.blocking(|c| Ok(c.query_row("SELECT body FROM notes", [], |r| r.get(0))?)).unwrap();
+    assert_eq!(kept, "kept");
+    drop(store);
+    std::fs::write(&path, b"SQLite format 3\0 but then nothing sensible").unwrap();
+    assert!(Store::check_file(&path).is_err());
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();

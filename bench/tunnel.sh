@@ -7,11 +7,17 @@
 #   (3) relay+agent → app     wrk → relay :visitors → agent → app
 #   (4) nginx TLS → relay     wrk → nginx TLS → relay → agent → app
 #
-# Usage: cargo build --release --bins --example delay_proxy && bench/tunnel.sh [seconds per run, default 5]
+# Usage: cargo build --release --bins --example delay_proxy &&
+#        cargo build --profile small --bin portico-agent &&
+#        RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile small \
+#            --target x86_64-unknown-linux-gnu --bin portico-relay &&
+#        bench/tunnel.sh [seconds per run, default 5]
 # The runs use `portico relay` and `portico agent` (the binary the appliance
-# ships); portico-agent and portico-relay, the single-purpose binaries, are
-# measured idle at the end.
-# Needs: nginx, wrk, curl, openssl, sqlite3. Uses ports 2xxxx, a temp dir,
+# ships); portico-agent and portico-relay, the single-purpose binaries (built
+# with the `small` profile: opt-level "s"; portico-relay linked statically, so
+# no pages of libc, libm and ld.so are mapped), are measured idle at the end,
+# and portico-agent's throughput beside `portico agent`'s.
+# Needs: nginx, wrk, curl, openssl, sqlite3, python3. Uses ports 2xxxx, a temp dir,
 # and stops everything it started on exit.
 #
 # The 50 ms RTT runs go through examples/delay_proxy (a delaying TCP proxy
@@ -22,11 +28,11 @@ set -euo pipefail
 DUR=${1:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PORTICO_BIN:-$ROOT/target/release/portico}
-AGENT_BIN=${PORTICO_AGENT_BIN:-$ROOT/target/release/portico-agent}
-RELAY_BIN=${PORTICO_RELAY_BIN:-$ROOT/target/release/portico-relay}
+AGENT_BIN=${PORTICO_AGENT_BIN:-$ROOT/target/small/portico-agent}
+RELAY_BIN=${PORTICO_RELAY_BIN:-$ROOT/target/x86_64-unknown-linux-gnu/small/portico-relay}
 DELAY_PROXY=${DELAY_PROXY:-$ROOT/target/release/examples/delay_proxy}
 for b in "$BIN" "$AGENT_BIN" "$RELAY_BIN" "$DELAY_PROXY"; do
-    [ -x "$b" ] || { echo "build first: cargo build --release --bins --example delay_proxy ($b missing)" >&2; exit 1; }
+    [ -x "$b" ] || { echo "build first: see the usage at the top of $0 ($b missing)" >&2; exit 1; }
 done
 W=$(mktemp -d /tmp/portico-bench.XXXXXX)
 chmod 755 "$W"   # nginx workers (nobody) read the app files
@@ -116,11 +122,31 @@ first_200() { # url -> ms until the first 200
     echo 99999
 }
 sleep 0.5
-t0=$(ms)
-"$BIN" agent --config-dir "$W/agent" run 2>>"$W/logs/agent.log" &
-AGENT=$!
+# `agent run` → first 200, timed in one process that starts the agent and then
+# asks without pause (a curl per try would add its own start-up to each try).
+# Prints the agent's pid, then the milliseconds.
+{ read -r AGENT; read -r UP_MS; } < <(python3 - "$BIN" "$W" "$P_VISITORS" "$HOST" <<'PY'
+import http.client, subprocess, sys, time
+bin, w, port, host = sys.argv[1:]
+t0 = time.monotonic()
+agent = subprocess.Popen([bin, "agent", "--config-dir", f"{w}/agent", "run"],
+                         stdout=subprocess.DEVNULL, stderr=open(f"{w}/logs/agent.log", "a"))
+print(agent.pid, flush=True)
+status, ms = 0, 99999
+while status != 200 and time.monotonic() - t0 < 10:
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=2)
+        c.request("GET", "/1k", headers={"Host": host})
+        status = c.getresponse().status
+        c.close()
+    except OSError:
+        time.sleep(0.001)
+    if status == 200:
+        ms = round((time.monotonic() - t0) * 1000)
+print(ms, flush=True)
+PY
+)
 PIDS+=("$AGENT")
-UP_MS=$(( $(first_200 "http://127.0.0.1:$P_VISITORS/1k") ))
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }   # KiB
 anon() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }   # KiB: private heap, stacks
 mem() { echo "$(rss "$1")/$(anon "$1")"; }   # KiB "resident/anonymous"
@@ -251,6 +277,13 @@ PIDS+=($SMALL)
 connected_at_least 101
 sleep 1
 SMALL_IDLE=$(mem $SMALL)
+# Its throughput on path 3, beside `portico agent`'s (c64 and the 100 MB download).
+sqlite3 -cmd ".timeout 5000" "$W/data/portico.db" "INSERT INTO tunnels (name, agent, target, access, created_at, updated_at)
+  VALUES ('lite', 'small', '127.0.0.1:$P_APP', 'public', $now, $now);"
+HOST=lite.bench.test first_200 "$URL3" >/dev/null
+HOST=lite.bench.test run_wrk lite "$URL3" 64
+B_LITE=$(curl -sS --max-time 60 -o /dev/null -w '%{speed_download}' -H "Host: lite.bench.test" "http://127.0.0.1:$P_VISITORS/big" |
+    awk '{printf "%.0f", $1 / 1048576}')
 
 # The relay-only binary, idle with one agent, on ports of its own.
 PORTICO__RELAY__AGENTS_LISTEN=127.0.0.1:$((BASE + 7)) PORTICO__RELAY__VISITORS_LISTEN=127.0.0.1:$((BASE + 8)) \
@@ -282,4 +315,5 @@ echo "CPU per request at c64 (nginx+relay+agent, µs): (1) ${CPU_US[1]}  (2) ${C
 echo "small requests during bulk downloads (path 3, c16): ${RPS[hol]} r/s, p50 ${P50[hol]}, p99 ${P99[hol]}  (idle c16: p99 ${P99[3-16]})"
 echo "RSS KiB (resident/anonymous): relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100; portico-relay idle $SMALL_RELAY_IDLE"
 echo "RSS KiB (resident/anonymous): agent idle $AGENT_IDLE, peak $AGENT_PEAK, avg of 99 idle agents $AGENT_100_AVG; portico-agent idle $SMALL_IDLE"
+echo "portico-agent (small profile) on path 3: c64 ${RPS[lite]} r/s vs ${RPS[3-64]} for portico agent ($(ratio "${RPS[lite]}" "${RPS[3-64]}")), 100 MB $B_LITE vs $B3 MB/s ($(ratio "$B_LITE" "$B3"))"
 echo "agent run → first 200: ${UP_MS} ms; relay restart → first 200: ${RESTART_MS} ms; flapping relay: ${FLAPS[*]} ms"

@@ -82,8 +82,9 @@ pub enum AgentCommand {
         /// `https://panel.<domain>` or `https://<ip>:9292`.
         #[arg(long)]
         panel: String,
-        /// The one-time enrollment token from the panel.
-        #[arg(long)]
+        /// The one-time enrollment token from the panel. Base64url, so it may
+        /// begin with `-`: taken as the value, never as another flag.
+        #[arg(long, allow_hyphen_values = true)]
         token: String,
         /// SHA-256 of the panel's certificate; required when the panel is reached by IP.
         #[arg(long)]
@@ -108,4 +109,34 @@ pub enum NginxCommand {
     Render,
     /// `nginx -t` on the live tree, and whether it matches the store.
     Check,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_enrollment_token_may_begin_with_a_hyphen() {
+        let cli = Cli::try_parse_from([
+            "portico",
+            "agent",
+            "enroll",
+            "--panel",
+            "https://panel.example.test",
+            "--token",
+            "-jX4_q",
+            "--relay",
+            "wss://tunnel.example.test/",
+        ])
+        .expect("a token beginning with '-' parses");
+        let Command::Agent { command: AgentCommand::Enroll { token, relay, .. }, .. } = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(token, "-jX4_q");
+        assert_eq!(relay.as_deref(), Some("wss://tunnel.example.test/"));
+        let standalone =
+            AgentCli::try_parse_from(["portico-agent", "enroll", "--panel", "https://p", "--token", "--x"])
+                .expect("the standalone agent parses it too");
+        assert!(matches!(standalone.command, AgentCommand::Enroll { token, .. } if token == "--x"));
+    }
 }

@@ -3,7 +3,10 @@
 //! One WebSocket per agent, binary frames only. The first binary message
 //! each way is a JSON [`Handshake`] (agent → `Hello`, relay → `Welcome` or
 //! `Refused`); after it the WebSocket carries a yamux session. yamux gives
-//! per-stream credit whose receive window auto-tunes towards bandwidth × RTT,
+//! per-stream credit whose receive window auto-tunes towards bandwidth × RTT
+//! (vendored with one change, `vendor/yamux/PORTICO.md`: a window-limited
+//! stream's window grows ×8 per update while the session has window to spare,
+//! so a new stream on a 50 ms link is not window-bound after two round trips),
 //! round-robin framing of 16 KiB chunks (so one bulk stream cannot starve the
 //! others) and a bound on the receive window per session.
 //!
@@ -122,7 +125,8 @@ pub fn ws_config() -> WebSocketConfig {
 pub fn yamux_config() -> yamux::Config {
     let mut cfg = yamux::Config::default();
     // 256 KiB initial credit per stream is yamux's floor; stream windows grow
-    // (towards 2 × bandwidth × RTT) only into the headroom above it.
+    // (towards 2 × bandwidth × RTT; ×8 per step while at most half of the
+    // headroom left goes to one step, ×2 after) only into the headroom above it.
     cfg.set_max_connection_receive_window(Some(MAX_STREAMS * 256 * 1024 + WINDOW_HEADROOM));
     cfg.set_max_num_streams(MAX_STREAMS);
     cfg

@@ -5,6 +5,10 @@ use web_time::Instant;
 
 use crate::{connection::rtt::Rtt, Config, ConnectionError, DEFAULT_CREDIT};
 
+/// Portico: how much a window-limited stream's window grows per window update
+/// while the connection has window to spare (upstream doubles).
+const FAST_GROWTH: u32 = 8;
+
 #[derive(Debug)]
 pub(crate) struct FlowController {
     config: Arc<Config>,
@@ -86,21 +90,34 @@ impl FlowController {
         {
             let mut accumulated_max_stream_windows = self.accumulated_max_stream_windows.lock();
 
-            // Ideally one can just double it:
-            let new_max = self.max_receive_window.saturating_mul(2);
+            // Ideally one can just double it. Portico: while the growth stays
+            // within half of the connection's still unallocated window, grow
+            // ×8 instead, so a new stream on a long link reaches its
+            // bandwidth-delay product in two round trips rather than six; only
+            // streams that proved they are window-limited grow.
+            let headroom = self.config.max_connection_receive_window.unwrap_or(usize::MAX)
+                - self.config.max_num_streams * DEFAULT_CREDIT as usize;
+            let unallocated = headroom - *accumulated_max_stream_windows;
+            let fast = self.max_receive_window.saturating_mul(FAST_GROWTH);
+            let new_max = if ((fast - self.max_receive_window) as usize) <= unallocated / 2 {
+                fast
+            } else {
+                self.max_receive_window.saturating_mul(2)
+            };
 
-            // But one has to consider the configured connection limit:
+            // But one has to consider the configured connection limit, and
+            // (Portico) no stream takes more than half of the headroom above
+            // every stream's `DEFAULT_CREDIT`: a stream that grew and then went
+            // idle (a pooled keep-alive connection) must leave a new stream
+            // room to grow as far.
             let new_max = {
-                let connection_limit: usize = self.max_receive_window as usize +
-                    // the overall configured conneciton limit
-                    (self.config.max_connection_receive_window.unwrap_or(usize::MAX)
-                    // minus the minimum amount of window guaranteed to each stream
-                    - self.config.max_num_streams * DEFAULT_CREDIT as usize
-                    // minus the amount of bytes beyond the minimum amount (`DEFAULT_CREDIT`)
-                    // already allocated by this and other streams on the connection.
-                    - *accumulated_max_stream_windows);
-
-                cmp::min(new_max, connection_limit.try_into().unwrap_or(u32::MAX))
+                let connection_limit: usize = self.max_receive_window as usize + unallocated;
+                let stream_limit = DEFAULT_CREDIT as usize + headroom / 2;
+                cmp::min(
+                    new_max,
+                    cmp::min(connection_limit, stream_limit).try_into().unwrap_or(u32::MAX),
+                )
+                .max(self.max_receive_window)
             };
 
             // Account for the additional credit on the accumulated connection counter.

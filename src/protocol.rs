@@ -6,7 +6,8 @@
 //! per-stream credit whose receive window auto-tunes towards bandwidth × RTT
 //! (vendored with one change, `vendor/yamux/PORTICO.md`: a window-limited
 //! stream's window grows ×8 per update while the session has window to spare,
-//! so a new stream on a 50 ms link is not window-bound after two round trips),
+//! so a new stream on a 50 ms link is not window-bound after two round trips,
+//! and no stream takes more than half of the session's headroom),
 //! round-robin framing of 16 KiB chunks (so one bulk stream cannot starve the
 //! others) and a bound on the receive window per session.
 //!
@@ -126,7 +127,8 @@ pub fn yamux_config() -> yamux::Config {
     let mut cfg = yamux::Config::default();
     // 256 KiB initial credit per stream is yamux's floor; stream windows grow
     // (towards 2 × bandwidth × RTT; ×8 per step while at most half of the
-    // headroom left goes to one step, ×2 after) only into the headroom above it.
+    // headroom left goes to one step, ×2 after; one stream at most half of
+    // it) only into the headroom above it.
     cfg.set_max_connection_receive_window(Some(MAX_STREAMS * 256 * 1024 + WINDOW_HEADROOM));
     cfg.set_max_num_streams(MAX_STREAMS);
     cfg

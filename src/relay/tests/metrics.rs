@@ -13,7 +13,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::nginx::{Visitor, tls_config};
-use super::{LOOPBACK, add_agent, add_tunnel, app, eventually, spawn_agent, start_relay, until_live};
+use super::{LOOPBACK, add_agent, add_tunnel, app, eventually, fetch, spawn_agent, start_relay, until_live};
 use crate::acme::Certs;
 use crate::acme::pebble::{self, Pebble};
 use crate::metrics::PanelCounters;
@@ -135,6 +135,10 @@ async fn metrics_show_exactly_a_scripted_scenario_through_real_nginx() {
     // The relay picks the tunnels up from the store on its own clock: wait on
     // its visitor port (nginx's log must see the script's requests only).
     until_live(relay.visitors, &format!("app.{DOMAIN}")).await;
+    // A reload may have caught app before wiki was written: wait for wiki's
+    // offline answer too, asked on the relay's own port (nginx logs nothing).
+    let wiki = format!("wiki.{DOMAIN}");
+    eventually(10, "wiki to answer 502", || async { fetch(relay.visitors, &wiki, "/").await.status == 502 }).await;
 
     // The script: nothing else reaches nginx's tunnel and site vhosts.
     let cfg = tls_config(&server_ca, None);

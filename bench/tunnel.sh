@@ -295,9 +295,16 @@ mkdir -p "$W/lone"
 echo '{"label":"lone","serial":"L1","relay":"ws://127.0.0.1:'$((BASE + 7))'/","panel":"bench"}' > "$W/lone/agent.json"
 sleep 0.3
 "$AGENT_BIN" --config-dir "$W/lone" run 2>/dev/null &
-PIDS+=($!)
+LONE=$!
+PIDS+=($LONE)
 sleep 1.5
 SMALL_RELAY_IDLE=$(mem $SMALL_RELAY 2>/dev/null) || { echo "portico-relay did not stay up:" >&2; tail -n 20 "$W/logs/relay-small.log" >&2; }
+# Both single-purpose binaries at their peak: c256 through them.
+sqlite3 -cmd ".timeout 5000" "$W/data/portico.db" "INSERT INTO tunnels (name, agent, target, access, created_at, updated_at)
+  VALUES ('lone', 'lone', '127.0.0.1:$P_APP', 'public', $now, $now);"
+HOST=lone.bench.test first_200 "http://127.0.0.1:$((BASE + 8))/1k" >/dev/null
+HOST=lone.bench.test run_wrk lone "http://127.0.0.1:$((BASE + 8))/1k" 256
+SMALL_RELAY_PEAK=$(mem $SMALL_RELAY) SMALL_AGENT_PEAK=$(mem $LONE)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
 echo
@@ -313,7 +320,7 @@ echo "100 MB download with 50 ms RTT: relay+agent cold $B_RTT MB/s ($(awk -v b="
 echo "100 MB download with 50 ms RTT through nginx TLS: first visitor ${B_RTT_NGINX[0]} MB/s ($(awk -v b="${B_RTT_NGINX[0]}" 'BEGIN {printf "%.1f", b / 40}')×), next visitor ${B_RTT_NGINX[1]} MB/s ($(awk -v b="${B_RTT_NGINX[1]}" 'BEGIN {printf "%.1f", b / 40}')×); then a new stream beside nginx's idle pooled one: $B_RTT_BESIDE MB/s, once nginx closed it (keepalive_timeout 5s): $B_RTT_AFTER MB/s"
 echo "CPU per request at c64 (nginx+relay+agent, µs): (1) ${CPU_US[1]}  (2) ${CPU_US[2]}  (3) ${CPU_US[3]}  (4) ${CPU_US[4]}"
 echo "small requests during bulk downloads (path 3, c16): ${RPS[hol]} r/s, p50 ${P50[hol]}, p99 ${P99[hol]}  (idle c16: p99 ${P99[3-16]})"
-echo "RSS KiB (resident/anonymous): relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100; portico-relay idle $SMALL_RELAY_IDLE"
-echo "RSS KiB (resident/anonymous): agent idle $AGENT_IDLE, peak $AGENT_PEAK, avg of 99 idle agents $AGENT_100_AVG; portico-agent idle $SMALL_IDLE"
+echo "RSS KiB (resident/anonymous): relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100; portico-relay idle $SMALL_RELAY_IDLE, peak at c256 $SMALL_RELAY_PEAK"
+echo "RSS KiB (resident/anonymous): agent idle $AGENT_IDLE, peak $AGENT_PEAK, avg of 99 idle agents $AGENT_100_AVG; portico-agent idle $SMALL_IDLE, peak at c256 $SMALL_AGENT_PEAK"
 echo "portico-agent (small profile) on path 3: c64 ${RPS[lite]} r/s vs ${RPS[3-64]} for portico agent ($(ratio "${RPS[lite]}" "${RPS[3-64]}")), 100 MB $B_LITE vs $B3 MB/s ($(ratio "$B_LITE" "$B3"))"
 echo "agent run → first 200: ${UP_MS} ms; relay restart → first 200: ${RESTART_MS} ms; flapping relay: ${FLAPS[*]} ms"

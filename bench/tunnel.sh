@@ -184,7 +184,7 @@ B1=$(bulk "http://127.0.0.1:$P_APP/big") B2=$(bulk "https://127.0.0.1:$P_TLS/big
 B3=$(bulk "http://127.0.0.1:$P_VISITORS/big") B4=$(bulk "https://127.0.0.1:$P_TLS_RELAY/big")
 
 # The same download with 50 ms RTT between agent and relay (delaying proxy).
-# "cold" is a new stream, whose window starts at yamux's 256 KiB and grows ×8
+# "cold" is a new stream, whose window starts at yamux's 256 KiB and grows ×64
 # per round trip while the session has window to spare (×2 upstream); "warm" is a second 100 MB on the same visitor connection,
 # hence the same stream, its window already grown.
 P_DELAY=$((BASE + 5))

@@ -5,8 +5,8 @@
 //! `Refused`); after it the WebSocket carries a yamux session. yamux gives
 //! per-stream credit whose receive window auto-tunes towards bandwidth × RTT
 //! (vendored with one change, `vendor/yamux/PORTICO.md`: a window-limited
-//! stream's window grows ×8 per update while the session has window to spare,
-//! so a new stream on a 50 ms link is not window-bound after two round trips,
+//! stream's window grows ×64 per update while the session has window to spare,
+//! so a new stream on a 50 ms link is not window-bound after one round trip,
 //! and no stream takes more than half of the session's headroom),
 //! round-robin framing of 16 KiB chunks (so one bulk stream cannot starve the
 //! others) and a bound on the receive window per session.
@@ -126,7 +126,7 @@ pub fn ws_config() -> WebSocketConfig {
 pub fn yamux_config() -> yamux::Config {
     let mut cfg = yamux::Config::default();
     // 256 KiB initial credit per stream is yamux's floor; stream windows grow
-    // (towards 2 × bandwidth × RTT; ×8 per step while at most half of the
+    // (towards 2 × bandwidth × RTT; ×64 per step while at most half of the
     // headroom left goes to one step, ×2 after; one stream at most half of
     // it) only into the headroom above it.
     cfg.set_max_connection_receive_window(Some(MAX_STREAMS * 256 * 1024 + WINDOW_HEADROOM));

@@ -7,7 +7,7 @@ use crate::{connection::rtt::Rtt, Config, ConnectionError, DEFAULT_CREDIT};
 
 /// Portico: how much a window-limited stream's window grows per window update
 /// while the connection has window to spare (upstream doubles).
-const FAST_GROWTH: u32 = 8;
+const FAST_GROWTH: u32 = 64;
 
 #[derive(Debug)]
 pub(crate) struct FlowController {
@@ -92,8 +92,8 @@ impl FlowController {
 
             // Ideally one can just double it. Portico: while the growth stays
             // within half of the connection's still unallocated window, grow
-            // ×8 instead, so a new stream on a long link reaches its
-            // bandwidth-delay product in two round trips rather than six; only
+            // ×64 instead, so a new stream on a long link reaches its
+            // bandwidth-delay product in one round trip rather than six; only
             // streams that proved they are window-limited grow.
             let headroom = self.config.max_connection_receive_window.unwrap_or(usize::MAX)
                 - self.config.max_num_streams * DEFAULT_CREDIT as usize;

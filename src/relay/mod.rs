@@ -343,7 +343,7 @@ impl Relay {
     }
 }
 
-/// The relay's runtime: one thread for every socket, and no more blocking
+/// The relay's runtime: one thread for all sockets, and no more blocking
 /// threads than the store has connections (a burst of agents connecting at
 /// once would otherwise start a thread, with its stack and malloc arena, per
 /// pending query).

@@ -169,7 +169,7 @@ nginx_pids() { pgrep -P "$(cat "$W/nginx.pid")" | tr '\n' ' '; cat "$W/nginx.pid
 sleep 1
 RELAY_IDLE=$(mem $RELAY) AGENT_IDLE=$(mem $AGENT)
 
-declare -A RPS P50 P99 CPU
+declare -A RPS P50 P99
 run_wrk() { # key url conns
     local out
     out=$(wrk -t2 -c"$3" -d"${DUR}s" --latency -H "Host: $HOST" "$2" 2>&1)
@@ -182,11 +182,10 @@ URL1="http://127.0.0.1:$P_APP/1k" URL2="https://127.0.0.1:$P_TLS/1k"
 URL3="http://127.0.0.1:$P_VISITORS/1k" URL4="https://127.0.0.1:$P_TLS_RELAY/1k"
 HZ=$(getconf CLK_TCK)
 us_per_req() { echo $(( ($2 - $1) * 1000000 / HZ / (REQS > 0 ? REQS : 1) )); }
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-# ROUNDS rounds, each running every path at every concurrency one after the
-# other, so that a slow spell of this machine hits all paths of a round alike;
-# the table shows the last round, the ratio columns every round's ratio and
-# their median.
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2] + a[NR/2+1]) / 2 + 0.5)}'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print "-" }'; }
+ratio() { local r; r=$(pct "$1" "$2"); [ "$r" = - ] && echo - || echo "$r%"; }
+# ROUNDS (see the top): the table shows the last round's req/s and latency.
 ROUNDS=${ROUNDS:-3}
 declare -A RATIOS CPU_ROUNDS
 for round in $(seq "$ROUNDS"); do
@@ -199,13 +198,13 @@ for round in $(seq "$ROUNDS"); do
             if [ "$c" = 64 ]; then
                 CPU_ROUNDS[$p]+="$(us_per_req $((n0 + r0 + a0)) $((n1 + r1 + a1))) "
                 if [ "$p" = 4 ]; then
-                    CPU[split]="nginx $(us_per_req "$n0" "$n1"), relay $(us_per_req "$r0" "$r1"), agent $(us_per_req "$a0" "$a1")"
+                    CPU_SPLIT="nginx $(us_per_req "$n0" "$n1"), relay $(us_per_req "$r0" "$r1"), agent $(us_per_req "$a0" "$a1")"
                     CPU_ROUNDS[tunnel]+="$(us_per_req $((r0 + a0)) $((r1 + a1))) "
                 fi
             fi
         done
-        RATIOS[3-$c]+="$(awk -v a="${RPS[3-$c]}" -v b="${RPS[1-$c]}" 'BEGIN {printf "%.0f", 100 * a / b}') "
-        RATIOS[4-$c]+="$(awk -v a="${RPS[4-$c]}" -v b="${RPS[2-$c]}" 'BEGIN {printf "%.0f", 100 * a / b}') "
+        RATIOS[3-$c]+="$(pct "${RPS[3-$c]}" "${RPS[1-$c]}") "
+        RATIOS[4-$c]+="$(pct "${RPS[4-$c]}" "${RPS[2-$c]}") "
     done
 done
 RELAY_PEAK=$(mem $RELAY) AGENT_PEAK=$(mem $AGENT)
@@ -337,7 +336,6 @@ HOST=lone.bench.test first_200 "http://127.0.0.1:$((BASE + 8))/1k" >/dev/null
 HOST=lone.bench.test run_wrk lone "http://127.0.0.1:$((BASE + 8))/1k" 256
 SMALL_RELAY_PEAK=$(mem $SMALL_RELAY) SMALL_AGENT_PEAK=$(mem $LONE)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
 echo
 echo "Portico tunnel benchmark ($DUR s per wrk run, 1 KB response, loopback in the $NETNS network namespace, $(nproc) cores)"
 echo "req/s and latency of the last of $ROUNDS rounds; ratios (%) of each round, then their median"
@@ -351,7 +349,7 @@ echo "100 MB download MB/s:      (1) $B1  (2) $B2  (3) $B3  (4) $B4   3 vs 1: $(
 echo "100 MB download with 50 ms RTT: relay+agent cold $B_RTT MB/s ($(awk -v b="$B_RTT" 'BEGIN {printf "%.1f", b / 40}')×), warm $B_RTT_WARM MB/s ($(awk -v b="$B_RTT_WARM" 'BEGIN {printf "%.1f", b / 40}')×); same proxy without tunnel $B_RTT_DIRECT MB/s (× = of the 40 MB/s a 2 MiB window allows at 50 ms)"
 echo "100 MB download with 50 ms RTT through nginx TLS: first visitor ${B_RTT_NGINX[0]} MB/s ($(awk -v b="${B_RTT_NGINX[0]}" 'BEGIN {printf "%.1f", b / 40}')×), next visitor ${B_RTT_NGINX[1]} MB/s ($(awk -v b="${B_RTT_NGINX[1]}" 'BEGIN {printf "%.1f", b / 40}')×); then a new stream beside nginx's idle pooled one: $B_RTT_BESIDE MB/s, once nginx closed it (keepalive_timeout 5s): $B_RTT_AFTER MB/s"
 cpu_cell() { printf '%s→ %s' "${CPU_ROUNDS[$1]}" "$(median <<<"${CPU_ROUNDS[$1]}")"; }
-echo "CPU per request at c64 (nginx+relay+agent, µs; each round → median): (1) $(cpu_cell 1)  (2) $(cpu_cell 2)  (3) $(cpu_cell 3)  (4) $(cpu_cell 4); of which relay+agent on path 4: $(cpu_cell tunnel); path 4's last round by process: ${CPU[split]}"
+echo "CPU per request at c64 (nginx+relay+agent, µs; each round → median): (1) $(cpu_cell 1)  (2) $(cpu_cell 2)  (3) $(cpu_cell 3)  (4) $(cpu_cell 4); of which relay+agent on path 4: $(cpu_cell tunnel); path 4's last round by process: ${CPU_SPLIT}"
 echo "small requests during bulk downloads (path 3, c16): ${RPS[hol]} r/s, p50 ${P50[hol]}, p99 ${P99[hol]}  (idle c16: p99 ${P99[3-16]})"
 echo "RSS KiB (resident/anonymous): relay idle $RELAY_IDLE, peak $RELAY_PEAK, with 100 agents $RELAY_100; portico-relay idle $SMALL_RELAY_IDLE, peak at c256 $SMALL_RELAY_PEAK"
 echo "RSS KiB (resident/anonymous): agent idle $AGENT_IDLE, peak $AGENT_PEAK, avg of 99 idle agents $AGENT_100_AVG; portico-agent idle $SMALL_IDLE, peak at c256 $SMALL_AGENT_PEAK"

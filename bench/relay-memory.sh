@@ -48,14 +48,16 @@ mem() {
     awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} /^Private_(Clean|Dirty):/ {v+=$2} /^Shared_(Clean|Dirty):/ {s+=$2}
          END {printf "%d %d %d %d\n", r, p, v, s}' "/proc/$1/smaps_rollup"
 }
-settled() { # pid: up and idle for a moment
+settled() { # pid...: up and idle for a moment
     sleep 2
-    kill -0 "$1" 2>/dev/null || { echo "a process did not stay up; logs:" >&2; tail -n 5 "$W"/*.log >&2; exit 1; }
+    for p in "$@"; do
+        kill -0 "$p" 2>/dev/null || { echo "a process did not stay up; logs:" >&2; tail -n 5 "$W"/*.log >&2; exit 1; }
+    done
 }
 
 start serve "$BIN" serve; SERVE=$STARTED
 start authd "$BIN" authd; AUTHD=$STARTED
-settled "$SERVE"
+settled "$SERVE" "$AUTHD"
 start relay "$BIN" relay; RELAY=$STARTED
 settled "$RELAY"
 read -r R_RSS R_PSS R_PRIV R_SHARED < <(mem "$RELAY")

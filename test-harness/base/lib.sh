@@ -13,8 +13,11 @@ log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 # usage: build_image <tag> <comma-separated packages> <force:0|1>
 build_image() {
     local tag=$1 packages=$2 force=$3
-    if [[ $force != 1 ]] && docker image inspect "$tag" >/dev/null 2>&1; then
-        log "$tag already exists (use --force to rebuild)"
+    # The image carries its package list as a label: a changed list rebuilds.
+    local have
+    have=$(docker image inspect --format '{{ index .Config.Labels "portico.packages" }}' "$tag" 2>/dev/null || true)
+    if [[ $force != 1 && $have == "$packages" ]]; then
+        log "$tag already exists with these packages (use --force to rebuild)"
         return 0
     fi
     local work
@@ -51,6 +54,7 @@ build_image() {
     docker import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'CMD ["/bin/bash"]' \
+        --change "LABEL portico.packages=$packages" \
         --message "portico: mmdebstrap minbase bookworm + $packages" \
         "$work/rootfs.tar" "$tag" >/dev/null
     log "$tag: $(docker image inspect --format '{{.Size}}' "$tag") bytes"

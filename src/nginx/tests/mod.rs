@@ -6,4 +6,5 @@ pub(crate) mod authd;
 mod live;
 mod pipeline;
 mod render;
+mod security;
 pub(crate) mod support;

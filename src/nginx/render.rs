@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::model::{RESERVED_NAMES, RenderError, RenderInput, RenderedTree, check_path, is_domain, is_label};
-use super::vhosts;
+use super::{limits, vhosts};
 
 /// Name of the internal page nginx serves for 495/496.
 pub(crate) const CERT_PAGE: &str = "html/cert-required.html";
@@ -92,6 +92,8 @@ fn main_conf(input: &RenderInput, servers: &[String]) -> String {
         ),
         None => String::new(),
     };
+    let (main_limits, http_limits) = (limits::main_context(), limits::http_context());
+    let log_format = limits::LOG_FORMAT;
     let mut s = String::from("# Rendered by Portico; edits are overwritten on the next apply.\n");
     if let Some(user) = &input.user {
         let _ = writeln!(s, "user {user};");
@@ -105,11 +107,7 @@ pcre_jit on;
 # Old workers keep serving in-flight requests after a reload, but agent
 # WebSockets never end by themselves; cap how long old workers linger.
 worker_shutdown_timeout 10m;
-
-events {{
-    worker_connections 1024;
-}}
-
+{main_limits}
 http {{
     include mime.types;
     default_type application/octet-stream;
@@ -118,7 +116,7 @@ http {{
     tcp_nopush on;
     keepalive_timeout 65s;
     server_names_hash_bucket_size 128;
-    access_log /dev/stdout;
+{http_limits}    access_log /dev/stdout {log_format};
 {visitor_format}
     client_body_temp_path {run}/client_body;
     proxy_temp_path {run}/proxy;
@@ -129,8 +127,11 @@ http {{
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
     ssl_prefer_server_ciphers off;
-    ssl_session_cache shared:portico_tls:2m;
-    ssl_session_timeout 1d;
+    # 1 MB holds ~4,000 sessions: 10 MB keeps every visitor of a 1,000-visitor
+    # burst resumable for an hour, with room to spare so the cache never
+    # fills between expiries (a full cache costs full handshakes).
+    ssl_session_cache shared:portico_tls:10m;
+    ssl_session_timeout 1h;
     ssl_session_tickets off;
 
     # Per client address; the login zone also guards the public enrollment
@@ -190,16 +191,23 @@ proxy_set_header X-SSL-Client-Serial $ssl_client_serial;
 ",
     ),
     (
-        "mtls-clear.conf",
-        "# Public locations: never forward certificate headers a client sent itself.
+        "identity-clear.conf",
+        "# Proxied public locations: never forward an identity header a client sent
+# itself. These are every header Portico's own services believe (client
+# certificate, Home Assistant ingress); Remote-* are set per location.
 proxy_set_header X-SSL-Client-Verify \"\";
 proxy_set_header X-SSL-Client-DN \"\";
 proxy_set_header X-SSL-Client-Serial \"\";
+proxy_set_header X-Remote-User-Id \"\";
+proxy_set_header X-Remote-User-Name \"\";
+proxy_set_header X-Remote-User-Display-Name \"\";
+proxy_set_header X-Ingress-Path \"\";
+proxy_set_header X-Portico-Resource \"\";
 ",
     ),
     (
-        "identity-clear.conf",
-        "# Public vhosts: never forward identity headers a visitor sent itself.
+        "remote-clear.conf",
+        "# Locations without visitor auth: no Remote-* header reaches the app.
 proxy_set_header Remote-User \"\";
 proxy_set_header Remote-Groups \"\";
 proxy_set_header Remote-Name \"\";

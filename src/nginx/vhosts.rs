@@ -31,6 +31,7 @@ pub(crate) fn http_redirect(input: &RenderInput) -> String {
         "{HEADER}server {{
     listen {listen} default_server;
     server_name _;
+    limit_conn portico_conn_visitors {conns};
 
     location ^~ /.well-known/acme-challenge/ {{
         alias {challenges}/;
@@ -45,6 +46,7 @@ pub(crate) fn http_redirect(input: &RenderInput) -> String {
         listen = listen(input, input.ports.http),
         challenges = input.data_dir.join("acme/challenges").display(),
         port = https_port_suffix(input),
+        conns = super::limits::VISITOR_CONNS,
     )
 }
 
@@ -141,15 +143,53 @@ fn tls_server_after(input: &RenderInput, preamble: &str, name: &str, cert: &Cert
 /// Shared by `:9292` and `panel.<d>`: client certificate checked per location,
 /// public enrollment and invitation routes, help page for 495/496.
 /// HSTS only by name: browsers ignore it for IP addresses.
+///
+/// Every location forwards the normalised URI (`proxy_pass` with a URI part),
+/// never the raw one: the path the panel routes is the path nginx matched, so
+/// `/api/keys/..%2Finvite%2Fx` cannot reach a public location as `/api/invite/x`
+/// and then the panel as a key route.
 fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) {
     let hsts = if hsts { "    add_header Strict-Transport-Security \"max-age=31536000\" always;\n" } else { "" };
+    // Public: no identity, small bodies, certificate headers set by nginx.
+    let public = |path: &str, extra: &str| {
+        format!(
+            "        limit_req zone=portico_login burst=10 nodelay;
+{extra}        include snippets/proxy.conf;
+        include snippets/mtls.conf;
+        proxy_set_header Connection \"\";
+        proxy_pass http://portico_panel{path};
+"
+        )
+    };
+    // Behind a certificate (or an API key the panel checks): uploads up to
+    // 512 MB (backups, sites), streamed to the panel, never spooled.
+    let identified = |path: &str, gate: &str| {
+        format!(
+            "        if ({gate}) {{
+            return 496;
+        }}
+        limit_req zone=portico_panel burst=100 nodelay;
+        client_max_body_size 512m;
+        include snippets/proxy.conf;
+        include snippets/mtls.conf;
+        # WebSocket upgrades (provisioning progress) pass through.
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_request_buffering off;
+        proxy_read_timeout 300s;
+        proxy_pass http://portico_panel{path};
+"
+        )
+    };
+    let api_gate = "$portico_api_denied";
+    let cert_gate = "$ssl_client_verify != SUCCESS";
     let _ = write!(
         s,
         "    ssl_client_certificate {client_ca};
     ssl_verify_client optional;
     ssl_verify_depth 2;
 {hsts}    include snippets/panel-headers.conf;
-    client_max_body_size 512m;
+    limit_conn portico_conn_operators {ops};
     error_page 495 496 =403 /_portico/cert-required.html;
 
     location = /_portico/cert-required.html {{
@@ -158,54 +198,77 @@ fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) 
         default_type text/html;
     }}
 
+    location = /api/health {{
+{health}    }}
+
     location = /api/enroll {{
-{public}    }}
+{enroll}    }}
 
+    # The path carries the invitation token; nginx's error log has no format
+    # to redact it, so this location logs only critical errors.
     location ^~ /api/invite/ {{
-{public}    }}
+{invite}    }}
 
+    # API and metrics: a client certificate or an API key.
+    location /api/ {{
+{api}    }}
+
+    location = /metrics {{
+{metrics}    }}
+
+    # Pages: a client certificate only.
     location / {{
-        if ($ssl_client_verify != SUCCESS) {{
-            return 496;
-        }}
-        limit_req zone=portico_panel burst=100 nodelay;
-        include snippets/proxy.conf;
-        include snippets/mtls.conf;
-        # WebSocket upgrades (provisioning progress) pass through.
-        proxy_set_header Upgrade $http_upgrade;
-        proxy_set_header Connection $connection_upgrade;
-        proxy_request_buffering off;
-        proxy_read_timeout 300s;
-        proxy_pass http://portico_panel;
-    }}
+{pages}    }}
 }}
 ",
+        ops = super::limits::OPERATOR_CONNS,
         page = input.conf_dir.join(CERT_PAGE).display(),
-        public = "        limit_req zone=portico_login burst=10 nodelay;
-        include snippets/proxy.conf;
-        include snippets/mtls-clear.conf;
-        proxy_set_header Connection \"\";
-        proxy_pass http://portico_panel;
-",
+        health = public("/api/health", "").replace("        limit_req zone=portico_login burst=10 nodelay;\n", ""),
+        enroll = public("/api/enroll", ""),
+        invite = public("/api/invite/", "        error_log stderr crit;\n"),
+        api = identified("/api/", api_gate),
+        metrics = identified("/metrics", api_gate),
+        pages = identified("/", cert_gate),
     );
 }
 
-/// `auth.<d>`: the visitor login portal, rate limited.
+/// `auth.<d>`: the visitor login portal, rate limited. authd's forward-auth
+/// endpoint answers nginx's internal subrequests only: 404 here.
 fn auth_portal(input: &RenderInput, domain: &str, cert: &CertPaths) -> String {
     let mut s = tls_server(input, &format!("auth.{domain}"), cert);
-    s.push_str(
+    let proxied = |path: &str| {
+        format!(
+            "        limit_req zone=portico_login burst=20 nodelay;
+        include snippets/proxy.conf;
+        include snippets/identity-clear.conf;
+        proxy_set_header Connection \"\";
+        proxy_pass http://portico_authd{path};
+"
+        )
+    };
+    let _ = write!(
+        s,
         "    include snippets/security-headers.conf;
     add_header X-Frame-Options DENY always;
-    client_max_body_size 1m;
+    limit_conn portico_conn_operators {ops};
 
-    location / {
-        limit_req zone=portico_login burst=20 nodelay;
-        include snippets/proxy.conf;
-        proxy_set_header Connection \"\";
-        proxy_pass http://portico_authd;
-    }
-}
+    location ^~ /api/authz {{
+        return 404;
+    }}
+
+    # The path carries the invitation token; nginx's error log has no format
+    # to redact it, so this location logs only critical errors.
+    location ^~ /invite/ {{
+        error_log stderr crit;
+{invite}    }}
+
+    location / {{
+{rest}    }}
+}}
 ",
+        ops = super::limits::OPERATOR_CONNS,
+        invite = proxied("/invite/"),
+        rest = proxied("/"),
     );
     s
 }
@@ -219,6 +282,7 @@ fn agent_endpoint(input: &RenderInput, domain: &str, cert: &CertPaths) -> String
     ssl_verify_client optional;
     ssl_verify_depth 2;
     include snippets/security-headers.conf;
+    limit_conn portico_conn_operators {ops};
 
     location / {{
         include snippets/proxy.conf;
@@ -234,6 +298,7 @@ fn agent_endpoint(input: &RenderInput, domain: &str, cert: &CertPaths) -> String
 }}
 ",
         ca = input.client_ca.display(),
+        ops = super::limits::OPERATOR_CONNS,
     );
     s
 }
@@ -243,10 +308,11 @@ fn agent_endpoint(input: &RenderInput, domain: &str, cert: &CertPaths) -> String
 /// tunnels from sites; `$server_name` is this vhost's own name, never the
 /// client's Host header.
 fn visitor_logs(input: &RenderInput, tag: &str) -> String {
+    use super::limits::LOG_FORMAT as ACCESS;
     use crate::metrics::visitors::LOG_FORMAT;
     match input.visitor_log {
         Some(addr) => format!(
-            "    access_log /dev/stdout;
+            "    access_log /dev/stdout {ACCESS};
     access_log syslog:server={addr},nohostname,tag={tag},severity=info {LOG_FORMAT};
 "
         ),
@@ -341,10 +407,17 @@ upstream {upstream} {{
     let mut s = tls_server_after(input, &preamble, &format!("{name}.{domain}"), cert);
     let (authz, check) = visitor_auth(input, domain, name, access);
     let logs = visitor_logs(input, crate::metrics::visitors::TAG_TUNNEL);
+    // Only the Remote-* headers authd answered may reach the app; every other
+    // identity header Portico uses, and the portal's session cookie, never do.
     let identity = if access == Access::Public {
-        "        include snippets/identity-clear.conf;\n"
+        "        include snippets/identity-clear.conf;
+        include snippets/remote-clear.conf;
+        proxy_set_header Cookie $portico_app_cookie;
+"
     } else {
-        "        proxy_set_header Remote-User $portico_user;
+        "        include snippets/identity-clear.conf;
+        proxy_set_header Cookie $portico_app_cookie;
+        proxy_set_header Remote-User $portico_user;
         proxy_set_header Remote-Groups $portico_groups;
         proxy_set_header Remote-Name $portico_name;
         proxy_set_header Remote-Email $portico_email;
@@ -353,7 +426,8 @@ upstream {upstream} {{
     let _ = write!(
         s,
         "    include snippets/security-headers.conf;
-{logs}    # Streamed to the relay; the home app sets its own limit.
+    limit_conn portico_conn_visitors {conns};
+{logs}    # Streamed to the relay, never spooled; the home app sets its own limit.
     client_max_body_size 0;
 
 {authz}    location / {{
@@ -367,7 +441,8 @@ upstream {upstream} {{
         proxy_pass http://{upstream};
     }}
 }}
-"
+",
+        conns = super::limits::VISITOR_CONNS,
     );
     s
 }
@@ -381,6 +456,7 @@ fn site_vhost(input: &RenderInput, domain: &str, name: &str, spa: bool, access: 
     let _ = write!(
         s,
         "    include snippets/security-headers.conf;
+    limit_conn portico_conn_visitors {conns};
 {logs}    root {root};
     index index.html;
 
@@ -390,6 +466,7 @@ fn site_vhost(input: &RenderInput, domain: &str, name: &str, spa: bool, access: 
 }}
 ",
         root = input.data_dir.join("sites").join(name).display(),
+        conns = super::limits::VISITOR_CONNS,
     );
     s
 }

@@ -17,7 +17,7 @@ use crate::nginx::{Access, Applier, CertPaths, NginxBinary, TunnelVhost, render,
 use crate::settings::Settings;
 use crate::store::{ClientCert, Store, TunnelFields};
 
-/// Answers every request with the `remote-*` headers it received.
+/// Answers every request with the `remote-*` and `cookie` headers it received.
 fn echo_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -33,7 +33,8 @@ fn echo(mut conn: TcpStream) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let (mut seen, mut line) = (String::new(), String::new());
     while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-        if line.to_ascii_lowercase().starts_with("remote-") {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("remote-") || lower.starts_with("cookie:") {
             seen.push_str(&line.to_ascii_lowercase());
         }
         line.clear();
@@ -195,12 +196,17 @@ async fn visitor_signs_in_through_nginx_and_reaches_the_app() {
     assert_eq!(status, 303, "{head}");
     assert_eq!(header(&head, "location"), app);
 
-    // Signed in: the app sees authd's identity headers, not the spoofed ones.
+    // Signed in: the app sees authd's identity headers, not the spoofed ones,
+    // and its own cookies without the portal's session.
+    let mut spoof = spoof.to_vec();
+    spoof.extend(["-H", "Cookie: theme=dark"]);
     let (status, _, body) = curl(&ca, &jar, port, &app, &spoof);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("remote-user: alice"), "{body}");
     assert!(body.contains("remote-email: alice@example.test"), "{body}");
     assert!(!body.contains("mallory") && !body.contains("admins"), "spoofed headers reached the app: {body}");
+    assert!(body.contains("theme=dark"), "{body}");
+    assert!(!body.contains(crate::authd::SESSION_COOKIE), "the portal session reached the app: {body}");
 
     // The same cookie works on a sibling app, where alice is not allowed.
     let (status, _, body) = curl(&ca, &jar, port, &format!("https://wiki.{DOMAIN}:{port}/"), &[]);

@@ -4,6 +4,8 @@
 mod apply;
 pub(crate) mod authd;
 mod live;
+mod load;
 mod pipeline;
 mod render;
+mod security;
 pub(crate) mod support;

@@ -114,7 +114,7 @@ fn visitor_log_lines_go_to_the_panel_only_from_tunnels_and_sites() {
     };
     assert_eq!(syslog("servers/20-tunnel-app.conf").len(), 1);
     assert!(syslog("servers/20-tunnel-app.conf")[0].contains("tag=portico_tunnel"));
-    assert!(tree.files[Path::new("servers/20-tunnel-app.conf")].contains("access_log /dev/stdout;"));
+    assert!(tree.files[Path::new("servers/20-tunnel-app.conf")].contains("access_log /dev/stdout portico;"));
     assert!(syslog("servers/30-site-dash.conf")[0].contains("tag=portico_site"));
     for other in ["servers/10-panel.conf", "servers/11-auth.conf", "servers/12-tunnel.conf", "servers/02-admin-ip.conf"]
     {

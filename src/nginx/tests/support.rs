@@ -178,6 +178,8 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 pub struct NginxProcess {
     child: Child,
     pub stderr: PathBuf,
+    /// nginx's stdout: the access log.
+    pub stdout: PathBuf,
 }
 
 impl NginxProcess {
@@ -185,6 +187,7 @@ impl NginxProcess {
     /// `port` accepts connections.
     pub fn start(prefix: &Path, conf: &Path, port: u16) -> NginxProcess {
         let stderr = prefix.join("nginx.stderr");
+        let stdout = prefix.join("nginx.stdout");
         let child = Command::new(NGINX)
             .arg("-p")
             .arg(prefix)
@@ -192,11 +195,11 @@ impl NginxProcess {
             .arg(conf)
             .args(["-g", "daemon off;"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(fs::File::create(&stdout).unwrap())
             .stderr(fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("start nginx");
-        let mut p = NginxProcess { child, stderr };
+        let mut p = NginxProcess { child, stderr, stdout };
         wait_for("nginx to listen", Duration::from_secs(10), || {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("nginx exited with {status}: {}", fs::read_to_string(&p.stderr).unwrap_or_default());

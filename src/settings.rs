@@ -334,7 +334,8 @@ pub struct AuthdSettings {
     pub slowdown_max_ms: u32,
     /// Password checks (bcrypt) that may run at once.
     pub password_checks: u32,
-    /// How long an attempt waits for a free password check before a 429, milliseconds.
+    /// How long an attempt waits for a free password check before a 429,
+    /// milliseconds. A client that failed within the window does not wait.
     pub password_wait_ms: u32,
 }
 

@@ -105,7 +105,8 @@ pub const MAX_USERNAME_LEN: usize = 32;
 
 /// `[a-z0-9._-]{1,32}`.
 pub fn valid_username(name: &str) -> bool {
-    (1..=MAX_USERNAME_LEN).contains(&name.len()) && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+    (1..=MAX_USERNAME_LEN).contains(&name.len())
+        && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
 }
 
 fn check_name(errors: &mut Vec<FieldError>, field: &str, name: &str) {

@@ -2,7 +2,10 @@
 //! a quarter of a CPU-second; on a two-core VPS a handful of parallel sign-in
 //! attempts would starve nginx, the relay and the panel. At most `permits`
 //! checks run at once, on the blocking pool; an attempt that cannot get one
-//! within `wait` is turned away (429) instead of queueing without bound.
+//! within its wait is turned away (429) instead of queueing without bound.
+//! The caller picks the wait: clean clients queue for a moment, clients that
+//! already failed recently do not queue at all, so a flood from them cannot
+//! push a clean visitor's attempt out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,7 +20,6 @@ pub struct Busy;
 #[derive(Debug)]
 pub struct PasswordGate {
     permits: Arc<Semaphore>,
-    wait: Duration,
     /// Checks started since start (each one a bcrypt verification).
     checks: AtomicU64,
     /// Attempts turned away because every check was busy.
@@ -28,10 +30,9 @@ pub struct PasswordGate {
 }
 
 impl PasswordGate {
-    pub fn new(permits: usize, wait: Duration) -> PasswordGate {
+    pub fn new(permits: usize) -> PasswordGate {
         PasswordGate {
             permits: Arc::new(Semaphore::new(permits)),
-            wait,
             checks: AtomicU64::new(0),
             busy: AtomicU64::new(0),
             running: Arc::new(AtomicUsize::new(0)),
@@ -40,10 +41,11 @@ impl PasswordGate {
     }
 
     /// Checks `password` against `hash` (`None`: an unknown user, checked
-    /// against a dummy hash so it costs the same). The permit stays held
-    /// until bcrypt finishes, even when the request is dropped meanwhile.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, Busy> {
-        let permit = match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+    /// against a dummy hash so it costs the same), waiting at most `wait`
+    /// for a free check (zero: only a check free right now). The permit
+    /// stays held until bcrypt finishes, even when the request is dropped.
+    pub async fn verify(&self, password: String, hash: Option<String>, wait: Duration) -> Result<bool, Busy> {
+        let permit = match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             _ => {
                 self.busy.fetch_add(1, Ordering::Relaxed);
@@ -95,12 +97,14 @@ mod tests {
     #[actix_web::test]
     async fn at_most_two_checks_run_at_once() {
         let hash = bcrypt::hash("the right password", 8).unwrap();
-        let gate = Arc::new(PasswordGate::new(2, Duration::from_secs(120)));
+        let gate = Arc::new(PasswordGate::new(2));
         let mut tasks = Vec::new();
         for i in 0..12 {
             let (gate, hash) = (gate.clone(), hash.clone());
             let password = if i == 0 { "the right password" } else { "a wrong password" };
-            tasks.push(actix_web::rt::spawn(async move { gate.verify(password.into(), Some(hash)).await }));
+            tasks.push(actix_web::rt::spawn(async move {
+                gate.verify(password.into(), Some(hash), Duration::from_secs(120)).await
+            }));
         }
         let mut results = Vec::new();
         for t in tasks {
@@ -114,12 +118,13 @@ mod tests {
 
     #[actix_web::test]
     async fn a_full_gate_turns_attempts_away() {
-        let gate = PasswordGate::new(2, Duration::from_millis(50));
+        let gate = PasswordGate::new(2);
         let held = gate.hold_all().await;
-        assert_eq!(gate.verify("x".into(), None).await, Err(Busy));
-        assert_eq!((gate.checks(), gate.busy()), (0, 1));
+        assert_eq!(gate.verify("x".into(), None, Duration::from_millis(50)).await, Err(Busy));
+        assert_eq!(gate.verify("x".into(), None, Duration::ZERO).await, Err(Busy));
+        assert_eq!((gate.checks(), gate.busy()), (0, 2));
         drop(held);
-        assert_eq!(gate.verify("x".into(), None).await, Ok(false));
+        assert_eq!(gate.verify("x".into(), None, Duration::ZERO).await, Ok(false));
         assert_eq!(gate.checks(), 1);
     }
 }

@@ -70,7 +70,8 @@ pub async fn accept(
     };
     let ip = state.client_ip(&req);
     let client = state.client_key(&req);
-    let verdict = state.regulator.check(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
+    let verdict =
+        state.regulator.check(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
     if let Verdict::Refuse { .. } = verdict {
         let page = form(&c.token, &token, &view, "Too many failed attempts. Try again in a few minutes.");
         return portal::html(StatusCode::TOO_MANY_REQUESTS, &c, "Set up your account", &page);

@@ -45,10 +45,7 @@ pub struct AuthdState {
 impl AuthdState {
     pub async fn new(settings: Settings, store: Store, clock: Clock) -> anyhow::Result<AuthdState> {
         let secret = store.install_secret().await.context("while reading the install secret")?;
-        let gate = gate::PasswordGate::new(
-            settings.authd.password_checks as usize,
-            std::time::Duration::from_millis(u64::from(settings.authd.password_wait_ms)),
-        );
+        let gate = gate::PasswordGate::new(settings.authd.password_checks as usize);
         Ok(AuthdState {
             gate,
             key: crate::token::derive_key(secret.as_bytes(), "authd-portal"),

@@ -4,6 +4,8 @@
 //! cannot set); the pending login between the two steps lives in a signed,
 //! five-minute `__Host-` cookie.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
@@ -300,7 +302,15 @@ pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Fo
     let user = state.store.user(username.clone()).await.ok().flatten();
     // Unknown users are checked against a dummy hash: they cost the same time.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let Ok(password_ok) = state.gate.verify(form.password, hash).await else {
+    // A client that failed recently does not queue for a check: a flood from
+    // such clients cannot push a clean visitor's attempt out.
+    let now = state.clock.now().unix_timestamp();
+    let wait = if state.regulator.has_failed(&client, now, &state.settings.authd) {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(u64::from(state.settings.authd.password_wait_ms))
+    };
+    let Ok(password_ok) = state.gate.verify(form.password, hash, wait).await else {
         return too_many(&c, "Sign in", &login_form(&c, &form.rd, BUSY), BUSY_RETRY_SECS);
     };
     let Some(user) = user.filter(|u| password_ok && !u.disabled) else {
@@ -312,7 +322,6 @@ pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Fo
         let form = login_form(&c, &form.rd, "No authenticator is set up for this account; ask the administrator.");
         return html(StatusCode::FORBIDDEN, &c, "Sign in", &form);
     }
-    let now = state.clock.now().unix_timestamp();
     let remember = form.remember.is_some_and(|v| !v.is_empty());
     let pending = format!("{}.{}.{}", user.username, u8::from(remember), now + PENDING_SECS);
     let sig = token::sign(&state.key, &format!("pending:{pending}"));

@@ -163,6 +163,14 @@ impl Regulator {
         banned
     }
 
+    /// True when `client` failed at least once within the window, or is banned.
+    pub fn has_failed(&self, client: &str, now: i64, s: &AuthdSettings) -> bool {
+        let key = Key::Client(client.into());
+        let mut inner = self.lock();
+        inner.bans.get(&key).is_some_and(|until| *until > now)
+            || inner.count(&key, now, i64::from(s.failure_window_secs)) > 0
+    }
+
     /// A full sign-in by `user` from `client`: that pair starts afresh.
     pub fn succeeded(&self, user: &str, client: &str) {
         self.lock().failures.remove(&Key::Pair(user.into(), client.into()));
@@ -211,6 +219,11 @@ mod tests {
         }
         assert!(!allowed(r.check("carol", "1.1.1.1", PW, 1001, &s)));
         assert!(allowed(r.check("carol", "1.1.1.2", PW, 1001, &s)));
+        assert!(r.has_failed("1.1.1.1", 1001, &s) && !r.has_failed("1.1.1.2", 1001, &s));
+        assert!(!r.has_failed("1.1.1.1", 1000 + 300, &s), "the ban ends");
+        r.fail("carol", "1.1.1.3", PW, 1000, &s);
+        assert!(r.has_failed("1.1.1.3", 1000 + 119, &s));
+        assert!(!r.has_failed("1.1.1.3", 1000 + 120, &s), "the window passes");
     }
 
     #[test]

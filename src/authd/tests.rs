@@ -677,7 +677,9 @@ async fn metric(w: &World, metric: &str, labels: &[(&str, &str)]) -> f64 {
         .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
         .unwrap_or_else(|| panic!("no {metric} {labels:?} in\n{text}"));
     match s.value {
-        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
         _ => panic!("{metric}: unexpected type"),
     }
 }
@@ -721,6 +723,33 @@ async fn attempts_beyond_the_password_checks_get_429() {
     drop(held);
     sign_in(&w, &mut c, "alice", false).await;
     assert_eq!(metric(&w, "portico_authd_login_failures_total", &[("step", "password")]).await, 0.0);
+}
+
+/// While every check is busy, a client that failed recently is turned away
+/// at once (it never queues ahead of a clean visitor); a clean one waits.
+#[actix_web::test]
+async fn clients_that_failed_do_not_queue_for_a_password_check() {
+    let w = world_with(|s| s.authd.password_wait_ms = 60_000).await;
+    let mut failed = w.client().await;
+    failed.real_ip = Some("198.51.100.40".into());
+    assert_eq!(failed.password("alice", "wrong password!!", "", false).await.0, 401);
+    let held = w.state.gate.hold_all().await;
+    let guard = Duration::from_secs(20); // only against a hang: the answer is immediate
+    let (status, _, headers) =
+        actix_web::rt::time::timeout(guard, failed.password("alice", PASSWORD, "", false)).await.expect("no queueing");
+    assert_eq!(status, 429);
+    assert_eq!(headers.get("retry-after").unwrap(), "2");
+    let mut clean = w.client().await;
+    clean.real_ip = Some("198.51.100.41".into());
+    let csrf = clean.csrf().await;
+    let form = [("username", "alice"), ("password", PASSWORD), ("rd", ""), ("csrf", csrf.as_str())];
+    let release = async move {
+        actix_web::rt::task::yield_now().await;
+        drop(held);
+    };
+    let (res, ()) =
+        futures_util::future::join(clean.send(TestRequest::post().uri("/login").set_form(form)), release).await;
+    assert_eq!(res.0, 303, "the clean visitor waited for a free check");
 }
 
 /// Eight sign-ins at once through the portal (a slower hash so they overlap):

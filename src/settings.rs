@@ -323,10 +323,20 @@ pub struct AuthdSettings {
     pub inactivity_minutes: u32,
     /// Lifetime of a "remember me" session, days.
     pub remember_days: u32,
-    /// Failed attempts (per user and per client IP) within `failure_window_secs` that ban.
+    /// Failed attempts within `failure_window_secs` that ban one (user,
+    /// client) pair for `ban_secs`; twice as many ban the client for every
+    /// user. A user with this many failures from anywhere is slowed down,
+    /// never locked out. A client is an IPv4 address or an IPv6 /64.
     pub max_failures: u32,
     pub failure_window_secs: u32,
     pub ban_secs: u32,
+    /// Longest delay the per-user slow-down adds to an attempt, milliseconds.
+    pub slowdown_max_ms: u32,
+    /// Password checks (bcrypt) that may run at once.
+    pub password_checks: u32,
+    /// How long an attempt waits for a free password check before a 429,
+    /// milliseconds. A client that failed within the window does not wait.
+    pub password_wait_ms: u32,
 }
 
 impl Default for AuthdSettings {
@@ -339,6 +349,9 @@ impl Default for AuthdSettings {
             max_failures: 5,
             failure_window_secs: 120,
             ban_secs: 300,
+            slowdown_max_ms: 2_000,
+            password_checks: 2,
+            password_wait_ms: 1_500,
         }
     }
 }
@@ -399,6 +412,9 @@ impl AuthdSettings {
             ("authd.max_failures", self.max_failures, 1, 100),
             ("authd.failure_window_secs", self.failure_window_secs, 1, 86_400),
             ("authd.ban_secs", self.ban_secs, 1, 86_400),
+            ("authd.slowdown_max_ms", self.slowdown_max_ms, 0, 30_000),
+            ("authd.password_checks", self.password_checks, 1, 16),
+            ("authd.password_wait_ms", self.password_wait_ms, 0, 30_000),
         ];
         for (key, value, min, max) in checks {
             if !(min..=max).contains(&value) {

@@ -100,9 +100,13 @@ pub struct TotpEnrollment {
     pub qr_svg: String,
 }
 
+/// Longest valid username, bytes (all valid usernames are ASCII).
+pub const MAX_USERNAME_LEN: usize = 32;
+
 /// `[a-z0-9._-]{1,32}`.
 pub fn valid_username(name: &str) -> bool {
-    (1..=32).contains(&name.len()) && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+    (1..=MAX_USERNAME_LEN).contains(&name.len())
+        && name.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
 }
 
 fn check_name(errors: &mut Vec<FieldError>, field: &str, name: &str) {
@@ -158,11 +162,15 @@ fn dummy_hash() -> &'static str {
 /// Checks a password on the blocking pool. `hash = None` (unknown user)
 /// runs against a dummy hash and returns false.
 pub async fn verify_password(password: String, hash: Option<String>) -> bool {
-    let known = hash.is_some();
-    let hash = hash.unwrap_or_else(|| dummy_hash().to_string());
-    let ok =
-        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.unwrap_or(false);
-    ok && known
+    tokio::task::spawn_blocking(move || verify_password_blocking(&password, hash.as_deref())).await.unwrap_or(false)
+}
+
+/// The bcrypt check itself (CPU-bound: call it off the async executor).
+/// `hash = None` (unknown user) runs against a dummy hash and returns false,
+/// so an unknown user costs the same time as a known one.
+pub fn verify_password_blocking(password: &str, hash: Option<&str>) -> bool {
+    let ok = bcrypt::verify(password, hash.unwrap_or_else(|| dummy_hash())).unwrap_or(false);
+    ok && hash.is_some()
 }
 
 async fn issuer(store: &Store) -> String {

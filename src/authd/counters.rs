@@ -1,6 +1,6 @@
 //! authd's counters for `/metrics`: decisions by kind counted with relaxed
 //! atomics on the request path (no lock), published to the store every few
-//! seconds with the number of active bans.
+//! seconds with the number of active bans and the password gate's counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,6 +8,8 @@ use std::time::Duration;
 use actix_web::web;
 
 use super::AuthdState;
+use super::gate::PasswordGate;
+use super::regulation::Step;
 use crate::store::{ProcessCounter, StoreError};
 
 /// How often the counters reach the store, seconds.
@@ -24,6 +26,9 @@ pub struct Counters {
     password_failures: AtomicU64,
     /// Portal sign-ins refused at the TOTP step.
     totp_failures: AtomicU64,
+    /// Attempts answered 429 during a ban, without a check (not audited one by one).
+    password_refused: AtomicU64,
+    totp_refused: AtomicU64,
 }
 
 /// What nginx was told.
@@ -50,7 +55,13 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn rows(&self, bans: usize) -> Vec<ProcessCounter> {
+    /// An attempt at `step` refused during a ban, before any check.
+    pub fn refused(&self, step: Step) {
+        let counter = if step == Step::Totp { &self.totp_refused } else { &self.password_refused };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn rows(&self, bans: usize, gate: &PasswordGate) -> Vec<ProcessCounter> {
         let row = |name: &str, labels: &str, value: u64| ProcessCounter {
             process: "authd".into(),
             name: name.into(),
@@ -64,6 +75,10 @@ impl Counters {
             row("authd_login_failures", "step=password", self.password_failures.load(Ordering::Relaxed)),
             row("authd_login_failures", "step=totp", self.totp_failures.load(Ordering::Relaxed)),
             row("authd_bans_active", "", bans as u64),
+            row("authd_login_refused", "reason=banned,step=password", self.password_refused.load(Ordering::Relaxed)),
+            row("authd_login_refused", "reason=banned,step=totp", self.totp_refused.load(Ordering::Relaxed)),
+            row("authd_login_refused", "reason=busy,step=password", gate.busy()),
+            row("authd_password_checks", "", gate.checks()),
         ]
     }
 }
@@ -71,7 +86,7 @@ impl Counters {
 /// Writes the current counters and active bans to the store.
 pub async fn publish(state: &AuthdState) -> Result<(), StoreError> {
     let bans = state.regulator.active_bans(state.clock.now().unix_timestamp());
-    state.store.put_process_counters("authd", state.counters.rows(bans)).await
+    state.store.put_process_counters("authd", state.counters.rows(bans, &state.gate)).await
 }
 
 /// `authd-metrics`: publishes every [`PUBLISH_EVERY`] seconds.

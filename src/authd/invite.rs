@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::AuthdState;
 use super::portal::{self, escape};
+use super::regulation::{Step, Verdict};
 use crate::audit::{self, Outcome};
 use crate::users::{self, UserError};
 
@@ -68,7 +69,10 @@ pub async fn accept(
         return gone(&c);
     };
     let ip = state.client_ip(&req);
-    if state.regulator.banned(&view.username, &ip, now.unix_timestamp()) {
+    let client = state.client_key(&req);
+    let verdict =
+        state.regulator.check(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
+    if let Verdict::Refuse { .. } = verdict {
         let page = form(&c.token, &token, &view, "Too many failed attempts. Try again in a few minutes.");
         return portal::html(StatusCode::TOO_MANY_REQUESTS, &c, "Set up your account", &page);
     }
@@ -83,7 +87,7 @@ pub async fn accept(
         }
         Err(UserError::Invalid(fields)) => fields.into_iter().map(|f| f.message).collect::<Vec<_>>().join("; "),
         Err(UserError::BadTotp) => {
-            state.regulator.fail(&view.username, &ip, now.unix_timestamp(), &state.settings.authd);
+            state.regulator.fail(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
             "That code is not valid; check the app's clock and try the next code.".into()
         }
         Err(UserError::BadInvitation) => return gone(&c),

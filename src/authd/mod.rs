@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod counters;
+pub mod gate;
 mod invite;
 mod portal;
 pub mod redirect;
@@ -32,6 +33,8 @@ pub struct AuthdState {
     pub store: Store,
     pub clock: Clock,
     pub regulator: regulation::Regulator,
+    /// bcrypt behind a semaphore: at most `authd.password_checks` at once.
+    pub gate: gate::PasswordGate,
     pub cache: verify::DecisionCache,
     /// Decision counters for `/metrics`.
     pub counters: counters::Counters,
@@ -42,7 +45,9 @@ pub struct AuthdState {
 impl AuthdState {
     pub async fn new(settings: Settings, store: Store, clock: Clock) -> anyhow::Result<AuthdState> {
         let secret = store.install_secret().await.context("while reading the install secret")?;
+        let gate = gate::PasswordGate::new(settings.authd.password_checks as usize);
         Ok(AuthdState {
+            gate,
             key: crate::token::derive_key(secret.as_bytes(), "authd-portal"),
             settings: Arc::new(settings),
             store,
@@ -70,13 +75,22 @@ impl AuthdState {
         req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
     }
 
-    /// The visitor's address: `X-Real-IP` from nginx, else the TCP peer.
-    fn client_ip(&self, req: &HttpRequest) -> String {
+    /// The visitor's address: `X-Real-IP` from a trusted proxy (nginx),
+    /// else the TCP peer.
+    fn client_addr(&self, req: &HttpRequest) -> Option<IpAddr> {
         self.forwarded(req, "x-real-ip")
             .and_then(|v| v.parse::<IpAddr>().ok())
             .or_else(|| req.peer_addr().map(|p| p.ip()))
-            .map(|ip| ip.to_string())
-            .unwrap_or_default()
+    }
+
+    /// The visitor's address as text (sessions, audit).
+    fn client_ip(&self, req: &HttpRequest) -> String {
+        self.client_addr(req).map(|ip| ip.to_string()).unwrap_or_default()
+    }
+
+    /// The visitor's regulation bucket: its IPv4 address or IPv6 /64.
+    fn client_key(&self, req: &HttpRequest) -> String {
+        self.client_addr(req).map(regulation::client_key).unwrap_or_default()
     }
 }
 
@@ -84,7 +98,7 @@ impl AuthdState {
 pub fn configure(state: web::Data<AuthdState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(state)
-            .app_data(web::FormConfig::default().limit(16 * 1024))
+            .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(portal::form_error))
             .configure(verify::configure)
             .configure(portal::configure)
             .configure(invite::configure);

@@ -4,14 +4,17 @@
 //! cannot set); the pending login between the two steps lives in a signed,
 //! five-minute `__Host-` cookie.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE, USER_AGENT};
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AuthdState;
 use super::redirect::safe_redirect;
+use super::regulation::{Step, Verdict};
 use super::sessions::{self, SESSION_COOKIE, cookie};
 use crate::audit::{self, Outcome};
 use crate::{token, totp, users};
@@ -174,11 +177,43 @@ pub struct LoginForm {
     csrf: String,
 }
 
+/// A form that does not parse or is too large (16 KiB): a plain page with
+/// the status actix chose (413, 400…), never the parser's text.
+pub fn form_error(err: actix_web::error::UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
+    use actix_web::ResponseError;
+    let status = err.status_code();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "<p>The form was too large. <a href=\"/\">Start again</a>.</p>"
+    } else {
+        "<p>The form could not be read. <a href=\"/\">Start again</a>.</p>"
+    };
+    let res = HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .body(page("Sign in", message));
+    actix_web::error::InternalError::from_response(err, res).into()
+}
+
 pub fn csrf_refused(state: &AuthdState, req: &HttpRequest) -> HttpResponse {
     let c = csrf(state, req);
     html(StatusCode::FORBIDDEN, &c, "Form expired", "<p>The form expired. <a href=\"/\">Start again</a>.</p>")
 }
 
+/// A username fit for the audit log and the regulator's keys: at most
+/// [`users::MAX_USERNAME_LEN`] characters, anything outside the username
+/// alphabet replaced by `?`, and `…` when it was cut.
+fn bounded_name(raw: &str) -> String {
+    let allowed = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-');
+    let mut name: String =
+        raw.chars().take(users::MAX_USERNAME_LEN).map(|c| if allowed(c) { c } else { '?' }).collect();
+    if raw.chars().nth(users::MAX_USERNAME_LEN).is_some() {
+        name.push('…');
+    }
+    name
+}
+
+/// Audits a sign-in step. `user` must already be bounded (a valid username
+/// or [`bounded_name`]); `reason` is one of ours, never visitor input.
 async fn audit_login(state: &AuthdState, user: &str, step: &str, outcome: Outcome, ip: &str, reason: &str) {
     if !matches!(outcome, Outcome::Success) {
         state.counters.login_failed(step);
@@ -188,32 +223,99 @@ async fn audit_login(state: &AuthdState, user: &str, step: &str, outcome: Outcom
 }
 
 const BANNED: &str = "Too many failed attempts. Try again in a few minutes.";
+const BUSY: &str = "Too many sign-ins are being checked right now. Try again in a moment.";
+/// `Retry-After` when every password check was busy, seconds.
+const BUSY_RETRY_SECS: u64 = 2;
+
+/// A 429 page with `Retry-After` (seconds).
+fn too_many(c: &Csrf, title: &str, body: &str, retry_after: u64) -> HttpResponse {
+    let mut res = html(StatusCode::TOO_MANY_REQUESTS, c, title, body);
+    res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+    res
+}
+
+/// Asks the regulator about an attempt: `Err(retry_after)` when refused;
+/// otherwise waits out the slow-down first.
+async fn regulate(state: &AuthdState, user: &str, client: &str, step: Step) -> Result<(), u64> {
+    let now = state.clock.now().unix_timestamp();
+    match state.regulator.check(user, client, step, now, &state.settings.authd) {
+        Verdict::Refuse { retry_after } => {
+            state.counters.refused(step);
+            Err(retry_after)
+        }
+        Verdict::Allow { delay } => {
+            if !delay.is_zero() {
+                tracing::debug!(user, client, delay_ms = delay.as_millis() as u64, "sign-in slowed down");
+                tokio::time::sleep(delay).await;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Records a failed attempt and audits it (once more when it started a ban).
+async fn failed(state: &AuthdState, user: &str, client: &str, ip: &str, step: Step, reason: &str) {
+    let now = state.clock.now().unix_timestamp();
+    let banned = state.regulator.fail(user, client, step, now, &state.settings.authd);
+    let name = if step == Step::Totp { "totp" } else { "password" };
+    audit_login(state, user, name, Outcome::Failure, ip, reason).await;
+    if banned {
+        tracing::info!(user, client, step = name, "sign-in attempts banned");
+        let details = json!({ "ip": ip, "step": name, "reason": "banned" });
+        audit::record(&state.store, &format!("visitor:{user}"), "authd.login", user, Outcome::Denied, Some(details))
+            .await;
+    }
+}
+
+/// Longest `rd` echoed back into pages and the `/totp` redirect, bytes; a
+/// longer one is dropped (the visitor lands on the portal's own page).
+const MAX_RD: usize = 4096;
+
+fn bounded_rd(rd: String) -> String {
+    if rd.len() <= MAX_RD { rd } else { String::new() }
+}
 
 #[post("/login")]
 pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
-    let form = form.into_inner();
+    let mut form = form.into_inner();
+    form.rd = bounded_rd(form.rd);
     if !csrf_ok(&state, &req, &form.csrf) {
         return csrf_refused(&state, &req);
     }
     let c = csrf(&state, &req);
-    let ip = state.client_ip(&req);
+    let (ip, client) = (state.client_ip(&req), state.client_key(&req));
     let username = form.username.trim().to_ascii_lowercase();
-    let now = state.clock.now().unix_timestamp();
-    let banned = state.regulator.banned(&username, &ip, now);
-    let user =
-        if users::valid_username(&username) { state.store.user(username.clone()).await.ok().flatten() } else { None };
-    // Always pay for one bcrypt check, so neither a ban nor an unknown user answers faster.
-    let password_ok = users::verify_password(form.password, user.as_ref().map(|u| u.password_hash.clone())).await;
-    if banned {
-        audit_login(&state, &username, "password", Outcome::Denied, &ip, "banned").await;
-        return html(StatusCode::TOO_MANY_REQUESTS, &c, "Sign in", &login_form(&c, &form.rd, BANNED));
+    let valid = users::valid_username(&username);
+    let username = if valid { username } else { bounded_name(&username) };
+    // Refused attempts are answered here, before any bcrypt work.
+    if let Err(retry_after) = regulate(&state, &username, &client, Step::Password).await {
+        return too_many(&c, "Sign in", &login_form(&c, &form.rd, BANNED), retry_after);
     }
-    let user = user.filter(|u| password_ok && !u.disabled);
-    let Some(user) = user else {
-        state.regulator.fail(&username, &ip, now, &state.settings.authd);
-        audit_login(&state, &username, "password", Outcome::Failure, &ip, "bad credentials").await;
-        let form = login_form(&c, &form.rd, "Wrong username or password.");
-        return html(StatusCode::UNAUTHORIZED, &c, "Sign in", &form);
+    let wrong = |c: &Csrf| {
+        html(StatusCode::UNAUTHORIZED, c, "Sign in", &login_form(c, &form.rd, "Wrong username or password."))
+    };
+    if !valid {
+        // No such user can exist: no password check, and only a bounded name is kept.
+        failed(&state, &username, &client, &ip, Step::Password, "invalid username").await;
+        return wrong(&c);
+    }
+    let user = state.store.user(username.clone()).await.ok().flatten();
+    // Unknown users are checked against a dummy hash: they cost the same time.
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    // A client that failed recently does not queue for a check: a flood from
+    // such clients cannot push a clean visitor's attempt out.
+    let now = state.clock.now().unix_timestamp();
+    let wait = if state.regulator.has_failed(&client, now, &state.settings.authd) {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(u64::from(state.settings.authd.password_wait_ms))
+    };
+    let Ok(password_ok) = state.gate.verify(form.password, hash, wait).await else {
+        return too_many(&c, "Sign in", &login_form(&c, &form.rd, BUSY), BUSY_RETRY_SECS);
+    };
+    let Some(user) = user.filter(|u| password_ok && !u.disabled) else {
+        failed(&state, &username, &client, &ip, Step::Password, "bad credentials").await;
+        return wrong(&c);
     };
     if user.totp_secret.is_none() {
         audit_login(&state, &username, "password", Outcome::Denied, &ip, "no second factor enrolled").await;
@@ -267,7 +369,8 @@ pub struct TotpForm {
 
 #[post("/totp")]
 pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<TotpForm>) -> HttpResponse {
-    let form = form.into_inner();
+    let mut form = form.into_inner();
+    form.rd = bounded_rd(form.rd);
     if !csrf_ok(&state, &req, &form.csrf) {
         return csrf_refused(&state, &req);
     }
@@ -275,12 +378,11 @@ pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: w
     let Some((username, remember)) = pending(&state, &req) else {
         return see_other(&format!("/?rd={}", url_encode(&form.rd))).finish();
     };
-    let ip = state.client_ip(&req);
-    let now = state.clock.now().unix_timestamp();
-    if state.regulator.banned(&username, &ip, now) {
-        audit_login(&state, &username, "totp", Outcome::Denied, &ip, "banned").await;
-        return html(StatusCode::TOO_MANY_REQUESTS, &c, "Two-step verification", &totp_form(&c, &form.rd, BANNED));
+    let (ip, client) = (state.client_ip(&req), state.client_key(&req));
+    if let Err(retry_after) = regulate(&state, &username, &client, Step::Totp).await {
+        return too_many(&c, "Two-step verification", &totp_form(&c, &form.rd, BANNED), retry_after);
     }
+    let now = state.clock.now().unix_timestamp();
     let user = state.store.user(username.clone()).await.ok().flatten().filter(|u| !u.disabled);
     let step = user.as_ref().and_then(|u| u.totp_secret.as_deref()).and_then(|s| totp::verify(s, &form.code, now));
     let claimed = match step {
@@ -288,12 +390,12 @@ pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: w
         None => false,
     };
     if !claimed {
-        state.regulator.fail(&username, &ip, now, &state.settings.authd);
         let reason = if step.is_some() { "replayed code" } else { "wrong code" };
-        audit_login(&state, &username, "totp", Outcome::Failure, &ip, reason).await;
+        failed(&state, &username, &client, &ip, Step::Totp, reason).await;
         let form = totp_form(&c, &form.rd, "That code is not valid. Wait for the next one and try again.");
         return html(StatusCode::UNAUTHORIZED, &c, "Two-step verification", &form);
     }
+    state.regulator.succeeded(&username, &client);
     let Some(domain) = state.domain().await else {
         return html(StatusCode::SERVICE_UNAVAILABLE, &c, "Not ready", "<p>The appliance has no domain yet.</p>");
     };

@@ -49,8 +49,16 @@ async fn tunnel(store: &Store, name: &str, access: &str, users: &[&str], groups:
 /// (public), `vault` (authenticated), `wiki` (restricted to bob + family),
 /// `off` (authenticated, disabled).
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+/// [`world`] with changed settings. The per-user slow-down is capped at
+/// 20 ms here so attack loops stay quick; its curve is a unit test.
+async fn world_with(change: impl FnOnce(&mut Settings)) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    settings.authd.slowdown_max_ms = 20;
+    change(&mut settings);
     let store = Store::open(&dir.path().join("portico.db")).unwrap();
     store.put_settings(vec![(crate::onboarding::keys::DOMAIN, DOMAIN.into())]).await.unwrap();
     let now = OffsetDateTime::now_utc();
@@ -382,54 +390,62 @@ async fn revoked_session_ends_within_a_second() {
 }
 
 #[actix_web::test]
-async fn regulation_bans_users_and_ips() {
+async fn regulation_bans_pairs_and_clients() {
     let w = world().await;
     let mut c = w.client().await;
     c.real_ip = Some("198.51.100.1".into());
     for _ in 0..5 {
         assert_eq!(c.password("alice", "wrong password!!", "", false).await.0, 401);
     }
-    // Banned: right and wrong passwords get the same answer.
-    let (s_right, b_right, _) = c.password("alice", PASSWORD, "", false).await;
+    // Banned pair: right and wrong passwords get the same answer.
+    let (s_right, b_right, h_right) = c.password("alice", PASSWORD, "", false).await;
     let (s_wrong, b_wrong, _) = c.password("alice", "wrong password!!", "", false).await;
     assert_eq!((s_right, s_wrong), (StatusCode::TOO_MANY_REQUESTS, StatusCode::TOO_MANY_REQUESTS));
     assert_eq!(b_right, b_wrong, "a banned attempt does not reveal whether the password was right");
+    assert!(b_right.contains("Too many failed attempts"));
+    let retry: u64 = h_right.get("retry-after").expect("Retry-After").to_str().unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry), "{retry}");
     assert!(!c.jar.0.contains_key("__Host-portico_pending"));
-    // The user is banned from another IP too.
-    let mut elsewhere = w.client().await;
-    elsewhere.real_ip = Some("198.51.100.2".into());
-    assert_eq!(elsewhere.password("alice", PASSWORD, "", false).await.0, 429);
+    // The same address may still sign in as someone else.
+    sign_in(&w, &mut c, "bob", false).await;
     // The ban expires after 5 minutes.
     w.clock.advance(301);
-    sign_in(&w, &mut elsewhere, "alice", false).await;
+    sign_in(&w, &mut c, "alice", false).await;
 
-    // Per IP across usernames.
+    // Per client across usernames: twice max_failures.
     let mut sprayer = w.client().await;
     sprayer.real_ip = Some("198.51.100.9".into());
-    for user in ["u1", "u2", "u3", "u4", "u5"] {
-        assert_eq!(sprayer.password(user, "wrong password!!", "", false).await.0, 401);
+    for i in 0..10 {
+        assert_eq!(sprayer.password(&format!("u{i}"), "wrong password!!", "", false).await.0, 401);
     }
-    assert_eq!(sprayer.password("carol", PASSWORD, "", false).await.0, 429, "IP banned for every user");
+    assert_eq!(sprayer.password("carol", PASSWORD, "", false).await.0, 429, "client banned for every user");
     let mut honest = w.client().await;
     honest.real_ip = Some("198.51.100.10".into());
     sign_in(&w, &mut honest, "carol", false).await;
 
-    // Wrong TOTP codes count as failures too.
+    // Wrong TOTP codes count as failures too: the pair, and the user's TOTP
+    // step from every client (only a password holder gets there).
     let mut guesser = w.client().await;
     guesser.real_ip = Some("198.51.100.20".into());
     assert_eq!(guesser.password("bob", PASSWORD, "", false).await.0, 303);
     for _ in 0..5 {
         assert_eq!(guesser.totp("000000", "").await.0, 401);
     }
-    assert_eq!(guesser.totp(&w.fresh_code("bob"), "").await.0, 429);
+    let (status, _, headers) = guesser.totp(&w.fresh_code("bob"), "").await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+    let mut second = w.client().await;
+    second.real_ip = Some("198.51.100.21".into());
+    assert_eq!(second.password("bob", PASSWORD, "", false).await.0, 303, "the password step stays open");
+    assert_eq!(second.totp(&w.fresh_code("bob"), "").await.0, 429, "the TOTP step is locked for bob");
 
-    // Every failure is audited.
+    // Every failure is audited, and every ban once; refused attempts are counted, not audited.
     let q = crate::store::AuditQuery { action: Some("authd.login".into()), limit: 1000, ..Default::default() };
     let (entries, _) = w.store.audit_entries(q).await.unwrap();
     let failures = entries.iter().filter(|e| e.outcome == "failure").count();
-    let denied = entries.iter().filter(|e| e.outcome == "denied").count();
-    assert_eq!(failures, 5 + 5 + 5);
-    assert!(denied >= 4, "banned attempts are audited as denied");
+    let banned = entries.iter().filter(|e| e.details.as_ref().is_some_and(|d| d["reason"] == "banned")).count();
+    assert_eq!(failures, 5 + 10 + 5);
+    assert_eq!(banned, 3, "alice's pair, the sprayer, bob's TOTP step");
 }
 
 /// The attack table: each row is an attack and the outcome we require.
@@ -463,9 +479,9 @@ async fn attack_table() {
     // A spoofed X-Real-IP from an outsider does not dodge an IP ban.
     let mut spoofer = w.client().await;
     spoofer.peer = OUTSIDER.parse().unwrap();
-    for i in 0..5 {
+    for i in 0..10 {
         spoofer.real_ip = Some(format!("192.0.2.{i}"));
-        assert_eq!(spoofer.password("nobody", "wrong password!!", "", false).await.0, 401);
+        assert_eq!(spoofer.password(&format!("nobody{i}"), "wrong password!!", "", false).await.0, 401);
     }
     spoofer.real_ip = Some("192.0.2.99".into());
     assert_eq!(spoofer.password("carol", PASSWORD, "", false).await.0, 429, "ban keyed on the real peer");
@@ -632,11 +648,222 @@ async fn metrics_count_decisions_logins_and_bans() {
     assert_eq!(value("portico_authd_decisions_total", Some(("decision", "login"))), 3.0);
     assert_eq!(value("portico_authd_decisions_total", Some(("decision", "allow"))), 2.0);
     assert_eq!(value("portico_authd_decisions_total", Some(("decision", "deny"))), 1.0);
-    // Five failures ban both the user and the client IP.
-    assert_eq!(value("portico_authd_bans_active", None), 2.0);
+    // Five failures ban the (user, client) pair; the client is not banned for
+    // other users yet, and bob is not locked out.
+    assert_eq!(value("portico_authd_bans_active", None), 1.0);
+    assert_eq!(value("portico_authd_password_checks_total", None), 1.0 + 5.0);
     assert_eq!(value("portico_authd_login_failures_total", Some(("step", "password"))), 5.0);
     assert_eq!(value("portico_authd_login_failures_total", Some(("step", "totp"))), 0.0);
     let logins = |outcome: &str| value("portico_events_total", Some(("outcome", outcome)));
     assert_eq!(logins("failure"), 5.0);
     assert_eq!(logins("success"), 1.0);
+}
+
+/// One sample of authd's `/metrics` after publishing its counters.
+async fn metric(w: &World, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    super::counters::publish(&w.state).await.unwrap();
+    let text = crate::metrics::render(
+        &w.store,
+        &crate::supervisor::Supervisor::None,
+        &w.settings.data_dir,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let s = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .unwrap_or_else(|| panic!("no {metric} {labels:?} in\n{text}"));
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => panic!("{metric}: unexpected type"),
+    }
+}
+
+/// A banned (user, client) pair is answered before bcrypt: 100 more attempts
+/// run no password check at all (counted on `/metrics`).
+#[actix_web::test]
+async fn a_banned_pair_is_refused_without_a_password_check() {
+    let w = world().await;
+    let mut c = w.client().await;
+    c.real_ip = Some("198.51.100.30".into());
+    for _ in 0..5 {
+        assert_eq!(c.password("alice", "wrong password!!", "", false).await.0, 401);
+    }
+    assert_eq!(metric(&w, "portico_authd_password_checks_total", &[]).await, 5.0);
+    for i in 0..100 {
+        let password = if i % 2 == 0 { PASSWORD } else { "wrong password!!" };
+        assert_eq!(c.password("alice", password, "", false).await.0, 429);
+    }
+    assert_eq!(metric(&w, "portico_authd_password_checks_total", &[]).await, 5.0, "no bcrypt for a banned pair");
+    let refused = [("reason", "banned"), ("step", "password")];
+    assert_eq!(metric(&w, "portico_authd_login_refused_total", &refused).await, 100.0);
+    // Refused attempts add no audit rows (five failures and one ban).
+    let q = crate::store::AuditQuery { action: Some("authd.login".into()), limit: 1000, ..Default::default() };
+    assert_eq!(w.store.audit_entries(q).await.unwrap().1, 6);
+}
+
+/// With every password check busy, an attempt waits `password_wait_ms` and
+/// gets 429 with `Retry-After`, without being counted as a failure.
+#[actix_web::test]
+async fn attempts_beyond_the_password_checks_get_429() {
+    let w = world_with(|s| s.authd.password_wait_ms = 50).await;
+    let mut c = w.client().await;
+    let held = w.state.gate.hold_all().await;
+    let (status, body, headers) = c.password("alice", PASSWORD, "", false).await;
+    assert_eq!(status, 429);
+    assert!(body.contains("Too many sign-ins are being checked right now"), "{body}");
+    assert_eq!(headers.get("retry-after").unwrap(), "2");
+    assert_eq!(metric(&w, "portico_authd_password_checks_total", &[]).await, 0.0);
+    assert_eq!(metric(&w, "portico_authd_login_refused_total", &[("reason", "busy")]).await, 1.0);
+    drop(held);
+    sign_in(&w, &mut c, "alice", false).await;
+    assert_eq!(metric(&w, "portico_authd_login_failures_total", &[("step", "password")]).await, 0.0);
+}
+
+/// While every check is busy, a client that failed recently is turned away
+/// at once (it never queues ahead of a clean visitor); a clean one waits.
+#[actix_web::test]
+async fn clients_that_failed_do_not_queue_for_a_password_check() {
+    let w = world_with(|s| s.authd.password_wait_ms = 60_000).await;
+    let mut failed = w.client().await;
+    failed.real_ip = Some("198.51.100.40".into());
+    assert_eq!(failed.password("alice", "wrong password!!", "", false).await.0, 401);
+    let held = w.state.gate.hold_all().await;
+    let guard = Duration::from_secs(20); // only against a hang: the answer is immediate
+    let (status, _, headers) =
+        actix_web::rt::time::timeout(guard, failed.password("alice", PASSWORD, "", false)).await.expect("no queueing");
+    assert_eq!(status, 429);
+    assert_eq!(headers.get("retry-after").unwrap(), "2");
+    let mut clean = w.client().await;
+    clean.real_ip = Some("198.51.100.41".into());
+    let csrf = clean.csrf().await;
+    let form = [("username", "alice"), ("password", PASSWORD), ("rd", ""), ("csrf", csrf.as_str())];
+    let release = async move {
+        actix_web::rt::task::yield_now().await;
+        drop(held);
+    };
+    let (res, ()) =
+        futures_util::future::join(clean.send(TestRequest::post().uri("/login").set_form(form)), release).await;
+    assert_eq!(res.0, 303, "the clean visitor waited for a free check");
+}
+
+/// Eight sign-ins at once through the portal (a slower hash so they overlap):
+/// never more than two bcrypt checks run together, and all are answered.
+#[actix_web::test]
+async fn at_most_two_password_checks_run_at_once() {
+    let w = world_with(|s| s.authd.password_wait_ms = 60_000).await;
+    let hash = bcrypt::hash(PASSWORD, 8).unwrap();
+    let update = crate::store::UserUpdate { password_hash: Some(hash), ..Default::default() };
+    w.store.update_user("bob".into(), update, OffsetDateTime::now_utc()).await.unwrap();
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        let mut c = w.client().await;
+        c.real_ip = Some(format!("198.51.100.{}", 100 + i));
+        let csrf = c.csrf().await;
+        clients.push((c, csrf));
+    }
+    let attempts = clients.iter_mut().map(|(c, csrf)| {
+        let form = [("username", "bob"), ("password", "wrong password!!"), ("rd", ""), ("csrf", csrf.as_str())];
+        c.send(TestRequest::post().uri("/login").set_form(form))
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert!(results.iter().all(|r| r.0 == 401), "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert_eq!(w.state.gate.checks(), 8);
+    assert!(w.state.gate.peak() <= 2, "peak {}", w.state.gate.peak());
+}
+
+/// IPv6 clients are counted per /64: addresses in one /64 share a bucket,
+/// another /64 is a different client.
+#[actix_web::test]
+async fn ipv6_clients_are_counted_per_64() {
+    let w = world().await;
+    let mut c = w.client().await;
+    for i in 0..10 {
+        c.real_ip = Some(format!("2001:db8:1:2::{:x}", i + 1));
+        assert_eq!(c.password(&format!("ghost{i}"), "wrong password!!", "", false).await.0, 401);
+    }
+    c.real_ip = Some("2001:db8:1:2:ffff:ffff:ffff:fffe".into());
+    assert_eq!(c.password("carol", PASSWORD, "", false).await.0, 429, "the same /64 is the same client");
+    let mut neighbour = w.client().await;
+    neighbour.real_ip = Some("2001:db8:1:3::1".into());
+    sign_in(&w, &mut neighbour, "carol", false).await;
+
+    // The pair too: five wrong passwords for alice from five addresses of one /64.
+    let mut a = w.client().await;
+    for i in 0..5 {
+        a.real_ip = Some(format!("2001:db8:9:9::{:x}", i + 1));
+        assert_eq!(a.password("alice", "wrong password!!", "", false).await.0, 401);
+    }
+    a.real_ip = Some("2001:db8:9:9::99".into());
+    assert_eq!(a.password("alice", PASSWORD, "", false).await.0, 429);
+}
+
+/// Wrong passwords for alice from many other clients slow her sign-in down
+/// but never refuse her correct password from her own, clean browser.
+#[actix_web::test]
+async fn spraying_alice_from_elsewhere_never_locks_her_out() {
+    let w = world().await;
+    let mut attacker = w.client().await;
+    for i in 0..5 {
+        attacker.real_ip = Some(format!("203.0.113.{i}"));
+        for _ in 0..6 {
+            let status = attacker.password("alice", "wrong password!!", "", false).await.0;
+            assert!(status == 401 || status == 429);
+        }
+    }
+    for i in 0..20 {
+        attacker.real_ip = Some(format!("2001:db8:{i:x}::1"));
+        assert_eq!(attacker.password("alice", "wrong password!!", "", false).await.0, 401);
+    }
+    let now = w.clock.now().unix_timestamp();
+    let verdict = w.state.regulator.check("alice", "192.0.2.50", regulation::Step::Password, now, &w.settings.authd);
+    assert!(
+        matches!(verdict, regulation::Verdict::Allow { delay } if !delay.is_zero()),
+        "alice is slowed down: {verdict:?}"
+    );
+    let mut alice = w.client().await;
+    alice.real_ip = Some("192.0.2.50".into());
+    sign_in(&w, &mut alice, "alice", false).await;
+    assert_eq!(alice.authz("vault").await.0, 200);
+    // A client with a failure or two (a typo) is slowed, not refused, either.
+    let mut typo = w.client().await;
+    typo.real_ip = Some("192.0.2.51".into());
+    assert_eq!(typo.password("alice", "wrong password!!", "", false).await.0, 401);
+    sign_in(&w, &mut typo, "alice", false).await;
+}
+
+/// Attacker-supplied usernames reach the audit log bounded and sanitized,
+/// and a name no user can have runs no password check.
+#[actix_web::test]
+async fn oversized_usernames_leave_bounded_audit_rows() {
+    let w = world().await;
+    let mut c = w.client().await;
+    let long = "a".repeat(15_000); // just under the 16 KiB form limit
+    let (status, body, _) = c.password(&long, "wrong password!!", "", false).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("Wrong username or password"));
+    let odd = "<script>x</script>\u{202e}élan\r\nforged";
+    assert_eq!(c.password(odd, "wrong password!!", "", false).await.0, 401);
+    // 60 KB: over the form limit, a short page and no audit row at all.
+    let huge = "b".repeat(60_000);
+    let (status, body, _) = c.password(&huge, "wrong password!!", "", false).await;
+    assert_eq!(status, 413);
+    assert!(body.contains("too large") && !body.contains("16384"), "{body}");
+    assert_eq!(metric(&w, "portico_authd_password_checks_total", &[]).await, 0.0, "no bcrypt for invalid names");
+
+    let q = crate::store::AuditQuery { action: Some("authd.login".into()), limit: 1000, ..Default::default() };
+    let (entries, total) = w.store.audit_entries(q).await.unwrap();
+    assert_eq!(total, 2);
+    for e in &entries {
+        let size = e.actor.len() + e.target.len() + e.details.as_ref().map_or(0, |d| d.to_string().len());
+        assert!(size <= 256, "audit row of {size} bytes: {e:?}");
+        assert!(e.target.chars().count() <= 33, "{}", e.target);
+        assert!(e.target.chars().all(|ch| matches!(ch, 'a'..='z' | '0'..='9' | '.' | '_' | '-' | '?' | '…')));
+    }
+    assert!(entries.iter().any(|e| e.target == format!("{}…", "a".repeat(32))));
 }

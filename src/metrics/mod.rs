@@ -208,13 +208,28 @@ pub async fn render(
     let login_failures = counters(
         &mut r,
         "authd_login_failures",
-        "Visitor sign-ins the portal refused (wrong credentials or banned), by step: password, totp",
+        "Visitor sign-ins the portal refused after a check (wrong credentials), by step: password, totp",
     );
     for step in ["password", "totp"] {
         let _ = login_failures.get_or_create(&labels(&[("step", step)]));
     }
-    let bans = gauges(&mut r, "authd_bans_active", "Login bans in force (per user and per client IP)");
+    let bans = gauges(
+        &mut r,
+        "authd_bans_active",
+        "Login bans in force (per user and client, per client, per user's TOTP step)",
+    );
     bans.get_or_create(&Vec::new()).set(0);
+    let refused = counters(
+        &mut r,
+        "authd_login_refused",
+        "Sign-in attempts answered 429 before any password check: banned, or every check busy",
+    );
+    for (reason, step) in [("banned", "password"), ("banned", "totp"), ("busy", "password")] {
+        let _ = refused.get_or_create(&labels(&[("reason", reason), ("step", step)]));
+    }
+    let password_checks =
+        counters(&mut r, "authd_password_checks", "Password checks (bcrypt verifications) the login portal ran");
+    let _ = password_checks.get_or_create(&Vec::new());
     for c in &snapshot.process_counters {
         let l: Labels = c
             .labels
@@ -231,6 +246,12 @@ pub async fn render(
             }
             "authd_bans_active" => {
                 bans.get_or_create(&l).set(clamp(c.value));
+            }
+            "authd_login_refused" => {
+                refused.get_or_create(&l).inc_by(c.value);
+            }
+            "authd_password_checks" => {
+                password_checks.get_or_create(&l).inc_by(c.value);
             }
             crate::relay::TUNNEL_BYTES_IN => {
                 tunnel_in.get_or_create(&l).inc_by(c.value);

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use super::AppState;
-use crate::authd::regulation::Regulator;
+use crate::authd::regulation::{Regulator, Step, Verdict};
 use crate::identity::Identity;
 use crate::settings::{AuthdSettings, Settings};
 use crate::store::{Store, StoreError};
@@ -109,7 +109,7 @@ impl TwoFactor {
     pub async fn check_code(&self, store: &Store, actor: &str, secret: &str, code: &str) -> Result<(), TwoFactorError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let limits = AuthdSettings::default();
-        if self.regulator.banned(actor, "panel", now) {
+        if let Verdict::Refuse { .. } = self.regulator.check(actor, "panel", Step::Totp, now, &limits) {
             return Err(TwoFactorError::Banned);
         }
         let claimed = match totp::verify(secret, code, now) {
@@ -117,7 +117,7 @@ impl TwoFactor {
             None => false,
         };
         if !claimed {
-            self.regulator.fail(actor, "panel", now, &limits);
+            self.regulator.fail(actor, "panel", Step::Totp, now, &limits);
             return Err(TwoFactorError::BadCode);
         }
         Ok(())

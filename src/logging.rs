@@ -19,13 +19,15 @@ pub fn init(settings: &LogSettings) {
 }
 
 /// Middleware: a span per request with method, route and client address;
-/// health checks log at DEBUG, everything else at INFO.
+/// health checks log at DEBUG, everything else at INFO. The path is logged
+/// with its secrets masked ([`crate::redact`]): invitation links carry their
+/// token in the path, and these logs stream to operators.
 pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let method = req.method().to_string();
-    let path = req.path().to_string();
+    let path = crate::redact::line(req.path()).into_owned();
     let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let span = tracing::info_span!("request", %method, %path, %peer);
     let started = std::time::Instant::now();

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod openapi;
+pub mod origin;
 mod routes;
 pub mod session;
 pub mod ui;
@@ -118,6 +119,9 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
             web::scope("/api")
                 .wrap(middleware::from_fn(session::require_second_factor))
                 .wrap(middleware::from_fn(auth::identify))
+                // Outermost: a cross-site request is refused before anything
+                // (identity, onboarding state) can answer differently.
+                .wrap(middleware::from_fn(origin::same_origin_only))
                 .configure(routes::health::configure)
                 .configure(routes::onboarding::configure)
                 .configure(routes::keys::configure)

@@ -237,6 +237,8 @@ pub async fn finish_restore(state: &AppState, restore: &crate::backup::StagedRes
 /// Runs the panel until SIGTERM/SIGINT (actix stops gracefully on both).
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let restored = apply_confirmed_restore(&settings.data_dir);
+    // A restore or a copy made by hand can leave secrets readable by others.
+    crate::init::secure_data_dir(&settings);
     let state = web::Data::new(AppState::load(settings).await?);
     if let Some(restore) = &restored {
         finish_restore(&state, restore).await;

@@ -42,3 +42,51 @@ pub async fn log_request(
     }
     Ok(res.map_into_boxed_body())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::test::{TestRequest, call_service, init_service};
+    use actix_web::{App, HttpResponse, middleware, web};
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The request log of the panel and authd (both wrap this middleware)
+    /// names the path of an invitation without its token, in the request
+    /// line and in every event inside the request's span.
+    #[actix_web::test]
+    async fn request_logs_mask_invitation_tokens() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = init_service(App::new().wrap(middleware::from_fn(super::log_request)).route(
+            "/{tail:.*}",
+            web::to(|| async {
+                tracing::warn!("inside the handler");
+                HttpResponse::Ok().finish()
+            }),
+        ))
+        .await;
+        for uri in ["/invite/SECRETtoken1", "/api/invite/SECRETtoken2", "/invite/SECRETtoken3/accept"] {
+            call_service(&app, TestRequest::post().uri(uri).to_request()).await;
+        }
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("SECRETtoken"), "{text}");
+        for path in ["path=/invite/*** ", "path=/api/invite/*** ", "path=/invite/***/accept "] {
+            assert_eq!(text.matches(path).count(), 2, "{path} on the request line and the handler's event: {text}");
+        }
+    }
+}

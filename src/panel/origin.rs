@@ -23,8 +23,10 @@
 //!
 //! WebSocket handshakes are GETs that no CORS rule protects, and the log and
 //! provisioning streams read secrets: they get the same check, except that
-//! a browser's own `Sec-Fetch-Site: same-origin` is enough for them (the UI
-//! opens them from whatever address the admin typed).
+//! the UI opens them from whatever address the admin typed, so for them an
+//! `Origin` naming the address the request was sent to (its `Host`) or the
+//! browser's own `Sec-Fetch-Site: same-origin` is enough. A foreign page
+//! cannot make a browser send another site's `Host` with its own `Origin`.
 //!
 //! Requests with neither header (curl, scripts, API keys, agents) pass.
 //! Refusals are 403 `{"error","details"}` and audited as
@@ -86,6 +88,14 @@ async fn own_origins(state: &AppState, channel: Channel, peer: Option<IpAddr>, h
     own
 }
 
+/// Whether `origin` (`scheme://host[:port]`) names the authority the request
+/// was sent to.
+fn origin_names_host(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    authority.is_some_and(|a| a.eq_ignore_ascii_case(host))
+}
+
 /// Why a request looks cross-site, if it does (before the origin list).
 fn fetch_site_refusal(headers: &HeaderMap) -> Option<String> {
     match header(headers, "sec-fetch-site").map(str::to_ascii_lowercase).as_deref() {
@@ -108,8 +118,9 @@ pub async fn same_origin_only(
     let presented = header(headers, "origin").map(|o| o.chars().take(MAX_ORIGIN).collect::<String>());
     let same_origin = header(headers, "sec-fetch-site").is_some_and(|s| s.eq_ignore_ascii_case("same-origin"));
     let mut refusal = fetch_site_refusal(headers);
+    let same_host = presented.as_deref().is_some_and(|o| origin_names_host(o, header(headers, "host")));
     if refusal.is_none()
-        && !(upgrade && same_origin)
+        && !(upgrade && (same_origin || same_host))
         && let Some(presented) = &presented
     {
         let state = req.app_data::<web::Data<AppState>>().expect("AppState registered").clone();
@@ -142,6 +153,16 @@ mod tests {
     fn origins_leave_the_default_port_out() {
         assert_eq!(origin("panel.example.com", 443), "https://panel.example.com");
         assert_eq!(origin("203.0.113.10", 9292), "https://203.0.113.10:9292");
+    }
+
+    #[test]
+    fn origins_naming_the_host() {
+        assert!(origin_names_host("http://127.0.0.1:8080", Some("127.0.0.1:8080")));
+        assert!(origin_names_host("https://Panel.example.com", Some("panel.example.com")));
+        assert!(!origin_names_host("https://evil.example", Some("panel.example.com")));
+        assert!(!origin_names_host("https://panel.example.com.evil.example", Some("panel.example.com")));
+        assert!(!origin_names_host("null", Some("null")));
+        assert!(!origin_names_host("https://panel.example.com", None));
     }
 
     #[test]

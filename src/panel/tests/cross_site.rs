@@ -98,6 +98,17 @@ async fn cross_site_websocket_handshakes_are_refused() {
     assert_eq!(w.call(Who::CrossOriginBrowser, stream).await.status(), 403);
     let from_ui = logs().insert_header(("Origin", "http://127.0.0.1:8080")).insert_header(("Sec-Fetch-Site", "same-origin"));
     assert_eq!(w.call(Who::Admin, from_ui).await.status(), 101);
+    // Browsers without fetch metadata on WebSockets: the Origin names the Host.
+    let same_host = logs().insert_header(("Origin", "http://127.0.0.1:8080")).insert_header(("Host", "127.0.0.1:8080"));
+    assert_eq!(w.call(Who::Admin, same_host).await.status(), 101);
+    let foreign = logs().insert_header(("Origin", "https://evil.example")).insert_header(("Host", "127.0.0.1:8080"));
+    assert_eq!(w.call(Who::Admin, foreign).await.status(), 403);
+    // State-changing requests stay with the panel's own origins.
+    let post = TestRequest::post()
+        .uri("/api/services/relay/stop")
+        .insert_header(("Origin", "http://127.0.0.1:8080"))
+        .insert_header(("Host", "127.0.0.1:8080"));
+    assert_eq!(w.call(Who::Admin, post).await.status(), 403);
     let own = logs().insert_header(("Origin", "https://203.0.113.10:9292"));
     assert_eq!(w.call(Who::Admin, own).await.status(), 101);
     assert_eq!(w.call(Who::Admin, logs()).await.status(), 101, "no browser headers: a script");

@@ -66,11 +66,12 @@ pub struct Tightened {
 /// The most each secret place may allow: `(path, mask)`; a mode is tightened
 /// to `mode & mask`.
 ///
-/// - The data dir: owner only, plus traversal (`x`) for its group. In the
-///   image the entry script gives `/data` to nginx's worker group (`0710
-///   portico:www-data`): the workers serve `sites/`, `acme/challenges/` and
-///   the certificate help page under `nginx/` and must pass through, but
-///   cannot list it. Everything secret below carries its own mode.
+/// - The data dir: nobody but its owner may list or write it; traversal
+///   (`x`) may stay. nginx's workers serve `sites/`, `acme/challenges/` and
+///   the certificate help page under `nginx/` and must pass through. In the
+///   image the entry script sets `0710 portico:www-data` (only nginx's worker
+///   group passes); elsewhere the workers' user is unknown, so `0711` is the
+///   loosest mode kept. Everything secret below carries its own mode.
 /// - `portico.db` and its `-wal`/`-shm`/`-journal`: the HMAC root secret,
 ///   every user's TOTP secret and password hash. 0600.
 /// - `pki/`, the backups dir, `.restore/` and `logs/` (s6-log, as portico):
@@ -80,7 +81,7 @@ pub struct Tightened {
 fn secret_places(settings: &Settings) -> Vec<(PathBuf, u32)> {
     let data = &settings.data_dir;
     let db = settings.db_path();
-    let mut places = vec![(data.clone(), 0o710)];
+    let mut places = vec![(data.clone(), 0o711)];
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut name = db.clone().into_os_string();
         name.push(suffix);
@@ -209,7 +210,7 @@ mod tests {
         let changed: Vec<(PathBuf, u32, u32)> =
             tightened.iter().map(|t| (t.path.clone(), t.old_mode, t.new_mode)).collect();
         for want in [
-            (data.clone(), 0o755, 0o710),
+            (data.clone(), 0o755, 0o711),
             (settings.db_path(), 0o644, 0o600),
             (wal.clone(), 0o644, 0o600),
             (data.join("pki"), 0o755, 0o700),

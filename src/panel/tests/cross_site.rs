@@ -16,8 +16,7 @@ fn new_key(i: usize) -> TestRequest {
 }
 
 async fn cross_site_entries(w: &World) -> Vec<crate::store::AuditEntry> {
-    let query =
-        crate::store::AuditQuery { action: Some("request.cross_site".into()), limit: 50, ..Default::default() };
+    let query = crate::store::AuditQuery { action: Some("request.cross_site".into()), limit: 50, ..Default::default() };
     w.state.store.audit_entries(query).await.unwrap().0
 }
 
@@ -45,7 +44,9 @@ async fn the_panels_own_origins_pass() {
     assert_eq!(w.call(Who::Admin, typed).await.status(), 201);
 
     let ingress = |i, origin: &str| {
-        own(i, origin).insert_header(("X-Forwarded-Host", "ha.example:8123")).insert_header(("X-Forwarded-Proto", "https"))
+        own(i, origin)
+            .insert_header(("X-Forwarded-Host", "ha.example:8123"))
+            .insert_header(("X-Forwarded-Proto", "https"))
     };
     assert_eq!(w.call(Who::IngressUser, ingress(9, "https://ha.example:8123")).await.status(), 201);
     assert_eq!(w.call(Who::IngressUser, ingress(10, "http://ha.example:8123")).await.status(), 403, "scheme");
@@ -96,7 +97,8 @@ async fn cross_site_websocket_handshakes_are_refused() {
     assert_eq!(w.call(Who::CrossSiteBrowser, logs()).await.status(), 403);
     let stream = upgrade(TestRequest::get().uri("/api/onboarding/provision/stream"));
     assert_eq!(w.call(Who::CrossOriginBrowser, stream).await.status(), 403);
-    let from_ui = logs().insert_header(("Origin", "http://127.0.0.1:8080")).insert_header(("Sec-Fetch-Site", "same-origin"));
+    let from_ui =
+        logs().insert_header(("Origin", "http://127.0.0.1:8080")).insert_header(("Sec-Fetch-Site", "same-origin"));
     assert_eq!(w.call(Who::Admin, from_ui).await.status(), 101);
     // Browsers without fetch metadata on WebSockets: the Origin names the Host.
     let same_host = logs().insert_header(("Origin", "http://127.0.0.1:8080")).insert_header(("Host", "127.0.0.1:8080"));

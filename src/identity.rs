@@ -22,10 +22,15 @@ pub enum Capability {
     SitesRead,
     #[serde(rename = "sites:write")]
     SitesWrite,
+    /// Live service logs. Logs name users, addresses and paths, so this is
+    /// never implied: an agent holds it only when granted explicitly, and of
+    /// the API key scopes only `admin` carries it.
+    #[serde(rename = "logs:read")]
+    LogsRead,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 8] = [
         Capability::TunnelsRead,
         Capability::TunnelsWrite,
         Capability::ServicesRead,
@@ -33,6 +38,7 @@ impl Capability {
         Capability::SystemRead,
         Capability::SitesRead,
         Capability::SitesWrite,
+        Capability::LogsRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +50,7 @@ impl Capability {
             Capability::SystemRead => "system:read",
             Capability::SitesRead => "sites:read",
             Capability::SitesWrite => "sites:write",
+            Capability::LogsRead => "logs:read",
         }
     }
 
@@ -53,7 +60,12 @@ impl Capability {
 
     /// Read capabilities are granted to API keys with the `read` scope.
     pub fn is_read(self) -> bool {
-        self.as_str().ends_with(":read")
+        self.as_str().ends_with(":read") && !self.admin_only_for_keys()
+    }
+
+    /// Capabilities that no `read` or `write` key carries, only `admin`.
+    pub fn admin_only_for_keys(self) -> bool {
+        self == Capability::LogsRead
     }
 }
 
@@ -64,8 +76,9 @@ impl fmt::Display for Capability {
 }
 
 /// API key scopes. `read` opens every route an agent reaches with a `*:read`
-/// capability; `write` adds the `*:write` ones; `admin` opens every route,
-/// admin-only ones included (keys, certificates, onboarding).
+/// capability except `logs:read`; `write` adds the `*:write` ones; `admin`
+/// opens every route, admin-only ones and live logs included (keys,
+/// certificates, onboarding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -150,6 +163,7 @@ pub fn authorize(who: &Identity, need: Need) -> Result<(), Denied> {
             let ok = scopes.contains(&Scope::Admin)
                 || match need {
                     Need::Admin => false,
+                    Need::Capability(c) if c.admin_only_for_keys() => false,
                     Need::Capability(c) if c.is_read() => {
                         scopes.contains(&Scope::Read) || scopes.contains(&Scope::Write)
                     }
@@ -249,6 +263,9 @@ mod tests {
             (key(&[Scope::Write]), Need::Admin, Err(Denied::KeyScope)),
             (key(&[Scope::Admin]), Need::Admin, Ok(())),
             (key(&[]), Need::Capability(TunnelsRead), Err(Denied::KeyScope)),
+            (key(&[Scope::Read]), Need::Capability(LogsRead), Err(Denied::KeyScope)),
+            (key(&[Scope::Write]), Need::Capability(LogsRead), Err(Denied::KeyScope)),
+            (key(&[Scope::Admin]), Need::Capability(LogsRead), Ok(())),
         ];
         for (who, need, want) in cases {
             assert_eq!(authorize(&who, need), want, "{who:?} {need:?}");

@@ -25,6 +25,7 @@ pub mod pipe;
 pub mod pki;
 pub mod protocol;
 pub mod provision;
+pub mod redact;
 pub mod relay;
 pub mod services;
 pub mod settings;

@@ -152,9 +152,15 @@ fn last_lines(path: &Path, n: usize, budget: u64, filter: &Filter) -> (Vec<Strin
     (kept, len - end)
 }
 
+/// A line as clients see it: cut to [`MAX_LINE`], lossily decoded, and with
+/// its secrets masked ([`crate::redact`]). Lines written before redaction
+/// existed, or by a program that does not redact (nginx's error log quotes
+/// request lines), are masked here; the filter sees the masked text too, so
+/// a `q` search cannot fish for a token.
 fn clean(bytes: &[u8]) -> String {
     let bytes = &bytes[..bytes.len().min(MAX_LINE)];
-    String::from_utf8_lossy(bytes).trim_end_matches('\r').to_string()
+    let text = String::from_utf8_lossy(bytes);
+    crate::redact::line(text.trim_end_matches('\r')).into_owned()
 }
 
 /// Follows `current` from its end: [`Follower::poll`] returns the lines
@@ -323,6 +329,26 @@ mod tests {
         std::fs::write(&current, "").unwrap();
         append(&current, "after truncate\n");
         assert_eq!(f.poll(), ["after truncate"]);
+    }
+
+    /// Lines already on disk with a secret (older releases, nginx's error
+    /// log) reach no client: tail and follower mask them, and a text filter
+    /// cannot find the secret.
+    #[test]
+    fn secrets_in_written_lines_are_masked_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let current = dir.path().join("current");
+        append(&current, "INFO request{method=GET path=/invite/SECRETtok peer=1.2.3.4}: status=200\n");
+        let mut f = Follower::new(dir.path());
+        append(&current, "[error] 9#9: *1 request: \"POST /api/invite/SECRETtok HTTP/1.1\"\n");
+        let tail = tail(dir.path(), 10, &Filter::default());
+        let followed = f.poll();
+        for line in tail.iter().chain(&followed) {
+            assert!(!line.contains("SECRETtok"), "{line}");
+            assert!(line.contains("/invite/***"), "{line}");
+        }
+        assert_eq!((tail.len(), followed.len()), (2, 1));
+        assert!(super::tail(dir.path(), 10, &Filter::new(None, Some("SECRETtok"))).is_empty());
     }
 
     #[test]

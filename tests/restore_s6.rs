@@ -180,7 +180,8 @@ async fn confirming_a_restore_in_the_wizard_restarts_the_panel_under_s6_and_appl
 
     let boundary = "MoVeBoUnDaRy";
     let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"passphrase\"\r\n\r\n{PASS}\r\n\
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{token}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"passphrase\"\r\n\r\n{PASS}\r\n\
          --{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"b.tar.zst.age\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"
     )
@@ -188,8 +189,7 @@ async fn confirming_a_restore_in_the_wizard_restarts_the_panel_under_s6_and_appl
     body.extend_from_slice(&archive);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let ctype = format!("multipart/form-data; boundary={boundary}");
-    let path = format!("/onboarding/restore?_csrf={token}");
-    let staged = request(addr, "POST", &path, &new_serial, Some((&ctype, &body)));
+    let staged = request(addr, "POST", "/onboarding/restore", &new_serial, Some((&ctype, &body)));
     assert_eq!((staged.status, staged.location.as_deref()), (303, Some("/onboarding?flash=restore_staged")));
 
     let before = panel_pid(&scan);

@@ -132,12 +132,13 @@ pub async fn identify(
     let class = classify(req.path());
 
     if channel == Channel::Ingress && !peer.is_some_and(|p| state.settings.is_ingress_peer(p)) {
-        tracing::warn!(peer = ?peer, path = req.path(), "ingress request from an untrusted peer refused");
+        let path = crate::redact::line(req.path()).into_owned();
+        tracing::warn!(peer = ?peer, %path, "ingress request from an untrusted peer refused");
         audit::record(
             &state.store,
             &format!("peer:{}", peer.map(|p| p.to_string()).unwrap_or_default()),
             "ingress.refused",
-            req.path(),
+            &path,
             Outcome::Denied,
             None,
         )
@@ -159,7 +160,7 @@ pub async fn identify(
                 &state.store,
                 &actor,
                 "request.denied",
-                req.path(),
+                &crate::redact::line(req.path()),
                 Outcome::Denied,
                 Some(serde_json::json!({ "reason": denied.to_string() })),
             )
@@ -202,7 +203,7 @@ fn require(req: &HttpRequest, need: Need) -> Result<Identity, ApiError> {
     let who = identity_of(req).ok_or(ApiError::from(Denied::Unauthenticated))?;
     if let Err(denied) = identity::authorize(&who, need) {
         if let Some(state) = req.app_data::<web::Data<AppState>>().cloned() {
-            let (actor, path) = (who.actor(), req.path().to_string());
+            let (actor, path) = (who.actor(), crate::redact::line(req.path()).into_owned());
             actix_web::rt::spawn(async move {
                 let details = serde_json::json!({ "reason": denied.to_string() });
                 audit::record(&state.store, &actor, "request.denied", &path, Outcome::Denied, Some(details)).await;
@@ -257,6 +258,7 @@ capability_markers! {
     ServicesWrite => ServicesWrite,
     SitesRead => SitesRead,
     SitesWrite => SitesWrite,
+    LogsRead => LogsRead,
 }
 
 /// A caller holding capability `C` (admins hold all).

@@ -22,6 +22,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A browser sent a state-changing request from another site; the
+    /// string says which header gave it away.
+    #[error("Cross-site request refused")]
+    CrossSite(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -71,7 +75,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::CrossSite(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone => StatusCode::GONE,
@@ -93,6 +97,7 @@ impl ResponseError for ApiError {
                 tracing::error!(error = %context, "request failed");
                 json!({ "error": self.to_string() })
             }
+            ApiError::CrossSite(reason) => json!({ "error": self.to_string(), "details": reason }),
             ApiError::ConfigRejected(d) | ApiError::ReloadFailed(d) => {
                 json!({ "error": self.to_string(), "details": d })
             }

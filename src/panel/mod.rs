@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod openapi;
+pub mod origin;
 mod routes;
 pub mod session;
 pub mod ui;
@@ -118,6 +119,9 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
             web::scope("/api")
                 .wrap(middleware::from_fn(session::require_second_factor))
                 .wrap(middleware::from_fn(auth::identify))
+                // Outermost: a cross-site request is refused before anything
+                // (identity, onboarding state) can answer differently.
+                .wrap(middleware::from_fn(origin::same_origin_only))
                 .configure(routes::health::configure)
                 .configure(routes::onboarding::configure)
                 .configure(routes::keys::configure)
@@ -233,6 +237,8 @@ pub async fn finish_restore(state: &AppState, restore: &crate::backup::StagedRes
 /// Runs the panel until SIGTERM/SIGINT (actix stops gracefully on both).
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let restored = apply_confirmed_restore(&settings.data_dir);
+    // A restore or a copy made by hand can leave secrets readable by others.
+    crate::init::secure_data_dir(&settings);
     let state = web::Data::new(AppState::load(settings).await?);
     if let Some(restore) = &restored {
         finish_restore(&state, restore).await;

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::*;
 use crate::store::{NewApiKey, NewEnrollmentToken};
 
+mod cross_site;
 mod dns;
 mod nginx;
 pub(crate) mod ops;
@@ -133,7 +134,25 @@ enum Who {
     KeyExpired,
     IngressUser,
     IngressFromOutsider,
+    /// The admin's browser on a foreign page: client certificate,
+    /// `Sec-Fetch-Site: cross-site`, a foreign `Origin`.
+    CrossSiteBrowser,
+    /// The same from a browser without fetch metadata: only `Origin`.
+    CrossOriginBrowser,
+    /// A page on a sibling name (a tunnel under the same domain).
+    SameSiteBrowser,
+    /// A foreign page in the browser of a Home Assistant user.
+    IngressCrossSite,
 }
+
+/// Browsers on foreign pages: refused on every route but GET/HEAD, where
+/// they get what their identity gets (`as` names that column).
+const CROSS_SITE: [(Who, Who); 4] = [
+    (Who::CrossSiteBrowser, Who::Admin),
+    (Who::CrossOriginBrowser, Who::Admin),
+    (Who::SameSiteBrowser, Who::Admin),
+    (Who::IngressCrossSite, Who::IngressUser),
+];
 
 const COLUMNS: [Who; 12] = [
     Who::Nobody,
@@ -192,6 +211,25 @@ impl World {
             ),
             Who::IngressFromOutsider => {
                 (Channel::Ingress, req.peer_addr(peer(OUTSIDER)).insert_header(("X-Remote-User-Name", "mallory")))
+            }
+            Who::CrossSiteBrowser => {
+                let (channel, req) = self.as_who(Who::Admin, req);
+                let req = req.insert_header(("Sec-Fetch-Site", "cross-site"));
+                (channel, req.insert_header(("Origin", "https://evil.example")))
+            }
+            Who::CrossOriginBrowser => {
+                let (channel, req) = self.as_who(Who::Admin, req);
+                (channel, req.insert_header(("Origin", "https://evil.example")))
+            }
+            Who::SameSiteBrowser => {
+                let (channel, req) = self.as_who(Who::Admin, req);
+                let req = req.insert_header(("Sec-Fetch-Site", "same-site"));
+                (channel, req.insert_header(("Origin", "https://app.example.com")))
+            }
+            Who::IngressCrossSite => {
+                let (channel, req) = self.as_who(Who::IngressUser, req);
+                let req = req.insert_header(("X-Forwarded-Host", "ha.example:8123"));
+                (channel, req.insert_header(("Origin", "https://evil.example")))
             }
         }
     }
@@ -378,7 +416,8 @@ fn routes() -> Vec<Route> {
         r("PUT", "/api/agents/ghost/sites", |_| Some(json!({"sites": ["docs"]})), ADMIN_MISSING),
         r("GET", "/api/services", no_body, SERVICES_READ),
         r("POST", "/api/services/relay/restart", no_body, [401, 409, 401, 403, 403, 403, 403, 409, 409, 401, 409, 403]),
-        r("GET", "/api/services/relay/logs", no_body, [401, 400, 401, 403, 403, 403, 400, 400, 400, 401, 400, 403]),
+        // Live logs: `logs:read`, which no `read`/`write` key holds.
+        r("GET", "/api/services/relay/logs", no_body, [401, 400, 401, 403, 403, 403, 403, 403, 400, 401, 400, 403]),
         r("GET", "/api/system/stats", no_body, SYSTEM_READ),
         r(
             "POST",
@@ -392,11 +431,24 @@ fn routes() -> Vec<Route> {
 }
 
 /// Every route of the panel core × every kind of caller, after onboarding.
+/// Cross-site browsers come first: a refused request has no effect, and a
+/// GET has none either, so the columns after them see the same world.
 #[actix_web::test]
 async fn authorization_matrix() {
     let mut failures = Vec::new();
     for route in routes() {
         let w = completed_world().await;
+        for (who, like) in CROSS_SITE {
+            let safe = route.method == "GET" || route.method == "HEAD";
+            let like = COLUMNS.iter().position(|c| *c == like).unwrap();
+            let want = if safe { route.expect[like] } else { 403 };
+            let res = w.call(who, request(&route, COLUMNS.len() + like)).await;
+            let got = res.status().as_u16();
+            let body = String::from_utf8_lossy(&read_body(res).await).to_string();
+            if got != want || (!safe && !body.contains("Cross-site request refused")) {
+                failures.push(format!("{} {} as {who:?}: want {want}, got {got} {body}", route.method, route.path));
+            }
+        }
         for (cell, who) in COLUMNS.iter().enumerate() {
             let res = w.call(*who, request(&route, cell)).await;
             let got = res.status().as_u16();
@@ -873,6 +925,32 @@ async fn bodies_over_the_limit_are_refused() {
         .await;
     assert_eq!(res.status(), 400);
     assert!(json_body(res).await["error"].as_str().unwrap().starts_with("Invalid"));
+}
+
+/// The matrix has a row for every documented route and method, so a route
+/// added tomorrow fails here until it has one (and with it the cross-site
+/// browser cells).
+#[actix_web::test]
+async fn matrix_covers_every_documented_route() {
+    let w = world().await;
+    let doc = json_body(w.call(Who::Nobody, TestRequest::get().uri("/api/openapi.json")).await).await;
+    let rows = routes();
+    let segments = |p: &str| p.split('?').next().unwrap_or_default().split('/').map(str::to_string).collect::<Vec<_>>();
+    let mut missing = Vec::new();
+    for (path, entry) in doc["paths"].as_object().unwrap() {
+        for method in entry.as_object().unwrap().keys() {
+            let covered = rows.iter().any(|r| {
+                let (d, m) = (segments(path), segments(r.path));
+                r.method.eq_ignore_ascii_case(method)
+                    && d.len() == m.len()
+                    && d.iter().zip(&m).all(|(d, m)| d == m || d.starts_with('{'))
+            });
+            if !covered {
+                missing.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "routes without a row in the authorization matrix: {missing:?}");
 }
 
 #[actix_web::test]

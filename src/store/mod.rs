@@ -112,9 +112,21 @@ fn configure(conn: &mut Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
+/// Creates the database file readable by its owner only (0600) when it does
+/// not exist yet: it holds the install's HMAC root secret and every user's
+/// TOTP secret. SQLite gives its `-wal` and `-shm` files the database
+/// file's mode.
+/// An existing file keeps its mode (the start-up check in [`crate::init`]
+/// tightens it); any other failure is left for SQLite to report with the path.
+fn create_private(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+}
+
 impl Store {
     /// Opens (creating if needed) the database and applies pending migrations.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        create_private(path);
         let manager = SqliteConnectionManager::file(path).with_init(configure);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)

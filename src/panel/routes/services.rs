@@ -1,5 +1,7 @@
 //! `/api/services`: the appliance's services, their actions and live logs.
-//! Reading needs `services:read`, acting `services:write`; every action is audited.
+//! Reading the list needs `services:read`, acting `services:write` (every
+//! action is audited); live logs need `logs:read`, which only the admin, an
+//! `admin` API key or an agent granted it explicitly hold.
 
 use std::time::Duration;
 
@@ -9,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, Outcome};
 use crate::logs::{self, Filter, Level};
 use crate::panel::AppState;
-use crate::panel::auth::{Cap, ServicesRead, ServicesWrite};
+use crate::panel::auth::{Cap, LogsRead, ServicesRead, ServicesWrite};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiQuery;
 use crate::services::{self, ServiceError, ServiceInfo};
@@ -115,7 +117,8 @@ pub fn log_request(query: LogQuery) -> Result<(usize, Filter), ApiError> {
 
 /// Live logs over a WebSocket: the last `lines` lines (default 200), then new
 /// lines as the service writes them, across log rotation; one text message
-/// per line. Closing the socket ends the follower.
+/// per line, secrets masked. Closing the socket ends the follower. Needs
+/// `logs:read` (not part of the `read` or `write` key scopes).
 #[utoipa::path(tag = "services",
     params(("name" = String, Path), ("lines" = Option<u32>, Query), ("level" = Option<String>, Query),
         ("q" = Option<String>, Query)),
@@ -123,7 +126,7 @@ pub fn log_request(query: LogQuery) -> Result<(usize, Filter), ApiError> {
 #[get("/services/{name}/logs")]
 pub async fn live_logs(
     state: web::Data<AppState>,
-    _who: Cap<ServicesRead>,
+    _who: Cap<LogsRead>,
     name: web::Path<String>,
     query: ApiQuery<LogQuery>,
     req: HttpRequest,

@@ -1,6 +1,7 @@
 //! `/api/sites/{id}/files`: list, upload (multipart, streamed to disk) and
 //! delete a site's files.
 
+use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use futures_util::StreamExt;
@@ -97,7 +98,8 @@ pub async fn upload(
 ) -> Result<HttpResponse, ApiError> {
     let site = sites::get(&state.store, &who.0, site_id(&id)?).await?;
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    Ok(HttpResponse::Ok().json(Uploaded { files: store_upload(&state, &who.0, &site, ctype, payload).await? }))
+    let files = store_upload(&state, &who.0, &site, ctype, payload.boxed_local()).await?;
+    Ok(HttpResponse::Ok().json(Uploaded { files }))
 }
 
 /// Streams a multipart body into `site` (all or nothing) and audits it: the
@@ -107,7 +109,7 @@ pub(crate) async fn store_upload(
     who: &Identity,
     site: &Site,
     ctype: &str,
-    mut payload: web::Payload,
+    mut payload: futures_util::stream::LocalBoxStream<'static, Result<bytes::Bytes, PayloadError>>,
 ) -> Result<Vec<FileEntry>, ApiError> {
     let boundary = multer::parse_boundary(ctype)
         .map_err(|_| ApiError::field("body", "send multipart/form-data with one file part per path"))?;

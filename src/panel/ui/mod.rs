@@ -50,6 +50,7 @@ mod sites;
 mod spark;
 mod system;
 mod tunnels;
+mod upload;
 mod users;
 
 #[cfg(test)]

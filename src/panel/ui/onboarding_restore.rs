@@ -15,7 +15,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::form::UiForm;
-use super::restore::{Staging, UploadQuery, confirm, discard_staged, stage_request};
+use super::restore::{Staging, confirm, discard_staged, stage_request};
 use super::{PageError, UiAdmin};
 use crate::onboarding::OnboardingState;
 
@@ -40,16 +40,12 @@ fn still_open(ui: &UiAdmin) -> Result<(), PageError> {
     }
 }
 
-/// `POST /onboarding/restore?_csrf=…` (multipart: `passphrase`, `archive`).
-async fn upload(
-    ui: UiAdmin,
-    query: web::Query<UploadQuery>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, PageError> {
-    ui.check_csrf(&query.csrf, req.path()).await?;
+/// `POST /onboarding/restore` (multipart: `_csrf` first, then `passphrase`
+/// and `archive`).
+async fn upload(ui: UiAdmin, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, PageError> {
+    let body = ui.checked_upload(&req, payload).await?;
     still_open(&ui)?;
-    match stage_request(&ui, &req, payload, TARGET).await? {
+    match stage_request(&ui, &req, body, TARGET).await? {
         Staging::Staged => Ok(ui.redirect("/onboarding?flash=restore_staged")),
         Staging::Refused(status, message) => {
             let mut p = super::onboarding::page(&ui).await?;

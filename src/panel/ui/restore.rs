@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 
 use super::form::UiForm;
+use super::upload::Body;
 use super::{PageError, UiAdmin};
 use crate::audit::{self, Outcome};
 use crate::backup::{BackupError, StagedRestore, staged};
@@ -62,7 +63,7 @@ impl From<BackupError> for Refusal {
 
 /// Writes the `archive` part to `dest` (at most `max` bytes) and returns the
 /// `passphrase` part; parts may come in either order.
-async fn receive(payload: web::Payload, ctype: &str, dest: &Path, max: u64) -> Result<String, Refusal> {
+async fn receive(payload: Body, ctype: &str, dest: &Path, max: u64) -> Result<String, Refusal> {
     let boundary = multer::parse_boundary(ctype)
         .map_err(|_| Refusal::Bad("Send the form as multipart/form-data with the archive and passphrase.".into()))?;
     // The request body is not `Send`; the parser wants a `Send` stream.
@@ -162,12 +163,6 @@ pub(super) async fn view(ui: &UiAdmin, action: &'static str) -> Result<RestoreVi
     })
 }
 
-#[derive(serde::Deserialize)]
-pub(super) struct UploadQuery {
-    #[serde(rename = "_csrf", default)]
-    pub csrf: String,
-}
-
 /// What became of an upload.
 pub(super) enum Staging {
     Staged,
@@ -177,11 +172,11 @@ pub(super) enum Staging {
 
 /// Receives the multipart upload (`passphrase`, `archive`) of `req` and
 /// stages it; audits `backup.restore.stage` with `target`. The caller has
-/// checked the CSRF token.
+/// checked the CSRF token ([`UiAdmin::checked_upload`]).
 pub(super) async fn stage_request(
     ui: &UiAdmin,
     req: &HttpRequest,
-    payload: web::Payload,
+    payload: Body,
     target: &str,
 ) -> Result<Staging, PageError> {
     let max = ui.state.settings.backup.restore_max_bytes;
@@ -215,7 +210,7 @@ pub(super) async fn stage_request(
 
 async fn stage_upload(
     ui: &UiAdmin,
-    payload: web::Payload,
+    payload: Body,
     ctype: &str,
     data_dir: &Path,
     max: u64,
@@ -281,16 +276,11 @@ pub(super) async fn discard_staged(ui: &UiAdmin, target: &str) -> Result<(), Pag
     Ok(())
 }
 
-/// `POST /backups/restore?_csrf=…` (multipart: `passphrase`, `archive`).
-/// The CSRF token rides in the query so the body streams to disk unread.
-async fn upload(
-    ui: UiAdmin,
-    query: web::Query<UploadQuery>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, PageError> {
-    ui.check_csrf(&query.csrf, req.path()).await?;
-    match stage_request(&ui, &req, payload, "").await? {
+/// `POST /backups/restore` (multipart: `_csrf` first, then `passphrase`
+/// and `archive`). The token is checked before the archive is read.
+async fn upload(ui: UiAdmin, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, PageError> {
+    let body = ui.checked_upload(&req, payload).await?;
+    match stage_request(&ui, &req, body, "").await? {
         Staging::Staged => Ok(ui.redirect("/backups?flash=restore_staged")),
         Staging::Refused(status, message) => {
             let mut p = super::backups::page(&ui).await?;

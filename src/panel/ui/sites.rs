@@ -199,28 +199,21 @@ async fn edit(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageE
     }
 }
 
-#[derive(serde::Deserialize)]
-struct UploadQuery {
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
-}
-
 /// `multipart/form-data` from `<input type=file multiple>` (or a folder
 /// with `webkitdirectory`: each part's filename is its relative path). The
-/// CSRF token rides in the query string so the body can stream straight to
-/// the same code as `POST /api/sites/{id}/files`.
+/// CSRF token is the form's first part; the rest of the body streams
+/// straight to the same code as `POST /api/sites/{id}/files`.
 async fn upload(
     ui: UiAdmin,
     id: web::Path<String>,
-    query: web::Query<UploadQuery>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, PageError> {
-    ui.check_csrf(&query.csrf, req.path()).await?;
+    let body = ui.checked_upload(&req, payload).await?;
     let id = site_id(&id)?;
     let site = sites::get(&ui.state.store, &ui.who, id).await.map_err(ApiError::from)?;
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    match site_files::store_upload(&ui.state, &ui.who, &site, ctype, payload).await {
+    match site_files::store_upload(&ui.state, &ui.who, &site, ctype, body).await {
         Ok(_) => Ok(ui.redirect(&format!("/sites/{id}?flash=files_uploaded"))),
         Err(e) => {
             let status = e.status_code();

@@ -63,7 +63,7 @@ fn nothing_staged(ui: &Ui) {
 }
 
 fn offers_upload(page: &Page, base: &str) -> bool {
-    page.body.contains(&format!("action=\"{base}{UPLOAD}?_csrf="))
+    page.body.contains(&format!("action=\"{base}{UPLOAD}\" enctype=\"multipart/form-data\""))
 }
 
 #[actix_web::test]

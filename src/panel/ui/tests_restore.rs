@@ -27,11 +27,13 @@ async fn upload(ui: &Ui, csrf: &str, passphrase: &str, archive: &[u8]) -> Page {
     upload_to(ui, "/backups/restore", csrf, passphrase, archive).await
 }
 
-/// Posts a restore form at `path`: passphrase and archive as multipart parts.
+/// Posts a restore form at `path` as a browser does: the CSRF token, the
+/// passphrase and the archive as multipart parts, in the form's order.
 pub(super) async fn upload_to(ui: &Ui, path: &str, csrf: &str, passphrase: &str, archive: &[u8]) -> Page {
     let boundary = "RsToReBoUnDaRy";
     let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"passphrase\"\r\n\r\n{passphrase}\r\n\
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"passphrase\"\r\n\r\n{passphrase}\r\n\
          --{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"b.tar.zst.age\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"
     )
@@ -39,7 +41,7 @@ pub(super) async fn upload_to(ui: &Ui, path: &str, csrf: &str, passphrase: &str,
     body.extend_from_slice(archive);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let req = TestRequest::post()
-        .uri(&format!("{path}?_csrf={csrf}"))
+        .uri(path)
         .insert_header(("Content-Type", format!("multipart/form-data; boundary={boundary}")))
         .set_payload(body);
     let (channel, req) = ui.dress(req);
@@ -111,6 +113,10 @@ async fn restore_needs_the_csrf_token() {
         let refused = upload(&ui, token, PASS, &archive).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     }
+    // The token in the URL, as forms sent it before, counts for nothing.
+    let csrf = ui.get("/backups").await.csrf();
+    let in_query = upload_to(&ui, &format!("/backups/restore?_csrf={csrf}"), "", PASS, &archive).await;
+    assert_eq!(in_query.status, StatusCode::FORBIDDEN, "{}", in_query.body);
     assert_eq!(staged::staged(&ui.state.settings.data_dir).unwrap(), None);
     let staged = upload(&ui, &ui.get("/backups").await.csrf(), PASS, &archive).await;
     assert_eq!(staged.status, StatusCode::SEE_OTHER, "{}", staged.body);
@@ -189,7 +195,8 @@ async fn a_staged_restore_can_be_discarded_and_works_under_ingress() {
     let archive = take_backup(&ui).await;
     let ingress = ui.as_ingress("alice");
     let page = ingress.get("/backups").await;
-    assert!(page.body.contains(&format!("action=\"{INGRESS}/backups/restore?_csrf=")), "{}", page.body);
+    assert!(page.body.contains(&format!("action=\"{INGRESS}/backups/restore\"")), "{}", page.body);
+    assert!(!page.body.contains("?_csrf="), "no token in a URL: {}", page.body);
     assert_urls_under(&page.body, INGRESS);
     let staged = upload(&ingress, &page.csrf(), PASS, &archive).await;
     assert_eq!(staged.status, StatusCode::SEE_OTHER, "{}", staged.body);
@@ -205,4 +212,26 @@ async fn a_staged_restore_can_be_discarded_and_works_under_ingress() {
     assert_eq!(discarded.location, Some(format!("{INGRESS}/backups?flash=restore_discarded")));
     assert_eq!(staged::staged(&ui.state.settings.data_dir).unwrap(), None);
     assert!(ui.audit_actions().await.contains(&"backup.restore.discard".to_string()));
+}
+
+/// No form or link of the upload pages carries the CSRF token in its URL
+/// (request logs, the browser's history and `Referer` would keep it): the
+/// token is the first part of the multipart body.
+#[actix_web::test]
+async fn no_upload_form_puts_the_csrf_token_in_a_url() {
+    let fresh = super::tests::ui_with(|_| {}).await;
+    let ui = completed_ui().await;
+    let csrf = ui.get("/sites").await.csrf();
+    let made = ui.post("/sites", Some(&csrf), &[("name", "docs"), ("access", "public")]).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let id = ui.state.store.sites().await.unwrap()[0].id;
+    for page in [fresh.get("/onboarding").await, ui.get("/backups").await, ui.get(&format!("/sites/{id}")).await] {
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("enctype=\"multipart/form-data\""), "an upload form: {}", page.body);
+        assert!(!page.body.contains("_csrf="), "a token in a URL: {}", page.body);
+        for form in page.body.split("enctype=\"multipart/form-data\">").skip(1) {
+            let first = form.trim_start().split('\n').next().unwrap_or_default();
+            assert!(first.contains("name=\"_csrf\""), "the token leads the form: {form}");
+        }
+    }
 }

@@ -92,10 +92,10 @@ async fn bring_your_own_shows_field_errors_then_installs() {
     assert!(installed.body.contains("manual (uploaded)"), "{}", installed.body);
 }
 
-/// A multipart upload to the site page, CSRF token in the query string.
+/// A multipart upload to the site page, CSRF token as the first part.
 async fn upload(ui: &Ui, id: i64, csrf: &str, files: &[(&str, &str)]) -> super::tests::Page {
     let boundary = "XbOuNdArYx";
-    let mut body = String::new();
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n");
     for (path, content) in files {
         body.push_str(&format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{path}\"\r\n\
@@ -104,7 +104,7 @@ async fn upload(ui: &Ui, id: i64, csrf: &str, files: &[(&str, &str)]) -> super::
     }
     body.push_str(&format!("--{boundary}--\r\n"));
     let req = actix_web::test::TestRequest::post()
-        .uri(&format!("/sites/{id}/files?_csrf={csrf}"))
+        .uri(&format!("/sites/{id}/files"))
         .insert_header(("Content-Type", format!("multipart/form-data; boundary={boundary}")))
         .set_payload(body);
     let (channel, req) = ui.dress(req);

@@ -205,7 +205,7 @@ async fn live_logs_follow_rotation_filter_and_free_everything() {
     append(&current, "2026-01-01T00:00:01Z  INFO one\n2026-01-01T00:00:02Z  WARN two\n");
     let addr = serve(w.state.clone());
 
-    let mut socket = open_logs(addr, &w.key_read, "?lines=2").await;
+    let mut socket = open_logs(addr, &w.key_admin, "?lines=2").await;
     assert!(next_line(&mut socket).await.ends_with("INFO one"));
     assert!(next_line(&mut socket).await.ends_with("WARN two"));
     append(&current, "2026-01-01T00:00:03Z ERROR three\n");
@@ -219,24 +219,24 @@ async fn live_logs_follow_rotation_filter_and_free_everything() {
     socket.close(None).await.unwrap();
 
     // Filters apply to the tail and to followed lines.
-    let mut socket = open_logs(addr, &w.key_read, "?lines=10&level=warn").await;
+    let mut socket = open_logs(addr, &w.key_admin, "?lines=10&level=warn").await;
     assert!(next_line(&mut socket).await.ends_with("WARN two"));
     assert!(next_line(&mut socket).await.ends_with("ERROR three"));
     append(&current, "2026-01-01T00:00:06Z  INFO quiet\n2026-01-01T00:00:07Z  WARN loud\n");
     assert!(next_line(&mut socket).await.ends_with("WARN loud"));
     socket.close(None).await.unwrap();
-    let mut socket = open_logs(addr, &w.key_read, "?lines=10&q=ROTATION").await;
+    let mut socket = open_logs(addr, &w.key_admin, "?lines=10&q=ROTATION").await;
     assert!(next_line(&mut socket).await.ends_with("last before rotation"));
     assert!(next_line(&mut socket).await.ends_with("first after rotation"));
     socket.close(None).await.unwrap();
 
     // Bad filters are refused before the upgrade.
-    let client = reqwest_like_get(addr, "/api/services/relay/logs?level=loud", &w.key_read).await;
+    let client = reqwest_like_get(addr, "/api/services/relay/logs?level=loud", &w.key_admin).await;
     assert!(client.starts_with("HTTP/1.1 400"), "{client}");
 
     // 100 connect/disconnect cycles leave no open files behind.
     let cycle = |read: bool| {
-        let key = w.key_read.clone();
+        let key = w.key_admin.clone();
         async move {
             let mut socket = open_logs(addr, &key, "?lines=1").await;
             if read {

@@ -432,4 +432,81 @@ mod tests {
         let msg = peer.next().await.unwrap().unwrap();
         assert_eq!(msg, Message::Binary(Bytes::from_static(b"first frame second frame")));
     }
+
+    /// Streams whose reader stops reading (a visitor that never reads its
+    /// download) make the receiving side buffer at most every stream's
+    /// initial window plus the session's headroom, also after their windows
+    /// grew while they were read fast.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_buffers_a_bounded_amount_for_readers_that_stall() {
+        use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio_tungstenite::tungstenite::protocol::Role;
+
+        const STREAMS: usize = 64;
+        const READ_FIRST: u64 = 1024 * 1024;
+        const DUPLEX: usize = 1 << 20;
+        let (a, b) = tokio::io::duplex(DUPLEX);
+        let relay = WsIo::new(WebSocketStream::from_raw_socket(a, Role::Client, Some(ws_config())).await);
+        let agent = WsIo::new(WebSocketStream::from_raw_socket(b, Role::Server, Some(ws_config())).await);
+        let relay = yamux::Connection::new(relay, yamux_config(), yamux::Mode::Client);
+        let agent = yamux::Connection::new(agent, yamux_config(), yamux::Mode::Server);
+        let written = Arc::new(AtomicU64::new(0));
+        let (open_tx, open_rx) = mpsc::channel(STREAMS);
+        tokio::spawn(drive(relay, open_rx, drop));
+        let (_agent_open, agent_open) = mpsc::channel(1);
+        let w = written.clone();
+        tokio::spawn(drive(agent, agent_open, move |mut stream| {
+            // The agent side sends as fast as the stream takes it.
+            let w = w.clone();
+            tokio::spawn(async move {
+                let chunk = vec![7u8; 16 * 1024];
+                while let Ok(n) = stream.write(&chunk).await {
+                    w.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            });
+        }));
+        let read = Arc::new(AtomicU64::new(0));
+        let mut readers = Vec::new();
+        for _ in 0..STREAMS {
+            let (tx, rx) = oneshot::channel();
+            open_tx.send(tx).await.unwrap();
+            let mut stream = rx.await.unwrap().unwrap();
+            stream.write_all(b"x").await.unwrap(); // opens it on the other side
+            let read = read.clone();
+            readers.push(tokio::spawn(async move {
+                // Read fast for a while, so the window grows; then stall.
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut got = 0;
+                while got < READ_FIRST {
+                    let n = stream.read(&mut buf[..(READ_FIRST - got).min(64 * 1024) as usize]).await.unwrap();
+                    got += n as u64;
+                    read.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                stream
+            }));
+        }
+        let mut held = Vec::new();
+        for r in readers {
+            held.push(r.await.unwrap());
+        }
+        // Nobody reads now; wait until the senders stopped being able to send.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = written.load(Ordering::Relaxed);
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = written.load(Ordering::Relaxed);
+            if now == last {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the senders never stalled");
+            last = now;
+        }
+        let buffered = (last - read.load(Ordering::Relaxed)) as usize;
+        // What the receiver may hold, plus what can be in flight in between.
+        let bound = STREAMS * yamux::DEFAULT_CREDIT as usize + WINDOW_HEADROOM + DUPLEX + 2 * MAX_WS_MESSAGE;
+        assert!(buffered <= bound, "{buffered} bytes buffered for stalled readers, more than {bound}");
+        drop(held);
+    }
 }

@@ -437,6 +437,8 @@ pub async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
         }
         let _ = tx.send(true);
     });
-    Relay::new(store, settings.trusted_proxies.clone()).run(agents, visitors, rx).await?;
+    let limits =
+        Limits { half_close: Duration::from_secs(listen.half_close_timeout_secs.into()), ..Limits::default() };
+    Relay::with_limits(store, settings.trusted_proxies.clone(), limits).run(agents, visitors, rx).await?;
     Ok(())
 }

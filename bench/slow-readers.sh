@@ -34,7 +34,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
     wait 2>/dev/null || true
-    rm -rf "$W"
+    [ -n "${KEEP:-}" ] && cp -r "$W/logs" /tmp/slow-logs; rm -rf "$W"
 }
 trap cleanup EXIT
 
@@ -60,8 +60,8 @@ export PORTICO__RELAY__AGENTS_LISTEN=127.0.0.1:$P_AGENTS PORTICO__RELAY__VISITOR
 "$BIN" relay 2>>"$W/logs/relay.log" &
 RELAY=$!
 PIDS+=("$RELAY")
-for _ in $(seq 100); do [ -f "$W/data/portico.db" ] && break; sleep 0.05; done
-sleep 0.3
+# The relay creates the store and its tables at start.
+for _ in $(seq 300); do sqlite3 "$W/data/portico.db" "SELECT 1 FROM tunnels LIMIT 1" >/dev/null 2>&1 && break; sleep 0.1; done
 now=$(date +%s)
 sqlite3 -cmd ".timeout 5000" "$W/data/portico.db" "
   INSERT INTO agents (label, capabilities, created_at) VALUES ('home', 'tunnels:read', $now);

@@ -9,10 +9,11 @@
 //! back as soon as the writer caught up.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -122,20 +123,31 @@ impl Direction {
 
 /// Copies `a` → `b` and `b` → `a` until both reached their end, shutting
 /// each writer down after its reader's end (so half-closes pass through).
+/// Once one direction ended, the other has `half_close` to end too; after
+/// that the copy fails with `TimedOut` and both sides are dropped (a peer
+/// that closed while the other side stays silent would otherwise keep the
+/// connection, and its socket in CLOSE_WAIT, forever).
 /// Returns the bytes copied each way; the first error ends both.
-pub async fn copy_bidirectional<A, B>(a: &mut A, b: &mut B) -> io::Result<(u64, u64)>
+pub async fn copy_bidirectional<A, B>(a: &mut A, b: &mut B, half_close: Duration) -> io::Result<(u64, u64)>
 where
     A: AsyncRead + AsyncWrite + Unpin + ?Sized,
     B: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
     let mut a_to_b = Direction::default();
     let mut b_to_a = Direction::default();
+    let mut deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
     poll_fn(|cx| {
         let ab = a_to_b.poll_copy(cx, a, b)?;
         let ba = b_to_a.poll_copy(cx, b, a)?;
-        ready!(ab);
-        ready!(ba);
-        Poll::Ready(Ok((a_to_b.total, b_to_a.total)))
+        if ab.is_ready() && ba.is_ready() {
+            return Poll::Ready(Ok((a_to_b.total, b_to_a.total)));
+        }
+        if ab.is_ready() || ba.is_ready() {
+            let sleep = deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(half_close)));
+            ready!(sleep.as_mut().poll(cx));
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "half-closed for too long")));
+        }
+        Poll::Pending
     })
     .await
 }
@@ -156,7 +168,7 @@ mod tests {
         // through the held buffer.
         let (mut client, mut a) = duplex(64);
         let (mut b, mut server) = duplex(64);
-        let copier = tokio::spawn(async move { copy_bidirectional(&mut a, &mut b).await });
+        let copier = tokio::spawn(async move { copy_bidirectional(&mut a, &mut b, Duration::from_secs(30)).await });
         let up = pattern(300_000);
         let down = pattern(500_000);
         let (up2, down2) = (up.clone(), down.clone());
@@ -183,7 +195,7 @@ mod tests {
         let (client, mut a) = duplex(1024);
         let (mut b, server) = duplex(1024);
         drop(server);
-        let copier = tokio::spawn(async move { copy_bidirectional(&mut a, &mut b).await });
+        let copier = tokio::spawn(async move { copy_bidirectional(&mut a, &mut b, Duration::from_secs(30)).await });
         let mut client = client;
         // Writing towards a dropped peer fails (broken pipe) and ends the copy.
         let _ = client.write_all(b"hello").await;
@@ -205,5 +217,23 @@ mod tests {
         let mut got = [0u8; 64];
         server.read_exact(&mut got).await.unwrap();
         assert_eq!(got.to_vec(), pattern(64));
+    }
+
+    #[tokio::test]
+    async fn a_connection_half_closed_for_too_long_is_closed() {
+        let (mut client, mut a) = duplex(1024);
+        let (mut b, mut server) = duplex(1024);
+        let copier =
+            tokio::spawn(async move { copy_bidirectional(&mut a, &mut b, Duration::from_millis(200)).await });
+        // The client is done sending; the server reads that end and then says nothing.
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(5), copier).await.expect("the copy ended").unwrap();
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        // Both sides see the connection end.
+        let mut rest = Vec::new();
+        assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0);
+        assert!(server.write_all(b"late").await.is_err());
     }
 }

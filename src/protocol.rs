@@ -31,19 +31,36 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-/// The protocol version both sides must speak.
-pub const VERSION: u16 = 1;
+/// The protocol version both sides must speak. Version 2: a stream starts
+/// with a 16 KiB window (version 1: yamux's 256 KiB), and the relay tells the
+/// agent its tunnels whenever they change ([`encode_routes`]).
+pub const VERSION: u16 = 2;
 /// How often each side pings the other over an idle link.
 pub const PING_EVERY: Duration = Duration::from_secs(1);
 /// A link that carried nothing (not even a pong) for this long is dead.
 pub const DEAD_AFTER: Duration = Duration::from_secs(5);
 /// Concurrent streams per agent.
 pub const MAX_STREAMS: usize = 1024;
-/// Receive window a session may grant beyond every stream's initial 256 KiB,
-/// bytes: what lets one stream's window grow past bandwidth × RTT.
-pub const WINDOW_HEADROOM: usize = 64 * 1024 * 1024;
-/// Largest handshake message, bytes.
+/// Receive window a session may grant beyond every stream's initial window
+/// (`yamux::DEFAULT_CREDIT`, 16 KiB), bytes: what lets one stream's window
+/// grow past bandwidth × RTT (one stream up to half of it: 4 MiB, 80 MB/s
+/// at 50 ms). With [`MAX_STREAMS`] it bounds what one session can make its
+/// receiver buffer when nobody reads: 1,024 × 16 KiB + 8 MiB = 24 MiB.
+pub const WINDOW_HEADROOM: usize = 8 * 1024 * 1024;
+/// Largest handshake message the agent accepts (the relay's welcome lists
+/// every tunnel of the agent), bytes.
 pub const MAX_HANDSHAKE: usize = 64 * 1024;
+/// Largest hello the relay reads from an agent, bytes: a WebSocket message
+/// or frame announcing more is refused before its body is read.
+pub const MAX_HELLO: usize = 4 * 1024;
+/// Largest WebSocket message or frame once the session runs, bytes: the
+/// coalesced yamux frames ([`WRITE_CHUNK`] plus one frame of at most 16 KiB).
+pub const MAX_WS_MESSAGE: usize = 128 * 1024;
+/// Largest route update ([`encode_routes`]), bytes.
+pub const MAX_ROUTES: usize = 64 * 1024;
+/// How long a relayed connection may stay half-closed (one direction ended,
+/// the other silent) before both are closed, by default.
+pub const HALF_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// WebSocket messages are coalesced up to this many bytes, bytes.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// tungstenite's read chunk and write buffer, bytes. Its default (128 KiB)
@@ -106,30 +123,76 @@ pub fn encode_open(target: &str) -> Vec<u8> {
     out
 }
 
-/// Reads the stream-open header.
-pub async fn read_open<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<String> {
-    let len = r.read_u16().await? as usize;
-    if len > 1024 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "open header too long"));
-    }
-    let mut buf = vec![0; len];
-    r.read_exact(&mut buf).await?;
-    String::from_utf8(buf).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "open header not utf-8"))
+/// The open header's length field that marks a route update instead of a target.
+const ROUTES_MARK: u16 = u16::MAX;
+
+/// A route update (protocol version 2): the relay opens a stream, writes
+/// [`ROUTES_MARK`], a u32 length (big endian) and the agent's tunnels as JSON,
+/// and closes it. The agent dials only targets of its current tunnels.
+pub fn encode_routes(routes: &[Route]) -> Vec<u8> {
+    let json = serde_json::to_vec(routes).unwrap_or_default();
+    let mut out = Vec::with_capacity(6 + json.len());
+    out.extend_from_slice(&ROUTES_MARK.to_be_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    out
 }
 
-/// The WebSocket settings of both sides.
+/// What a stream opened by the relay asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Open {
+    /// Dial this target and relay bytes.
+    Target(String),
+    /// The agent's tunnels changed to these.
+    Routes(Vec<Route>),
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// Reads the stream-open header.
+pub async fn read_open<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Open> {
+    let len = r.read_u16().await?;
+    if len == ROUTES_MARK {
+        let len = r.read_u32().await? as usize;
+        if len > MAX_ROUTES {
+            return Err(invalid("route update too long"));
+        }
+        let mut buf = vec![0; len];
+        r.read_exact(&mut buf).await?;
+        return serde_json::from_slice(&buf).map(Open::Routes).map_err(|_| invalid("route update not valid"));
+    }
+    if len > 1024 {
+        return Err(invalid("open header too long"));
+    }
+    let mut buf = vec![0; len as usize];
+    r.read_exact(&mut buf).await?;
+    String::from_utf8(buf).map(Open::Target).map_err(|_| invalid("open header not utf-8"))
+}
+
+/// The WebSocket settings of a running session, both sides.
 pub fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(WS_BUFFER).write_buffer_size(WS_BUFFER)
+    WebSocketConfig::default()
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
+        .max_message_size(Some(MAX_WS_MESSAGE))
+        .max_frame_size(Some(MAX_WS_MESSAGE))
+}
+
+/// The relay's WebSocket settings until the agent's hello was read.
+pub fn hello_ws_config() -> WebSocketConfig {
+    ws_config().max_message_size(Some(MAX_HELLO)).max_frame_size(Some(MAX_HELLO))
 }
 
 /// The yamux settings of both sides.
 pub fn yamux_config() -> yamux::Config {
     let mut cfg = yamux::Config::default();
-    // 256 KiB initial credit per stream is yamux's floor; stream windows grow
-    // (towards 2 × bandwidth × RTT; ×64 per step while at most half of the
-    // headroom left goes to one step, ×2 after; one stream at most half of
-    // it) only into the headroom above it.
-    cfg.set_max_connection_receive_window(Some(MAX_STREAMS * 256 * 1024 + WINDOW_HEADROOM));
+    // Every stream's initial credit (16 KiB, the patched yamux's floor);
+    // stream windows grow (towards 2 × bandwidth × RTT; ×64 per step while
+    // at most half of the headroom left goes to one step, ×2 after; one
+    // stream at most half of it) only into the headroom above it.
+    cfg.set_max_connection_receive_window(Some(MAX_STREAMS * yamux::DEFAULT_CREDIT as usize + WINDOW_HEADROOM));
     cfg.set_max_num_streams(MAX_STREAMS);
     cfg
 }
@@ -275,8 +338,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> futures_util::io::AsyncWrite for WsIo<S>
     }
 }
 
-/// A request to open an outbound stream.
-pub type OpenRequest = oneshot::Sender<yamux::Stream>;
+/// A request to open an outbound stream; answered with the stream, or with
+/// the reason it cannot be opened now (the session goes on).
+pub type OpenRequest = oneshot::Sender<Result<yamux::Stream, yamux::ConnectionError>>;
 
 /// Drives a yamux session until it ends: opens outbound streams for
 /// requests on `open`, and hands every inbound stream to `inbound`.
@@ -302,7 +366,13 @@ where
             match conn.poll_new_outbound(cx) {
                 Poll::Ready(Ok(stream)) => {
                     if let Some(req) = waiting.pop_front() {
-                        let _ = req.send(stream);
+                        let _ = req.send(Ok(stream));
+                    }
+                }
+                // The stream limit refuses this stream, never the session.
+                Poll::Ready(Err(yamux::ConnectionError::TooManyStreams)) => {
+                    if let Some(req) = waiting.pop_front() {
+                        let _ = req.send(Err(yamux::ConnectionError::TooManyStreams));
                     }
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -336,7 +406,9 @@ mod tests {
     #[tokio::test]
     async fn open_header_round_trips() {
         let bytes = encode_open("127.0.0.1:8080");
-        assert_eq!(read_open(&mut &bytes[..]).await.unwrap(), "127.0.0.1:8080");
+        assert_eq!(read_open(&mut &bytes[..]).await.unwrap(), Open::Target("127.0.0.1:8080".into()));
+        let routes = vec![Route { name: "app".into(), target: "127.0.0.1:8080".into() }];
+        assert_eq!(read_open(&mut &encode_routes(&routes)[..]).await.unwrap(), Open::Routes(routes));
     }
 
     /// Frames flushed one by one leave together, as one message, once the
@@ -359,5 +431,82 @@ mod tests {
         assert!(io.read(&mut buf).now_or_never().is_none(), "nothing was sent to read");
         let msg = peer.next().await.unwrap().unwrap();
         assert_eq!(msg, Message::Binary(Bytes::from_static(b"first frame second frame")));
+    }
+
+    /// Streams whose reader stops reading (a visitor that never reads its
+    /// download) make the receiving side buffer at most every stream's
+    /// initial window plus the session's headroom, also after their windows
+    /// grew while they were read fast.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_buffers_a_bounded_amount_for_readers_that_stall() {
+        use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio_tungstenite::tungstenite::protocol::Role;
+
+        const STREAMS: usize = 64;
+        const READ_FIRST: u64 = 1024 * 1024;
+        const DUPLEX: usize = 1 << 20;
+        let (a, b) = tokio::io::duplex(DUPLEX);
+        let relay = WsIo::new(WebSocketStream::from_raw_socket(a, Role::Client, Some(ws_config())).await);
+        let agent = WsIo::new(WebSocketStream::from_raw_socket(b, Role::Server, Some(ws_config())).await);
+        let relay = yamux::Connection::new(relay, yamux_config(), yamux::Mode::Client);
+        let agent = yamux::Connection::new(agent, yamux_config(), yamux::Mode::Server);
+        let written = Arc::new(AtomicU64::new(0));
+        let (open_tx, open_rx) = mpsc::channel(STREAMS);
+        tokio::spawn(drive(relay, open_rx, drop));
+        let (_agent_open, agent_open) = mpsc::channel(1);
+        let w = written.clone();
+        tokio::spawn(drive(agent, agent_open, move |mut stream| {
+            // The agent side sends as fast as the stream takes it.
+            let w = w.clone();
+            tokio::spawn(async move {
+                let chunk = vec![7u8; 16 * 1024];
+                while let Ok(n) = stream.write(&chunk).await {
+                    w.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            });
+        }));
+        let read = Arc::new(AtomicU64::new(0));
+        let mut readers = Vec::new();
+        for _ in 0..STREAMS {
+            let (tx, rx) = oneshot::channel();
+            open_tx.send(tx).await.unwrap();
+            let mut stream = rx.await.unwrap().unwrap();
+            stream.write_all(b"x").await.unwrap(); // opens it on the other side
+            let read = read.clone();
+            readers.push(tokio::spawn(async move {
+                // Read fast for a while, so the window grows; then stall.
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut got = 0;
+                while got < READ_FIRST {
+                    let n = stream.read(&mut buf[..(READ_FIRST - got).min(64 * 1024) as usize]).await.unwrap();
+                    got += n as u64;
+                    read.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                stream
+            }));
+        }
+        let mut held = Vec::new();
+        for r in readers {
+            held.push(r.await.unwrap());
+        }
+        // Nobody reads now; wait until the senders stopped being able to send.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = written.load(Ordering::Relaxed);
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = written.load(Ordering::Relaxed);
+            if now == last {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the senders never stalled");
+            last = now;
+        }
+        let buffered = (last - read.load(Ordering::Relaxed)) as usize;
+        // What the receiver may hold, plus what can be in flight in between.
+        let bound = STREAMS * yamux::DEFAULT_CREDIT as usize + WINDOW_HEADROOM + DUPLEX + 2 * MAX_WS_MESSAGE;
+        assert!(buffered <= bound, "{buffered} bytes buffered for stalled readers, more than {bound}");
+        drop(held);
     }
 }

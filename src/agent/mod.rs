@@ -9,6 +9,7 @@ pub mod tls;
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -22,10 +23,17 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 pub use config::{AgentConfig, AgentState, Status, default_dir};
 
-use crate::protocol::{self, Handshake, OPEN_OK, OPEN_REFUSED, Route, WsIo};
+use crate::protocol::{self, Handshake, OPEN_FORBIDDEN, OPEN_OK, OPEN_REFUSED, Open, Route, WsIo};
 
 /// How long dialing the relay or a target may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stream naming a target that is not (yet) one of this agent's
+/// tunnels waits for a route update that adds it, before it is refused: the
+/// relay sends the update as the tunnel appears, possibly just behind the
+/// first visitor's stream.
+const ROUTE_GRACE: Duration = Duration::from_secs(2);
+/// Longest reason from a relay's HTTP refusal that is shown, bytes.
+const MAX_REASON: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentRunError {
@@ -139,7 +147,9 @@ async fn session(opts: &RunOptions, attempt: &mut u32) -> Result<(), AgentRunErr
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls::connect(tls, &host, port, opts.connect_to))
             .await
             .map_err(|_| timed_out())??;
-        let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(protocol::ws_config())).await?;
+        let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(protocol::ws_config()))
+            .await
+            .map_err(upgrade_error)?;
         return serve_ws(opts, ws, attempt).await;
     }
     let port = uri.port_u16().unwrap_or(80);
@@ -158,8 +168,22 @@ async fn session(opts: &RunOptions, attempt: &mut u32) -> Result<(), AgentRunErr
     };
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, dial).await.map_err(|_| timed_out())??;
     tcp.set_nodelay(true)?;
-    let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(protocol::ws_config())).await?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, tcp, Some(protocol::ws_config())).await.map_err(upgrade_error)?;
     serve_ws(opts, ws, attempt).await
+}
+
+/// A relay that refuses the upgrade (403) says why in the body: the agent
+/// was revoked, is unknown, or its certificate is not trusted.
+fn upgrade_error(e: tokio_tungstenite::tungstenite::Error) -> AgentRunError {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(resp) if resp.status().as_u16() == 403 => {
+            let body = resp.body().as_deref().unwrap_or_default();
+            let reason = String::from_utf8_lossy(&body[..body.len().min(MAX_REASON)]).trim().to_string();
+            AgentRunError::Refused(if reason.is_empty() { "the relay refused this agent".into() } else { reason })
+        }
+        e => AgentRunError::Ws(e),
+    }
 }
 
 /// Handshake, then serve streams until the session ends.
@@ -184,21 +208,39 @@ where
     *attempt = 0;
     let started = Instant::now();
     tracing::info!(relay = %opts.relay, tunnels = tunnels.len(), "connected to relay");
-    write_status(opts, AgentState::Connected, None, tunnels);
+    write_status(opts, AgentState::Connected, None, tunnels.clone());
     let conn = yamux::Connection::new(WsIo::new(ws), protocol::yamux_config(), yamux::Mode::Server);
     let (_open_tx, open_rx) = mpsc::channel(1);
+    let routes = Arc::new(watch::Sender::new(tunnels));
+    let status = Arc::new(opts.clone());
     let result = protocol::drive(conn, open_rx, |stream| {
-        tokio::spawn(serve_stream(stream));
+        tokio::spawn(serve_stream(stream, routes.clone(), status.clone()));
     })
     .await;
     tracing::info!(after_ms = started.elapsed().as_millis() as u64, "relay session ended");
     result.map_err(|e| AgentRunError::Io(io::Error::other(e)))
 }
 
-/// Serves one stream: dial its target, answer the status byte, relay bytes.
-async fn serve_stream(stream: yamux::Stream) {
+/// Serves one stream: a route update, or a target to dial (only one of
+/// this agent's tunnels), answer the status byte, relay bytes.
+async fn serve_stream(stream: yamux::Stream, routes: Arc<watch::Sender<Vec<Route>>>, opts: Arc<RunOptions>) {
     let mut stream = stream.compat();
-    let Ok(target) = protocol::read_open(&mut stream).await else { return };
+    let target = match protocol::read_open(&mut stream).await {
+        Ok(Open::Target(target)) => target,
+        Ok(Open::Routes(update)) => {
+            tracing::info!(tunnels = update.len(), "tunnels changed");
+            write_status(&opts, AgentState::Connected, None, update.clone());
+            routes.send_replace(update);
+            return;
+        }
+        Err(_) => return,
+    };
+    if !assigned(&routes, &target).await {
+        tracing::warn!(%target, "refusing a target that is not one of this agent's tunnels");
+        let _ = stream.write_all(&[OPEN_FORBIDDEN]).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     let dialed = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.as_str())).await;
     let mut tcp = match dialed {
         Ok(Ok(tcp)) => tcp,
@@ -219,7 +261,16 @@ async fn serve_stream(stream: yamux::Stream) {
     if stream.write_all(&[OPEN_OK]).await.is_err() {
         return;
     }
-    let _ = crate::pipe::copy_bidirectional(&mut stream, &mut tcp).await;
+    let _ = crate::pipe::copy_bidirectional(&mut stream, &mut tcp, protocol::HALF_CLOSE_TIMEOUT).await;
+}
+
+/// Whether `target` is the target of one of this agent's tunnels, waiting
+/// up to [`ROUTE_GRACE`] for a route update that makes it one.
+async fn assigned(routes: &watch::Sender<Vec<Route>>, target: &str) -> bool {
+    let mut rx = routes.subscribe();
+    tokio::time::timeout(ROUTE_GRACE, rx.wait_for(|r| r.iter().any(|t| t.target == target)))
+        .await
+        .is_ok_and(|r| r.is_ok())
 }
 
 /// Entry point of `portico agent …` (called by `main`).

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::protocol::OpenRequest;
+use crate::protocol::{OpenRequest, Route};
 use crate::store::{AgentStatus, ProcessCounter, Store, StoreError};
 
 /// How often the relay asks SQLite whether anything changed.
@@ -44,6 +44,35 @@ pub enum TunnelError {
     Store(#[from] StoreError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What the relay lets agents and visitors hold at once. The defaults are
+/// the production values; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Streams one agent session carries at once. A visitor beyond it waits
+    /// up to `stream_wait` for one to end, then gets a 503 page. Below
+    /// yamux's own limit ([`crate::protocol::MAX_STREAMS`]) so that streams
+    /// the agent is still closing and route updates always fit.
+    pub streams_per_agent: usize,
+    pub stream_wait: Duration,
+    /// How long a visitor connection may stay half-closed (see
+    /// [`crate::pipe::copy_bidirectional`]).
+    pub half_close: Duration,
+    /// Connections of one agent between their request head and a running
+    /// session (the running session itself is replaced by a newer one).
+    pub pending_per_agent: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            streams_per_agent: crate::protocol::MAX_STREAMS - 24,
+            stream_wait: Duration::from_secs(10),
+            half_close: crate::protocol::HALF_CLOSE_TIMEOUT,
+            pending_per_agent: 2,
+        }
+    }
 }
 
 /// A tunnel as the relay routes it.
@@ -71,11 +100,18 @@ struct Session {
     remote: SocketAddr,
     version: u16,
     counters: Arc<Counters>,
+    /// One permit per stream the session may carry (`Limits::streams_per_agent`).
+    streams: Arc<Semaphore>,
+    /// The agent's tunnels, sent to it whenever they change.
+    routes: watch::Sender<Vec<Route>>,
 }
 
 struct Inner {
     store: Store,
     trusted: Vec<IpAddr>,
+    limits: Limits,
+    /// Connections per agent label being set up.
+    pending: Mutex<HashMap<String, usize>>,
     routes: RwLock<HashMap<String, RouteEntry>>,
     sessions: Mutex<HashMap<String, Session>>,
     /// Per tunnel name, since the relay started; taken once per visitor
@@ -94,10 +130,16 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(store: Store, trusted: Vec<IpAddr>) -> Relay {
+        Relay::with_limits(store, trusted, Limits::default())
+    }
+
+    pub fn with_limits(store: Store, trusted: Vec<IpAddr>, limits: Limits) -> Relay {
         Relay {
             inner: Arc::new(Inner {
                 store,
                 trusted,
+                limits,
+                pending: Mutex::default(),
                 routes: RwLock::default(),
                 sessions: Mutex::default(),
                 tunnels: Mutex::default(),
@@ -183,6 +225,14 @@ impl Relay {
         *self.inner.routes.write().unwrap_or_else(|e| e.into_inner()) = routes;
         let connected: Vec<(String, String)> = {
             let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            for (label, s) in sessions.iter() {
+                let now = self.routes_of(label);
+                s.routes.send_if_modified(|r| {
+                    let changed = *r != now;
+                    *r = now;
+                    changed
+                });
+            }
             sessions.iter().map(|(l, s)| (l.clone(), s.serial.clone())).collect()
         };
         for (label, serial) in connected {
@@ -387,6 +437,8 @@ pub async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
         }
         let _ = tx.send(true);
     });
-    Relay::new(store, settings.trusted_proxies.clone()).run(agents, visitors, rx).await?;
+    let limits =
+        Limits { half_close: Duration::from_secs(listen.half_close_timeout_secs.into()), ..Limits::default() };
+    Relay::with_limits(store, settings.trusted_proxies.clone(), limits).run(agents, visitors, rx).await?;
     Ok(())
 }

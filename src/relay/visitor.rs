@@ -68,6 +68,7 @@ pub(super) fn page(status: u16, title: &str, text: &str) -> Vec<u8> {
         400 => "Bad Request",
         404 => "Not Found",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         _ => "Bad Gateway",
     };
     let mut out = format!(
@@ -87,6 +88,14 @@ async fn reply(mut tcp: TcpStream, page: Vec<u8>) {
 
 fn offline() -> Vec<u8> {
     page(502, "This app is offline", "The machine that serves it is not connected right now. Try again in a moment.")
+}
+
+fn busy() -> Vec<u8> {
+    page(
+        503,
+        "This app is busy",
+        "Too many visitors are connected to it right now. Try again in a moment.",
+    )
 }
 
 fn unreachable() -> Vec<u8> {
@@ -132,17 +141,29 @@ impl Relay {
         };
         let session = {
             let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            sessions.get(&route.agent).map(|s| (s.opener.clone(), s.counters.clone()))
+            sessions.get(&route.agent).map(|s| (s.opener.clone(), s.counters.clone(), s.streams.clone()))
         };
-        let Some((opener, counters)) = session else {
+        let Some((opener, counters, streams)) = session else {
             return reply(tcp, offline()).await;
+        };
+        // At the agent's stream limit a visitor waits for a stream to end,
+        // then gets a 503 page; the session and its other streams go on.
+        let _permit = match tokio::time::timeout(self.inner.limits.stream_wait, streams.acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return reply(tcp, offline()).await,
+            Err(_) => {
+                tracing::warn!(tunnel = %name, agent = %route.agent, "stream limit reached; visitor refused");
+                return reply(tcp, busy()).await;
+            }
         };
         let (tx, rx) = oneshot::channel();
         if opener.send(tx).await.is_err() {
             return reply(tcp, offline()).await;
         }
-        let Ok(Ok(stream)) = tokio::time::timeout(OPEN_TIMEOUT, rx).await else {
-            return reply(tcp, offline()).await;
+        let stream = match tokio::time::timeout(OPEN_TIMEOUT, rx).await {
+            Ok(Ok(Ok(stream))) => stream,
+            Ok(Ok(Err(yamux::ConnectionError::TooManyStreams))) => return reply(tcp, busy()).await,
+            _ => return reply(tcp, offline()).await,
         };
         let counters = [counters, self.tunnel_counters(&name)];
         let _guard = OpenGuard::new(counters.clone());
@@ -160,7 +181,7 @@ impl Relay {
         let mut tcp = Counted::new(tcp, counters);
         tcp.count_in(head.len());
         drop(head);
-        let _ = crate::pipe::copy_bidirectional(&mut tcp, &mut stream).await;
+        let _ = crate::pipe::copy_bidirectional(&mut tcp, &mut stream, self.inner.limits.half_close).await;
     }
 }
 

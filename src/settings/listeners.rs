@@ -17,6 +17,9 @@ pub struct RelaySettings {
     pub agents_listen: SocketAddr,
     /// Visitor side; routes each connection by Host.
     pub visitors_listen: SocketAddr,
+    /// Seconds a relayed connection may stay half-closed (one side ended,
+    /// the other silent) before the relay closes it.
+    pub half_close_timeout_secs: u32,
 }
 
 impl Default for RelaySettings {
@@ -24,6 +27,7 @@ impl Default for RelaySettings {
         RelaySettings {
             agents_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
             visitors_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9080),
+            half_close_timeout_secs: crate::protocol::HALF_CLOSE_TIMEOUT.as_secs() as u32,
         }
     }
 }
@@ -43,6 +47,9 @@ impl Settings {
     /// no two share one: nginx must never proxy these hops off the machine,
     /// and a port nobody else binds is the only one it can point at.
     pub(super) fn validate_listeners(&self) -> Result<(), SettingsError> {
+        if !(1..=3600).contains(&self.relay.half_close_timeout_secs) {
+            return Err(SettingsError::invalid("relay.half_close_timeout_secs", "must be between 1 and 3600"));
+        }
         let listeners = self.internal_listeners();
         for (i, &(key, addr)) in listeners.iter().enumerate() {
             if !addr.ip().to_canonical().is_loopback() {

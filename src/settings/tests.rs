@@ -103,6 +103,7 @@ fn validation_errors_name_key_and_env() {
         (&[("PORTICO__RELAY__AGENTS_LISTEN", "[::]:9090")], "relay.agents_listen"),
         (&[("PORTICO__RELAY__VISITORS_LISTEN", "192.168.1.2:9080")], "relay.visitors_listen"),
         (&[("PORTICO__RELAY__VISITORS_LISTEN", "127.0.0.1:9091")], "relay.visitors_listen"),
+        (&[("PORTICO__RELAY__HALF_CLOSE_TIMEOUT_SECS", "0")], "relay.half_close_timeout_secs"),
     ];
     for (vars, key) in cases {
         let sources = Sources { env: env(vars), ..Default::default() };

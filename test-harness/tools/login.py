@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""login.py URL USER PASSWORD TOTP_SECRET --cacert FILE --jar FILE
+"""login.py URL USER PASSWORD TOTP_SECRET --cacert FILE --jar FILE [--resolve HOST:IP]
 
 Signs a visitor in as a browser would: opens URL, follows the redirect to the
 login portal, posts the password form, then the TOTP form (code computed
@@ -9,6 +9,7 @@ cookie as `name=value`. Exit 0 only when the final page is a 200 from URL's host
 import argparse
 import http.cookiejar
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -25,7 +26,12 @@ ap.add_argument("password")
 ap.add_argument("totp_secret")
 ap.add_argument("--cacert", required=True)
 ap.add_argument("--jar", required=True)
+ap.add_argument("--resolve", action="append", default=[], help="HOST:IP, like curl's")
 args = ap.parse_args()
+
+pinned = dict(r.split(":", 1) for r in args.resolve)
+real_getaddrinfo = socket.getaddrinfo
+socket.getaddrinfo = lambda host, *a, **kw: real_getaddrinfo(pinned.get(host, host), *a, **kw)
 
 jar = http.cookiejar.MozillaCookieJar(args.jar)
 ctx = ssl.create_default_context(cafile=args.cacert)

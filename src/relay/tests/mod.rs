@@ -2,6 +2,7 @@
 //! loopback ports, a real SQLite store.
 
 mod app;
+mod limits;
 mod metrics;
 mod nginx;
 
@@ -469,7 +470,8 @@ async fn wrong_version_unknown_agents_and_untrusted_peers_are_refused() {
     opts.version = protocol::VERSION + 1;
     let (_s, rx) = watch::channel(false);
     let err = tokio::time::timeout(Duration::from_secs(5), agent::run(opts, rx)).await.unwrap().unwrap_err();
-    assert!(err.to_string().contains("agent speaks 2, relay speaks 1"), "{err}");
+    let expected = format!("agent speaks {}, relay speaks {}", protocol::VERSION + 1, protocol::VERSION);
+    assert!(err.to_string().contains(&expected), "{err}");
 
     // Unknown label, and a serial that is not this agent's.
     for (label, serial, why) in

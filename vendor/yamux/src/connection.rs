@@ -328,6 +328,9 @@ pub(crate) enum Action {
     Ping(Frame<Ping>),
     /// The connection should be terminated.
     Terminate(Frame<GoAway>),
+    /// Portico: a stream the remote opened is refused (reset); the
+    /// connection goes on.
+    Reset(Frame<Data>),
 }
 
 impl<T> fmt::Debug for Active<T> {
@@ -473,6 +476,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Active<T> {
                             }
                             Action::Terminate(f) => {
                                 log::trace!("{}: sending term", self.id);
+                                self.pending_read_frame.replace(f.into());
+                            }
+                            Action::Reset(f) => {
+                                log::debug!("{}: refusing a stream, limit reached", self.id);
                                 self.pending_read_frame.replace(f.into());
                             }
                         }
@@ -624,9 +631,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Active<T> {
                 log::error!("{}/{}: stream already exists", self.id, stream_id);
                 return Action::Terminate(Frame::protocol_error());
             }
-            if self.streams.len() == self.config.max_num_streams {
-                log::error!("{}: maximum number of streams reached", self.id);
-                return Action::Terminate(Frame::internal_error());
+            if self.streams.len() >= self.config.max_num_streams {
+                // Portico: refuse this stream, keep the others (upstream
+                // ends the whole connection).
+                log::warn!("{}: maximum number of streams reached", self.id);
+                return Action::Reset(Frame::reset_stream(stream_id));
             }
             if frame.body().len() > DEFAULT_CREDIT as usize {
                 log::error!(
@@ -727,9 +736,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Active<T> {
                 log::error!("{}/{}: stream already exists", self.id, stream_id);
                 return Action::Terminate(Frame::protocol_error());
             }
-            if self.streams.len() == self.config.max_num_streams {
-                log::error!("{}: maximum number of streams reached", self.id);
-                return Action::Terminate(Frame::protocol_error());
+            if self.streams.len() >= self.config.max_num_streams {
+                // Portico: refuse this stream, keep the others (upstream
+                // ends the whole connection).
+                log::warn!("{}: maximum number of streams reached", self.id);
+                return Action::Reset(Frame::reset_stream(stream_id));
             }
 
             let Some(credit) = frame.header().credit().checked_add(DEFAULT_CREDIT) else {

@@ -108,6 +108,13 @@ impl Frame<Data> {
         Frame::new(header)
     }
 
+    /// Portico: a reset of stream `id` (refusing a stream).
+    pub fn reset_stream(id: StreamId) -> Self {
+        let mut header = Header::data(id, 0);
+        header.rst();
+        Frame::new(header)
+    }
+
     pub fn body(&self) -> &[u8] {
         &self.body
     }
@@ -163,6 +170,7 @@ impl Frame<GoAway> {
         }
     }
 
+    #[allow(dead_code)] // Portico: a full stream table resets the stream instead
     pub fn internal_error() -> Self {
         Frame {
             header: Header::internal_error(),

@@ -42,7 +42,11 @@ const KIB: usize = 1024;
 const MIB: usize = KIB * 1024;
 const GIB: usize = MIB * 1024;
 
-pub const DEFAULT_CREDIT: u32 = 256 * KIB as u32; // as per yamux specification
+/// A new stream's receive window. Portico: 16 KiB, where the yamux
+/// specification says 256 KiB, so a stream whose reader stalls holds at most
+/// 16 KiB until its window grew; both ends of a Portico tunnel use this crate
+/// (protocol version 2 and later), so they agree.
+pub const DEFAULT_CREDIT: u32 = 16 * KIB as u32;
 
 pub type Result<T> = std::result::Result<T, ConnectionError>;
 

@@ -195,6 +195,7 @@ impl Header<GoAway> {
     }
 
     /// Terminate the session indicating an internal error to the remote.
+    #[allow(dead_code)] // Portico: a full stream table resets the stream instead
     pub fn internal_error() -> Self {
         Self::go_away(2)
     }

@@ -376,3 +376,16 @@ fn png_size(path: &Path) -> (u32, u32) {
     let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     (be(16), be(20))
 }
+
+#[test]
+fn the_apparmor_profile_parses() {
+    // -Q: parse and compile without loading into the kernel; -K: no cache.
+    let out = std::process::Command::new("apparmor_parser")
+        .args(["-Q", "-K"])
+        .arg(repo().join("apparmor.txt"))
+        .output()
+        .expect("apparmor_parser runs (Debian package apparmor; .ci/run installs it)");
+    assert!(out.status.success(), "apparmor.txt does not parse: {}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(repo().join("apparmor.txt")).unwrap();
+    assert!(text.contains("profile portico "), "the profile is named after the add-on's slug");
+}

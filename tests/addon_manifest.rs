@@ -389,3 +389,14 @@ fn the_apparmor_profile_parses() {
     let text = std::fs::read_to_string(repo().join("apparmor.txt")).unwrap();
     assert!(text.contains("profile portico "), "the profile is named after the add-on's slug");
 }
+
+#[test]
+fn the_harness_add_on_starts_from_exactly_the_default_options() {
+    let text = std::fs::read_to_string(repo().join("test-harness/ha/options.json")).unwrap();
+    let harness: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        harness,
+        supervisor_options(json!({})).unwrap(),
+        "droplet-ha's options.json is what a fresh install gets"
+    );
+}

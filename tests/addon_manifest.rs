@@ -400,3 +400,29 @@ fn the_harness_add_on_starts_from_exactly_the_default_options() {
         "droplet-ha's options.json is what a fresh install gets"
     );
 }
+
+#[test]
+fn the_store_repository_shows_the_short_readme_and_the_same_manifest() {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("bash")
+        .arg(repo().join("scripts/addon-repo"))
+        .arg(out.path())
+        .env("IMAGE", "ghcr.io/example/portico-{arch}")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let addon = out.path().join("portico");
+    let readme = std::fs::read_to_string(addon.join("README.md")).unwrap();
+    assert!(readme.len() < 2048, "the store's info tab gets the short README ({} bytes)", readme.len());
+    let project = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(project.len() > 4 * readme.len(), "the project README stays the long one at the root");
+    let text = std::fs::read_to_string(addon.join("config.yaml")).unwrap();
+    let mut published: Value = serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()).unwrap();
+    assert_eq!(published["image"], "ghcr.io/example/portico-{arch}");
+    published.as_object_mut().unwrap().remove("image");
+    assert_eq!(published, manifest(), "the store's manifest is the repository's plus its image");
+    for f in ["DOCS.md", "CHANGELOG.md", "icon.png", "logo.png", "apparmor.txt", "translations/en.yaml"] {
+        assert_eq!(std::fs::read(addon.join(f)).unwrap(), std::fs::read(repo().join(f)).unwrap(), "{f}");
+    }
+    assert!(out.path().join("repository.yaml").is_file());
+}

@@ -189,3 +189,17 @@ async fn the_addon_enrolls_once_from_its_options_and_keeps_its_identity() {
     tx2.send(true).unwrap();
     assert!(task.await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn the_healthcheck_of_the_agent_mode_add_on_asks_its_status_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = start(page(dir.path(), IpAddr::V4(Ipv4Addr::LOCALHOST))).await;
+    let mut settings = Settings { mode: crate::settings::Mode::Agent, ..Default::default() };
+    settings.ingress.listen = addr;
+    let timeout = std::time::Duration::from_secs(2);
+    let s = settings.clone();
+    tokio::task::spawn_blocking(move || crate::healthcheck::run(&s, timeout)).await.unwrap().expect("healthy");
+    settings.ingress.listen = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let err = tokio::task::spawn_blocking(move || crate::healthcheck::run(&settings, timeout)).await.unwrap();
+    assert!(err.unwrap_err().to_string().contains("status page"));
+}

@@ -14,10 +14,16 @@
 # the stages the target needs. For the release image with the classic
 # builder (DOCKER_BUILDKIT=0), which also runs the offline stage, point that
 # stage at public inputs:
-#   docker build --build-arg BASE_IMAGE=debian:bookworm-slim \
+#   docker build --build-arg BASE_IMAGE=debian:12.11-slim \
 #       --build-arg PORTICO_BIN=Cargo.toml -t portico .
 
 ARG BASE_IMAGE=portico-base:bookworm
+# The release image's public bases, pinned: the Rust toolchain the sources
+# are tested with, and a Debian 12 point release (its nginx, s6 and openssl
+# come from the bookworm archive at build time). Raise them together with
+# the local toolchain and test-harness/base.
+ARG RUST_IMAGE=rust:1.95.0-bookworm
+ARG DEBIAN_IMAGE=debian:12.11-slim
 
 FROM ${BASE_IMAGE} AS offline
 # Path of the host-built binary inside the build context.
@@ -35,14 +41,14 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
 ENTRYPOINT ["/usr/local/bin/portico-entry"]
 
 
-FROM rust:1-bookworm AS builder
+FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
 COPY . .
 # A host-built binary may be in the context (see .dockerignore); never use it.
 RUN rm -rf target && cargo build --release --locked
 
 
-FROM debian:bookworm-slim AS release
+FROM ${DEBIAN_IMAGE} AS release
 # bookworm's nginx carries ssl, http_v2, auth_request and realip;
 # nginx-light would only add the echo module.
 RUN apt-get update \

@@ -40,6 +40,11 @@ const DB: &str = "portico.db";
 pub const SUFFIX: &str = ".tar.zst.age";
 const STAGING: &str = ".restore-staging";
 const PREVIOUS: &str = ".restore-previous";
+/// scrypt work factor (log2 N) of new archives. scrypt needs 128·r·N bytes
+/// (r = 8): 2^18 is 256 MiB, which fits the 512 MB appliance next to its
+/// services. age's default calibrates to about a second of CPU and picks 2^19
+/// or more on a fast CPU, which the kernel's memory limit kills mid-backup.
+const WORK_FACTOR: u8 = 18;
 /// zstd level: fast, and most of the data (keys, SQLite pages, sites) compresses little more at higher levels.
 const ZSTD_LEVEL: i32 = 3;
 
@@ -139,7 +144,7 @@ pub fn archive_path(dir: &Path, id: &str) -> Result<PathBuf, BackupError> {
 
 /// Takes a backup of the data directory into `settings.backup_dir()`.
 pub async fn create(store: &Store, settings: &Settings, passphrase: &Secret) -> Result<BackupInfo, BackupError> {
-    create_with(store, settings, passphrase, None).await
+    create_with(store, settings, passphrase, Some(WORK_FACTOR)).await
 }
 
 /// [`create`] with an explicit scrypt work factor (tests use a low one).

@@ -59,6 +59,9 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// The Home Assistant add-on's agent mode: enroll once from the `agent.*`
+    /// settings, run the agent, serve its status page on the ingress port.
+    AddonAgent,
 }
 
 /// `portico-agent`: the agent alone, for home machines. Same subcommands as

@@ -58,6 +58,13 @@ pub fn components(settings: &Settings, timeout: Duration) -> Vec<Component> {
 /// Connects to the panel listener (loopback when it listens on all
 /// addresses) and expects `200` from `/api/health`.
 pub fn run(settings: &Settings, timeout: Duration) -> anyhow::Result<()> {
+    if settings.mode == crate::settings::Mode::Agent {
+        // The agent-mode add-on runs no panel: its status page must answer.
+        let addr = loopback(settings.ingress.listen);
+        TcpStream::connect_timeout(&addr, timeout)
+            .with_context(|| format!("agent status page not reachable on {addr}"))?;
+        return Ok(());
+    }
     check_panel(settings, timeout)?;
     for c in components(settings, timeout) {
         // Outside the appliance only the panel and the store must be there.

@@ -61,6 +61,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Authd => actix_web::rt::System::new().block_on(portico::authd::serve(settings)),
         Command::Relay => portico::relay::runtime()?.block_on(portico::relay::serve(settings)),
         Command::Agent { config_dir, command } => portico::agent::command(config_dir, command),
+        Command::AddonAgent => portico::agent::addon::command(settings),
         Command::Nginx(NginxCommand::Render) => {
             print!("{}", portico::nginx::state::render_command(&settings)?);
             Ok(())

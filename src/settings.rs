@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod addon;
 mod listeners;
+pub use addon::{AgentAddonSettings, Mode};
 pub use listeners::RelaySettings;
 
 /// Errors while loading or validating settings. Every message names the YAML
@@ -495,6 +497,9 @@ impl AcmeSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// The container's role: the whole appliance, or only the agent (the
+    /// Home Assistant add-on's agent mode).
+    pub mode: Mode,
     pub data_dir: PathBuf,
     /// The VPS's public address; shown in DNS instructions and put in the IP vhost certificate.
     pub public_ip: Option<IpAddr>,
@@ -513,11 +518,14 @@ pub struct Settings {
     pub nginx: NginxSettings,
     pub acme: AcmeSettings,
     pub backup: BackupSettings,
+    /// Enrollment of the agent-mode add-on.
+    pub agent: AgentAddonSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            mode: Mode::Appliance,
             data_dir: PathBuf::from("/data"),
             public_ip: None,
             trusted_proxies: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)],
@@ -534,6 +542,7 @@ impl Default for Settings {
             nginx: NginxSettings::default(),
             acme: AcmeSettings::default(),
             backup: BackupSettings::default(),
+            agent: AgentAddonSettings::default(),
         }
     }
 }
@@ -644,6 +653,7 @@ impl Settings {
         self.validate_listeners()?;
         self.acme.validate()?;
         self.backup.validate()?;
+        self.agent.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| SettingsError::invalid("log.level", e.to_string()))?;
         Ok(())

@@ -45,7 +45,10 @@ build_all() {
 }
 
 start_world() {
-    mkdir -p "$OUT"
+    mkdir -p "$OUT" "$OUT/ha-agent"
+    # The agent-mode add-on starts unconfigured; the journey enrolls it.
+    echo '{"mode": "agent", "log": {"level": "info"}, "acme": {}, "backup": {}, "agent": {}}' \
+        >"$OUT/ha-agent/options.json"
     note "starting the world (project $PROJECT)"
     compose up -d --no-build
 }

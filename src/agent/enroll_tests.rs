@@ -17,7 +17,9 @@ use crate::settings::Settings;
 /// Starts the panel on a thread of its own and a TLS front for it; returns
 /// the front's address, the certificate fingerprint and the panel state.
 /// Also returns the panel's own (plain HTTP) address.
-async fn panel_behind_tls(dir: &std::path::Path) -> (SocketAddr, String, actix_web::web::Data<AppState>, SocketAddr) {
+pub(super) async fn panel_behind_tls(
+    dir: &std::path::Path,
+) -> (SocketAddr, String, actix_web::web::Data<AppState>, SocketAddr) {
     let settings = Settings { data_dir: dir.to_path_buf(), ..Default::default() };
     crate::init::run(&settings).unwrap();
     let state = actix_web::web::Data::new(AppState::load(settings).await.unwrap());

@@ -1,10 +1,12 @@
 //! `portico agent`: keeps one outbound WebSocket to the relay and serves the
 //! streams it opens by dialing local targets. It never listens on a port.
 
+pub mod addon;
 mod config;
 mod enroll;
 #[cfg(test)]
 mod enroll_tests;
+pub mod status_page;
 pub mod tls;
 
 use std::io;

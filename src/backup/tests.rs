@@ -216,3 +216,21 @@ fn ids_and_passphrases() {
     assert!(matches!(check_passphrase("short"), Err(BackupError::WeakPassphrase)));
     assert!(check_passphrase(PASS).is_ok());
 }
+
+/// `create` (the panel's and `portico backup`'s) writes archives whose scrypt
+/// memory, 128·8·2^logN bytes, fits the 512 MB appliance: at most 256 MiB.
+#[actix_web::test]
+async fn archives_fit_the_appliance_memory() {
+    let (_dir, settings, store) = populated().await;
+    let info = create(&store, &settings, &Secret::new(PASS)).await.unwrap();
+    let archive = archive_path(&settings.backup_dir(), &info.id).unwrap();
+    let head = fs::read(&archive).unwrap();
+    let header = String::from_utf8_lossy(&head[..200.min(head.len())]).to_string();
+    let stanza = header.lines().find(|l| l.starts_with("-> scrypt ")).expect("an scrypt stanza");
+    let log_n: u32 = stanza.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(log_n, u32::from(WORK_FACTOR), "{stanza}");
+    assert!(128u64 * 8 * (1u64 << log_n) <= 256 * 1024 * 1024, "scrypt needs more than 256 MiB: {stanza}");
+    let restored = tempfile::tempdir().unwrap();
+    restore(&archive, restored.path(), &Secret::new(PASS), false).unwrap();
+    assert_eq!(files(restored.path()), files(&settings.data_dir));
+}

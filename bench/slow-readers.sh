@@ -14,6 +14,9 @@
 # runs in a network namespace of its own when root (BENCH_NETNS=host keeps
 # the host's), and stops everything it started on exit. Bounded: 1,000
 # connections (SLOW, default 1000), each phase waits at most 60 s.
+# HOLD=N (seconds, at most 600) keeps the visitors connected that long after
+# the peak was printed, to look at the relay's heap while they hang (e.g.
+# /proc/PID/smaps_rollup, or malloc_info through gdb).
 set -euo pipefail
 
 if [ "${BENCH_NETNS:-}" = "" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v ip >/dev/null; then
@@ -21,6 +24,8 @@ if [ "${BENCH_NETNS:-}" = "" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev
 fi
 
 SLOW=${SLOW:-1000}
+HOLD=${HOLD:-0}
+[ "$HOLD" -le 600 ] 2>/dev/null || { echo "HOLD must be 0-600 seconds" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PORTICO_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/portico}
 [ -x "$BIN" ] || { echo "build first: cargo build --release --bin portico ($BIN missing)" >&2; exit 1; }
@@ -86,9 +91,9 @@ alive() { kill -0 "$RELAY" 2>/dev/null || { echo "the relay died; log:" >&2; tai
 # --- (1) slow readers ----------------------------------------------------------
 sleep 1
 IDLE=$(rss)
-python3 - "$P_VISITORS" "$SLOW" "$RELAY" > "$W/slow.out" <<'EOF'
+python3 - "$P_VISITORS" "$SLOW" "$RELAY" "$HOLD" > "$W/slow.out" <<'EOF'
 import asyncio, socket, sys, time
-port, n, relay = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, n, relay, hold = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 def rss():
     for line in open(f"/proc/{relay}/status"):
         if line.startswith("VmRSS:"):
@@ -111,6 +116,10 @@ async def main():
         if abs(now - last) < 0.5: break
         last = now
     print(f"{ok} {len(held)} {peak:.1f} {rss():.1f}")
+    sys.stdout.flush()
+    if hold:
+        print(f"holding {len(held)} visitors for {hold} s (relay pid {relay})", file=sys.stderr)
+        time.sleep(hold)
     for s, _ in held: s.close()
 asyncio.run(main())
 EOF

@@ -47,6 +47,20 @@ pub const MAX_STREAMS: usize = 1024;
 /// at 50 ms). With [`MAX_STREAMS`] it bounds what one session can make its
 /// receiver buffer when nobody reads: 1,024 × 16 KiB + 8 MiB = 24 MiB.
 pub const WINDOW_HEADROOM: usize = 8 * 1024 * 1024;
+
+/// The vendored yamux's initial stream window, which protocol version 2
+/// promises to the peer and [`WINDOW_HEADROOM`]'s bound assumes. Checked at
+/// compile time against the yamux this binary is linked with: cargo names a
+/// workspace path dependency by its relative path, so a target directory
+/// shared with a checkout whose `vendor/yamux` differs (the upstream 256 KiB)
+/// can hand this build that checkout's compiled yamux without rebuilding it.
+/// That happened: the release relay then buffered 1,000 × 256 KiB (254 MB
+/// RSS) for 1,000 stalled downloads. A mismatch fails the build instead.
+pub const STREAM_WINDOW: u32 = 16 * 1024;
+const _: () = assert!(
+    yamux::DEFAULT_CREDIT == STREAM_WINDOW,
+    "the yamux linked here is not vendor/yamux (16 KiB stream windows): a stale build in a shared target directory; `touch vendor/yamux/src/lib.rs` and rebuild"
+);
 /// Largest handshake message the agent accepts (the relay's welcome lists
 /// every tunnel of the agent), bytes.
 pub const MAX_HANDSHAKE: usize = 64 * 1024;

@@ -223,8 +223,7 @@ mod tests {
     async fn a_connection_half_closed_for_too_long_is_closed() {
         let (mut client, mut a) = duplex(1024);
         let (mut b, mut server) = duplex(1024);
-        let copier =
-            tokio::spawn(async move { copy_bidirectional(&mut a, &mut b, Duration::from_millis(200)).await });
+        let copier = tokio::spawn(async move { copy_bidirectional(&mut a, &mut b, Duration::from_millis(200)).await });
         // The client is done sending; the server reads that end and then says nothing.
         client.shutdown().await.unwrap();
         let mut got = Vec::new();

@@ -170,8 +170,9 @@ async fn session(opts: &RunOptions, attempt: &mut u32) -> Result<(), AgentRunErr
     };
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, dial).await.map_err(|_| timed_out())??;
     tcp.set_nodelay(true)?;
-    let (ws, _) =
-        tokio_tungstenite::client_async_with_config(request, tcp, Some(protocol::ws_config())).await.map_err(upgrade_error)?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(protocol::ws_config()))
+        .await
+        .map_err(upgrade_error)?;
     serve_ws(opts, ws, attempt).await
 }
 

@@ -64,7 +64,10 @@ async fn read_upgrade(tcp: &mut TcpStream, trusted: bool) -> Result<(Upgrade, Ve
         match req.parse(&buf) {
             Ok(httparse::Status::Complete(used)) => {
                 let h = |n: &str| {
-                    req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(n)).and_then(|h| std::str::from_utf8(h.value).ok())
+                    req.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(n))
+                        .and_then(|h| std::str::from_utf8(h.value).ok())
                 };
                 let upgrade = Upgrade {
                     who: identity(&h, trusted),
@@ -212,10 +215,12 @@ impl Relay {
         // The session's message limit from here on. A well-behaved agent
         // sends nothing between its hello and the welcome, so nothing the
         // handshake stream read ahead is lost.
-        let mut ws =
-            WebSocketStream::from_raw_socket(ws.into_inner(), Role::Server, Some(protocol::ws_config())).await;
+        let mut ws = WebSocketStream::from_raw_socket(ws.into_inner(), Role::Server, Some(protocol::ws_config())).await;
         let tunnels = self.routes_of(&label);
-        if ws.send(Handshake::Welcome { version: protocol::VERSION, tunnels: tunnels.clone() }.to_message()).await.is_err()
+        if ws
+            .send(Handshake::Welcome { version: protocol::VERSION, tunnels: tunnels.clone() }.to_message())
+            .await
+            .is_err()
         {
             return;
         }

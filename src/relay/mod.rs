@@ -437,8 +437,7 @@ pub async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
         }
         let _ = tx.send(true);
     });
-    let limits =
-        Limits { half_close: Duration::from_secs(listen.half_close_timeout_secs.into()), ..Limits::default() };
+    let limits = Limits { half_close: Duration::from_secs(listen.half_close_timeout_secs.into()), ..Limits::default() };
     Relay::with_limits(store, settings.trusted_proxies.clone(), limits).run(agents, visitors, rx).await?;
     Ok(())
 }

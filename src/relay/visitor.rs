@@ -91,11 +91,7 @@ fn offline() -> Vec<u8> {
 }
 
 fn busy() -> Vec<u8> {
-    page(
-        503,
-        "This app is busy",
-        "Too many visitors are connected to it right now. Try again in a moment.",
-    )
+    page(503, "This app is busy", "Too many visitors are connected to it right now. Try again in a moment.")
 }
 
 fn unreachable() -> Vec<u8> {

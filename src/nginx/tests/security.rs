@@ -54,11 +54,7 @@ fn echo(mut conn: TcpStream, seen: Seen) {
     seen.lock().unwrap().push(request_line.clone());
     let extra = if request_line.starts_with("GET /api/authz/nginx ") { "Remote-User: alice\r\n" } else { "" };
     let body = format!("{head}body-bytes: {length}\n");
-    let _ = write!(
-        conn,
-        "HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let _ = write!(conn, "HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
 }
 
 struct World {

@@ -11,9 +11,11 @@ use std::thread;
 
 use time::OffsetDateTime;
 
-use super::support::{DOMAIN, Layout, NGINX, NginxProcess, names, set_ports, settings, test_ports, write_certs};
+use super::support::{
+    DOMAIN, Layout, NGINX, NginxProcess, onboarded_input, set_ports, settings, test_ports, write_certs,
+};
 use crate::authd::{AuthdState, Clock, configure};
-use crate::nginx::{Access, Applier, CertPaths, NginxBinary, TunnelVhost, render, state};
+use crate::nginx::{Access, Applier, NginxBinary, TunnelVhost, render};
 use crate::settings::Settings;
 use crate::store::{ClientCert, Store, TunnelFields};
 
@@ -147,15 +149,7 @@ async fn visitor_signs_in_through_nginx_and_reaches_the_app() {
     set_ports(&mut settings, test_ports());
     settings.authd.listen = start_authd(&layout.data_dir).0;
     settings.relay.visitors_listen = echo_upstream();
-    let mut input = state::settings_input(&settings);
-    input.domain = Some(DOMAIN.into());
-    input.certs = names()
-        .into_iter()
-        .map(|n| {
-            let dir = layout.data_dir.join("acme/certs").join(&n);
-            (n, CertPaths { fullchain: dir.join("fullchain.pem"), key: dir.join("privkey.pem") })
-        })
-        .collect();
+    let mut input = onboarded_input(&layout, &settings);
     input.tunnels = vec![
         TunnelVhost { name: "vault".into(), access: Access::Authenticated, enabled: true },
         TunnelVhost { name: "wiki".into(), access: Access::Restricted, enabled: true },

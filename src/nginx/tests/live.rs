@@ -11,11 +11,9 @@ use std::thread;
 use std::time::Duration;
 
 use super::support::{
-    DOMAIN, Layout, NGINX, NginxProcess, curl, names, set_ports, settings, test_ports, wait_for, write_certs,
+    DOMAIN, Layout, NGINX, NginxProcess, curl, onboarded_input, set_ports, settings, test_ports, wait_for, write_certs,
 };
-use crate::nginx::{
-    Access, Applier, ApplyError, CertPaths, NginxBinary, RenderInput, SiteVhost, TunnelVhost, render, state,
-};
+use crate::nginx::{Access, Applier, ApplyError, NginxBinary, RenderInput, SiteVhost, TunnelVhost, render};
 
 /// Size of the slow download.
 const BIG: usize = 20 * 1024 * 1024;
@@ -95,15 +93,7 @@ fn world() -> World {
     let mut settings = settings(&layout, None);
     set_ports(&mut settings, test_ports());
     settings.relay.visitors_listen = stub_upstream(tx);
-    let mut input = state::settings_input(&settings);
-    input.domain = Some(DOMAIN.into());
-    input.certs = names()
-        .into_iter()
-        .map(|n| {
-            let dir = layout.data_dir.join("acme/certs").join(&n);
-            (n, CertPaths { fullchain: dir.join("fullchain.pem"), key: dir.join("privkey.pem") })
-        })
-        .collect();
+    let mut input = onboarded_input(&layout, &settings);
     input.tunnels = vec![TunnelVhost { name: "app".into(), access: Access::Public, enabled: true }];
     input.sites = vec![SiteVhost { name: "dash".into(), spa_fallback: true, access: Access::Public }];
     World { _tmp: tmp, root, layout, ca, input, started }

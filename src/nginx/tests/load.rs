@@ -14,9 +14,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_rustls::TlsConnector;
 
-use super::support::{DOMAIN, Layout, NginxProcess, names, set_ports, settings, test_ports, write_certs, write_tree};
+use super::support::{
+    DOMAIN, Layout, NginxProcess, onboarded_input, set_ports, settings, test_ports, write_certs, write_tree,
+};
 use crate::agent::tls::client_config;
-use crate::nginx::{Access, CertPaths, TunnelVhost, render, state};
+use crate::nginx::{Access, TunnelVhost, render};
 
 const VISITORS: usize = 1000;
 
@@ -76,15 +78,7 @@ async fn a_thousand_concurrent_visitors_from_one_address_are_all_served() {
     let mut settings = settings(&layout, None);
     set_ports(&mut settings, test_ports());
     settings.relay.visitors_listen = holding_upstream(held.clone(), all_in).await;
-    let mut input = state::settings_input(&settings);
-    input.domain = Some(DOMAIN.into());
-    input.certs = names()
-        .into_iter()
-        .map(|n| {
-            let dir = layout.data_dir.join("acme/certs").join(&n);
-            (n, CertPaths { fullchain: dir.join("fullchain.pem"), key: dir.join("privkey.pem") })
-        })
-        .collect();
+    let mut input = onboarded_input(&layout, &settings);
     input.tunnels = vec![TunnelVhost { name: "app".into(), access: Access::Public, enabled: true }];
     write_tree(&layout.conf_dir, &render(&input).unwrap());
     let port = input.ports.https;

@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::support::{DOMAIN, Layout, NginxProcess, names, set_ports, settings, test_ports, wait_for, write_certs};
-use crate::nginx::{Access, CertPaths, TunnelVhost, render, state};
+use super::support::{
+    DOMAIN, Layout, NginxProcess, onboarded_input, set_ports, settings, test_ports, wait_for, write_certs,
+};
+use crate::nginx::{Access, TunnelVhost, render};
 
 /// Request lines every upstream received, in order.
 type Seen = Arc<Mutex<Vec<String>>>;
@@ -79,15 +81,7 @@ fn world() -> World {
     let mut settings = settings(&layout, None);
     set_ports(&mut settings, test_ports());
     (settings.panel.listen, settings.authd.listen, settings.relay.visitors_listen) = (echo, echo, echo);
-    let mut input = state::settings_input(&settings);
-    input.domain = Some(DOMAIN.into());
-    input.certs = names()
-        .into_iter()
-        .map(|n| {
-            let dir = layout.data_dir.join("acme/certs").join(&n);
-            (n, CertPaths { fullchain: dir.join("fullchain.pem"), key: dir.join("privkey.pem") })
-        })
-        .collect();
+    let mut input = onboarded_input(&layout, &settings);
     input.tunnels = vec![
         TunnelVhost { name: "app".into(), access: Access::Public, enabled: true },
         TunnelVhost { name: "vault".into(), access: Access::Authenticated, enabled: true },

@@ -87,6 +87,21 @@ pub fn base_input(l: &Layout, user: Option<&str>) -> RenderInput {
     state::settings_input(&settings(l, user))
 }
 
+/// What `s` renders once onboarded: the test domain, with a certificate
+/// under `acme/certs/<name>/` for every name (see [`write_certs`]).
+pub fn onboarded_input(l: &Layout, s: &Settings) -> RenderInput {
+    let mut input = state::settings_input(s);
+    input.domain = Some(DOMAIN.into());
+    input.certs = names()
+        .into_iter()
+        .map(|n| {
+            let dir = l.data_dir.join("acme/certs").join(&n);
+            (n, CertPaths { fullchain: dir.join("fullchain.pem"), key: dir.join("privkey.pem") })
+        })
+        .collect();
+    input
+}
+
 /// The three representative states: fresh, onboarded, onboarded with 2FA on.
 pub fn states(l: &Layout, user: Option<&str>) -> Vec<(&'static str, RenderInput)> {
     let fresh = base_input(l, user);

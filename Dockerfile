@@ -52,7 +52,7 @@ FROM ${DEBIAN_IMAGE} AS release
 # bookworm's nginx carries ssl, http_v2, auth_request and realip;
 # nginx-light would only add the echo module.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends nginx s6 execline ca-certificates \
+    && apt-get install -y --no-install-recommends nginx libjemalloc2 s6 execline ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --user-group --home-dir /data --no-create-home \
         --shell /usr/sbin/nologin portico \

@@ -201,9 +201,15 @@ impl NginxProcess {
     /// Starts nginx on `conf` with `prefix` as its prefix and waits until
     /// `port` accepts connections.
     pub fn start(prefix: &Path, conf: &Path, port: u16) -> NginxProcess {
+        Self::start_with_env(prefix, conf, port, &[])
+    }
+
+    /// [`Self::start`] with extra environment variables for the master.
+    pub fn start_with_env(prefix: &Path, conf: &Path, port: u16, env: &[(String, String)]) -> NginxProcess {
         let stderr = prefix.join("nginx.stderr");
         let stdout = prefix.join("nginx.stdout");
         let child = Command::new(NGINX)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("-p")
             .arg(prefix)
             .arg("-c")
@@ -222,6 +228,23 @@ impl NginxProcess {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
         p
+    }
+}
+
+impl NginxProcess {
+    /// Anonymous memory (RssAnon) of each worker, KiB.
+    pub fn worker_anon_kib(&self) -> Vec<u64> {
+        let master = self.child.id().to_string();
+        let mut out = Vec::new();
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(status) = fs::read_to_string(entry.path().join("status")) else { continue };
+            let field =
+                |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next());
+            if field("PPid:") == Some(master.as_str()) {
+                out.push(field("RssAnon:").and_then(|v| v.parse().ok()).unwrap_or(0));
+            }
+        }
+        out
     }
 }
 

@@ -55,14 +55,15 @@ pub(crate) fn http_context() -> String {
     # never spooled), raise it themselves.
     client_max_body_size {PUBLIC_BODY};
 
-    # Connections per client address with a request in flight. Visitors
-    # behind one NAT (or a load test from one host) may hold {VISITOR_CONNS} on
-    # tunnels and sites, a quarter of the box; the panel, the login portal
-    # and the agent endpoint serve people and scripts: {OPERATOR_CONNS}.
-    limit_conn_zone $binary_remote_addr zone=portico_conn_visitors:2m;
-    limit_conn_zone $binary_remote_addr zone=portico_conn_operators:1m;
+    # Connections per client (IPv4 address, IPv6 /64) with a request in
+    # flight. Visitors behind one NAT (or a load test from one host) may
+    # hold {VISITOR_CONNS} on tunnels and sites, a quarter of the box; the panel,
+    # the login portal and the agent endpoint serve people and scripts: {OPERATOR_CONNS}.
+    limit_conn_zone $portico_client zone=portico_conn_visitors:2m;
+    limit_conn_zone $portico_client zone=portico_conn_operators:1m;
     limit_conn_status 429;
 
+{client}
     # API requests without a client certificate pass when they carry an API
     # key; the panel checks the key. Anything else gets the certificate page.
     map $http_authorization $portico_bearer {{
@@ -77,6 +78,7 @@ pub(crate) fn http_context() -> String {
 
 {cookie}
 {log}",
+        client = client_map(),
         cookie = cookie_maps(),
         log = log_maps(),
     )
@@ -86,6 +88,46 @@ pub(crate) fn http_context() -> String {
 /// session cookie, for home apps. Each map removes one occurrence (first at
 /// the start, else after a `;`); if a third one is still there, every cookie
 /// is dropped rather than letting the session through.
+/// `$portico_client`, the key every rate and connection limit counts by:
+/// the IPv4 address, or the IPv6 /64 as its first four groups written out
+/// (`2001:db8:0:0`).
+///
+/// One subscriber gets a whole /64, so keying by the address would give a
+/// client 2^64 buckets. `$remote_addr` is in RFC 5952 form (lowercase, no
+/// leading zeros, the longest run of two or more zero groups written `::`),
+/// so the four groups are read back from where `::` stands: all four before
+/// it; fewer, with zeros after them (and, when five or six groups follow
+/// `::`, the first of those in place); IPv4-mapped addresses as they are.
+pub(crate) fn client_map() -> String {
+    const H: &str = "[0-9a-f]+";
+    let rules = [
+        (r"\.".to_string(), "$remote_addr"),
+        (format!("^(?<portico_c>{H}:{H}:{H}:{H}):"), "$portico_c"),
+        (
+            format!("^(?<portico_c1>{H}):(?<portico_c2>{H}):(?<portico_c3>{H})::"),
+            "$portico_c1:$portico_c2:$portico_c3:0",
+        ),
+        (format!("^(?<portico_c1>{H}):(?<portico_c2>{H})::"), "$portico_c1:$portico_c2:0:0"),
+        (format!("^(?<portico_c1>{H})::(?<portico_c4>{H})(?::{H}){{4}}$"), "$portico_c1:0:0:$portico_c4"),
+        (format!("^(?<portico_c1>{H})::"), "$portico_c1:0:0:0"),
+        (format!("^::(?<portico_c3>{H}):(?<portico_c4>{H})(?::{H}){{4}}$"), "0:0:$portico_c3:$portico_c4"),
+        (format!("^::(?<portico_c4>{H})(?::{H}){{4}}$"), "0:0:0:$portico_c4"),
+        ("^::".to_string(), "0:0:0:0"),
+    ];
+    let mut s = String::from(
+        "    # Limits count a client per IPv4 address and per IPv6 /64 (one
+    # subscriber's share); see `client_map` in src/nginx/limits.rs.
+    map $remote_addr $portico_client {
+        default $remote_addr;
+",
+    );
+    for (regex, value) in rules {
+        s.push_str(&format!("        \"~{regex}\" \"{value}\";\n"));
+    }
+    s.push_str("    }\n");
+    s
+}
+
 fn cookie_maps() -> String {
     let pass = |n: u8, source: &str| {
         format!(

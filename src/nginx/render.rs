@@ -134,10 +134,10 @@ http {{
     ssl_session_timeout 1h;
     ssl_session_tickets off;
 
-    # Per client address; the login zone also guards the public enrollment
-    # and invitation routes.
-    limit_req_zone $binary_remote_addr zone=portico_panel:1m rate=20r/s;
-    limit_req_zone $binary_remote_addr zone=portico_login:1m rate=5r/s;
+    # Per client (IPv4 address, IPv6 /64); the login zone also guards the
+    # public enrollment and invitation routes.
+    limit_req_zone $portico_client zone=portico_panel:1m rate=20r/s;
+    limit_req_zone $portico_client zone=portico_login:1m rate=5r/s;
     limit_req_status 429;
 
     # An empty Connection header keeps upstream keepalive working for plain

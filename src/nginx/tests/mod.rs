@@ -3,6 +3,7 @@
 
 mod apply;
 pub(crate) mod authd;
+mod client_key;
 mod live;
 mod load;
 mod pipeline;

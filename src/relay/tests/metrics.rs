@@ -196,6 +196,7 @@ async fn metrics_show_exactly_a_scripted_scenario_through_real_nginx() {
         visitors: counts.snapshot(),
         nginx_applies: pipeline.apply_outcomes(),
         acme_renewals: certs.renewal_outcomes(),
+        health: None,
     };
     let text = scrape(&store, &data, counters).await;
     if let Ok(path) = std::env::var("PORTICO_METRICS_SAMPLE") {

@@ -86,6 +86,39 @@ impl AppState {
             undo().await;
             return Err(e);
         }
+        let change = Change { reason, actor, target, key };
+        self.prove(change, before, undo, true).await
+    }
+
+    /// For a use case that applied nginx itself: probes after the change and,
+    /// when a name that served in `before` no longer does, runs `undo` (which
+    /// must revert the change and apply nginx again), audits and returns
+    /// [`ApiError::NamesBroken`].
+    pub async fn prove_applied<F, Fut>(
+        &self,
+        change: Change<'_>,
+        before: Option<Arc<Report>>,
+        undo: F,
+    ) -> Result<Kept, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        self.prove(change, before, undo, false).await
+    }
+
+    async fn prove<F, Fut>(
+        &self,
+        change: Change<'_>,
+        before: Option<Arc<Report>>,
+        undo: F,
+        reapply: bool,
+    ) -> Result<Kept, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let Change { reason, actor, target, key } = change;
         let Some(before) = before else { return Ok(Kept::default()) };
         let after = match self.serving_probe().await {
             Ok(r) => r,
@@ -103,7 +136,11 @@ impl AppState {
         }
         tracing::warn!(reason, broken = regressions.len(), "change stopped a working name; undoing it");
         undo().await;
-        let restored = self.apply_config(&format!("{reason} undone: a working name stopped serving")).await;
+        let restored = if reapply {
+            self.apply_config(&format!("{reason} undone: a working name stopped serving")).await
+        } else {
+            Ok(())
+        };
         if let Err(e) = &restored {
             tracing::error!(error = %e, reason, "re-applying the previous configuration failed");
         }
@@ -114,4 +151,15 @@ impl AppState {
         }
         Err(ApiError::NamesBroken(regressions))
     }
+}
+
+/// What a guarded change is, for the log and the audit entry.
+pub struct Change<'a> {
+    /// e.g. `site.update`.
+    pub reason: &'a str,
+    pub actor: &'a str,
+    /// The audit target (the item's name).
+    pub target: &'a str,
+    /// The probe key of the changed item, e.g. `site:3`.
+    pub key: &'a str,
 }

@@ -345,3 +345,30 @@ async fn probe_time_for_50_names() {
         ms[ms.len() - 1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_rename_to_a_name_without_a_certificate_is_undone() {
+    let a = appliance(&["docs"]).await;
+    let new = crate::sites::NewSite {
+        name: "docs".into(),
+        spa_fallback: false,
+        access: Some("public".into()),
+        allowed_users: vec![],
+        allowed_groups: vec![],
+        max_bytes: None,
+    };
+    let site =
+        crate::sites::create(&a.state.store, &a.state.nginx, &a.state.settings.data_dir, &a.admin, new).await.unwrap();
+    a.until_serves("docs", true).await;
+    let patch = crate::sites::SitePatch { name: Some("docs2".into()), ..Default::default() };
+    let err = crate::panel::routes::sites::update_site(&a.state, &a.admin, site.id, patch).await.unwrap_err();
+    let ApiError::NamesBroken(evidence) = &err else { panic!("expected NamesBroken, got {err:?}") };
+    assert_eq!(evidence[0].name, "docs2.example.test", "{evidence:?}");
+    assert_eq!(a.state.store.sites().await.unwrap()[0].name, "docs", "the store change is undone");
+    assert!(
+        crate::sites::site_dir(&a.state.settings.data_dir, "docs").join("index.html").is_file(),
+        "files moved back"
+    );
+    let report = a.state.probe_now().await.unwrap();
+    assert!(report.by_name("docs.example.test").unwrap().up, "{report:?}");
+}

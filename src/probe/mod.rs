@@ -31,6 +31,9 @@ pub use wire::{Https, Relay, Served, raw_tls_request, recording_config, relay as
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 
+/// The probe's `User-Agent`; nginx does not count its requests as visitors.
+pub const USER_AGENT: &str = "portico-probe";
+
 /// How long one step (DNS, TLS + HTTP, relay) may take.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a whole run may take, all names together.

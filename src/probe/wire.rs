@@ -195,7 +195,8 @@ pub async fn relay(addr: SocketAddr, name: &str) -> Relay {
 /// bytes of the response as text.
 async fn request<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, host: &str) -> Result<(u16, String), String> {
     let req = format!(
-        "GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: portico-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        super::USER_AGENT
     );
     io.write_all(req.as_bytes()).await.map_err(|e| format!("cannot send the request: {e}"))?;
     io.flush().await.map_err(|e| format!("cannot send the request: {e}"))?;

@@ -25,6 +25,14 @@ pub enum Command {
     },
     /// Print the effective settings as YAML, secrets masked.
     PrintConfig,
+    /// Check what an operator would debug by hand: DNS, ports, clock,
+    /// certificates, ACME, the agents' WebSocket path, agents, memory, disk,
+    /// secret file modes and every public name. Exits 1 on a problem.
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write an encrypted backup of the data directory to the backup directory.
     Backup {
         /// File holding the passphrase; else `$PORTICO_BACKUP_PASSPHRASE`, else `backup.passphrase`.

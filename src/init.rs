@@ -78,7 +78,7 @@ pub struct Tightened {
 ///   keys, archives, request logs. 0700; keys,
 ///   `.p12` bundles and passwords in `pki/`, and private keys under `acme/`
 ///   0600 (nginx's master, root, loads certificates and keys).
-fn secret_places(settings: &Settings) -> Vec<(PathBuf, u32)> {
+pub(crate) fn secret_places(settings: &Settings) -> Vec<(PathBuf, u32)> {
     let data = &settings.data_dir;
     let db = settings.db_path();
     let mut places = vec![(data.clone(), 0o711)];

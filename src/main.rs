@@ -34,6 +34,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck { timeout } => portico::healthcheck::run(&settings, Duration::from_secs(timeout)),
+        Command::Doctor { json } => portico::doctor::command(&settings, json),
         Command::PrintConfig => {
             print!("{}", settings.to_yaml());
             Ok(())

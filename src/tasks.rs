@@ -17,6 +17,7 @@ pub fn spawn_panel_tasks(state: web::Data<AppState>) {
         renewal.certs.run_forever(&renewal.nginx, ready).await;
     });
     actix_web::rt::spawn(sample_history(state.clone()));
+    actix_web::rt::spawn(health_probe(state.clone()));
     if let Some(expr) = state.settings.backup.schedule.clone() {
         actix_web::rt::spawn(scheduled_backups(state.clone(), expr));
     }
@@ -31,6 +32,44 @@ pub fn spawn_panel_tasks(state: web::Data<AppState>) {
             }
         }
     });
+}
+
+/// How often every public name is probed, seconds.
+const HEALTH_EVERY: u64 = 300;
+/// How often the `health-probe` task looks for applies and renewals, seconds.
+const HEALTH_WATCH: u64 = 10;
+/// Delay before the first probe, so nginx and the relay are up, seconds.
+const HEALTH_FIRST: u64 = 5;
+
+/// `health-probe`: every public name probed at start-up, every
+/// [`HEALTH_EVERY`] seconds, after any nginx apply or rollback and any
+/// certificate issue or renewal (seen through their outcome counters), and
+/// when a change asks for it. Nothing runs before onboarding completes.
+async fn health_probe(state: web::Data<AppState>) {
+    let seen = |s: &AppState| (s.nginx.apply_outcomes(), s.certs.renewal_outcomes());
+    tokio::time::sleep(Duration::from_secs(HEALTH_FIRST)).await;
+    let mut last = None;
+    let mut next = tokio::time::Instant::now();
+    loop {
+        let now_seen = seen(&state);
+        let due = tokio::time::Instant::now() >= next || last.as_ref() != Some(&now_seen);
+        if due && state.onboarding_state() == crate::onboarding::OnboardingState::Completed {
+            match state.probe_now().await {
+                Ok(r) if r.all_up() => tracing::debug!(task = "health-probe", up = r.up, "every name serves"),
+                Ok(r) => {
+                    let down: Vec<&str> = r.names.iter().filter(|n| !n.up).map(|n| n.name.as_str()).collect();
+                    tracing::warn!(task = "health-probe", up = r.up, total = r.total, ?down, "names down");
+                }
+                Err(err) => tracing::error!(task = "health-probe", %err, "probing the public names failed"),
+            }
+            next = tokio::time::Instant::now() + Duration::from_secs(HEALTH_EVERY);
+        }
+        last = Some(now_seen);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(HEALTH_WATCH)) => {}
+            _ = state.health.woken() => next = tokio::time::Instant::now(),
+        }
+    }
 }
 
 /// `stats-history`: one memory and traffic sample a minute for the

@@ -32,6 +32,20 @@ pub struct TunnelView {
     pub tunnel: Tunnel,
     /// Enabled and its agent is connected to the relay.
     pub online: bool,
+    /// The last probe of its public name (absent before the first probe and
+    /// for disabled tunnels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::probe::NameHealth>,
+}
+
+/// Sets each view's `health` from a probe report.
+pub fn with_health(mut views: Vec<TunnelView>, report: Option<&crate::probe::Report>) -> Vec<TunnelView> {
+    if let Some(r) = report {
+        for v in &mut views {
+            v.health = r.get(&format!("tunnel:{}", v.tunnel.id)).cloned();
+        }
+    }
+    views
 }
 
 /// Create or full replace. Absent optional fields take defaults.
@@ -183,7 +197,7 @@ async fn views(store: &Store, tunnels: Vec<Tunnel>) -> Result<Vec<TunnelView>, T
         .into_iter()
         .map(|t| {
             let on = t.enabled && online.iter().any(|s| s.label == t.agent);
-            TunnelView { tunnel: t, online: on }
+            TunnelView { tunnel: t, online: on, health: None }
         })
         .collect())
 }

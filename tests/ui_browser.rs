@@ -681,6 +681,19 @@ async fn admin_walks_every_page_in_chromium() {
     s.wait_text("CPU busy").await;
     assert!(s.body_text().await.contains("512.0 MiB budget"));
     s.shot("system").await;
+    // Doctor: a run starts from the page and its findings arrive while it
+    // runs (app.js polls /api/doctor), each with a next step.
+    s.click("nav a[href='/doctor']").await;
+    s.wait_text("No run yet").await;
+    s.click("#doctor-run").await;
+    let text = s.wait_text_within("warning(s) in", Duration::from_secs(30)).await;
+    assert!(text.contains("problem(s)"), "{text}");
+    assert!(s.client.find(Locator::Css("#doctor-findings tbody tr.finding")).await.is_ok(), "findings listed");
+    assert!(text.contains("secret files and directories are private"), "{text}");
+    s.shot("doctor").await;
+    // The dashboard's summary counts names, not only processes.
+    s.goto("/").await;
+    s.wait_text("public names").await;
     s.click("nav a[href='/backups']").await;
     s.fill("#passphrase", "correct horse battery").await;
     s.click("form[action='/backups'] button[type=submit]").await;
@@ -846,6 +859,7 @@ async fn no_link_or_redirect_escapes_the_ingress_path() {
         "/backups",
         "/nginx",
         "/audit",
+        "/doctor",
     ] {
         s.goto(&format!("{INGRESS}{page}")).await;
         assert!(!s.body_text().await.contains("outside the ingress path"), "{page}");

@@ -91,6 +91,8 @@ pub struct PanelCounters {
     pub nginx_applies: Vec<(&'static str, u64)>,
     /// ACME issuances and renewals by outcome: `ok`, `error`.
     pub acme_renewals: Vec<(&'static str, u64)>,
+    /// The last probe of every public name.
+    pub health: Option<std::sync::Arc<crate::probe::Report>>,
 }
 
 /// Renders every metric. Reads the store and, on the blocking pool, the
@@ -285,6 +287,19 @@ pub async fn render(
     let rss = gauges(&mut r, "process_resident_memory_bytes", "Resident memory of each Portico process");
     for p in &processes {
         rss.get_or_create(&labels(&[("role", &p.role), ("pid", &p.pid.to_string())])).set(clamp(p.rss_bytes));
+    }
+
+    if let Some(report) = &panel.health {
+        let name_up = gauges(&mut r, "name_up", "1 when the public name serves visitors and resolves to the public IP");
+        let serves = gauges(&mut r, "name_serves", "1 when TLS, HTTP through nginx and (tunnels) the relay answer");
+        for n in &report.names {
+            let kind = serde_json::to_value(n.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            let l = labels(&[("name", &n.name), ("kind", &kind)]);
+            name_up.get_or_create(&l).set(n.up as i64);
+            serves.get_or_create(&l).set(n.serves as i64);
+        }
+        let checked = gauges(&mut r, "names_checked_timestamp_seconds", "When the public names were last probed");
+        checked.get_or_create(&Vec::new()).set(report.checked_at);
     }
 
     let mut out = String::new();

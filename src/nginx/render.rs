@@ -87,8 +87,11 @@ fn main_conf(input: &RenderInput, servers: &[String]) -> String {
     let run = input.run_dir.display();
     let visitor_format = match input.visitor_log {
         Some(_) => format!(
-            "    # One line per visitor request of a tunnel or site, counted by the panel.\n    log_format {} '$server_name $status';\n",
-            crate::metrics::visitors::LOG_FORMAT
+            "    # One line per visitor request of a tunnel or site, counted by the panel;\n    \
+             # the panel's own health probe is not a visitor.\n    log_format {} '$server_name $status';\n    \
+             map $http_user_agent $portico_visitor {{\n        \"{}\" 0;\n        default 1;\n    }}\n",
+            crate::metrics::visitors::LOG_FORMAT,
+            crate::probe::USER_AGENT
         ),
         None => String::new(),
     };

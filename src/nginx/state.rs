@@ -194,9 +194,75 @@ pub fn applier(settings: &Settings) -> Applier {
         ip => ip,
     };
     let port = settings.nginx.https_port;
-    Applier::new(live, snapshots, settings.nginx.keep_snapshots, Box::new(bin))
-        .with_probe(Box::new(move || listens(SocketAddr::new(host, port))))
+    let pid_file = settings.nginx.run_dir.join("nginx.pid");
+    Applier::new(live, snapshots, settings.nginx.keep_snapshots, Box::new(bin)).with_probe(Box::new(move || {
+        // The reload was signalled just before this runs; allow 20 ms of clock-tick slack.
+        let since = uptime_ticks().map(|t| t.saturating_sub(2));
+        listens(SocketAddr::new(host, port))?;
+        if let Some(since) = since {
+            wait_for_new_workers(&pid_file, since);
+        }
+        Ok(())
+    }))
 }
+
+/// Clock ticks (USER_HZ, 100 a second on Linux) since boot.
+fn uptime_ticks() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some((secs * 100.0) as u64)
+}
+
+/// nginx takes a reload asynchronously: the master re-reads the tree and
+/// starts new workers while the old ones finish (titled "worker process is
+/// shutting down"). Waits until a worker started at or after `since` (clock
+/// ticks since boot) runs, so that what is probed next is the new tree.
+/// Gives up quietly after [`WORKERS_SECS`] (no pid file: nginx is not ours to watch).
+fn wait_for_new_workers(pid_file: &Path, since: u64) {
+    let Some(master) = std::fs::read_to_string(pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok()) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(WORKERS_SECS);
+    while Instant::now() < deadline {
+        if new_worker_runs(master, since) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10)); // poll interval
+    }
+    tracing::debug!(master, "no new nginx worker seen after the reload");
+}
+
+/// A worker started at or after `since` runs, and every older worker has
+/// stopped accepting (it exits or is titled "shutting down"): until then
+/// an old worker may still take a new connection.
+fn new_worker_runs(master: u32, since: u64) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return true };
+    let (mut new, mut old) = (false, false);
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command name, which may hold spaces: state ppid … starttime (field 22).
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(start)) = (fields.get(1), fields.get(19)) else { continue };
+        if ppid.parse::<u32>().ok() != Some(master) {
+            continue;
+        }
+        let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let title = String::from_utf8_lossy(&title);
+        if !title.contains("worker process") || title.contains("shutting down") {
+            continue;
+        }
+        match start.parse::<u64>() {
+            Ok(s) if s >= since => new = true,
+            _ => old = true,
+        }
+    }
+    new && !old
+}
+
+/// How long a reload may take to start new workers, seconds.
+const WORKERS_SECS: u64 = 3;
 
 /// After a reload nginx must still accept connections on the HTTPS port;
 /// polled for up to [`PROBE_SECS`] because the reload is asynchronous.

@@ -313,7 +313,7 @@ fn visitor_logs(input: &RenderInput, tag: &str) -> String {
     match input.visitor_log {
         Some(addr) => format!(
             "    access_log /dev/stdout {ACCESS};
-    access_log syslog:server={addr},nohostname,tag={tag},severity=info {LOG_FORMAT};
+    access_log syslog:server={addr},nohostname,tag={tag},severity=info {LOG_FORMAT} if=$portico_visitor;
 "
         ),
         None => String::new(),

@@ -47,6 +47,9 @@ pub enum ApiError {
     /// nginx did not take the new configuration; the previous one stays live.
     #[error("nginx did not reload; the previous configuration stays live")]
     ReloadFailed(Vec<String>),
+    /// The change stopped names that served before; it was undone.
+    #[error("The change stopped a working name from serving; it was undone")]
+    NamesBroken(Vec<crate::probe::Regression>),
     /// The certificate authority could not issue; the message says what to fix.
     #[error("{0}")]
     CertificateAuthority(String),
@@ -86,6 +89,7 @@ impl ResponseError for ApiError {
             ApiError::ConfigRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ReloadFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::CertificateAuthority(_) => StatusCode::BAD_GATEWAY,
+            ApiError::NamesBroken(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -101,6 +105,7 @@ impl ResponseError for ApiError {
             ApiError::ConfigRejected(d) | ApiError::ReloadFailed(d) => {
                 json!({ "error": self.to_string(), "details": d })
             }
+            ApiError::NamesBroken(regressions) => json!({ "error": self.to_string(), "details": regressions }),
             other => json!({ "error": other.to_string() }),
         };
         HttpResponse::build(self.status_code()).json(body)

@@ -4,9 +4,10 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod guard;
 mod openapi;
 pub mod origin;
-mod routes;
+pub(crate) mod routes;
 pub mod session;
 pub mod ui;
 
@@ -43,6 +44,10 @@ pub struct AppState {
     pub stats: crate::sysstats::StatsCache,
     /// Visitor requests counted from nginx's log lines (`visitor-log` task).
     pub visitors: Arc<crate::metrics::visitors::VisitorCounts>,
+    /// The last probe of every public name (`health-probe` task, changes).
+    pub health: crate::probe::HealthCache,
+    /// Doctor runs started from the panel.
+    pub doctor: crate::doctor::Runs,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -66,6 +71,8 @@ impl AppState {
             provision: Default::default(),
             stats: crate::sysstats::StatsCache::new(settings.data_dir.clone()),
             visitors: Default::default(),
+            health: Default::default(),
+            doctor: Default::default(),
             settings,
             nginx,
             store,
@@ -102,6 +109,7 @@ impl AppState {
             visitors: self.visitors.snapshot(),
             nginx_applies: self.nginx.apply_outcomes(),
             acme_renewals: self.certs.renewal_outcomes(),
+            health: self.health.get(),
         }
     }
 
@@ -123,6 +131,7 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 // (identity, onboarding state) can answer differently.
                 .wrap(middleware::from_fn(origin::same_origin_only))
                 .configure(routes::health::configure)
+                .configure(routes::doctor::configure)
                 .configure(routes::onboarding::configure)
                 .configure(routes::keys::configure)
                 .configure(routes::certs::configure)

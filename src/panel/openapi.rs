@@ -7,7 +7,7 @@ use super::routes::nginx as nginx_routes;
 use super::routes::site_files;
 use super::routes::sites as site_routes;
 use super::routes::tunnels;
-use super::routes::{acme, audit, certs, enroll, health, keys, onboarding};
+use super::routes::{acme, audit, certs, doctor, enroll, health, keys, onboarding};
 use super::routes::{backup, metrics, services, system};
 use super::routes::{groups, invitations, two_factor, users};
 
@@ -15,7 +15,7 @@ use super::routes::{groups, invitations, two_factor, users};
 #[openapi(
     info(title = "Portico panel API", description = "Self-hosted tunnel appliance: panel REST API."),
     paths(
-        health::show,
+        health::show, health::names, health::probe, doctor::show, doctor::start,
         onboarding::status, onboarding::set_domain, onboarding::verify_dns,
         onboarding::provision, onboarding::provision_stream,
         keys::list, keys::create, keys::revoke,

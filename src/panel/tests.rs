@@ -293,6 +293,10 @@ fn routes() -> Vec<Route> {
     let r = |method, path, body, expect| Route { method, path, body, expect };
     vec![
         r("GET", "/api/health", no_body, PUBLIC),
+        r("GET", "/api/health/names", no_body, SYSTEM_READ),
+        r("POST", "/api/health/names/probe", no_body, ADMIN_READ),
+        r("GET", "/api/doctor", no_body, ADMIN_READ),
+        r("POST", "/api/doctor", no_body, ADMIN_READ),
         r("GET", "/api/openapi.json", no_body, PUBLIC),
         r("GET", "/api/onboarding/status", no_body, ANY_CALLER),
         r(

@@ -154,3 +154,52 @@ if (log && window.WebSocket) {
   });
   connect();
 }
+// Doctor: while a run goes on, poll its findings and redraw the table.
+const doctor = document.getElementById("doctor");
+if (doctor && doctor.dataset.running === "1") {
+  const body = document.querySelector("#doctor-findings tbody");
+  const status = document.getElementById("doctor-status");
+  const button = document.getElementById("doctor-run");
+  const cell = (text) => {
+    const td = document.createElement("td");
+    td.textContent = text;
+    return td;
+  };
+  const draw = (run) => {
+    body.replaceChildren(
+      ...run.findings.map((f) => {
+        const tr = document.createElement("tr");
+        tr.className = "finding " + f.level;
+        const badge = document.createElement("span");
+        badge.className = "badge " + f.level;
+        badge.textContent = f.level;
+        const first = document.createElement("td");
+        first.append(badge);
+        tr.append(first, cell(f.check), cell(f.subject), cell(f.summary), cell(f.nextStep));
+        return tr;
+      }),
+    );
+    if (run.running) {
+      status.textContent = `Running: ${run.findings.length} findings so far…`;
+    } else if (run.report) {
+      const r = run.report;
+      status.textContent = `${r.problems} problem(s), ${r.warnings} warning(s) in ${r.findings.length} checks, ${r.tookMs} ms.`;
+      button.disabled = false;
+      button.textContent = "Run the doctor";
+    }
+  };
+  const poll = async () => {
+    try {
+      const res = await fetch(doctor.dataset.base + "/api/doctor", { headers: { Accept: "application/json" } });
+      if (res.ok) {
+        const run = await res.json();
+        draw(run);
+        if (!run.running) return;
+      }
+    } catch (_) {
+      // keep polling: the panel may be busy for a moment
+    }
+    setTimeout(poll, 400);
+  };
+  poll();
+}

@@ -1,11 +1,14 @@
 use std::time::Duration;
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
 use serde::Serialize;
 
 use crate::healthcheck::Component;
 use crate::identity::{self, Identity, Need};
 use crate::panel::AppState;
+use crate::panel::auth::{Admin, Cap, SystemRead};
+use crate::panel::error::ApiError;
+use crate::probe::Report;
 
 /// How long a component probe waits for a connection.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -44,6 +47,26 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     HttpResponse::Ok().json(Health { status, version: env!("CARGO_PKG_VERSION"), components })
 }
 
+/// Every public name as a visitor reaches it (DNS, TLS with SNI, HTTP
+/// through nginx, relay → agent → target for tunnels), from the last probe;
+/// probes now when none has run yet. Needs `system:read`.
+#[utoipa::path(tag = "health", responses((status = 200, body = Report)))]
+#[get("/health/names")]
+pub async fn names(state: web::Data<AppState>, _who: Cap<SystemRead>) -> Result<HttpResponse, ApiError> {
+    let report = match state.health.get() {
+        Some(r) => r,
+        None => state.probe_now().await?,
+    };
+    Ok(HttpResponse::Ok().json(&*report))
+}
+
+/// Probes every public name now and returns the fresh report (admin).
+#[utoipa::path(tag = "health", responses((status = 200, body = Report)))]
+#[post("/health/names/probe")]
+pub async fn probe(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(&*state.probe_now().await?))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(show);
+    cfg.service(show).service(names).service(probe);
 }

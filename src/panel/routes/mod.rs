@@ -4,6 +4,7 @@ pub mod acme;
 pub mod audit;
 pub mod backup;
 pub mod certs;
+pub mod doctor;
 pub mod enroll;
 pub mod groups;
 pub mod health;

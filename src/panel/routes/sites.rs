@@ -13,6 +13,7 @@ use crate::panel::AppState;
 use crate::panel::auth::{Admin, Cap, SitesRead, SitesWrite};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
+use crate::panel::guard::Change;
 use crate::sites::{self, NewSite, SiteError, SitePatch};
 use crate::store::{Agent, Site};
 
@@ -110,8 +111,33 @@ pub async fn update(
 }
 
 /// Applies a partial update and audits it: the API and the site page both call this.
+/// A rename that leaves the new name without a certificate (or anything
+/// else that stops a name that served) is undone: see [`AppState::prove_applied`].
 pub(crate) async fn update_site(state: &AppState, who: &Identity, id: i64, patch: SitePatch) -> Result<Site, ApiError> {
-    let result = sites::update(&state.store, &state.nginx, &state.settings.data_dir, who, id, patch).await;
+    let before = state.health_before().await;
+    let data_dir = &state.settings.data_dir;
+    let result = sites::update(&state.store, &state.nginx, data_dir, who, id, patch).await;
+    if let Ok((old, new)) = &result {
+        let (actor, key) = (who.actor(), format!("site:{id}"));
+        let change = Change { reason: "site.update", actor: &actor, target: &new.name, key: &key };
+        let undo = || async {
+            let back = SitePatch {
+                name: Some(old.name.clone()),
+                spa_fallback: Some(old.spa_fallback),
+                access: Some(old.access.clone()),
+                allowed_users: Some(old.allowed_users.clone()),
+                allowed_groups: Some(old.allowed_groups.clone()),
+                max_bytes: Some(old.max_bytes),
+            };
+            if let Err(e) = sites::update(&state.store, &state.nginx, data_dir, who, id, back).await {
+                tracing::error!(error = %e, site = id, "undoing the site change failed");
+            }
+        };
+        if let Err(e) = state.prove_applied(change, before, undo).await {
+            audit::record(&state.store, &who.actor(), "site.update", &id.to_string(), Outcome::Failure, None).await;
+            return Err(e);
+        }
+    }
     let (outcome, target, details) = match &result {
         Ok((old, new)) => (
             Outcome::Success,

@@ -9,6 +9,7 @@ use crate::panel::AppState;
 use crate::panel::auth::{Admin, Cap, TunnelsRead, TunnelsWrite};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
+use crate::panel::guard::Kept;
 use crate::store::{Agent, AgentStatus, Tunnel, TunnelFields};
 use crate::tunnels::{self, AgentSetup, TunnelInput, TunnelPatch, TunnelView, TunnelsError};
 
@@ -26,7 +27,8 @@ impl From<TunnelsError> for ApiError {
 #[utoipa::path(tag = "tunnels", responses((status = 200, body = Vec<TunnelView>)))]
 #[get("/tunnels")]
 pub async fn list(state: web::Data<AppState>, who: Cap<TunnelsRead>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(tunnels::list(&state.store, &who.0).await?))
+    let views = tunnels::list(&state.store, &who.0).await?;
+    Ok(HttpResponse::Ok().json(tunnels::with_health(views, state.health.get().as_deref())))
 }
 
 /// Creates a tunnel; the name must be unused (409 otherwise).
@@ -38,20 +40,39 @@ pub async fn create(
     body: ApiJson<TunnelInput>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = body.0.into_fields(&who.0);
-    Ok(HttpResponse::Created().json(create_applied(&state, &who.0, fields).await?))
+    let (tunnel, kept) = create_applied(&state, &who.0, fields).await?;
+    Ok(HttpResponse::Created().json(with_warning(&tunnel, &kept)))
+}
+
+/// The tunnel's JSON, plus `warning` when the change was kept although
+/// names do not serve (they did not before either).
+fn with_warning(tunnel: &Tunnel, kept: &Kept) -> serde_json::Value {
+    let mut v = serde_json::to_value(tunnel).unwrap_or_default();
+    if let (Some(obj), Some(w)) = (v.as_object_mut(), kept.warning()) {
+        obj.insert("warning".into(), w.into());
+    }
+    v
 }
 
 /// Creates a tunnel and makes nginx serve it (the row is removed again when
-/// nginx refuses), then audits. The API and the web UI both call this.
-pub async fn create_applied(state: &AppState, who: &Identity, fields: TunnelFields) -> Result<Tunnel, ApiError> {
+/// nginx refuses or a working name stops serving), then audits. The API and
+/// the web UI both call this.
+pub async fn create_applied(
+    state: &AppState,
+    who: &Identity,
+    fields: TunnelFields,
+) -> Result<(Tunnel, Kept), ApiError> {
+    let before = state.health_before().await;
     let tunnel = tunnels::create(&state.store, who, fields).await?;
-    if let Err(e) = state.apply_config("tunnel.create").await {
+    let undo = || async {
         let _ = state.store.delete_tunnel(tunnel.id).await;
-        return Err(e);
-    }
+    };
+    let kept = state
+        .apply_guarded("tunnel.create", &who.actor(), &tunnel.name, &format!("tunnel:{}", tunnel.id), before, undo)
+        .await?;
     audit::record(&state.store, &who.actor(), "tunnel.create", &tunnel.name, Outcome::Success, None).await;
     state.certs.name_added();
-    Ok(tunnel)
+    Ok((tunnel, kept))
 }
 
 /// Changes some fields of a tunnel.
@@ -64,23 +85,32 @@ pub async fn update(
     id: web::Path<i64>,
     body: ApiJson<TunnelPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(update_applied(&state, &who.0, id.into_inner(), body.0).await?))
+    let (tunnel, kept) = update_applied(&state, &who.0, id.into_inner(), body.0).await?;
+    Ok(HttpResponse::Ok().json(with_warning(&tunnel, &kept)))
 }
 
-/// Applies a patch and the nginx change (undone when nginx refuses), then
-/// audits the before and after. The API and the web UI both call this.
-pub async fn update_applied(state: &AppState, who: &Identity, id: i64, patch: TunnelPatch) -> Result<Tunnel, ApiError> {
+/// Applies a patch and the nginx change (undone when nginx refuses or a
+/// working name stops serving), then audits the before and after. The API
+/// and the web UI both call this.
+pub async fn update_applied(
+    state: &AppState,
+    who: &Identity,
+    id: i64,
+    patch: TunnelPatch,
+) -> Result<(Tunnel, Kept), ApiError> {
+    let before = state.health_before().await;
     let (old, new) = tunnels::update(&state.store, who, id, patch).await?;
-    if let Err(e) = state.apply_config("tunnel.update").await {
+    let undo = || async {
         let _ = state.store.update_tunnel(old.id, TunnelFields::from(&old), old.updated_at).await;
-        return Err(e);
-    }
+    };
+    let kept =
+        state.apply_guarded("tunnel.update", &who.actor(), &new.name, &format!("tunnel:{id}"), before, undo).await?;
     let details = serde_json::json!({ "before": TunnelFieldsJson::from(&old), "after": TunnelFieldsJson::from(&new) });
     audit::record(&state.store, &who.actor(), "tunnel.update", &new.name, Outcome::Success, Some(details)).await;
     if new.name != old.name {
         state.certs.name_added();
     }
-    Ok(new)
+    Ok((new, kept))
 }
 
 /// Deletes a tunnel.
@@ -97,11 +127,12 @@ pub async fn remove(
 /// Deletes a tunnel and applies nginx (the row comes back when nginx
 /// refuses), then audits. The API and the web UI both call this.
 pub async fn delete_applied(state: &AppState, who: &Identity, id: i64) -> Result<Tunnel, ApiError> {
+    let before = state.health_before().await;
     let tunnel = tunnels::delete(&state.store, who, id).await?;
-    if let Err(e) = state.apply_config("tunnel.delete").await {
-        let _ = state.store.restore_tunnel(tunnel).await;
-        return Err(e);
-    }
+    let undo = || async {
+        let _ = state.store.restore_tunnel(tunnel.clone()).await;
+    };
+    state.apply_guarded("tunnel.delete", &who.actor(), &tunnel.name, &format!("tunnel:{id}"), before, undo).await?;
     audit::record(&state.store, &who.actor(), "tunnel.delete", &tunnel.name, Outcome::Success, None).await;
     Ok(tunnel)
 }

@@ -29,6 +29,8 @@ pub struct CertsPage {
     pub certs: Vec<CertStatus>,
     /// `GET /api/certs/auto-renew-status`.
     pub renewal: AutoRenewStatus,
+    /// The last probe of the public names: the certificate nginx really serves.
+    pub health: Option<std::sync::Arc<crate::probe::Report>>,
     /// The bring-your-own form: (name, fullchain, key) as typed.
     pub byo: (String, String, String),
     pub errors: FieldErrors,
@@ -52,6 +54,11 @@ impl CertsPage {
             Source::Auto => "auto (ACME)",
             Source::Manual => "manual (uploaded)",
         }
+    }
+
+    /// The probe's view of a name: what nginx served for it.
+    pub fn served(&self, name: &str) -> Option<crate::probe::NameHealth> {
+        self.health.as_ref()?.by_name(name).cloned()
     }
 
     pub fn badge(&self, state: &str) -> &'static str {
@@ -80,6 +87,7 @@ async fn page(ui: &UiAdmin) -> Result<CertsPage, PageError> {
         rotated: None,
         certs,
         renewal,
+        health: ui.state.health.get(),
         byo: Default::default(),
         errors: FieldErrors::default(),
         error: None,

@@ -14,6 +14,9 @@ use crate::sysstats::{Sample, SystemStats};
 /// Certificates with fewer days left than this are flagged.
 const EXPIRY_WARN_DAYS: i64 = 30;
 
+/// (up, total, names that do not serve with why, when probed).
+pub type NamesSummary = (usize, usize, Vec<(String, String)>, String);
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 pub struct DashboardPage {
@@ -32,6 +35,11 @@ pub struct DashboardPage {
     pub recent: Vec<AuditEntry>,
     /// (up, total) services, when a supervisor runs them.
     pub services_up: Option<(usize, usize)>,
+    /// The last probe of the public names: (up, total, names that do not
+    /// serve with why, checked at). The summary is about names, not processes.
+    pub names: Option<NamesSummary>,
+    /// Names that do not serve, per the last probe.
+    pub names_down: usize,
     /// Memory in use, percent of the container limit (or machine total).
     pub memory_percent: u64,
     /// Portico's processes' memory and its budget, formatted.
@@ -84,6 +92,12 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
         let list = crate::panel::routes::services::statuses(&ui.state).await.unwrap_or_default();
         Some((list.iter().filter(|s| s.state == "up").count(), crate::services::MANAGED.len()))
     };
+    let names = ui.state.health.get().map(|r| {
+        let down: Vec<(String, String)> =
+            r.names.iter().filter(|n| !n.up).map(|n| (n.name.clone(), n.reason.clone().unwrap_or_default())).collect();
+        let at = OffsetDateTime::from_unix_timestamp(r.checked_at).map(|t| super::when(&t)).unwrap_or_default();
+        (r.up, r.total, down, at)
+    });
     let stats = system::read(&ui).await?;
     let (mem_used, mem_limit, _) = system::memory(&stats);
     let history = record_sample(&ui.state, &stats).await?;
@@ -102,6 +116,8 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
         admin_days_left,
         recent,
         services_up,
+        names_down: names.as_ref().map_or(0, |n| n.2.len()),
+        names,
         memory_percent: system::percent(mem_used, mem_limit),
         portico_memory: system::size(system::portico_bytes(&stats)),
         budget: system::size(system::MEMORY_BUDGET),

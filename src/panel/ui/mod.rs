@@ -37,6 +37,7 @@ mod audit_log;
 mod backups;
 mod certs;
 mod dashboard;
+mod doctor;
 pub use dashboard::record_sample;
 mod groups;
 mod keys;
@@ -102,6 +103,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/nginx", "nginx"),
     ("/settings", "Settings"),
     ("/audit", "Audit log"),
+    ("/doctor", "Doctor"),
 ];
 
 /// Pages outside the navigation (their path prefixes).
@@ -152,6 +154,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     )),
             )
             .configure(dashboard::configure)
+            .configure(doctor::configure)
             .configure(onboarding::configure)
             .configure(onboarding_restore::configure)
             .configure(tunnels::configure)
@@ -271,6 +274,11 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "caps_saved" => ("ok", "Capabilities saved; they apply on the agent's next request."),
         "tunnel_created" => ("ok", "Tunnel created. Run its agent with the commands below."),
         "tunnel_saved" => ("ok", "Tunnel saved."),
+        "tunnel_saved_down" => ("warn", "Tunnel saved, but some names do not serve yet; see Health below."),
+        "tunnel_created_down" => (
+            "warn",
+            "Tunnel created, but its name does not serve yet (its agent or certificate may be missing); see Health below.",
+        ),
         "tunnel_enabled" => ("ok", "Tunnel enabled."),
         "tunnel_disabled" => ("ok", "Tunnel disabled; it stops answering at once."),
         "tunnel_deleted" => ("ok", "Tunnel deleted."),
@@ -337,8 +345,15 @@ pub fn form_error(err: ApiError) -> Result<(FieldErrors, Option<String>), PageEr
         ApiError::BadRequest { details, message } if details.is_empty() => Ok((FieldErrors::default(), Some(message))),
         ApiError::BadRequest { details, .. } => Ok((FieldErrors(details), None)),
         ApiError::Conflict(m) | ApiError::NotFound(m) | ApiError::Forbidden(m) => Ok((FieldErrors::default(), Some(m))),
+        ApiError::NamesBroken(r) => Ok((FieldErrors::default(), Some(names_broken(&r)))),
         other => Err(other.into()),
     }
+}
+
+/// The banner for a change that was undone because names stopped serving.
+pub fn names_broken(r: &[crate::probe::Regression]) -> String {
+    let list: Vec<String> = r.iter().map(|x| format!("{} ({})", x.name, x.reason)).collect();
+    format!("The change was undone: it stopped a working name from serving: {}", list.join("; "))
 }
 
 /// Page numbers of a list; links keep the list's filters.
@@ -398,6 +413,9 @@ impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
         if let ApiError::Internal(context) = &e {
             return PageError::internal(context);
+        }
+        if let ApiError::NamesBroken(r) = &e {
+            return PageError { status: e.status_code(), message: names_broken(r) };
         }
         PageError { status: e.status_code(), message: e.to_string() }
     }

@@ -23,6 +23,8 @@ use crate::store::Site;
 pub struct SitesPage {
     pub chrome: Chrome,
     pub sites: Vec<Site>,
+    /// The last probe of the public names.
+    pub health: Option<std::sync::Arc<crate::probe::Report>>,
     pub domain: Option<String>,
     pub form: NewSite,
     pub errors: FieldErrors,
@@ -44,12 +46,18 @@ impl SitesPage {
     pub fn size(&self, bytes: &u64) -> String {
         format!("{} MB", bytes / (1024 * 1024))
     }
+
+    /// The last probe of a site's name.
+    pub fn site_health(&self, site: &Site) -> Option<crate::probe::NameHealth> {
+        self.health.as_ref()?.get(&format!("site:{}", site.id)).cloned()
+    }
 }
 
 async fn page(ui: &UiAdmin) -> Result<SitesPage, PageError> {
     Ok(SitesPage {
         chrome: ui.chrome("/sites", "Static sites").await?,
         sites: ui.state.store.sites().await?,
+        health: ui.state.health.get(),
         domain: ui.state.store.setting(crate::onboarding::keys::DOMAIN).await?,
         form: NewSite { access: Some("authenticated".into()), ..NewSite::default() },
         errors: FieldErrors::default(),

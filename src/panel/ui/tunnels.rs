@@ -163,7 +163,10 @@ async fn domain(ui: &UiAdmin) -> Result<Option<String>, PageError> {
 async fn list_page(ui: &UiAdmin) -> Result<TunnelsPage, PageError> {
     Ok(TunnelsPage {
         chrome: ui.chrome("/tunnels", "Tunnels").await?,
-        tunnels: tunnels::list(&ui.state.store, &ui.who).await.map_err(ApiError::from)?,
+        tunnels: tunnels::with_health(
+            tunnels::list(&ui.state.store, &ui.who).await.map_err(ApiError::from)?,
+            ui.state.health.get().as_deref(),
+        ),
         domain: domain(ui).await?,
         form: TunnelForm::default(),
         choices: choices(ui).await?,
@@ -184,7 +187,10 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let input = TunnelForm::read(&form, true);
     match create_applied(&ui.state, &ui.who, input.fields()).await {
-        Ok(t) => Ok(ui.redirect(&format!("/tunnels/{}?flash=tunnel_created", t.id))),
+        Ok((t, kept)) => {
+            let flash = if kept.warning().is_some() { "tunnel_created_down" } else { "tunnel_created" };
+            Ok(ui.redirect(&format!("/tunnels/{}?flash={flash}", t.id)))
+        }
         Err(e) => {
             let (errors, error) = super::form_error(e)?;
             let mut p = list_page(ui).await?;
@@ -226,6 +232,7 @@ impl TunnelPage {
 /// One tunnel the admin may see, with its live state.
 async fn view(ui: &UiAdmin, id: i64) -> Result<TunnelView, PageError> {
     let all = tunnels::list(&ui.state.store, &ui.who).await.map_err(ApiError::from)?;
+    let all = tunnels::with_health(all, ui.state.health.get().as_deref());
     all.into_iter().find(|t| t.tunnel.id == id).ok_or_else(|| ApiError::NotFound("No such tunnel".into()).into())
 }
 
@@ -260,7 +267,10 @@ async fn update(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
     let id = tunnel_id(&id)?;
     let input = TunnelForm::read(&form, form.get("enabled") == "on");
     match update_applied(&ui.state, &ui.who, id, input.patch()).await {
-        Ok(t) => Ok(ui.redirect(&format!("/tunnels/{}?flash=tunnel_saved", t.id))),
+        Ok((t, kept)) => {
+            let flash = if kept.warning().is_some() { "tunnel_saved_down" } else { "tunnel_saved" };
+            Ok(ui.redirect(&format!("/tunnels/{}?flash={flash}", t.id)))
+        }
         Err(e) => {
             let (errors, error) = super::form_error(e)?;
             let mut p = one_page(ui, id).await?;

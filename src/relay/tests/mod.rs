@@ -2,6 +2,7 @@
 //! loopback ports, a real SQLite store.
 
 mod app;
+mod health;
 mod limits;
 mod metrics;
 mod nginx;

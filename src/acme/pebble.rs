@@ -19,10 +19,14 @@ pub struct Pebble {
 
 impl Drop for Pebble {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        stop(&mut self.children);
+    }
+}
+
+fn stop(children: &mut [Child]) {
+    for child in children {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -30,12 +34,18 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+/// Waits until `child` listens on `port`. False when it exits first (another
+/// test took one of its ports between `free_port` and its bind) or stays
+/// silent for 30 s on a loaded machine.
+fn listens(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start on port {port}");
+        if Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20)); // poll interval
     }
+    true
 }
 
 /// Whether pebble is installed; tests print why they skip when not.
@@ -49,8 +59,19 @@ pub fn available() -> bool {
 
 impl Pebble {
     /// Starts pebble; its VA validates HTTP-01 on `http_port` of 127.0.0.1.
-    /// `validity_secs` sets the lifetime of issued certificates.
+    /// `validity_secs` sets the lifetime of issued certificates. Ports are
+    /// picked free just before the start; when one is taken in between by a
+    /// parallel test, the start is tried again on new ports.
     pub fn start(http_port: u16, validity_secs: Option<u64>) -> Pebble {
+        for _ in 0..5 {
+            if let Some(pebble) = Pebble::try_start(http_port, validity_secs) {
+                return pebble;
+            }
+        }
+        panic!("pebble did not start after 5 tries on fresh ports");
+    }
+
+    fn try_start(http_port: u16, validity_secs: Option<u64>) -> Option<Pebble> {
         let dir = tempfile::tempdir().unwrap();
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -96,7 +117,10 @@ impl Pebble {
             .spawn()
             .unwrap();
         let mut children = vec![dns_server];
-        wait_for_port(dns_management, "pebble-challtestsrv");
+        if !listens(&mut children[0], dns_management) {
+            stop(&mut children);
+            return None;
+        }
         let (o, e) = quiet();
         let pebble = Command::new("/usr/bin/pebble")
             .arg("-config")
@@ -110,8 +134,11 @@ impl Pebble {
             .spawn()
             .unwrap();
         children.push(pebble);
-        wait_for_port(listen, "pebble");
-        Pebble { _dir: dir, children, directory: format!("https://127.0.0.1:{listen}/dir"), ca_bundle }
+        if !listens(&mut children[1], listen) {
+            stop(&mut children);
+            return None;
+        }
+        Some(Pebble { _dir: dir, children, directory: format!("https://127.0.0.1:{listen}/dir"), ca_bundle })
     }
 }
 

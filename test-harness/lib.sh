@@ -14,6 +14,10 @@ DROPLET_IP=10.77.0.10
 
 note() { printf '==> %s\n' "$*" >&2; }
 
+# shellcheck source-path=SCRIPTDIR source=../scripts/prerequisites.sh
+. "$REPO/scripts/prerequisites.sh"
+need_harness_tools
+
 compose() { docker-compose -p "$PROJECT" -f "$HARNESS/docker-compose.yml" "$@"; }
 
 # Builds the base images (cached), the binary and the appliance image.
@@ -24,6 +28,7 @@ build_all() {
     PORTICO_TOOLS_IMAGE="$PORTICO_TOOLS_IMAGE" "$HARNESS/base/build-tools"
     local bin=${PORTICO_BINARY:-}
     if [[ -z $bin ]]; then
+        need_commands cargo
         note "cargo build --release"
         (cd "$REPO" && cargo build --release --locked)
         bin="${CARGO_TARGET_DIR:-$REPO/target}/release/portico"

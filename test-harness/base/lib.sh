@@ -2,9 +2,16 @@
 # Shared by build and build-tools: make a Debian bookworm rootfs with
 # mmdebstrap and import it as a local Docker image. Sourced, not run.
 
-# Debian mirrors; override with PORTICO_DEBIAN_MIRROR for a local mirror.
-DEBIAN_MIRROR="${PORTICO_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-DEBIAN_SECURITY_MIRROR="${PORTICO_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+# shellcheck source-path=SCRIPTDIR source=../../scripts/prerequisites.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/prerequisites.sh"
+need_harness_tools
+
+# Debian mirrors: the host's own (its apt sources), else deb.debian.org;
+# PORTICO_DEBIAN_MIRROR and PORTICO_DEBIAN_SECURITY_MIRROR override both.
+DEBIAN_MIRROR="${PORTICO_DEBIAN_MIRROR:-$(host_debian_mirror debian)}"
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+DEBIAN_SECURITY_MIRROR="${PORTICO_DEBIAN_SECURITY_MIRROR:-$(host_debian_mirror debian-security)}"
+DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 # root works everywhere we run as root; unshare needs user namespaces.
 MMDEBSTRAP_MODE="${PORTICO_MMDEBSTRAP_MODE:-root}"
 

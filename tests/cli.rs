@@ -197,3 +197,81 @@ fn bad_input_exits_non_zero_with_a_one_line_reason() {
         );
     }
 }
+
+/// A service's log as the container keeps it: `portico serve` writes to a
+/// pipe (not a terminal) read by s6-log with the directives of the image's
+/// `log-run`. Each line, in the live-logs file and on the container's
+/// stdout, has one timestamp and no colour codes.
+#[test]
+fn service_logs_have_one_timestamp_and_no_colour_codes() {
+    if Command::new("s6-log").arg("-h").output().is_err() {
+        eprintln!("skipping: s6-log is not installed (apt-get install s6)");
+        return;
+    }
+    let log_run =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rootfs/usr/local/lib/portico/log-run")).unwrap();
+    let directives: Vec<&str> = log_run
+        .lines()
+        .find_map(|l| l.strip_prefix("s6-log "))
+        .expect("log-run runs s6-log")
+        .split_whitespace()
+        .collect();
+    let (logdir, directives) = directives.split_last().unwrap();
+    assert!(logdir.starts_with("/var/log/portico/"), "{logdir}");
+
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(portico(dir.path()).arg("init")).status.success());
+    let logs = dir.path().join("service-log");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut server = portico(dir.path())
+        .arg("serve")
+        .env("PORTICO__PANEL__LISTEN", addr.to_string())
+        .env("PORTICO__LOG__LEVEL", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let _server = Server(server);
+    let s6_log = Command::new("s6-log")
+        .args(directives)
+        .arg(&logs)
+        .stdin(Stdio::from(stderr))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut s6_log = Server(s6_log);
+    wait_for_health(addr);
+    let (status, _) = http(addr, "GET", "/api/onboarding/status", &[]).unwrap();
+    assert_eq!(status, 401);
+
+    let current = logs.join("current");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&current).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("/api/onboarding/status")) {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no request line in the service log:\n{text}");
+        std::thread::sleep(Duration::from_millis(50)); // poll interval
+    };
+    let _ = s6_log.0.kill();
+    let mut forwarded = String::new();
+    s6_log.0.stdout.take().unwrap().read_to_string(&mut forwarded).unwrap();
+    let forwarded = forwarded.lines().find(|l| l.contains("/api/onboarding/status")).unwrap_or_default().to_string();
+    for (place, line) in [("live-logs file", &line), ("container stdout", &forwarded)] {
+        assert!(!line.contains('\u{1b}'), "colour codes in the {place}: {line:?}");
+        assert_eq!(timestamps(line), 1, "timestamps in the {place}: {line}");
+    }
+}
+
+/// Dates (`2026-12-07`) in a line: one per timestamp, ISO 8601 or RFC 3339.
+fn timestamps(line: &str) -> usize {
+    let b = line.as_bytes();
+    (0..b.len().saturating_sub(9))
+        .filter(|&i| {
+            let d = |j: usize| b[i + j].is_ascii_digit();
+            d(0) && d(1) && d(2) && d(3) && b[i + 4] == b'-' && d(5) && d(6) && b[i + 7] == b'-' && d(8) && d(9)
+        })
+        .count()
+}

@@ -203,3 +203,19 @@ if (doctor && doctor.dataset.running === "1") {
   };
   poll();
 }
+// Services: the table refreshes itself (state, pid, uptime, buttons), except
+// while the operator is using it (a confirmation open or a button focused).
+const services = document.querySelector("table[data-refresh]");
+if (services && window.DOMParser) {
+  setInterval(async () => {
+    if (document.hidden || services.querySelector("details[open]") || services.contains(document.activeElement)) return;
+    try {
+      const reply = await fetch(services.dataset.refresh, { credentials: "same-origin" });
+      if (!reply.ok) return;
+      const fresh = new DOMParser().parseFromString(await reply.text(), "text/html").querySelector("table[data-refresh] tbody");
+      if (fresh) services.querySelector("tbody").replaceWith(fresh);
+    } catch {
+      // The panel restarting: try again at the next tick.
+    }
+  }, 5000);
+}

@@ -15,6 +15,7 @@ use crate::panel::auth::{Cap, LogsRead, ServicesRead, ServicesWrite};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiQuery;
 use crate::services::{self, ServiceError, ServiceInfo};
+use crate::supervisor::Action;
 
 /// How often a log follower looks for new lines, milliseconds.
 const FOLLOW_EVERY_MS: u64 = 250;
@@ -42,11 +43,17 @@ pub async fn list(state: web::Data<AppState>, _who: Cap<ServicesRead>) -> Result
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ActionResponse {
+    /// The service's status when the answer was sent.
     service: ServiceInfo,
+    /// Whether it reached the asked state within 5 s: down after a stop, a
+    /// (new) process up for a second after a start or restart.
+    settled: bool,
 }
 
 /// Starts, stops, restarts or reloads a service (reload: nginx only). Stopping
-/// the panel is refused with 409. Answers once the supervisor took the order.
+/// the panel is refused with 409. Answers with the state the service reached:
+/// up (a new process, for a restart) or down, or its state after 5 s when it
+/// did not get there (a service that fails at start shows down and its exit).
 #[utoipa::path(tag = "services", params(("name" = String, Path), ("action" = String, Path)),
     responses((status = 200, body = ActionResponse)))]
 #[post("/services/{name}/{action}")]
@@ -56,16 +63,18 @@ pub async fn control(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (name, action) = path.into_inner();
-    let service = perform(&state, &who.0.actor(), &name, &action).await?;
-    Ok(HttpResponse::Ok().json(ActionResponse { service }))
+    let (service, settled) = perform(&state, &who.0.actor(), &name, &action).await?;
+    Ok(HttpResponse::Ok().json(ActionResponse { service, settled }))
 }
 
 /// Checks and applies `action` to service `name`, audits it as `service.<action>`
 /// and answers the service's new status. The API and the web UI both act here.
-pub async fn perform(state: &AppState, actor: &str, name: &str, action: &str) -> Result<ServiceInfo, ApiError> {
+pub async fn perform(state: &AppState, actor: &str, name: &str, action: &str) -> Result<(ServiceInfo, bool), ApiError> {
     let name = services::known(name)?;
     let action = services::parse_action(action)
         .ok_or_else(|| ApiError::field("action", "must be one of start, stop, restart, reload"))?;
+    let sup = state.supervisor.clone();
+    let before = blocking(move || services::status(&sup, name)).await.ok().and_then(|s| s.pid);
     let sup = state.supervisor.clone();
     let result = blocking(move || services::control(&sup, name, action)).await;
     let verb = services::action_name(action);
@@ -75,8 +84,48 @@ pub async fn perform(state: &AppState, actor: &str, name: &str, action: &str) ->
     };
     audit::record(&state.store, actor, &format!("service.{verb}"), name, outcome, details).await;
     result?;
-    let sup = state.supervisor.clone();
-    blocking(move || services::status(&sup, name)).await
+    settle(state, name, action, before).await
+}
+
+/// How long an action's answer waits for the service to reach its new state.
+const SETTLE: Duration = Duration::from_secs(5);
+/// How long a started process must stay up to count as started (a service
+/// that fails at start is up for a moment, again and again).
+const STEADY: Duration = Duration::from_secs(1);
+
+/// The service's status once `action` shows, and whether it did within
+/// [`SETTLE`]: down for stop; for start and restart, one process (other than
+/// `before`, for restart) up for [`STEADY`].
+async fn settle(
+    state: &AppState,
+    name: &'static str,
+    action: Action,
+    before: Option<u32>,
+) -> Result<(ServiceInfo, bool), ApiError> {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let mut up_since: Option<(Option<u32>, tokio::time::Instant)> = None;
+    loop {
+        let sup = state.supervisor.clone();
+        let now = blocking(move || services::status(&sup, name)).await?;
+        let reached = match action {
+            Action::Reload => true,
+            Action::Stop => now.state == "down",
+            Action::Start | Action::Restart => {
+                let fresh = now.state == "up" && (action == Action::Start || now.pid != before);
+                match up_since {
+                    Some((pid, since)) if fresh && pid == now.pid => since.elapsed() >= STEADY,
+                    _ => {
+                        up_since = fresh.then(|| (now.pid, tokio::time::Instant::now()));
+                        false
+                    }
+                }
+            }
+        };
+        if reached || tokio::time::Instant::now() >= deadline {
+            return Ok((now, reached));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // poll interval
+    }
 }
 
 /// Every managed service with its status (empty without a supervisor).

@@ -25,6 +25,8 @@ pub struct ServicesPage {
     pub services: Vec<ServiceInfo>,
     /// Why the last action failed (the API's message).
     pub error: Option<String>,
+    /// What the last action did, as the service shows it now: (`ok`|`bad`, text).
+    pub result: Option<(&'static str, String)>,
 }
 
 impl ServicesPage {
@@ -44,6 +46,50 @@ impl ServicesPage {
     pub fn duration(&self, seconds: &u64) -> String {
         duration(*seconds)
     }
+
+    /// The actions that make sense in the service's state: start when it is
+    /// down, stop, restart and reload when it is up.
+    pub fn offered(&self, service: &ServiceInfo) -> Vec<Action> {
+        let up = service.state == "up";
+        service.actions.iter().copied().filter(|a| (*a == Action::Start) != up).collect()
+    }
+}
+
+/// `?service=<name>&did=<action>&settled=<bool>`: the page reports what
+/// that action did.
+#[derive(serde::Deserialize)]
+struct Done {
+    service: Option<String>,
+    did: Option<String>,
+    settled: Option<bool>,
+}
+
+/// What `action` did to `service`: whether it settled in the asked state
+/// (see the API's `settled`), told with its status now.
+fn outcome(service: &ServiceInfo, action: Action, settled: bool) -> (&'static str, String) {
+    let name = &service.name;
+    let up = service.state == "up";
+    let running = |s: &ServiceInfo| match (s.uptime_seconds, s.pid) {
+        (Some(u), Some(pid)) => format!("up for {}, pid {pid}", duration(u)),
+        _ => "up".into(),
+    };
+    let why = match service.last_exit_code {
+        Some(code) => format!(" (last exit code {code}); its logs say why"),
+        None => "; its logs say why".into(),
+    };
+    let verb = services::action_name(action);
+    match (action, settled && up == (action != Action::Stop)) {
+        (Action::Start, true) => ("ok", format!("{name} started: {}.", running(service))),
+        (Action::Restart, true) => ("ok", format!("{name} restarted: {}.", running(service))),
+        (Action::Reload, true) => ("ok", format!("{name} reloaded its configuration.")),
+        (Action::Stop, true) => ("ok", format!("{name} stopped; it stays down until started.")),
+        (Action::Stop, false) => ("bad", format!("{name} is still up 5 s after the stop.")),
+        (_, false) if service.restarts > 0 => (
+            "bad",
+            format!("{name} did not stay up after the {verb}: s6 has restarted it {} times{why}.", service.restarts),
+        ),
+        (_, false) => ("bad", format!("{name} is not up 5 s after the {verb}{why}.")),
+    }
 }
 
 /// `3d 4h`, `2h 5m`, `4m 10s`, `12s`.
@@ -60,18 +106,27 @@ pub fn duration(seconds: u64) -> String {
 async fn page(ui: &UiAdmin, error: Option<String>) -> Result<ServicesPage, PageError> {
     let managed = !matches!(ui.state.supervisor, Supervisor::None);
     let services = if managed { statuses(&ui.state).await? } else { Vec::new() };
-    Ok(ServicesPage { chrome: ui.chrome("/services", "Services").await?, managed, services, error })
+    Ok(ServicesPage { chrome: ui.chrome("/services", "Services").await?, managed, services, error, result: None })
 }
 
-async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    super::ok(&page(&ui, None).await?)
+async fn show(ui: UiAdmin, req: HttpRequest) -> Result<HttpResponse, PageError> {
+    let mut page = page(&ui, None).await?;
+    if let Ok(done) = web::Query::<Done>::from_query(req.query_string())
+        && let (Some(name), Some(action)) = (&done.service, done.did.as_deref().and_then(services::parse_action))
+    {
+        let settled = done.settled.unwrap_or(false);
+        page.result = page.services.iter().find(|s| &s.name == name).map(|s| outcome(s, action, settled));
+    }
+    super::ok(&page)
 }
 
 async fn act(form: UiForm, path: web::Path<(String, String)>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let (name, action) = path.into_inner();
     match perform(&ui.state, &ui.actor(), &name, &action).await {
-        Ok(_) => Ok(ui.redirect(&format!("/services?flash=service_{action}"))),
+        Ok((service, settled)) => {
+            Ok(ui.redirect(&format!("/services?service={}&did={action}&settled={settled}", service.name)))
+        }
         Err(e) => {
             let status = actix_web::ResponseError::status_code(&e);
             let message = match super::form_error(e)? {

@@ -81,11 +81,46 @@ async fn services_page_acts_through_a_real_s6() {
     assert!(!page.body.contains("action=\"/services/panel/stop\""), "no stop button for the panel");
     let csrf = page.csrf();
 
+    // Buttons follow the state: nothing to start while everything runs.
+    assert!(!page.body.contains("action=\"/services/relay/start\""), "no Start on a running service");
+    assert!(page.body.contains("<button type=\"submit\" class=\"secondary\">Restart"), "Restart is not primary");
+    assert!(page.body.contains("id=\"services\" data-refresh=\"/services\""), "the table refreshes itself");
+
+    // The answer comes once the new process is up; the page says what happened.
     let before = wait_up(&ui, "relay", None).await;
     let restarted = ui.post("/services/relay/restart", Some(&csrf), &[]).await;
-    assert_eq!(restarted.location.as_deref(), Some("/services?flash=service_restart"), "{}", restarted.body);
-    wait_up(&ui, "relay", Some(before)).await;
-    assert!(ui.get("/services?flash=service_restart").await.body.contains("Service restarted."));
+    let location = restarted.location.clone().unwrap_or_default();
+    assert_eq!(location, "/services?service=relay&did=restart&settled=true", "{}", restarted.body);
+    let now = wait_up(&ui, "relay", Some(before)).await;
+    let told = ui.get(&location).await;
+    assert!(
+        told.body.contains("relay restarted: up for ") && told.body.contains(&format!("s, pid {now}.")),
+        "{}",
+        told.body
+    );
+
+    let stopped = ui.post("/services/relay/stop", Some(&csrf), &[]).await;
+    let location = stopped.location.clone().unwrap_or_default();
+    assert_eq!(location, "/services?service=relay&did=stop&settled=true");
+    let told = ui.get(&location).await;
+    assert!(told.body.contains("relay stopped; it stays down until started."), "{}", told.body);
+    assert!(told.body.contains("action=\"/services/relay/start\""), "Start offered once it is down");
+    assert!(!told.body.contains("action=\"/services/relay/stop\""), "no Stop on a stopped service");
+    let started = ui.post("/services/relay/start", Some(&csrf), &[]).await;
+    let told = ui.get(&started.location.unwrap_or_default()).await;
+    assert!(told.body.contains("relay started: up for"), "{}", told.body);
+
+    // A service that fails at start: the restart is not reported as done.
+    let run = scan.dir.path().join("relay/run");
+    std::fs::write(&run, "#!/bin/sh\nexit 3\n").unwrap();
+    let failed = ui.post("/services/relay/restart", Some(&csrf), &[]).await;
+    let location = failed.location.clone().unwrap_or_default();
+    assert_eq!(location, "/services?service=relay&did=restart&settled=false");
+    let told = ui.get(&location).await;
+    assert!(told.body.contains("class=\"flash bad\" id=\"service-result\" role=\"alert\""), "{}", told.body);
+    assert!(told.body.contains("relay did not stay up after the restart"), "{}", told.body);
+    std::fs::write(&run, "#!/bin/sh\nexec sleep 300\n").unwrap();
+    wait_up(&ui, "relay", None).await;
 
     let refused = ui.post("/services/panel/stop", Some(&csrf), &[]).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
@@ -94,7 +129,7 @@ async fn services_page_acts_through_a_real_s6() {
     assert_eq!(reload.status, StatusCode::BAD_REQUEST);
     assert!(reload.body.contains("does not support"), "{}", reload.body);
     assert_eq!(ui.post("/services/nginx/reload", Some(&csrf), &[]).await.status, StatusCode::SEE_OTHER);
-    assert_eq!(audited(&ui, "service.restart", "relay").await, ["success"]);
+    assert_eq!(audited(&ui, "service.restart", "relay").await, ["success", "success"]);
     assert_eq!(audited(&ui, "service.stop", "panel").await, ["failure"]);
     assert_eq!(audited(&ui, "service.reload", "nginx").await, ["success"]);
 
@@ -102,7 +137,8 @@ async fn services_page_acts_through_a_real_s6() {
     let page = ingress.get("/services").await;
     assert_urls_under(&page.body, INGRESS);
     let restarted = ingress.post("/services/authd/restart", Some(&page.csrf()), &[]).await;
-    assert_eq!(restarted.location.as_deref(), Some(&*format!("{INGRESS}/services?flash=service_restart")));
+    let expected = format!("{INGRESS}/services?service=authd&did=restart&settled=true");
+    assert_eq!(restarted.location.as_deref(), Some(&*expected));
     drop(scan);
 }
 

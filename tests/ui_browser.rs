@@ -765,10 +765,27 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(!panel.state.store.api_keys().await.unwrap().iter().any(|k| k.name == "forged"));
     s.shot("csrf-refused").await;
 
-    // Phone width: one column.
+    // Wide: the whole navigation, no Menu button.
+    s.goto("/agents").await;
+    let display = |selector: &str| format!("return getComputedStyle(document.querySelector('{selector}')).display");
+    assert_eq!(s.client.execute(&display(".menu-button"), vec![]).await.unwrap(), "none");
+    assert_ne!(s.client.execute(&display("#main-nav"), vec![]).await.unwrap(), "none");
+
+    // Phone width: one column, the navigation folded behind a Menu button.
     s.client.set_window_size(390, 1000).await.unwrap();
     s.goto("/agents").await;
+    assert_eq!(s.client.execute(&display("#main-nav"), vec![]).await.unwrap(), "none", "folded on a phone");
     s.shot("agents-phone").await;
+    s.click(".menu-button").await;
+    assert_ne!(s.client.execute(&display("#main-nav"), vec![]).await.unwrap(), "none", "the menu opens");
+    let expanded = "return document.querySelector('.menu-button').getAttribute('aria-expanded')";
+    assert_eq!(s.client.execute(expanded, vec![]).await.unwrap(), "true");
+    s.shot("menu-phone").await;
+    // Stacked table cells carry their column's heading; details read as key/value.
+    s.goto("/audit").await;
+    let label = "return getComputedStyle(document.querySelector('table.audit tbody td'), '::before').content";
+    assert_eq!(s.client.execute(label, vec![]).await.unwrap(), "\"When: \"");
+    s.shot("audit-phone").await;
     // The diff keeps its two columns and scrolls sideways inside its box.
     s.goto(&diff_page).await;
     let fits = "return document.documentElement.scrollWidth <= window.innerWidth";

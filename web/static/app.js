@@ -219,3 +219,34 @@ if (services && window.DOMParser) {
     }
   }, 5000);
 }
+// Phones: the navigation folds behind a Menu button (the CSS shows the
+// button and hides the folded list below 600 px only).
+const menu = document.querySelector(".menu-button");
+const nav = document.getElementById("main-nav");
+if (menu && nav) {
+  nav.classList.add("collapsed");
+  menu.hidden = false;
+  menu.addEventListener("click", () => {
+    const open = nav.classList.toggle("collapsed") === false;
+    menu.setAttribute("aria-expanded", String(open));
+  });
+}
+// Phones: tables stack their cells; each cell is labelled with its column's
+// heading (shown by the CSS below 600 px only).
+const label = (table) => {
+  const headings = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, i) => {
+      const empty = cell.textContent.trim() === "";
+      if (headings[i] && !empty && !cell.hasAttribute("colspan") && !cell.dataset.label) cell.dataset.label = headings[i];
+    });
+  }
+};
+document.querySelectorAll("table").forEach(label);
+// Tables that refresh themselves are labelled again after each refresh.
+new MutationObserver((changes) => {
+  for (const change of changes) {
+    const table = change.target.closest && change.target.closest("table");
+    if (table) label(table);
+  }
+}).observe(document.body, { childList: true, subtree: true });

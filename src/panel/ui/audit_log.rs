@@ -43,8 +43,18 @@ impl AuditPage {
         super::when(t)
     }
 
-    pub fn details(&self, e: &AuditEntry) -> String {
-        e.details.as_ref().map(|d| d.to_string()).unwrap_or_default()
+    /// The details as key/value pairs: an object's fields by key (nested
+    /// values as compact JSON, strings without quotes); anything else under `value`.
+    pub fn details(&self, e: &AuditEntry) -> Vec<(String, String)> {
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match &e.details {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+            Some(other) => vec![("value".into(), text(other))],
+        }
     }
 }
 

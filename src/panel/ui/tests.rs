@@ -393,6 +393,22 @@ async fn audit_log_filters_and_pages() {
         };
         ui.state.store.append_audit(entry).await.unwrap();
     }
+    let details = serde_json::json!({"name": "monitoring", "caps": ["read", "logs:read"], "note": "a long value"});
+    let entry = NewAuditEntry {
+        at: now,
+        actor: "admin:1".into(),
+        action: "key.create".into(),
+        target: "monitoring".into(),
+        outcome: "success".into(),
+        details: Some(details),
+    };
+    ui.state.store.append_audit(entry).await.unwrap();
+    let keys = ui.get("/audit?action=key.create").await;
+    assert!(
+        keys.body.contains("<dl class=\"kv\"><dt>caps</dt><dd>[&#34;read&#34;,&#34;logs:read&#34;]</dd><dt>name</dt><dd>monitoring</dd><dt>note</dt><dd>a long value</dd></dl>"),
+        "details as key/value: {}",
+        keys.body
+    );
     let page = ui.get("/audit?action=tunnel.create").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Page 1 of 2 (60 entries)"), "{}", page.body);

@@ -71,20 +71,27 @@ impl Installed {
     }
 }
 
-/// Atomically installs a chain and its key for `fqdn`. Keys are 0600.
-pub fn install(data_dir: &Path, fqdn: &str, fullchain: &str, key: &str) -> io::Result<Installed> {
+/// Where one name's new files go, decided before anything is written so
+/// that the install journal can name them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Planned {
+    pub name: String,
+    /// `certs/<name>`, the link nginx reads through.
+    pub link: PathBuf,
+    /// The new version directory (not created yet).
+    pub version: PathBuf,
+    /// The link's target before; `None` when the name had no certificate.
+    pub previous: Option<PathBuf>,
+}
+
+/// Picks the new version directory of `fqdn` and notes the current one. A
+/// plain directory from an older layout becomes a version first.
+pub fn plan(data_dir: &Path, fqdn: &str) -> io::Result<Planned> {
     let certs = certs_dir(data_dir);
     let versions = versions_dir(data_dir, fqdn);
     fs::create_dir_all(&certs)?;
     fs::create_dir_all(&versions)?;
     let stamp = format!("{}-{}", time::OffsetDateTime::now_utc().unix_timestamp(), crate::token::random_hex(4));
-    let version = versions.join(&stamp);
-    fs::create_dir(&version)?;
-    fs::set_permissions(&version, Permissions::from_mode(0o755))?;
-    write_file(&version.join("fullchain.pem"), fullchain.as_bytes(), 0o644)?;
-    write_file(&version.join("privkey.pem"), key.as_bytes(), 0o600)?;
-    sync_dir(&version)?;
-
     let link = certs.join(dir_name(fqdn));
     let previous = match fs::symlink_metadata(&link) {
         Ok(meta) if meta.file_type().is_symlink() => Some(fs::read_link(&link)?),
@@ -92,14 +99,70 @@ pub fn install(data_dir: &Path, fqdn: &str, fullchain: &str, key: &str) -> io::R
             // A plain directory from an older layout: keep it as a version.
             let legacy = versions.join(format!("legacy-{stamp}"));
             fs::rename(&link, &legacy)?;
+            swap_link(&link, &legacy)?;
             Some(legacy)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    swap_link(&link, &version)?;
-    prune(&versions, &version, previous.as_deref());
-    Ok(Installed { link, previous })
+    Ok(Planned { name: fqdn.to_string(), link, version: versions.join(&stamp), previous })
+}
+
+/// Writes the planned version directory and swaps the name's link to it.
+pub fn put(planned: &Planned, fullchain: &str, key: &str) -> io::Result<Installed> {
+    let version = &planned.version;
+    fs::create_dir(version)?;
+    fs::set_permissions(version, Permissions::from_mode(0o755))?;
+    write_file(&version.join("fullchain.pem"), fullchain.as_bytes(), 0o644)?;
+    write_file(&version.join("privkey.pem"), key.as_bytes(), 0o600)?;
+    sync_dir(version)?;
+    swap_link(&planned.link, version)?;
+    Ok(Installed { link: planned.link.clone(), previous: planned.previous.clone() })
+}
+
+/// Removes versions of `planned`'s name other than the live and previous one.
+pub fn prune_after(planned: &Planned) {
+    if let Some(versions) = planned.version.parent() {
+        prune(versions, &planned.version, planned.previous.as_deref());
+    }
+}
+
+/// Atomically installs a chain and its key for `fqdn`. Keys are 0600.
+pub fn install(data_dir: &Path, fqdn: &str, fullchain: &str, key: &str) -> io::Result<Installed> {
+    let planned = plan(data_dir, fqdn)?;
+    let installed = put(&planned, fullchain, key)?;
+    prune_after(&planned);
+    Ok(installed)
+}
+
+/// Puts `planned`'s name back on its previous files (or none) when its link
+/// points at the planned version, and removes that version. Idempotent: for
+/// an install that was interrupted at any step.
+pub fn revert(planned: &Planned) -> io::Result<()> {
+    let current = match fs::read_link(&planned.link) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    if current.as_deref() == Some(planned.version.as_path()) {
+        Installed { link: planned.link.clone(), previous: planned.previous.clone() }.undo()?;
+    }
+    match fs::remove_dir_all(&planned.version) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes link files a swap left half-done (`certs/.link-*`).
+pub fn remove_stray_links(data_dir: &Path) -> io::Result<()> {
+    let Ok(entries) = fs::read_dir(certs_dir(data_dir)) else { return Ok(()) };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with(".link-")) {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Replaces `link` with a symlink to `target` in one rename.

@@ -9,6 +9,7 @@
 mod client;
 pub mod files;
 pub mod inspect;
+pub mod journal;
 #[cfg(test)]
 pub(crate) mod pebble;
 pub mod renewal;
@@ -58,6 +59,9 @@ pub enum AcmeError {
     Nginx(#[from] PipelineError),
     #[error("certificate files: {0}")]
     Io(String),
+    /// The data volume is full; the previous certificates stay.
+    #[error("the data volume is full")]
+    StorageFull,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -209,14 +213,17 @@ impl Certs {
     }
 
     /// Installs issued or uploaded pairs and applies nginx, all under one
-    /// nginx change; when nginx refuses, every pair is rolled back.
+    /// nginx change; when nginx refuses or the records cannot be stored,
+    /// every pair is rolled back. The install is journaled (see [`journal`]),
+    /// so a process killed part-way leaves the previous certificates or the
+    /// new ones with their records, never a mix, once [`journal::recover`] ran.
     pub async fn install_and_apply(
         &self,
         nginx: &Pipeline,
         pairs: Vec<(String, Issued, Source)>,
         reason: &str,
     ) -> Result<Vec<CertRecord>, AcmeError> {
-        let now = OffsetDateTime::now_utc();
+        let now = journal::now();
         let mut records = Vec::new();
         for (name, issued, source) in &pairs {
             let leaf = inspect::leaf(&issued.fullchain)
@@ -235,29 +242,49 @@ impl Certs {
         }
         let change = nginx.change().await;
         let data_dir = self.settings.data_dir.clone();
-        let installed = tokio::task::spawn_blocking(move || {
-            let mut done = Vec::new();
-            for (name, issued, _) in &pairs {
-                match files::install(&data_dir, name, &issued.fullchain, &issued.key) {
-                    Ok(i) => done.push(i),
-                    Err(e) => {
-                        undo_all(done);
-                        return Err(AcmeError::Io(e.to_string()));
-                    }
-                }
+        let recs = records.clone();
+        let journal = tokio::task::spawn_blocking(move || {
+            let planned = pairs.iter().map(|(name, ..)| files::plan(&data_dir, name)).collect::<Result<Vec<_>, _>>()?;
+            let journal = journal::Journal::new(planned, &recs);
+            journal::write(&data_dir, &journal)?;
+            let written = pairs
+                .iter()
+                .zip(&journal.planned)
+                .try_for_each(|((_, issued, _), p)| files::put(p, &issued.fullchain, &issued.key).map(|_| ()));
+            if let Err(e) = written {
+                undo(&data_dir, &journal);
+                return Err(e);
             }
-            Ok(done)
+            Ok(journal)
         })
         .await
-        .map_err(|e| AcmeError::Io(e.to_string()))??;
+        .map_err(|e| AcmeError::Io(e.to_string()))?
+        .map_err(AcmeError::from)?;
+        let data_dir = self.settings.data_dir.clone();
         if let Err(e) = change.apply(reason).await {
-            tokio::task::spawn_blocking(move || undo_all(installed)).await.ok();
+            let j = journal.clone();
+            tokio::task::spawn_blocking(move || undo(&data_dir, &j)).await.ok();
+            return Err(e.into());
+        }
+        if let Err(e) = self.store.put_certificates(records.clone()).await {
+            // nginx serves the new files now: put the old ones back and reload.
+            let j = journal.clone();
+            let dir = data_dir.clone();
+            tokio::task::spawn_blocking(move || undo(&dir, &j)).await.ok();
+            if let Err(again) = change.apply(&format!("{reason}: undone")).await {
+                tracing::error!(error = %again, "cannot re-apply nginx after undoing a certificate install");
+            }
             return Err(e.into());
         }
         drop(change);
-        for rec in &records {
-            self.store.put_certificate(rec.clone()).await?;
-        }
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = journal::clear(&data_dir) {
+                tracing::error!(%err, "cannot remove the certificate install journal");
+            }
+            journal.planned.iter().for_each(files::prune_after);
+        })
+        .await
+        .ok();
         Ok(records)
     }
 
@@ -310,13 +337,29 @@ impl Certs {
     }
 }
 
-fn undo_all(done: Vec<files::Installed>) {
-    for i in done.into_iter().rev() {
-        if let Err(err) = i.undo() {
-            tracing::error!(%err, "cannot put a previous certificate back");
+/// Puts every name of an unfinished install back and drops its journal.
+fn undo(data_dir: &std::path::Path, j: &journal::Journal) {
+    match journal::revert(j) {
+        Ok(()) => {
+            if let Err(err) = journal::clear(data_dir) {
+                tracing::error!(%err, "cannot remove the certificate install journal");
+            }
+        }
+        // The journal stays: the next start-up finishes the undo.
+        Err(err) => tracing::error!(%err, "cannot put a previous certificate back"),
+    }
+}
+
+impl From<std::io::Error> for AcmeError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull => AcmeError::StorageFull,
+            _ => AcmeError::Io(e.to_string()),
         }
     }
 }
 
+#[cfg(test)]
+mod kill_tests;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::diff::unified;
+use super::journal::{self, Pending};
 use super::model::RenderedTree;
 use super::reloader::{Probe, Reloader};
 use super::side_by_side::{FileDiff, side_by_side};
@@ -164,46 +165,125 @@ impl Applier {
     fn apply_locked(&self, tree: &RenderedTree, reason: &str, reload: bool) -> Result<ApplyOutcome, ApplyError> {
         snapshot::check_tree_paths(tree).map_err(|e| ApplyError::Invalid { details: vec![e] })?;
         fs::create_dir_all(&self.trees_dir)?;
+        let owed = self.settle()?;
         let previous = self.adopt_live_dir()?;
         let live = self.live_tree()?;
         if previous.is_some() && live == *tree {
             self.reloader.test(&self.live_dir).map_err(|e| ApplyError::Invalid { details: lines(&e) })?;
             if reload {
-                self.reload_and_probe(None)?;
+                // A failed reload leaves the live link where it is.
+                self.reload_and_probe(previous.as_deref())?;
             }
+            journal::clear(&self.journal_path())?;
             return Ok(ApplyOutcome { changed: false, snapshot: None, files: tree.files.len() });
         }
 
-        let new_dir = self.trees_dir.join(snapshot::fresh_id(&self.trees_dir));
+        let id = snapshot::fresh_id(&[&self.trees_dir, &self.snapshots_dir]);
+        let new_dir = self.trees_dir.join(&id);
+        journal::write(&self.journal_path(), &Pending { id: id.clone(), previous: previous.clone() })?;
+        // Before the swap, nginx still runs what it ran: the journal goes
+        // unless an earlier interruption still owes a reload.
+        let abandon = |e: ApplyError| -> ApplyError {
+            let _ = journal::remove_dir(&new_dir);
+            let _ = snapshot::remove(&self.snapshots_dir, &id);
+            if !owed {
+                let _ = journal::clear(&self.journal_path());
+            }
+            e
+        };
         if let Err(e) = snapshot::write_tree(&new_dir, tree) {
-            let _ = fs::remove_dir_all(&new_dir);
-            return Err(e.into());
+            return Err(abandon(e.into()));
         }
         if let Err(e) = self.reloader.test(&new_dir) {
-            let _ = fs::remove_dir_all(&new_dir);
-            return Err(ApplyError::Invalid { details: lines(&e) });
+            return Err(abandon(ApplyError::Invalid { details: lines(&e) }));
         }
         let snap = match &previous {
-            Some(_) => Some(snapshot::create(&self.snapshots_dir, &live, reason)?),
+            Some(_) => match snapshot::create(&self.snapshots_dir, &id, &live, reason) {
+                Ok(s) => Some(s),
+                Err(e) => return Err(abandon(e.into())),
+            },
             None => None,
         };
         if let Err(e) = self.point_live_at(Some(&new_dir)) {
-            let _ = fs::remove_dir_all(&new_dir);
-            return Err(e.into());
+            return Err(abandon(e.into()));
         }
         if let Err(err) = if reload { self.reload_and_probe(previous.as_deref()) } else { Ok(()) } {
-            let _ = fs::remove_dir_all(&new_dir);
-            if let Some(s) = &snap {
+            let _ = journal::remove_dir(&new_dir);
+            if snap.is_some() {
                 // The live tree is the snapshotted one again.
-                let _ = fs::remove_dir_all(self.snapshots_dir.join(&s.id));
+                let _ = snapshot::remove(&self.snapshots_dir, &id);
             }
+            let _ = journal::clear(&self.journal_path());
             return Err(err);
         }
         if let Some(prev) = previous {
-            let _ = fs::remove_dir_all(prev);
+            journal::remove_dir(&prev)?;
         }
         snapshot::prune(&self.snapshots_dir, self.keep)?;
+        journal::clear(&self.journal_path())?;
         Ok(ApplyOutcome { changed: true, snapshot: snap.map(|s| s.id), files: tree.files.len() })
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.live_dir.parent().unwrap_or(Path::new("/")).join("applying.json")
+    }
+
+    /// Whether an apply was interrupted (the process died between writing
+    /// its tree and nginx running the outcome): nginx then owes a reload,
+    /// which the next [`Applier::apply`] gives it.
+    pub fn interrupted(&self) -> Result<bool, ApplyError> {
+        Ok(journal::read(&self.journal_path())?.is_some())
+    }
+
+    /// Finishes or undoes an interrupted apply (see [`journal`]) and removes
+    /// what an interruption can leave: trees other than the live one,
+    /// half-written snapshots, a stray swap link. Returns whether an
+    /// interrupted apply was found. Idempotent; the journal itself is
+    /// cleared by the next apply, once nginx has reloaded.
+    fn settle(&self) -> Result<bool, ApplyError> {
+        let found = journal::read(&self.journal_path())?;
+        let live_target = self.live_target()?;
+        if let Some(Some(p)) = &found
+            && snapshot::valid_id(&p.id)
+        {
+            let new_dir = self.trees_dir.join(&p.id);
+            if live_target.as_deref() == Some(new_dir.as_path()) {
+                tracing::warn!(tree = %p.id, "finishing an interrupted nginx apply");
+                snapshot::prune(&self.snapshots_dir, self.keep)?;
+            } else {
+                tracing::warn!(tree = %p.id, "undoing an interrupted nginx apply");
+                snapshot::remove(&self.snapshots_dir, &p.id)?;
+            }
+        }
+        if let Ok(entries) = fs::read_dir(&self.trees_dir) {
+            for entry in entries {
+                let path = entry?.path();
+                if Some(&path) != live_target.as_ref() {
+                    journal::remove_dir(&path)?;
+                }
+            }
+        }
+        snapshot::remove_partial(&self.snapshots_dir)?;
+        let name = self.live_dir.file_name().and_then(|n| n.to_str()).unwrap_or("live");
+        let swap = self.live_dir.parent().unwrap_or(Path::new("/")).join(format!(".{name}.swap"));
+        match fs::remove_file(&swap) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        Ok(found.is_some())
+    }
+
+    /// Where the live link points (absolute), when it is a link.
+    fn live_target(&self) -> io::Result<Option<PathBuf>> {
+        match fs::symlink_metadata(&self.live_dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let base = self.live_dir.parent().unwrap_or(Path::new("/"));
+                Ok(Some(base.join(fs::read_link(&self.live_dir)?)))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reloads and probes; on failure points the live link back at `restore`
@@ -245,7 +325,7 @@ impl Applier {
             let base = self.live_dir.parent().unwrap_or(Path::new("/"));
             return Ok(Some(base.join(target)));
         }
-        let adopted = self.trees_dir.join(snapshot::fresh_id(&self.trees_dir));
+        let adopted = self.trees_dir.join(snapshot::fresh_id(&[&self.trees_dir, &self.snapshots_dir]));
         fs::rename(&self.live_dir, &adopted)?;
         self.point_live_at(Some(&adopted))?;
         Ok(Some(adopted))

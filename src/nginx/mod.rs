@@ -4,6 +4,7 @@
 
 mod apply;
 mod diff;
+mod journal;
 mod limits;
 mod model;
 mod reloader;

@@ -30,14 +30,14 @@ pub fn valid_id(id: &str) -> bool {
     (1..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// A fresh id not yet used in `dir`.
-pub fn fresh_id(dir: &Path) -> String {
+/// A fresh id not yet used in any of `dirs`.
+pub fn fresh_id(dirs: &[&Path]) -> String {
     let format = format_description!("[year][month][day]T[hour][minute][second][subsecond digits:6]Z");
     let mut micros = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000;
     loop {
         let t = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).expect("clock in range");
         let id = t.format(&format).expect("static format");
-        if !dir.join(&id).exists() {
+        if dirs.iter().all(|d| !d.join(&id).exists() && !d.join(format!(".tmp-{id}")).exists()) {
             return id;
         }
         micros += 1;
@@ -94,11 +94,11 @@ pub fn snapshot_dir(root: &Path, id: &str) -> Option<PathBuf> {
     valid_id(id).then(|| root.join(id))
 }
 
-/// Stores `tree` as a new snapshot; written aside and renamed in, so a
+/// Stores `tree` as snapshot `id`; written aside and renamed in, so a
 /// half-written snapshot never shows up in the list.
-pub fn create(root: &Path, tree: &RenderedTree, reason: &str) -> io::Result<SnapshotMeta> {
+pub fn create(root: &Path, id: &str, tree: &RenderedTree, reason: &str) -> io::Result<SnapshotMeta> {
     fs::create_dir_all(root)?;
-    let id = fresh_id(root);
+    let id = id.to_string();
     let meta = SnapshotMeta {
         id: id.clone(),
         created_at: OffsetDateTime::now_utc(),
@@ -111,6 +111,28 @@ pub fn create(root: &Path, tree: &RenderedTree, reason: &str) -> io::Result<Snap
     fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?)?;
     fs::rename(&tmp, root.join(&id))?;
     Ok(meta)
+}
+
+/// Removes snapshot `id` and its half-written form, if any.
+pub fn remove(root: &Path, id: &str) -> io::Result<()> {
+    super::journal::remove_dir(&root.join(format!(".tmp-{id}")))?;
+    super::journal::remove_dir(&root.join(id))
+}
+
+/// Removes half-written snapshots (`.tmp-*`) left by an interrupted apply.
+pub fn remove_partial(root: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with(".tmp-")) {
+            super::journal::remove_dir(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// All snapshots, newest first. Entries with unreadable metadata are skipped.

@@ -47,6 +47,9 @@ pub enum PipelineError {
     /// Reading the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The data volume is full; the previous configuration stays live.
+    #[error("the data volume is full")]
+    StorageFull,
     /// Filesystem or task trouble.
     #[error("nginx pipeline: {0}")]
     Internal(String),
@@ -60,6 +63,7 @@ impl From<ApplyError> for PipelineError {
                 PipelineError::ReloadFailed { details: summarize(&details) }
             }
             ApplyError::UnknownSnapshot(_) => PipelineError::UnknownSnapshot,
+            ApplyError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => PipelineError::StorageFull,
             ApplyError::Io(e) => PipelineError::Internal(e.to_string()),
         }
     }
@@ -371,6 +375,25 @@ impl Pipeline {
         self.blocking(move |a| a.compare(&id, against.as_deref())).await
     }
 
+    /// At start-up: makes nginx run what the store renders when an earlier
+    /// process died part-way through a change (an apply was interrupted, or
+    /// a store change was made but never applied), or when `force` says
+    /// files nginx reads were put back. Returns the outcome when it applied.
+    pub async fn reconcile(&self, force: bool) -> Result<Option<ApplyOutcome>, PipelineError> {
+        if !self.settings.nginx.enabled {
+            return Ok(None);
+        }
+        let change = self.change().await;
+        let interrupted = self.blocking(|a| a.interrupted()).await?;
+        let wanted = render_state(&self.settings, &self.store).await?;
+        let live = self.live_tree().await?;
+        if !force && !interrupted && live == wanted {
+            return Ok(None);
+        }
+        tracing::warn!(interrupted, force, "nginx does not run what the store says; applying it");
+        change.apply("start-up: finishing an interrupted change").await.map(Some)
+    }
+
     /// Makes snapshot `id` live again (queued like any change).
     pub async fn rollback(&self, id: String) -> Result<ApplyOutcome, PipelineError> {
         let _guard = self.lock.lock().await;
@@ -423,6 +446,8 @@ pub fn render_command(settings: &Settings) -> anyhow::Result<String> {
         Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
     std::fs::create_dir_all(&settings.nginx.run_dir)
         .with_context(|| format!("while creating {}", settings.nginx.run_dir.display()))?;
+    rt.block_on(crate::acme::journal::recover(&settings.data_dir, &store))
+        .context("while settling an interrupted certificate install")?;
     let tree = rt.block_on(render_state(settings, &store)).map_err(|e| anyhow::anyhow!("{e}: {}", details(&e)))?;
     let out = applier(settings).install(&tree, "portico nginx render").map_err(|e| {
         let e = PipelineError::from(e);

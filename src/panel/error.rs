@@ -53,6 +53,9 @@ pub enum ApiError {
     /// The certificate authority could not issue; the message says what to fix.
     #[error("{0}")]
     CertificateAuthority(String),
+    /// The data volume has no room; the change was not made.
+    #[error("The data volume is full; nothing was changed. Free space on it (old backups, logs) and try again")]
+    StorageFull,
 }
 
 impl ApiError {
@@ -90,6 +93,7 @@ impl ResponseError for ApiError {
             ApiError::ReloadFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::CertificateAuthority(_) => StatusCode::BAD_GATEWAY,
             ApiError::NamesBroken(_) => StatusCode::CONFLICT,
+            ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -97,6 +101,10 @@ impl ResponseError for ApiError {
         let body = match self {
             ApiError::BadRequest { message, details } => json!({ "error": message, "details": details }),
             ApiError::OnboardingIncomplete(state) => json!({ "error": self.to_string(), "onboardingStatus": state }),
+            ApiError::StorageFull => {
+                tracing::error!("a write failed: the data volume is full");
+                json!({ "error": self.to_string() })
+            }
             ApiError::Internal(context) => {
                 tracing::error!(error = %context, "request failed");
                 json!({ "error": self.to_string() })
@@ -128,6 +136,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("Not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::StorageFull => ApiError::StorageFull,
             other => ApiError::internal("store", other),
         }
     }
@@ -176,6 +185,7 @@ impl From<crate::nginx::PipelineError> for ApiError {
             P::UnknownSnapshot => ApiError::NotFound("No such snapshot".into()),
             P::Disabled => ApiError::Conflict(P::Disabled.to_string()),
             P::Store(s) => s.into(),
+            P::StorageFull => ApiError::StorageFull,
             P::Internal(m) => ApiError::internal("nginx", m),
         }
     }

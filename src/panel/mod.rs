@@ -103,6 +103,24 @@ impl AppState {
         self.nginx.change().await.apply(reason).await.map(|_| ()).map_err(Into::into)
     }
 
+    /// Start-up after a crash: settles a certificate install and an nginx
+    /// apply that a killed process left part-done, then makes nginx run what
+    /// the store renders. Failures are logged; the panel starts anyway.
+    pub async fn recover_at_start(&self) {
+        let reverted = match crate::acme::journal::recover(&self.settings.data_dir, &self.store).await {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::error!(%err, "cannot settle an interrupted certificate install");
+                false
+            }
+        };
+        match self.nginx.reconcile(reverted).await {
+            Ok(Some(out)) => tracing::info!(changed = out.changed, "nginx brought in line with the store"),
+            Ok(None) => {}
+            Err(err) => tracing::error!(%err, "cannot bring nginx in line with the store at start-up"),
+        }
+    }
+
     /// What `/metrics` reports from this process's memory.
     pub fn panel_counters(&self) -> crate::metrics::PanelCounters {
         crate::metrics::PanelCounters {
@@ -252,6 +270,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if let Some(restore) = &restored {
         finish_restore(&state, restore).await;
     }
+    state.recover_at_start().await;
     let settings = state.settings.clone();
     crate::tasks::spawn_panel_tasks(state.clone());
     spawn_visitor_log(&state).await;

@@ -14,6 +14,7 @@ use crate::store::{NewApiKey, NewEnrollmentToken};
 
 mod cross_site;
 mod dns;
+mod full_disk;
 mod nginx;
 pub(crate) mod ops;
 mod provision;

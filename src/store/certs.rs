@@ -85,24 +85,32 @@ impl Store {
 
     /// Records an installed certificate and clears the name's failure row.
     pub async fn put_certificate(&self, rec: CertRecord) -> Result<(), StoreError> {
+        self.put_certificates(vec![rec]).await
+    }
+
+    /// Records installed certificates and clears their failure rows, all in
+    /// one transaction (an install's commit point).
+    pub async fn put_certificates(&self, recs: Vec<CertRecord>) -> Result<(), StoreError> {
         self.run(move |c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO certificates (name, source, issuer, not_before, not_after, installed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(name) DO UPDATE SET source = excluded.source, issuer = excluded.issuer,
-                   not_before = excluded.not_before, not_after = excluded.not_after,
-                   installed_at = excluded.installed_at",
-                params![
-                    rec.name,
-                    rec.source,
-                    rec.issuer,
-                    to_unix(rec.not_before),
-                    to_unix(rec.not_after),
-                    to_unix(rec.installed_at)
-                ],
-            )?;
-            tx.execute("DELETE FROM certificate_failures WHERE name = ?1", [&rec.name])?;
+            for rec in &recs {
+                tx.execute(
+                    "INSERT INTO certificates (name, source, issuer, not_before, not_after, installed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(name) DO UPDATE SET source = excluded.source, issuer = excluded.issuer,
+                       not_before = excluded.not_before, not_after = excluded.not_after,
+                       installed_at = excluded.installed_at",
+                    params![
+                        rec.name,
+                        rec.source,
+                        rec.issuer,
+                        to_unix(rec.not_before),
+                        to_unix(rec.not_after),
+                        to_unix(rec.installed_at)
+                    ],
+                )?;
+                tx.execute("DELETE FROM certificate_failures WHERE name = ?1", [&rec.name])?;
+            }
             tx.commit()?;
             Ok(())
         })

@@ -76,9 +76,22 @@ pub enum StoreError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// The data volume has no room left; the write was rolled back.
+    #[error("the data volume is full")]
+    StorageFull,
 }
 
 impl StoreError {
+    /// SQLite's "database or disk is full" as [`StoreError::StorageFull`].
+    fn classify(self) -> StoreError {
+        match &self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull => {
+                StoreError::StorageFull
+            }
+            _ => self,
+        }
+    }
+
     /// Maps a unique-constraint failure to `Conflict(message)`.
     fn conflict_on_unique(err: rusqlite::Error, message: &str) -> StoreError {
         match &err {
@@ -168,7 +181,7 @@ impl Store {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            f(&mut conn)
+            f(&mut conn).map_err(StoreError::classify)
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
@@ -177,7 +190,7 @@ impl Store {
     /// Runs `f` on the calling thread; for the CLI and start-up only.
     fn blocking<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
-        f(&mut conn)
+        f(&mut conn).map_err(StoreError::classify)
     }
 
     /// `PRAGMA integrity_check`; `Ok(())` when the database is sound.

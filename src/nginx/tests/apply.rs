@@ -14,6 +14,9 @@ struct Script {
     fail_reload: AtomicBool,
     fail_probe: AtomicBool,
     reloads: AtomicUsize,
+    /// The process "dies" (panics) in the next test or reload.
+    die_in_test: AtomicBool,
+    die_in_reload: AtomicBool,
 }
 
 struct Fake(Arc<Script>);
@@ -21,6 +24,7 @@ struct Fake(Arc<Script>);
 impl Reloader for Fake {
     fn test(&self, conf_dir: &Path) -> Result<(), String> {
         assert!(conf_dir.join("nginx.conf").is_file(), "tested a tree without nginx.conf");
+        assert!(!self.0.die_in_test.swap(false, Ordering::SeqCst), "killed while nginx -t ran");
         if self.0.fail_test.load(Ordering::SeqCst) {
             return Err("nginx: [emerg] unknown directive \"x\" in nginx.conf:1\nnginx: test failed".into());
         }
@@ -28,6 +32,7 @@ impl Reloader for Fake {
     }
     fn reload(&self) -> Result<(), String> {
         self.0.reloads.fetch_add(1, Ordering::SeqCst);
+        assert!(!self.0.die_in_reload.swap(false, Ordering::SeqCst), "killed while nginx reloaded");
         if self.0.fail_reload.swap(false, Ordering::SeqCst) {
             return Err("nginx: [alert] kill(1234, 1) failed".into());
         }
@@ -189,4 +194,69 @@ fn install_writes_without_reload_and_adopts_a_plain_directory() {
     assert_eq!(a.live_tree().unwrap(), tree(1));
     let snap = out.snapshot.unwrap();
     assert!(a.diff(&snap).unwrap().contains("-old\n"));
+}
+
+/// A reload that fails for a tree equal to the live one must not take the
+/// live tree away (it used to remove the live link, leaving nginx nothing
+/// to start from).
+#[test]
+fn failed_reload_of_an_unchanged_tree_keeps_the_live_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, script) = applier(tmp.path(), 3);
+    a.apply(&tree(1), "first").unwrap();
+    script.fail_reload.store(true, Ordering::SeqCst);
+    assert!(matches!(a.apply(&tree(1), "cert renewed"), Err(ApplyError::ReloadFailed { .. })));
+    assert_eq!(a.live_tree().unwrap(), tree(1));
+    assert!(tmp.path().join("nginx/current/nginx.conf").is_file());
+}
+
+fn dies(a: &Applier, t: &RenderedTree) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.apply(t, "killed")));
+    assert!(r.is_err(), "the apply was meant to die");
+}
+
+/// Killed before the swap: the live tree stays, and the next start-up
+/// removes the new tree and its snapshot and owes nginx a reload.
+#[test]
+fn an_apply_killed_before_the_swap_is_undone_at_the_next_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, script) = applier(tmp.path(), 3);
+    a.apply(&tree(1), "first").unwrap();
+    a.apply(&tree(2), "second").unwrap();
+    let snapshots = a.snapshots().unwrap();
+    script.die_in_test.store(true, Ordering::SeqCst);
+    dies(&a, &tree(3));
+    assert_eq!(tree_dirs(tmp.path()).len(), 2, "the half-done tree is on disk");
+
+    let (restarted, script) = applier(tmp.path(), 3);
+    assert!(restarted.interrupted().unwrap());
+    let out = restarted.apply(&tree(2), "start-up").unwrap();
+    assert!(!out.changed);
+    assert_eq!(script.reloads.load(Ordering::SeqCst), 1, "the owed reload");
+    assert!(!restarted.interrupted().unwrap());
+    assert_eq!(restarted.snapshots().unwrap(), snapshots);
+    assert_eq!(tree_dirs(tmp.path()).len(), 1);
+}
+
+/// Killed after the swap, before nginx reloaded: the new tree is live; the
+/// next start-up removes the replaced tree, keeps its snapshot and reloads.
+#[test]
+fn an_apply_killed_after_the_swap_is_finished_at_the_next_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, script) = applier(tmp.path(), 3);
+    a.apply(&tree(1), "first").unwrap();
+    script.die_in_reload.store(true, Ordering::SeqCst);
+    dies(&a, &tree(2));
+    assert_eq!(a.live_tree().unwrap(), tree(2));
+    assert_eq!(tree_dirs(tmp.path()).len(), 2);
+
+    let (restarted, script) = applier(tmp.path(), 3);
+    assert!(restarted.interrupted().unwrap());
+    restarted.apply(&tree(2), "start-up").unwrap();
+    assert_eq!(script.reloads.load(Ordering::SeqCst), 1, "the owed reload");
+    assert!(!restarted.interrupted().unwrap());
+    assert_eq!(tree_dirs(tmp.path()).len(), 1);
+    let snaps = restarted.snapshots().unwrap();
+    assert_eq!(snaps.len(), 1);
+    assert!(restarted.diff(&snaps[0].id).unwrap().contains("-# version 1"));
 }

@@ -4,6 +4,8 @@
 mod apply;
 pub(crate) mod authd;
 mod client_key;
+pub(crate) mod crash;
+mod kill;
 mod live;
 mod load;
 mod pipeline;

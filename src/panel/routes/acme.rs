@@ -28,6 +28,7 @@ impl From<AcmeError> for ApiError {
             AcmeError::Invalid(details) => ApiError::invalid(details),
             AcmeError::Nginx(p) => p.into(),
             AcmeError::Io(m) => ApiError::internal("certificate files", m),
+            AcmeError::StorageFull => ApiError::StorageFull,
             AcmeError::Store(s) => s.into(),
         }
     }

@@ -18,6 +18,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -211,10 +212,46 @@ pub fn yamux_config() -> yamux::Config {
     cfg
 }
 
+/// What one side measures of its link: the round trip of its last answered
+/// ping and when the peer was last heard (a ping or a pong). Shared between
+/// the link's [`WsIo`] and whoever reports it (the relay's status table).
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Microseconds; 0 before the first answer.
+    rtt_us: AtomicU64,
+    /// Unix seconds; 0 before the peer was heard.
+    last_contact: AtomicI64,
+}
+
+impl LinkStats {
+    /// Round trip of the last answered ping.
+    pub fn rtt(&self) -> Option<Duration> {
+        match self.rtt_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    /// When the peer was last heard.
+    pub fn last_contact(&self) -> Option<time::OffsetDateTime> {
+        match self.last_contact.load(Ordering::Relaxed) {
+            0 => None,
+            t => time::OffsetDateTime::from_unix_timestamp(t).ok(),
+        }
+    }
+
+    fn heard(&self) {
+        self.last_contact.store(time::OffsetDateTime::now_utc().unix_timestamp(), Ordering::Relaxed);
+    }
+}
+
 /// A WebSocket seen as a byte stream for yamux, with keepalive: it pings
 /// every [`PING_EVERY`] and fails reads once nothing arrived for
-/// [`DEAD_AFTER`]. Writes are coalesced into messages of up to
-/// [`WRITE_CHUNK`] bytes and sent when yamux next waits for input.
+/// [`DEAD_AFTER`]. Each ping carries the time it was sent (8 bytes, the
+/// microseconds since the link started), which the peer's pong echoes as
+/// WebSocket requires, so the round trip is measured without any protocol
+/// change. Writes are coalesced into messages of up to [`WRITE_CHUNK`]
+/// bytes and sent when yamux next waits for input.
 pub struct WsIo<S> {
     ws: WebSocketStream<S>,
     rbuf: Bytes,
@@ -225,6 +262,9 @@ pub struct WsIo<S> {
     /// yamux asked for a flush that was put off until it has nothing more
     /// to write (see [`WsIo::poll_read`]).
     flush_owed: bool,
+    /// When the link started; pings carry the time since.
+    started: Instant,
+    stats: Option<std::sync::Arc<LinkStats>>,
 }
 
 impl<S> WsIo<S> {
@@ -239,6 +279,37 @@ impl<S> WsIo<S> {
             last_rx: Instant::now(),
             ping_due: false,
             flush_owed: false,
+            started: Instant::now(),
+            stats: None,
+        }
+    }
+
+    /// Records the round trip and the last contact in `stats`.
+    pub fn with_stats(mut self, stats: std::sync::Arc<LinkStats>) -> WsIo<S> {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// A ping's payload: microseconds since the link started.
+    fn ping_payload(&self) -> Bytes {
+        Bytes::copy_from_slice(&(self.started.elapsed().as_micros() as u64).to_be_bytes())
+    }
+
+    /// Notes a control frame from the peer: it was heard, and a pong to one
+    /// of this side's pings gives the round trip.
+    fn control(&self, msg: &Message) {
+        let Some(stats) = &self.stats else { return };
+        match msg {
+            Message::Pong(p) => {
+                stats.heard();
+                if let Ok(sent) = <[u8; 8]>::try_from(p.as_ref()) {
+                    let now = self.started.elapsed().as_micros() as u64;
+                    let rtt = now.saturating_sub(u64::from_be_bytes(sent)).max(1);
+                    stats.rtt_us.store(rtt, Ordering::Relaxed);
+                }
+            }
+            Message::Ping(_) => stats.heard(),
+            _ => {}
         }
     }
 }
@@ -278,7 +349,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsIo<S> {
             match Pin::new(&mut self.ws).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {
                     self.ping_due = false;
-                    Pin::new(&mut self.ws).start_send(Message::Ping(Bytes::new())).map_err(ws_err)?;
+                    let payload = self.ping_payload();
+                    Pin::new(&mut self.ws).start_send(Message::Ping(payload)).map_err(ws_err)?;
                     let _ = Pin::new(&mut self.ws).poll_flush(cx).map_err(ws_err)?;
                 }
                 Poll::Ready(Err(e)) => return Err(ws_err(e)),
@@ -305,7 +377,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> futures_util::io::AsyncRead for WsIo<S> 
                     match msg {
                         Message::Binary(b) => this.rbuf = b,
                         Message::Close(_) => return Poll::Ready(Ok(0)),
-                        _ => {}
+                        other => this.control(&other),
                     }
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(ws_err(e))),

@@ -278,12 +278,15 @@ async fn run(state: &AppState) -> bool {
     let applied = if pairs.is_empty() {
         state.nginx.change().await.apply("provisioning").await.map(|_| ()).map_err(|e| pipeline_message(&e))
     } else {
-        state.certs.install_and_apply(&state.nginx, pairs, "provisioning: certificates").await.map(|_| ()).map_err(
-            |e| match e {
+        state
+            .certs
+            .install_and_apply(&state.nginx, pairs, "provisioning: certificates", "system")
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
                 crate::acme::AcmeError::Nginx(p) => pipeline_message(&p),
                 other => other.to_string(),
-            },
-        )
+            })
     };
     if let Err(message) = applied {
         return fail(state, &steps, task, title, &message).await;

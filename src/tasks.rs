@@ -40,6 +40,9 @@ const HEALTH_EVERY: u64 = 300;
 const HEALTH_WATCH: u64 = 10;
 /// Delay before the first probe, so nginx and the relay are up, seconds.
 const HEALTH_FIRST: u64 = 5;
+/// How long after start names may take to serve (agents reconnect, nginx
+/// starts) before the start-up is audited as leaving them down, seconds.
+const STARTUP_GRACE: u64 = 30;
 
 /// `health-probe`: every public name probed at start-up, every
 /// [`HEALTH_EVERY`] seconds, after any nginx apply or rollback and any
@@ -48,6 +51,9 @@ const HEALTH_FIRST: u64 = 5;
 async fn health_probe(state: web::Data<AppState>) {
     let seen = |s: &AppState| (s.nginx.apply_outcomes(), s.certs.renewal_outcomes());
     tokio::time::sleep(Duration::from_secs(HEALTH_FIRST)).await;
+    if state.onboarding_state() == crate::onboarding::OnboardingState::Completed {
+        startup_probe(&state, Duration::from_secs(STARTUP_GRACE), Duration::from_secs(HEALTH_FIRST)).await;
+    }
     let mut last = None;
     let mut next = tokio::time::Instant::now();
     loop {
@@ -70,6 +76,44 @@ async fn health_probe(state: web::Data<AppState>) {
             _ = state.health.woken() => next = tokio::time::Instant::now(),
         }
     }
+}
+
+/// The start-up's proof: a start cannot be undone, so it is reported.
+/// Probes until every name serves or `grace` has passed (asking again every
+/// `every`), then audits `health.startup`: success when every name serves,
+/// failure with each name that does not and why.
+pub async fn startup_probe(
+    state: &AppState,
+    grace: Duration,
+    every: Duration,
+) -> Option<std::sync::Arc<crate::probe::Report>> {
+    use crate::audit::{self, Outcome};
+    let until = tokio::time::Instant::now() + grace;
+    let report = loop {
+        match state.probe_now().await {
+            Ok(r) if r.names.iter().all(|n| n.serves) || tokio::time::Instant::now() >= until => break r,
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(task = "health-probe", %err, "probing the public names at start-up failed");
+                return None;
+            }
+        }
+        tokio::time::sleep(every).await;
+    };
+    let down: Vec<serde_json::Value> = crate::probe::broken(&report)
+        .into_iter()
+        .map(|n| serde_json::json!({ "name": n.name, "reason": n.reason }))
+        .collect();
+    let serving = report.names.iter().filter(|n| n.serves).count();
+    let outcome = if down.is_empty() { Outcome::Success } else { Outcome::Failure };
+    if down.is_empty() {
+        tracing::info!(task = "health-probe", names = report.total, "every public name serves after start-up");
+    } else {
+        tracing::warn!(task = "health-probe", down = down.len(), "public names do not serve after start-up");
+    }
+    let details = serde_json::json!({ "serving": serving, "total": report.total, "notServing": down });
+    audit::record(&state.store, "system", "health.startup", "", outcome, Some(details)).await;
+    Some(report)
 }
 
 /// `stats-history`: one memory and traffic sample a minute for the

@@ -594,8 +594,12 @@ async fn admin_walks_every_page_in_chromium() {
     s.wait_text("must be a lowercase DNS label").await;
     s.fill("#name", "docs").await;
     s.click("form[action='/sites'] button[type=submit]").await;
-    s.wait_path("/sites?flash=site_created").await;
-    assert!(s.body_text().await.contains("docs.example.com"));
+    // Created and probed at once: no certificate for the new name yet, so
+    // it is kept and flagged, and its health says why.
+    s.wait_path("/sites?flash=site_created_down").await;
+    let text = s.body_text().await;
+    assert!(text.contains("docs.example.com") && text.contains("does not serve yet"), "{text}");
+    assert!(text.contains("down") && text.contains("no certificate for docs.example.com"), "{text}");
     s.shot("sites").await;
 
     // Site detail: upload a file through the browser's file input, see it listed.
@@ -638,6 +642,8 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(text.contains(&panel.state.pki.admin_info().unwrap().serial));
     assert!(text.contains("panel.example.com") && text.contains("Automatic renewal"), "{text}");
     assert!(text.contains("Bring your own certificate"));
+    // What nginx really serves for each name, from the last probe.
+    assert!(text.contains("certificate for panel.example.com"), "{text}");
     s.shot("certs").await;
     s.goto("/audit?action=key.create").await;
     assert!(s.body_text().await.contains("key.create"));

@@ -57,6 +57,10 @@ pub enum AcmeError {
     /// nginx did not take the new certificate; the previous files are back.
     #[error(transparent)]
     Nginx(#[from] PipelineError),
+    /// nginx took the new certificate but a name that served before stopped
+    /// serving (the probe's evidence); the previous certificate is back.
+    #[error("{}", broken_message(.0))]
+    NamesBroken(Vec<crate::probe::Regression>),
     #[error("certificate files: {0}")]
     Io(String),
     /// The data volume is full; the previous certificates stay.
@@ -94,6 +98,20 @@ pub struct CertStatus {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>)]
     pub retry_at: Option<OffsetDateTime>,
+    /// The last probe of the name: the certificate nginx really serves for
+    /// it and whether the name serves (absent before the first probe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::probe::NameHealth>,
+}
+
+/// Sets each certificate's `health` from a probe report, by name.
+pub fn with_health(mut list: Vec<CertStatus>, report: Option<&crate::probe::Report>) -> Vec<CertStatus> {
+    if let Some(r) = report {
+        for c in &mut list {
+            c.health = r.by_name(&c.name).cloned();
+        }
+    }
+    list
 }
 
 /// Waits before the next automatic attempt after `n` consecutive failures:
@@ -119,6 +137,8 @@ pub struct Certs {
     pub(crate) wake: tokio::sync::Notify,
     /// Issuances and renewals by outcome, for `/metrics`.
     renewals: crate::metrics::Outcomes<2>,
+    /// Proves each install by probing the public names before and after.
+    guard: Option<crate::probe::Guard>,
 }
 
 impl Certs {
@@ -131,7 +151,16 @@ impl Certs {
             issuing: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             renewals: crate::metrics::Outcomes::new(["ok", "error"]),
+            guard: None,
         }
+    }
+
+    /// Proves every install with `guard`: a certificate that stops a name
+    /// that served is undone (the name's link goes back to the previous
+    /// version) and audited as `health.rollback`.
+    pub fn with_guard(mut self, guard: crate::probe::Guard) -> Certs {
+        self.guard = Some(guard);
+        self
     }
 
     /// Certificates the renewal task and the renew action obtained (`ok`) or
@@ -192,6 +221,7 @@ impl Certs {
                     days_left,
                     last_error: fail.map(|f| f.last_error.clone()),
                     retry_at: fail.map(|f| f.retry_at),
+                    health: None,
                     name,
                 }
             })
@@ -214,14 +244,20 @@ impl Certs {
 
     /// Installs issued or uploaded pairs and applies nginx, all under one
     /// nginx change; when nginx refuses or the records cannot be stored,
-    /// every pair is rolled back. The install is journaled (see [`journal`]),
-    /// so a process killed part-way leaves the previous certificates or the
-    /// new ones with their records, never a mix, once [`journal::recover`] ran.
+    /// every pair is rolled back. With a guard, the public names are probed
+    /// before and after: when a name that served no longer does, every pair
+    /// goes back to its previous version, nginx is applied again and the
+    /// rollback is audited as `actor`. Records are stored only once the change
+    /// is proved, in one transaction: the commit point of the journaled
+    /// install (see [`journal`]), so a process killed part-way leaves the
+    /// previous certificates or the new ones with their records, never a mix,
+    /// once [`journal::recover`] ran.
     pub async fn install_and_apply(
         &self,
         nginx: &Pipeline,
         pairs: Vec<(String, Issued, Source)>,
         reason: &str,
+        actor: &str,
     ) -> Result<Vec<CertRecord>, AcmeError> {
         let now = journal::now();
         let mut records = Vec::new();
@@ -240,6 +276,11 @@ impl Certs {
                 installed_at: now,
             });
         }
+        let before = match &self.guard {
+            Some(g) => g.serving().await,
+            None => None,
+        };
+        let targets: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
         let change = nginx.change().await;
         let data_dir = self.settings.data_dir.clone();
         let recs = records.clone();
@@ -266,6 +307,29 @@ impl Certs {
             tokio::task::spawn_blocking(move || undo(&data_dir, &j)).await.ok();
             return Err(e.into());
         }
+        if let (Some(guard), Some(before)) = (&self.guard, before) {
+            match guard.verdict(&before).await {
+                None => tracing::error!(reason, "probe after the certificate change failed; change kept"),
+                Some(crate::probe::Verdict::Kept(after)) => guard.keep(after),
+                Some(crate::probe::Verdict::Broken(regressions)) => {
+                    tracing::warn!(
+                        reason,
+                        broken = regressions.len(),
+                        "new certificate stopped a working name; undoing it"
+                    );
+                    let (j, dir) = (journal.clone(), data_dir.clone());
+                    tokio::task::spawn_blocking(move || undo(&dir, &j)).await.ok();
+                    let restored = change.apply(&format!("{reason} undone: a working name stopped serving")).await;
+                    drop(change);
+                    if let Err(e) = &restored {
+                        tracing::error!(error = %e, reason, "re-applying the previous certificates failed");
+                    }
+                    guard.audit_rollback(actor, &targets.join(", "), reason, &regressions, restored.is_ok()).await;
+                    guard.refresh().await;
+                    return Err(AcmeError::NamesBroken(regressions));
+                }
+            }
+        }
         if let Err(e) = self.store.put_certificates(records.clone()).await {
             // nginx serves the new files now: put the old ones back and reload.
             let j = journal.clone();
@@ -289,10 +353,10 @@ impl Certs {
     }
 
     /// Issues `fqdn` now and makes it live; failures are recorded with backoff.
-    pub async fn renew(&self, nginx: &Pipeline, fqdn: &str) -> Result<CertRecord, AcmeError> {
+    pub async fn renew(&self, nginx: &Pipeline, fqdn: &str, actor: &str) -> Result<CertRecord, AcmeError> {
         let result = match self.issue(fqdn).await {
             Ok(issued) => self
-                .install_and_apply(nginx, vec![(fqdn.to_string(), issued, Source::Auto)], "certificate renewed")
+                .install_and_apply(nginx, vec![(fqdn.to_string(), issued, Source::Auto)], "certificate renewed", actor)
                 .await
                 .map(|mut r| r.remove(0)),
             Err(e) => Err(e),
@@ -324,6 +388,7 @@ impl Certs {
         fqdn: &str,
         fullchain: String,
         key: String,
+        actor: &str,
     ) -> Result<CertRecord, AcmeError> {
         if !self.wanted_names().await?.iter().any(|n| n == fqdn) {
             return Err(AcmeError::UnknownName(fqdn.to_string()));
@@ -331,10 +396,18 @@ impl Certs {
         inspect::validate_upload(fqdn, &fullchain, &key, OffsetDateTime::now_utc()).map_err(AcmeError::Invalid)?;
         let pair = Issued { fullchain, key };
         let mut recs = self
-            .install_and_apply(nginx, vec![(fqdn.to_string(), pair, Source::Manual)], "certificate uploaded")
+            .install_and_apply(nginx, vec![(fqdn.to_string(), pair, Source::Manual)], "certificate uploaded", actor)
             .await?;
         Ok(recs.remove(0))
     }
+}
+
+fn broken_message(regressions: &[crate::probe::Regression]) -> String {
+    let list: Vec<String> = regressions.iter().map(|r| format!("{} ({})", r.name, r.reason)).collect();
+    format!(
+        "the new certificate stopped a working name from serving: {}; the previous certificate is back",
+        list.join("; ")
+    )
 }
 
 /// Puts every name of an unfinished install back and drops its journal.

@@ -126,7 +126,7 @@ impl Certs {
         let mut renewed = 0;
         if !pairs.is_empty() {
             let names: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
-            match self.install_and_apply(nginx, pairs, "certificates renewed").await {
+            match self.install_and_apply(nginx, pairs, "certificates renewed", "system").await {
                 Ok(recs) => {
                     renewed = recs.len() as u32;
                     for _ in &recs {

@@ -62,7 +62,7 @@ async fn issues_and_force_renews_against_pebble() {
         return;
     }
     let (_pebble, w) = pebble_world(None, 30).await;
-    let rec = w.certs.renew(&w.nginx, "panel.example.test").await.unwrap();
+    let rec = w.certs.renew(&w.nginx, "panel.example.test", "admin:test").await.unwrap();
     assert_eq!(rec.source, "acme");
     assert!(rec.issuer.to_lowercase().contains("pebble"), "{}", rec.issuer);
     let (chain, key) = live(&w, "panel.example.test");
@@ -83,7 +83,7 @@ async fn issues_and_force_renews_against_pebble() {
     assert_eq!(auth.state, "missing");
 
     // Forced renewal: a new key and chain, the account reused.
-    let again = w.certs.renew(&w.nginx, "panel.example.test").await.unwrap();
+    let again = w.certs.renew(&w.nginx, "panel.example.test", "admin:test").await.unwrap();
     let (chain2, key2) = live(&w, "panel.example.test");
     assert_ne!(chain, chain2);
     assert_ne!(key, key2);
@@ -125,7 +125,7 @@ async fn an_unanswered_challenge_fails_with_an_actionable_message() {
     // Nothing listens on pebble's HTTP-01 port.
     let pebble = Pebble::start(free_port(), None);
     let w = world(Some(&pebble), 30).await;
-    let err = w.certs.renew(&w.nginx, "auth.example.test").await.unwrap_err();
+    let err = w.certs.renew(&w.nginx, "auth.example.test", "admin:test").await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, AcmeError::Challenge(_)), "{msg}");
     assert!(msg.contains("auth.example.test") && msg.contains("port 80"), "{msg}");
@@ -180,23 +180,23 @@ async fn uploads_are_validated_then_installed_as_manual() {
         Err(AcmeError::Invalid(d)) => d.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>(),
         other => panic!("expected a validation error, got {other:?}"),
     };
-    let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", chain.clone(), other_key).await);
+    let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", chain.clone(), other_key, "admin:test").await);
     assert!(e.iter().any(|m| m.contains("key: the key does not match")), "{e:?}");
-    let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", "garbage".into(), key.clone()).await);
+    let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", "garbage".into(), key.clone(), "admin:test").await);
     assert!(e.iter().any(|m| m.starts_with("fullchain:")), "{e:?}");
     let (old, old_key) = self_signed(&["panel.example.test"], (-60, -1));
-    let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", old, old_key).await);
+    let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", old, old_key, "admin:test").await);
     assert!(e.iter().any(|m| m.contains("expired")), "{e:?}");
     let (other, other_key) = self_signed(&["panel.example.org"], (-1, 60));
-    let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", other, other_key).await);
+    let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", other, other_key, "admin:test").await);
     assert!(e.iter().any(|m| m.contains("does not cover panel.example.test")), "{e:?}");
     assert!(matches!(
-        w.certs.upload(&w.nginx, "nope.example.test", chain.clone(), key.clone()).await,
+        w.certs.upload(&w.nginx, "nope.example.test", chain.clone(), key.clone(), "admin:test").await,
         Err(AcmeError::UnknownName(_))
     ));
     assert!(files::read(&w.settings.data_dir, "panel.example.test").unwrap().is_none(), "nothing installed");
 
-    let rec = w.certs.upload(&w.nginx, "panel.example.test", chain.clone(), key.clone()).await.unwrap();
+    let rec = w.certs.upload(&w.nginx, "panel.example.test", chain.clone(), key.clone(), "admin:test").await.unwrap();
     assert_eq!(rec.source, "manual");
     assert_eq!(live(&w, "panel.example.test"), (chain, key));
     let listed = w.certs.list(OffsetDateTime::now_utc()).await.unwrap();

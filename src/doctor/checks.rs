@@ -236,53 +236,116 @@ pub async fn acme(settings: &Settings, store: &Store) -> Vec<Finding> {
     out
 }
 
-/// Each agent: connected (since when, from where) and the round trip of one
-/// request through it to one of its tunnels' targets; offline agents with
-/// tunnels are problems.
-pub async fn agents(store: &Store, relay: SocketAddr, domain: Option<&str>) -> Vec<Finding> {
-    let (Ok(agents), Ok(status), Ok(tunnels)) =
-        (store.agents().await, store.relay_status().await, store.tunnels().await)
-    else {
-        return vec![Finding::new("agent", "store", Level::Warn, "cannot read the agents")];
-    };
-    let mut out = Vec::new();
-    for a in agents.iter().filter(|a| a.revoked_at.is_none()) {
-        let theirs: Vec<&crate::store::Tunnel> = tunnels.iter().filter(|t| t.agent == a.label && t.enabled).collect();
-        match status.iter().find(|s| s.label == a.label) {
-            Some(s) => {
-                let since = s.connected_since.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-                let mut summary = format!("connected since {since} from {}", s.remote_addr);
-                if let (Some(t), Some(d)) = (theirs.first(), domain) {
-                    let started = Instant::now();
-                    let r = tokio::time::timeout(Duration::from_secs(3), crate::probe::relay_request(relay, &format!("{}.{d}", t.name))).await;
-                    if let Ok(crate::probe::Relay::Answered(_)) = r {
-                        summary.push_str(&format!("; a request through it to {} took {} ms (relay → agent → app → back)", t.name, started.elapsed().as_millis()));
-                    }
-                }
-                out.push(Finding::new("agent", &a.label, Level::Ok, summary));
-            }
-            None if theirs.is_empty() => out.push(Finding::new(
-                "agent",
-                &a.label,
-                Level::Ok,
-                "not connected; it serves no enabled tunnel",
-            )),
-            None => out.push(
-                Finding::new(
-                    "agent",
-                    &a.label,
-                    Level::Fail,
-                    format!(
-                        "not connected (the relay keeps no time of the last contact); {} tunnel(s) are down: {}",
-                        theirs.len(),
-                        theirs.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                )
-                .next("on the home machine run `portico agent status`, then start it with `portico agent run` (or its service)"),
-            ),
-        }
+/// A round trip above this makes every visitor request slow, milliseconds.
+const SLOW_RTT_MS: f64 = 500.0;
+/// The relay writes a connected agent's last contact at least this often
+/// (its `LINK_EVERY` plus slack); older means the relay's status is stale.
+const STALE_CONTACT_SECS: i64 = 90;
+
+/// "3 s ago", "4 min ago", "2 h ago", "5 days ago".
+fn ago(then: OffsetDateTime, now: OffsetDateTime) -> String {
+    let s = (now - then).whole_seconds().max(0);
+    match s {
+        0..120 => format!("{s} s ago"),
+        120..7200 => format!("{} min ago", s / 60),
+        7200..172_800 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
     }
-    out
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// Each agent: connected (since when, from where), the round trip of the
+/// relay's WebSocket ping through nginx to it and back, its last contact,
+/// and the time of one request through it to one of its tunnels' targets
+/// (all agents at once, so a run stays short). Offline agents with tunnels
+/// are problems; a slow link or a stale status is worth a look.
+pub async fn agents(store: &Store, relay: SocketAddr, domain: Option<&str>) -> Vec<Finding> {
+    let (Ok(agents), Ok(status), Ok(tunnels), Ok(contacts)) =
+        (store.agents().await, store.relay_status().await, store.tunnels().await, store.agent_contacts().await)
+    else {
+        return vec![
+            Finding::new("agent", "store", Level::Warn, "cannot read the agents")
+                .next("check that the data directory is readable and the disk not full"),
+        ];
+    };
+    let now = OffsetDateTime::now_utc();
+    let checks = agents.iter().filter(|a| a.revoked_at.is_none()).map(|a| {
+        let theirs: Vec<&crate::store::Tunnel> = tunnels.iter().filter(|t| t.agent == a.label && t.enabled).collect();
+        let online = status.iter().find(|s| s.label == a.label);
+        let contact = contacts.iter().find(|c| c.label == a.label);
+        async move {
+            let Some(s) = online else { return offline(&a.label, &theirs, contact, now) };
+            let mut summary = format!("connected since {} from {}", rfc3339(s.connected_since), s.remote_addr);
+            match s.rtt_ms {
+                Some(ms) => {
+                    summary.push_str(&format!("; round trip {ms:.1} ms (WebSocket ping, relay → nginx → agent → back)"))
+                }
+                None => summary.push_str("; no round trip measured yet"),
+            }
+            let last = s.last_contact.or(contact.map(|c| c.last_contact));
+            if let Some(t) = last {
+                summary.push_str(&format!("; last heard {}", ago(t, now)));
+            }
+            if let (Some(t), Some(d)) = (theirs.first(), domain) {
+                let started = Instant::now();
+                let name = format!("{}.{d}", t.name);
+                let r = tokio::time::timeout(Duration::from_secs(2), crate::probe::relay_request(relay, &name)).await;
+                if let Ok(crate::probe::Relay::Answered(_)) = r {
+                    let ms = started.elapsed().as_millis();
+                    summary.push_str(&format!(
+                        "; a request through it to {} took {ms} ms (relay → agent → app → back)",
+                        t.name
+                    ));
+                }
+            }
+            if let Some(ms) = s.rtt_ms.filter(|ms| *ms > SLOW_RTT_MS) {
+                return Finding::new("agent", &a.label, Level::Warn, summary).next(format!(
+                    "the link to the home machine takes {ms:.0} ms per round trip, so every visitor request waits at \
+                     least that long: check the home machine's uplink (a saturated upload or weak Wi-Fi)"
+                ));
+            }
+            if let Some(t) = last.filter(|t| (now - *t).whole_seconds() > STALE_CONTACT_SECS) {
+                return Finding::new("agent", &a.label, Level::Warn, summary).next(format!(
+                    "the relay's status has not been updated since {}: restart the relay under Services",
+                    rfc3339(t)
+                ));
+            }
+            Finding::new("agent", &a.label, Level::Ok, summary)
+        }
+    });
+    futures_util::future::join_all(checks).await
+}
+
+/// An agent the relay does not list as connected.
+fn offline(
+    label: &str,
+    theirs: &[&crate::store::Tunnel],
+    contact: Option<&crate::store::AgentContact>,
+    now: OffsetDateTime,
+) -> Finding {
+    let last = match contact {
+        Some(c) => {
+            let rtt = c.rtt_ms.map(|ms| format!(", round trip then {ms:.1} ms")).unwrap_or_default();
+            format!("last contact {} ({}{rtt})", rfc3339(c.last_contact), ago(c.last_contact, now))
+        }
+        None => "it has never connected".to_string(),
+    };
+    if theirs.is_empty() {
+        return Finding::new("agent", label, Level::Ok, format!("not connected; it serves no enabled tunnel; {last}"));
+    }
+    let names: Vec<&str> = theirs.iter().map(|t| t.name.as_str()).collect();
+    let summary = format!("not connected; {last}; {} tunnel(s) are down: {}", theirs.len(), names.join(", "));
+    let next = if contact.is_some() {
+        "on the home machine run `portico agent status` (it shows the last error), then start it with \
+         `portico agent run` (or its service); if it runs, check that the home machine reaches tunnel.<domain> on port 443"
+    } else {
+        "enroll the agent on the home machine with the command under Tunnels → the tunnel's agent setup, then \
+         start it with `portico agent run`"
+    };
+    Finding::new("agent", label, Level::Fail, summary).next(next)
 }
 
 /// Memory against the 512 MB budget and disk space of the data directory.

@@ -296,6 +296,8 @@ pub struct Pipeline {
     lock: Mutex<()>,
     /// Test-only: text injected into the rendered `http` block.
     inject: std::sync::Mutex<Option<String>>,
+    /// Test-only: text injected into the next render only.
+    inject_once: std::sync::Mutex<Option<String>>,
     /// Applies and rollbacks by outcome, for `/metrics`.
     outcomes: Outcomes<3>,
 }
@@ -314,6 +316,7 @@ impl Pipeline {
             applier: Arc::new(applier),
             lock: Mutex::new(()),
             inject: Default::default(),
+            inject_once: Default::default(),
             outcomes: Outcomes::new(["ok", "refused", "error"]),
         }
     }
@@ -342,6 +345,13 @@ impl Pipeline {
     #[doc(hidden)]
     pub fn inject_for_tests(&self, extra: Option<String>) {
         *self.inject.lock().unwrap_or_else(|e| e.into_inner()) = extra;
+    }
+
+    /// Test-only path to change the next render only (a change that nginx
+    /// takes but that breaks what it serves; its undo renders without it).
+    #[doc(hidden)]
+    pub fn inject_once_for_tests(&self, extra: String) {
+        *self.inject_once.lock().unwrap_or_else(|e| e.into_inner()) = Some(extra);
     }
 
     async fn blocking<T: Send + 'static>(
@@ -424,7 +434,8 @@ impl Change<'_> {
     async fn render_and_apply(&self, reason: &str) -> Result<ApplyOutcome, PipelineError> {
         let p = self.pipeline;
         let mut input = render_input(&p.settings, &p.store).await?;
-        input.extra = p.inject.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let once = p.inject_once.lock().unwrap_or_else(|e| e.into_inner()).take();
+        input.extra = once.or_else(|| p.inject.lock().unwrap_or_else(|e| e.into_inner()).clone());
         let tree = render(&input).map_err(|e| PipelineError::Rejected { details: vec![e.to_string()] })?;
         let reason = reason.to_string();
         p.blocking(move |a| a.apply(&tree, &reason)).await

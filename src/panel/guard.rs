@@ -7,10 +7,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::audit::{self, Outcome};
 use crate::panel::AppState;
 use crate::panel::error::ApiError;
-use crate::probe::{self, NameHealth, Report};
+use crate::probe::{self, NameHealth, Report, Verdict};
 
 /// What a kept change left behind: names that still do not serve (they did
 /// not serve before either, or are new).
@@ -35,6 +34,11 @@ impl Kept {
 }
 
 impl AppState {
+    /// The before/after proof over this panel's store, settings and cache.
+    pub fn guard(&self) -> probe::Guard {
+        probe::Guard::new(self.settings.clone(), self.store.clone(), self.health.clone())
+    }
+
     /// Probes every name now (DNS included) and keeps the report for the
     /// pages, the API and `/metrics`.
     pub async fn probe_now(&self) -> Result<Arc<Report>, ApiError> {
@@ -46,21 +50,7 @@ impl AppState {
     /// cannot alter DNS; its last answers are carried over from the cached
     /// report). `None` when this process does not manage nginx.
     pub async fn health_before(&self) -> Option<Arc<Report>> {
-        if !self.settings.nginx.enabled {
-            return None;
-        }
-        self.serving_probe().await.ok().map(Arc::new)
-    }
-
-    async fn serving_probe(&self) -> Result<Report, ApiError> {
-        let targets = probe::targets(&self.settings, &self.store).await?;
-        let mut cfg = probe::Config::from_settings(&self.settings, self.public_ip());
-        cfg.check_dns = false;
-        let mut report = probe::check(&cfg, targets).await;
-        if let Some(last) = self.health.get() {
-            probe::carry_dns(&mut report, &last);
-        }
-        Ok(report)
+        self.guard().serving().await.map(Arc::new)
     }
 
     /// Applies the store's state to nginx, then probes. When a name that
@@ -120,20 +110,20 @@ impl AppState {
     {
         let Change { reason, actor, target, key } = change;
         let Some(before) = before else { return Ok(Kept::default()) };
-        let after = match self.serving_probe().await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, reason, "probe after change failed; change kept");
+        let guard = self.guard();
+        let regressions = match guard.verdict(&before).await {
+            None => {
+                tracing::error!(reason, "probe after change failed; change kept");
                 return Ok(Kept::default());
             }
+            Some(Verdict::Kept(after)) => {
+                let not_serving =
+                    probe::broken(&after).into_iter().filter(|n| key.is_empty() || n.key == key).cloned().collect();
+                guard.keep(after);
+                return Ok(Kept { not_serving });
+            }
+            Some(Verdict::Broken(regressions)) => regressions,
         };
-        let regressions = probe::regressions(&before, &after);
-        if regressions.is_empty() {
-            let not_serving = probe::broken(&after).into_iter().filter(|n| n.key == key).cloned().collect();
-            self.health.put(after);
-            self.health.wake();
-            return Ok(Kept { not_serving });
-        }
         tracing::warn!(reason, broken = regressions.len(), "change stopped a working name; undoing it");
         undo().await;
         let restored = if reapply {
@@ -144,11 +134,8 @@ impl AppState {
         if let Err(e) = &restored {
             tracing::error!(error = %e, reason, "re-applying the previous configuration failed");
         }
-        let details = serde_json::json!({ "change": reason, "regressions": regressions, "restored": restored.is_ok() });
-        audit::record(&self.store, actor, "health.rollback", target, Outcome::Failure, Some(details)).await;
-        if let Ok(r) = self.serving_probe().await {
-            self.health.put(r);
-        }
+        guard.audit_rollback(actor, target, reason, &regressions, restored.is_ok()).await;
+        guard.refresh().await;
         Err(ApiError::NamesBroken(regressions))
     }
 }
@@ -160,6 +147,8 @@ pub struct Change<'a> {
     pub actor: &'a str,
     /// The audit target (the item's name).
     pub target: &'a str,
-    /// The probe key of the changed item, e.g. `site:3`.
+    /// The probe key of the changed item, e.g. `site:3`; empty when the
+    /// change may touch every name (an nginx rollback), so every name that
+    /// does not serve afterwards is flagged.
     pub key: &'a str,
 }

@@ -45,7 +45,7 @@ pub struct AppState {
     /// Visitor requests counted from nginx's log lines (`visitor-log` task).
     pub visitors: Arc<crate::metrics::visitors::VisitorCounts>,
     /// The last probe of every public name (`health-probe` task, changes).
-    pub health: crate::probe::HealthCache,
+    pub health: Arc<crate::probe::HealthCache>,
     /// Doctor runs started from the panel.
     pub doctor: crate::doctor::Runs,
     onboarding: RwLock<OnboardingState>,
@@ -64,14 +64,16 @@ impl AppState {
         let settings = Arc::new(settings);
         let nginx =
             crate::nginx::Pipeline::new(settings.clone(), store.clone(), crate::nginx::state::applier(&settings));
+        let health: Arc<crate::probe::HealthCache> = Default::default();
+        let guard = crate::probe::Guard::new(settings.clone(), store.clone(), health.clone());
         Ok(AppState {
             pki: Pki::new(&settings.data_dir),
-            certs: crate::acme::Certs::new(settings.clone(), store.clone()),
+            certs: crate::acme::Certs::new(settings.clone(), store.clone()).with_guard(guard),
             supervisor: crate::supervisor::Supervisor::from_settings(&settings.supervisor),
             provision: Default::default(),
             stats: crate::sysstats::StatsCache::new(settings.data_dir.clone()),
             visitors: Default::default(),
-            health: Default::default(),
+            health,
             doctor: Default::default(),
             settings,
             nginx,

@@ -16,6 +16,7 @@
 //! (after a restore, in `portico doctor`, in the periodic task).
 
 mod cache;
+mod guard;
 mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,6 +27,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use cache::HealthCache;
+pub use guard::{Guard, Verdict};
 pub use wire::{Https, Relay, Served, raw_tls_request, recording_config, relay as relay_request};
 
 use crate::settings::Settings;
@@ -468,4 +470,4 @@ pub fn broken(after: &Report) -> Vec<&NameHealth> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn health(key: &str, name: &str, serves: bool) -> NameHealth {
+pub(crate) fn health(key: &str, name: &str, serves: bool) -> NameHealth {
     let step = |ok| Step { ok, detail: String::new() };
     NameHealth {
         key: key.into(),
@@ -25,7 +25,7 @@ fn health(key: &str, name: &str, serves: bool) -> NameHealth {
     }
 }
 
-fn report(names: Vec<NameHealth>) -> Report {
+pub(crate) fn report(names: Vec<NameHealth>) -> Report {
     let up = names.iter().filter(|n| n.up).count();
     Report { checked_at: 0, took_ms: 0, public_ip: None, up, total: names.len(), names }
 }

@@ -248,7 +248,10 @@ impl Relay {
         version: u16,
         tunnels: Vec<Route>,
     ) {
-        let conn = yamux::Connection::new(WsIo::new(ws), protocol::yamux_config(), yamux::Mode::Client);
+        let link = Arc::new(protocol::LinkStats::default());
+        let since = OffsetDateTime::now_utc();
+        let io = WsIo::new(ws).with_stats(link.clone());
+        let conn = yamux::Connection::new(io, protocol::yamux_config(), yamux::Mode::Client);
         let (open_tx, open_rx) = mpsc::channel(protocol::MAX_STREAMS);
         let (kick_tx, mut kick_rx) = watch::channel(false);
         let (routes_tx, routes_rx) = watch::channel(tunnels);
@@ -259,12 +262,13 @@ impl Relay {
             serial,
             opener: open_tx,
             kick: kick_tx,
-            since: OffsetDateTime::now_utc(),
+            since,
             remote: peer,
             version,
             counters: Arc::new(Counters::default()),
             streams: Arc::new(Semaphore::new(self.inner.limits.streams_per_agent)),
             routes: routes_tx,
+            link: link.clone(),
         };
         // A new connection of a connected agent replaces the old session: it
         // is how an agent comes back after a link died before the relay
@@ -288,6 +292,12 @@ impl Relay {
             }
         }
         self.inner.status_dirty.send_modify(|v| *v += 1);
+        let rtt_ms = link.rtt().map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0);
+        let last_contact = link.last_contact().unwrap_or(since);
+        let contact = crate::store::AgentContact { label: label.clone(), last_contact, rtt_ms };
+        if let Err(e) = self.inner.store.put_agent_contact(contact).await {
+            tracing::warn!(agent = %label, error = %e, "recording the agent's last contact failed");
+        }
         match result {
             Ok(()) => tracing::info!(agent = %label, "agent disconnected"),
             Err(reason) => tracing::info!(agent = %label, reason, "agent disconnected"),

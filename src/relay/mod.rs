@@ -30,6 +30,10 @@ use crate::store::{AgentStatus, ProcessCounter, Store, StoreError};
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// How often counters are written to `relay_status` while they change.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// How often the agents' round trips and last contacts alone are written
+/// by default (they change with every ping; a write per ping would wake
+/// every store watcher each second).
+const LINK_EVERY: Duration = Duration::from_secs(30);
 
 /// The relay's name in `process_counters`, and its per-tunnel metrics there
 /// (labels `tunnel=<name>`).
@@ -62,6 +66,9 @@ pub struct Limits {
     /// Connections of one agent between their request head and a running
     /// session (the running session itself is replaced by a newer one).
     pub pending_per_agent: usize,
+    /// How often round trips and last contacts alone are written to
+    /// `relay_status`.
+    pub link_every: Duration,
 }
 
 impl Default for Limits {
@@ -71,6 +78,7 @@ impl Default for Limits {
             stream_wait: Duration::from_secs(10),
             half_close: crate::protocol::HALF_CLOSE_TIMEOUT,
             pending_per_agent: 2,
+            link_every: LINK_EVERY,
         }
     }
 }
@@ -104,6 +112,8 @@ struct Session {
     streams: Arc<Semaphore>,
     /// The agent's tunnels, sent to it whenever they change.
     routes: watch::Sender<Vec<Route>>,
+    /// Round trip and last contact, measured by the link's keepalive.
+    link: Arc<crate::protocol::LinkStats>,
 }
 
 struct Inner {
@@ -328,6 +338,9 @@ impl Relay {
                     bytes_in: s.counters.bytes_in.load(Ordering::Relaxed),
                     bytes_out: s.counters.bytes_out.load(Ordering::Relaxed),
                     open_streams: s.counters.open_streams.load(Ordering::Relaxed),
+                    // Tenths of a millisecond are all a reader needs.
+                    rtt_ms: s.link.rtt().map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0),
+                    last_contact: s.link.last_contact(),
                 })
                 .collect()
         };
@@ -359,27 +372,33 @@ impl Relay {
         self.inner.store.put_process_counters(PROCESS, tunnels).await
     }
 
-    /// Writes `relay_status` on connect/disconnect at once, and counters
-    /// every [`STATUS_EVERY`] while they move.
+    /// Writes `relay_status` on connect/disconnect at once, counters every
+    /// [`STATUS_EVERY`] while they move, and round trips and last contacts
+    /// alone every `Limits::link_every`.
     async fn write_status(self) {
         let mut dirty = self.inner.status_dirty.subscribe();
         let mut last = (Vec::new(), Vec::new());
+        let mut link_written = tokio::time::Instant::now();
+        let link_every = self.inner.limits.link_every;
         loop {
-            let _ = tokio::time::timeout(STATUS_EVERY, dirty.changed()).await;
+            let _ = tokio::time::timeout(STATUS_EVERY.min(link_every), dirty.changed()).await;
             let now = self.snapshot();
-            if now != last {
+            let link_only = without_link(&now.0) == without_link(&last.0);
+            let agents_due = now.0 != last.0 && (!link_only || link_written.elapsed() >= link_every);
+            if agents_due || now.1 != last.1 {
                 let store = &self.inner.store;
-                if now.0 != last.0
-                    && let Err(e) = store.put_relay_status(now.0.clone()).await
-                {
-                    tracing::warn!(error = %e, "recording relay status failed");
+                if agents_due {
+                    match store.put_relay_status(now.0.clone()).await {
+                        Ok(()) => link_written = tokio::time::Instant::now(),
+                        Err(e) => tracing::warn!(error = %e, "recording relay status failed"),
+                    }
                 }
                 if now.1 != last.1
                     && let Err(e) = store.put_process_counters(PROCESS, now.1.clone()).await
                 {
                     tracing::warn!(error = %e, "recording tunnel counters failed");
                 }
-                last = now;
+                last = (if agents_due { now.0 } else { last.0 }, now.1);
             }
         }
     }
@@ -391,6 +410,12 @@ impl Relay {
         v.sort();
         v
     }
+}
+
+/// Status rows without what the keepalive measures, to tell a change of
+/// connections and counters from a new round trip.
+fn without_link(rows: &[AgentStatus]) -> Vec<AgentStatus> {
+    rows.iter().map(|r| AgentStatus { rtt_ms: None, last_contact: None, ..r.clone() }).collect()
 }
 
 /// The relay's runtime: one thread for all sockets, and no more blocking

@@ -228,15 +228,10 @@ pub async fn update(
     Ok((old, new))
 }
 
-/// Deletes the site row, makes nginx stop serving it, then removes its files.
-/// When nginx refuses, the row is put back and the files stay.
-pub async fn delete(
-    store: &Store,
-    nginx: &Pipeline,
-    data_dir: &Path,
-    who: &Identity,
-    id: i64,
-) -> Result<Site, SiteError> {
+/// Deletes the site row and makes nginx stop serving it; its files stay
+/// until [`remove_files`] (so the deletion can still be undone after the
+/// probe). When nginx refuses, the row is put back.
+pub async fn delete(store: &Store, nginx: &Pipeline, who: &Identity, id: i64) -> Result<Site, SiteError> {
     get(store, who, id).await?;
     let change = nginx.change().await;
     let site = store.delete_site(id).await?;
@@ -244,8 +239,17 @@ pub async fn delete(
         store.restore_site(site.clone()).await?;
         return Err(e.into());
     }
-    let _ = tokio::fs::remove_dir_all(site_dir(data_dir, &site.name)).await;
     Ok(site)
+}
+
+/// Removes a deleted site's files.
+pub async fn remove_files(data_dir: &Path, site: &Site) {
+    let dir = site_dir(data_dir, &site.name);
+    if let Err(e) = tokio::fs::remove_dir_all(&dir).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, site = %site.name, "cannot remove a deleted site's files");
+    }
 }
 
 /// Resolves `<name>.<domain>` and reports whether it points at this server.

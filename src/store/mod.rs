@@ -35,7 +35,7 @@ pub use certs::{AcmeRun, CertFailure, CertRecord};
 pub use invitations::{Invitation, NewInvitation};
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use metrics::{MetricsSnapshot, ProcessCounter};
-pub use relay::{AgentStatus, ChangeWatcher};
+pub use relay::{AgentContact, AgentStatus, ChangeWatcher};
 pub use sites::{Site, SiteFields};
 pub use tunnels::{Tunnel, TunnelFields};
 pub use users::{Group, NewUserRow, Policy, User, UserUpdate};
@@ -52,6 +52,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_certificates", include_str!("migrations/0005_certificates.sql")),
     ("0006_relay_status", include_str!("migrations/0006_relay_status.sql")),
     ("0007_ops", include_str!("migrations/0007_ops.sql")),
+    ("0008_agent_link", include_str!("migrations/0008_agent_link.sql")),
 ];
 
 /// How long a writer waits for a lock before giving up, milliseconds.

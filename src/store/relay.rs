@@ -22,6 +22,33 @@ pub struct AgentStatus {
     /// Bytes from the agent to visitors.
     pub bytes_out: u64,
     pub open_streams: u64,
+    /// Round trip of the last answered WebSocket ping, relay → nginx →
+    /// agent and back, milliseconds; `None` before the first answer.
+    pub rtt_ms: Option<f64>,
+    /// When the relay last heard from the agent (a ping or its answer).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_contact: Option<OffsetDateTime>,
+}
+
+/// The last contact with an agent, kept after it goes offline.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentContact {
+    pub label: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_contact: OffsetDateTime,
+    /// Round trip measured then, milliseconds.
+    pub rtt_ms: Option<f64>,
+}
+
+fn rtt_ms(us: Option<i64>) -> Option<f64> {
+    us.map(|us| us as f64 / 1000.0)
+}
+
+fn rtt_us(ms: Option<f64>) -> Option<i64> {
+    ms.map(|ms| (ms * 1000.0).round() as i64)
 }
 
 fn status_row(r: &Row<'_>) -> rusqlite::Result<AgentStatus> {
@@ -33,6 +60,8 @@ fn status_row(r: &Row<'_>) -> rusqlite::Result<AgentStatus> {
         bytes_in: r.get::<_, i64>(4)? as u64,
         bytes_out: r.get::<_, i64>(5)? as u64,
         open_streams: r.get::<_, i64>(6)? as u64,
+        rtt_ms: rtt_ms(r.get(7)?),
+        last_contact: r.get::<_, Option<i64>>(8)?.map(from_unix),
     })
 }
 
@@ -59,7 +88,8 @@ impl Store {
         Ok(ChangeWatcher { conn: self.pool.get()?, last: None })
     }
 
-    /// Replaces the whole status table (the relay's periodic snapshot).
+    /// Replaces the whole status table (the relay's periodic snapshot) and
+    /// records each listed agent's last contact.
     pub async fn put_relay_status(&self, rows: Vec<AgentStatus>) -> Result<(), StoreError> {
         self.run(move |c| {
             let tx = c.transaction()?;
@@ -67,7 +97,7 @@ impl Store {
             for s in &rows {
                 tx.execute(
                     "INSERT INTO relay_status (label, connected_since, remote_addr, protocol_version, bytes_in, bytes_out, \
-                     open_streams, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     open_streams, updated_at, rtt_us, last_contact) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         s.label,
                         to_unix(s.connected_since),
@@ -76,12 +106,41 @@ impl Store {
                         s.bytes_in as i64,
                         s.bytes_out as i64,
                         s.open_streams as i64,
-                        to_unix(OffsetDateTime::now_utc())
+                        to_unix(OffsetDateTime::now_utc()),
+                        rtt_us(s.rtt_ms),
+                        s.last_contact.map(to_unix),
                     ],
                 )?;
+                if let Some(at) = s.last_contact {
+                    put_contact(&tx, &s.label, at, s.rtt_ms)?;
+                }
             }
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Records an agent's last contact (the relay calls it when the agent
+    /// goes offline, so the time survives the status row).
+    pub async fn put_agent_contact(&self, contact: AgentContact) -> Result<(), StoreError> {
+        self.run(move |c| {
+            put_contact(c, &contact.label, contact.last_contact, contact.rtt_ms)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The last contact of every agent that ever connected, by label.
+    pub async fn agent_contacts(&self) -> Result<Vec<AgentContact>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c.prepare("SELECT label, last_contact, rtt_us FROM agent_contact ORDER BY label")?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(AgentContact { label: r.get(0)?, last_contact: from_unix(r.get(1)?), rtt_ms: rtt_ms(r.get(2)?) })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
         })
         .await
     }
@@ -90,12 +149,23 @@ impl Store {
     pub async fn relay_status(&self) -> Result<Vec<AgentStatus>, StoreError> {
         self.run(|c| {
             let mut stmt = c.prepare(
-                "SELECT label, connected_since, remote_addr, protocol_version, bytes_in, bytes_out, open_streams \
-                 FROM relay_status ORDER BY label",
+                "SELECT label, connected_since, remote_addr, protocol_version, bytes_in, bytes_out, open_streams, \
+                 rtt_us, last_contact FROM relay_status ORDER BY label",
             )?;
             let rows = stmt.query_map([], status_row)?.collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await
     }
+}
+
+/// Upserts one agent's last contact; an older time never replaces a newer one.
+fn put_contact(c: &rusqlite::Connection, label: &str, at: OffsetDateTime, rtt: Option<f64>) -> rusqlite::Result<usize> {
+    c.execute(
+        "INSERT INTO agent_contact (label, last_contact, rtt_us) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(label) DO UPDATE SET last_contact = excluded.last_contact, \
+         rtt_us = COALESCE(excluded.rtt_us, agent_contact.rtt_us) \
+         WHERE excluded.last_contact >= agent_contact.last_contact",
+        params![label, to_unix(at), rtt_us(rtt)],
+    )
 }

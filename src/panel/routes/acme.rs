@@ -27,6 +27,7 @@ impl From<AcmeError> for ApiError {
             AcmeError::UnknownName(_) => ApiError::NotFound(e.to_string()),
             AcmeError::Invalid(details) => ApiError::invalid(details),
             AcmeError::Nginx(p) => p.into(),
+            AcmeError::NamesBroken(r) => ApiError::NamesBroken(r),
             AcmeError::Io(m) => ApiError::internal("certificate files", m),
             AcmeError::StorageFull => ApiError::StorageFull,
             AcmeError::Store(s) => s.into(),
@@ -34,11 +35,13 @@ impl From<AcmeError> for ApiError {
     }
 }
 
-/// Every served name with its certificate: issuer, expiry, days left, auto or manual.
+/// Every served name with its certificate: issuer, expiry, days left, auto
+/// or manual, and `health`: what the last probe saw nginx serve for it.
 #[utoipa::path(tag = "certs", responses((status = 200, body = Vec<CertStatus>)))]
 #[get("/certs")]
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.certs.list(OffsetDateTime::now_utc()).await?))
+    let list = state.certs.list(OffsetDateTime::now_utc()).await?;
+    Ok(HttpResponse::Ok().json(crate::acme::with_health(list, state.health.get().as_deref())))
 }
 
 /// The renewal schedule: next run, last run and its result, names in backoff.
@@ -93,7 +96,7 @@ pub async fn renew(
 /// certificates page both call this.
 pub(crate) async fn renew_name(state: &AppState, actor: &str, raw: &str) -> Result<CertRecord, ApiError> {
     let name = served_name(state, raw).await?;
-    let result = state.certs.renew(&state.nginx, &name).await;
+    let result = state.certs.renew(&state.nginx, &name, actor).await;
     let (outcome, details) = match &result {
         Ok(_) => (Outcome::Success, None),
         Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),
@@ -138,7 +141,7 @@ pub(crate) async fn upload_cert(
     key: String,
 ) -> Result<CertRecord, ApiError> {
     let name = served_name(state, raw).await?;
-    let result = state.certs.upload(&state.nginx, &name, fullchain, key).await;
+    let result = state.certs.upload(&state.nginx, &name, fullchain, key, actor).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     audit::record(&state.store, actor, "cert.upload", &name, outcome, None).await;
     Ok(result?)

@@ -7,10 +7,11 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 
 use crate::audit::{self, Outcome};
-use crate::nginx::{ApplyOutcome, PipelineError, SnapshotMeta};
+use crate::nginx::{ApplyOutcome, SnapshotMeta};
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
+use crate::panel::guard::{Change, Kept};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RenderedResponse {
@@ -59,31 +60,60 @@ pub struct RollbackResponse {
     /// Snapshot of the tree the rollback replaced (so it can be undone).
     snapshot: Option<String>,
     changed: bool,
+    /// Set when the rollback was kept although names do not serve (they did
+    /// not serve before it either).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
-/// Makes the snapshot live again through validate → swap → reload → probe.
-/// 422 when nginx refuses it, 502 when the reload fails; the live tree stays.
+/// Makes the snapshot live again through validate → swap → reload → probe,
+/// then probes every public name: when one that served before stops
+/// serving, the replaced tree goes live again and the answer is 409 with the
+/// evidence. 422 when nginx refuses the snapshot, 502 when the reload fails;
+/// the live tree stays.
 #[utoipa::path(tag = "nginx", params(("id" = String, Path)),
-    responses((status = 200, body = RollbackResponse), (status = 422), (status = 502)))]
+    responses((status = 200, body = RollbackResponse), (status = 409), (status = 422), (status = 502)))]
 #[post("/nginx/snapshots/{id}/rollback")]
 pub async fn rollback(
     state: web::Data<AppState>,
     admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let out = rollback_to(&state, &admin.0.actor(), id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(RollbackResponse { snapshot: out.snapshot, changed: out.changed }))
+    let (out, kept) = rollback_to(&state, &admin.0.actor(), id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(RollbackResponse {
+        snapshot: out.snapshot,
+        changed: out.changed,
+        warning: kept.warning(),
+    }))
 }
 
-/// Makes snapshot `id` live again and audits the attempt as `actor`.
-pub async fn rollback_to(state: &AppState, actor: &str, id: String) -> Result<ApplyOutcome, PipelineError> {
+/// Makes snapshot `id` live again, proves it with the probe (undone by
+/// rolling back to the tree it replaced when a working name stops serving)
+/// and audits the attempt as `actor`. The API and the nginx page call this.
+pub async fn rollback_to(state: &AppState, actor: &str, id: String) -> Result<(ApplyOutcome, Kept), ApiError> {
+    let before = state.health_before().await;
     let result = state.nginx.rollback(id.clone()).await;
-    let (outcome, details) = match &result {
-        Ok(_) => (Outcome::Success, None),
+    let proved = match result {
+        Ok(out) => {
+            let change = Change { reason: "nginx.rollback", actor, target: &id, key: "" };
+            let replaced = out.snapshot.clone();
+            let undo = || async {
+                let Some(replaced) = replaced else { return };
+                if let Err(e) = state.nginx.rollback(replaced).await {
+                    tracing::error!(error = %e, "undoing the nginx rollback failed");
+                }
+            };
+            let kept = state.prove_applied(change, before, undo).await;
+            kept.map(|k| (out, k))
+        }
+        Err(e) => Err(e.into()),
+    };
+    let (outcome, details) = match &proved {
+        Ok((_, kept)) => (Outcome::Success, kept.warning().map(|w| serde_json::json!({ "warning": w }))),
         Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),
     };
     audit::record(&state.store, actor, "nginx.rollback", &id, outcome, details).await;
-    result
+    proved
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -170,13 +170,22 @@ pub struct AgentView {
     agent: Agent,
     online: bool,
     status: Option<AgentStatus>,
+    /// When the relay last heard from the agent, also after it went offline;
+    /// absent when it never connected.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_contact: Option<time::OffsetDateTime>,
+    /// Round trip of the relay's last answered WebSocket ping to the agent
+    /// (through nginx), milliseconds; the one measured last when offline.
+    rtt_ms: Option<f64>,
 }
 
-/// Every agent with its connection status.
+/// Every agent with its connection status, last contact and round trip.
 #[utoipa::path(tag = "tunnels", responses((status = 200, body = Vec<AgentView>)))]
 #[get("/agents")]
 pub async fn agents(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
     let status = state.store.relay_status().await?;
+    let contacts = state.store.agent_contacts().await?;
     let views: Vec<AgentView> = state
         .store
         .agents()
@@ -184,7 +193,10 @@ pub async fn agents(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRes
         .into_iter()
         .map(|agent| {
             let s = status.iter().find(|s| s.label == agent.label).cloned();
-            AgentView { online: s.is_some(), status: s, agent }
+            let c = contacts.iter().find(|c| c.label == agent.label);
+            let last_contact = s.as_ref().and_then(|s| s.last_contact).or(c.map(|c| c.last_contact));
+            let rtt_ms = s.as_ref().and_then(|s| s.rtt_ms).or(c.and_then(|c| c.rtt_ms));
+            AgentView { online: s.is_some(), status: s, last_contact, rtt_ms, agent }
         })
         .collect();
     Ok(HttpResponse::Ok().json(views))

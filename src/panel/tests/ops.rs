@@ -324,6 +324,8 @@ async fn metrics_show_exactly_the_recorded_numbers() {
             bytes_in: 1234,
             bytes_out: 56789,
             open_streams: 3,
+            rtt_ms: None,
+            last_contact: None,
         }])
         .await
         .unwrap();

@@ -61,6 +61,8 @@ async fn tunnels_api_validates_and_audits() {
         bytes_in: 1,
         bytes_out: 2,
         open_streams: 0,
+        rtt_ms: None,
+        last_contact: None,
     };
     w.state.store.put_relay_status(vec![status]).await.unwrap();
     let (_, list) = send(&w, Who::Admin, TestRequest::get().uri("/api/tunnels")).await;

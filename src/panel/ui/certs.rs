@@ -29,8 +29,6 @@ pub struct CertsPage {
     pub certs: Vec<CertStatus>,
     /// `GET /api/certs/auto-renew-status`.
     pub renewal: AutoRenewStatus,
-    /// The last probe of the public names: the certificate nginx really serves.
-    pub health: Option<std::sync::Arc<crate::probe::Report>>,
     /// The bring-your-own form: (name, fullchain, key) as typed.
     pub byo: (String, String, String),
     pub errors: FieldErrors,
@@ -56,15 +54,20 @@ impl CertsPage {
         }
     }
 
-    /// The probe's view of a name: what nginx served for it.
-    pub fn served(&self, name: &str) -> Option<crate::probe::NameHealth> {
-        self.health.as_ref()?.by_name(name).cloned()
+    /// The certificate's state as the page shows it: a certificate on disk
+    /// that the probe saw nginx not serve is never shown as just "valid".
+    pub fn state(&self, c: &CertStatus) -> String {
+        match &c.health {
+            Some(h) if !h.tls.ok && (c.state == "valid" || c.state == "expiring") => format!("{}, not served", c.state),
+            _ => c.state.clone(),
+        }
     }
 
-    pub fn badge(&self, state: &str) -> &'static str {
-        match state {
-            "valid" => "ok",
-            "expiring" => "warn",
+    pub fn badge(&self, c: &CertStatus) -> &'static str {
+        match (c.state.as_str(), c.health.as_ref().is_none_or(|h| h.tls.ok)) {
+            (_, false) => "bad",
+            ("valid", _) => "ok",
+            ("expiring", _) => "warn",
             _ => "bad",
         }
     }
@@ -72,7 +75,9 @@ impl CertsPage {
 
 async fn page(ui: &UiAdmin) -> Result<CertsPage, PageError> {
     let now = OffsetDateTime::now_utc();
-    let certs = ui.state.certs.list(now).await?;
+    // Each name with the last probe's view: the certificate nginx really serves.
+    let health = ui.state.health.get();
+    let certs = crate::acme::with_health(ui.state.certs.list(now).await?, health.as_deref());
     let renewal = ui.state.certs.auto_renew_status(now).await?;
     let pki = ui.state.pki.clone();
     let (admin, ca) = web::block(move || Ok::<_, crate::pki::PkiError>((pki.admin_info()?, pki.ca_info()?)))
@@ -87,7 +92,6 @@ async fn page(ui: &UiAdmin) -> Result<CertsPage, PageError> {
         rotated: None,
         certs,
         renewal,
-        health: ui.state.health.get(),
         byo: Default::default(),
         errors: FieldErrors::default(),
         error: None,

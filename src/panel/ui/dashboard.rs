@@ -25,9 +25,13 @@ pub struct DashboardPage {
     pub agents_active: usize,
     pub agents_revoked: usize,
     pub keys_active: usize,
+    /// Tunnels whose agent is connected and whose name serves (or was not
+    /// probed yet).
     pub tunnels_online: usize,
     /// Enabled tunnels whose agent is not connected.
     pub tunnels_offline: usize,
+    /// Tunnels whose agent is connected but whose name does not serve.
+    pub tunnels_down: usize,
     pub users: usize,
     /// (label, days left) of certificates expiring soon, admin first.
     pub expiring: Vec<(String, i64)>,
@@ -70,6 +74,8 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
     let agents = store.agents().await?;
     let keys = store.api_keys().await?;
     let tunnels = crate::tunnels::list(store, &ui.who).await.map_err(crate::panel::error::ApiError::from)?;
+    let tunnels = crate::tunnels::with_health(tunnels, ui.state.health.get().as_deref());
+    let serves = |t: &crate::tunnels::TunnelView| t.health.as_ref().is_none_or(|h| h.serves);
     let users = store.users().await?.len();
     let (recent, _) = store
         .audit_entries(AuditQuery { actor: None, action: None, since: None, until: None, limit: 10, offset: 0 })
@@ -109,8 +115,9 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
         agents_active: agents.iter().filter(|a| a.revoked_at.is_none()).count(),
         agents_revoked: agents.iter().filter(|a| a.revoked_at.is_some()).count(),
         keys_active: keys.iter().filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now)).count(),
-        tunnels_online: tunnels.iter().filter(|t| t.online).count(),
+        tunnels_online: tunnels.iter().filter(|t| t.online && serves(t)).count(),
         tunnels_offline: tunnels.iter().filter(|t| t.tunnel.enabled && !t.online).count(),
+        tunnels_down: tunnels.iter().filter(|t| t.online && !serves(t)).count(),
         users,
         expiring,
         admin_days_left,

@@ -293,10 +293,19 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "2fa_disabled" => ("ok", "Two-factor login is off."),
         "site_created" => ("ok", "Site created; it serves a placeholder page."),
         "site_deleted" => ("ok", "Site and its files deleted."),
+        "site_created_down" => (
+            "warn",
+            "Site created, but its name does not serve yet (its certificate may still be on its way); see Health below.",
+        ),
+        "site_saved_down" => ("warn", "Site saved, but its name does not serve; see Sites for its health."),
         "site_saved" => ("ok", "Site saved."),
         "files_uploaded" => ("ok", "Files uploaded; they are served at once."),
         "file_deleted" => ("ok", "File deleted."),
         "nginx_rolled_back" => ("ok", "Snapshot is live again; the replaced configuration was kept as a snapshot."),
+        "nginx_rolled_back_down" => (
+            "warn",
+            "Snapshot is live again, but some names do not serve (they did not before either); see the Doctor.",
+        ),
         "sites_saved" => ("ok", "Allowed sites saved; they apply on the agent's next request."),
         "restore_staged" => {
             ("ok", "Backup decrypted and checked. Nothing has changed yet: confirm below to restore it.")

@@ -127,21 +127,22 @@ async fn rollback(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, P
     let ui = &form.ui;
     let id = id.into_inner();
     let (status, error) = match rollback_to(&ui.state, &ui.actor(), id.clone()).await {
-        Ok(_) => return Ok(ui.redirect("/nginx?flash=nginx_rolled_back")),
-        Err(e @ PipelineError::Rejected { .. }) | Err(e @ PipelineError::ReloadFailed { .. }) => {
-            let status = if matches!(e, PipelineError::Rejected { .. }) {
-                StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            let message = e.to_string();
-            let (PipelineError::Rejected { details } | PipelineError::ReloadFailed { details }) = e else {
-                unreachable!("matched above")
-            };
-            (status, (message, details))
+        Ok((_, kept)) => {
+            let flash = if kept.warning().is_some() { "nginx_rolled_back_down" } else { "nginx_rolled_back" };
+            return Ok(ui.redirect(&format!("/nginx?flash={flash}")));
         }
-        Err(e @ PipelineError::Disabled) => (StatusCode::CONFLICT, (e.to_string(), Vec::new())),
-        Err(e) => return Err(ApiError::from(e).into()),
+        // nginx's own words for what happened, as the pipeline says them.
+        Err(ApiError::ConfigRejected(details)) => {
+            let message = PipelineError::Rejected { details: Vec::new() }.to_string();
+            (StatusCode::UNPROCESSABLE_ENTITY, (message, details))
+        }
+        Err(ApiError::ReloadFailed(details)) => {
+            let message = PipelineError::ReloadFailed { details: Vec::new() }.to_string();
+            (StatusCode::BAD_GATEWAY, (message, details))
+        }
+        Err(e @ ApiError::Conflict(_)) => (StatusCode::CONFLICT, (e.to_string(), Vec::new())),
+        Err(ApiError::NamesBroken(r)) => (StatusCode::CONFLICT, (super::names_broken(&r), Vec::new())),
+        Err(e) => return Err(e.into()),
     };
     let mut page = diff_page(ui, id, None).await?;
     page.error = Some(error);

@@ -11,7 +11,6 @@ use askama::Template;
 use super::form::UiForm;
 use super::tunnels::ACCESS;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
-use crate::audit::{self, Outcome};
 use crate::panel::error::ApiError;
 use crate::panel::routes::{site_files, sites as api};
 use crate::sites::files::{self, FileEntry};
@@ -77,22 +76,20 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
         access: Some(form.get("access").to_string()),
         ..NewSite::default()
     };
-    let state = &ui.state;
-    let result = sites::create(&state.store, &state.nginx, &state.settings.data_dir, &ui.who, new.clone()).await;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    audit::record(&state.store, &ui.actor(), "site.create", &new.name, outcome, None).await;
-    match result {
-        Ok(_) => {
-            state.certs.name_added();
-            Ok(ui.redirect("/sites?flash=site_created"))
+    match api::create_site(&ui.state, &ui.who, new.clone()).await {
+        Ok((_, kept)) => {
+            let flash = if kept.warning().is_some() { "site_created_down" } else { "site_created" };
+            Ok(ui.redirect(&format!("/sites?flash={flash}")))
         }
         Err(e) => {
-            let (errors, error) = super::form_error(ApiError::from(e))?;
+            let status =
+                if matches!(e, ApiError::NamesBroken(_)) { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
+            let (errors, error) = super::form_error(e)?;
             let mut p = page(ui).await?;
             p.form = new;
             p.errors = errors;
             p.error = error;
-            super::render(StatusCode::BAD_REQUEST, &p)
+            super::render(status, &p)
         }
     }
 }
@@ -103,11 +100,7 @@ async fn delete(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the deletion").into());
     }
-    let state = &ui.state;
-    let result = sites::delete(&state.store, &state.nginx, &state.settings.data_dir, &ui.who, id).await;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    audit::record(&state.store, &ui.actor(), "site.delete", &id.to_string(), outcome, None).await;
-    result.map_err(ApiError::from)?;
+    api::delete_site(&ui.state, &ui.who, id).await?;
     Ok(ui.redirect("/sites?flash=site_deleted"))
 }
 
@@ -194,7 +187,10 @@ async fn edit(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageE
         ..SitePatch::default()
     };
     match api::update_site(&ui.state, &ui.who, id, patch).await {
-        Ok(_) => Ok(ui.redirect(&format!("/sites/{id}?flash=site_saved"))),
+        Ok((_, kept)) => {
+            let flash = if kept.warning().is_some() { "site_saved_down" } else { "site_saved" };
+            Ok(ui.redirect(&format!("/sites/{id}?flash={flash}")))
+        }
         Err(e) => {
             let status = e.status_code();
             let (errors, error) = super::form_error(e)?;

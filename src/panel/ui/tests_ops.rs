@@ -66,6 +66,23 @@ async fn services_page_acts_through_a_real_s6() {
     for name in crate::services::MANAGED {
         wait_up(&ui, name, None).await;
     }
+    // "services up" is said only once the probe has seen every name serve.
+    let dashboard = ui.get("/").await;
+    assert!(!dashboard.body.contains("services up"), "{}", dashboard.body);
+    assert!(dashboard.body.contains("4/4</span> processes running; <small>public names not probed yet"));
+    let (health, report) = (crate::probe::tests::health, crate::probe::tests::report);
+    ui.state
+        .health
+        .put(report(vec![health("panel", "panel.example.com", true), health("site:1", "docs.example.com", false)]));
+    let dashboard = ui.get("/").await;
+    assert!(!dashboard.body.contains("services up"), "{}", dashboard.body);
+    assert!(
+        dashboard.body.contains("processes running, <small class=\"bad-text\">but 1 name(s) down"),
+        "{}",
+        dashboard.body
+    );
+    assert!(dashboard.body.contains("<strong>docs.example.com</strong>: down"), "{}", dashboard.body);
+    ui.state.health.put(report(vec![health("panel", "panel.example.com", true)]));
     let dashboard = ui.get("/").await;
     assert!(dashboard.body.contains("<span class=\"num\">4/4</span> services up"), "{}", dashboard.body);
     let page = ui.get("/services").await;
@@ -247,6 +264,8 @@ async fn dashboard_draws_memory_and_traffic_sparklines() {
             bytes_in: 1024 * 1024,
             bytes_out: 2 * 1024 * 1024,
             open_streams: 0,
+            rtt_ms: None,
+            last_contact: None,
         }])
         .await
         .unwrap();

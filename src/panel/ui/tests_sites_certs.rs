@@ -210,3 +210,51 @@ async fn agent_page_edits_allowed_sites() {
     assert!(ui.audit_actions().await.contains(&"agent.sites".to_string()));
     assert_urls_under(&ui.as_ingress("alice").get("/agents/garage").await.body, INGRESS);
 }
+
+/// The pages and the API show what the last probe saw for each name: a site
+/// that does not serve is "down" with why, a certificate on disk that nginx
+/// does not serve is never shown as just "valid".
+#[actix_web::test]
+async fn sites_and_certificates_show_each_names_health_in_the_pages_and_the_api() {
+    use crate::probe::tests::{health, report};
+    let ui = ui_without_ca().await;
+    let admin = crate::identity::Identity::Admin { actor: "admin:test".into() };
+    let docs = crate::sites::NewSite { name: "docs".into(), ..Default::default() };
+    let (site, _) = crate::panel::routes::sites::create_site(&ui.state, &admin, docs).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    ui.state
+        .store
+        .put_certificate(crate::store::CertRecord {
+            name: "auth.example.com".into(),
+            source: "acme".into(),
+            issuer: "Test CA".into(),
+            not_before: now - time::Duration::days(1),
+            not_after: now + time::Duration::days(60),
+            installed_at: now,
+        })
+        .await
+        .unwrap();
+    let mut auth = health("auth", "auth.example.com", false);
+    auth.tls.detail = "nginx serves a certificate for panel.example.com instead of auth.example.com".into();
+    auth.reason = Some(auth.tls.detail.clone());
+    let mut site_health = health(&format!("site:{}", site.id), "docs.example.com", false);
+    site_health.reason = Some("HTTP 200; the site's files are missing (upload them again)".into());
+    ui.state.health.put(report(vec![health("panel", "panel.example.com", true), auth, site_health]));
+
+    let sites = ui.get("/sites").await;
+    assert!(sites.body.contains("badge bad\">down"), "{}", sites.body);
+    assert!(sites.body.contains("files are missing (upload them again)"), "{}", sites.body);
+    let certs = ui.get("/certs").await;
+    assert!(certs.body.contains("valid, not served"), "{}", certs.body);
+    assert!(certs.body.contains("instead of auth.example.com"), "{}", certs.body);
+
+    let api: serde_json::Value = serde_json::from_str(&ui.get("/api/sites").await.body).unwrap();
+    let row = &api["sites"][0];
+    assert_eq!((row["name"].as_str(), row["health"]["serves"].as_bool()), (Some("docs"), Some(false)), "{api}");
+    let api: serde_json::Value = serde_json::from_str(&ui.get("/api/certs").await.body).unwrap();
+    let auth = api.as_array().unwrap().iter().find(|c| c["name"] == "auth.example.com").unwrap();
+    assert_eq!(auth["state"], "valid");
+    assert_eq!(auth["health"]["tls"]["ok"], false, "{auth}");
+    let panel = api.as_array().unwrap().iter().find(|c| c["name"] == "panel.example.com").unwrap();
+    assert_eq!(panel["health"]["serves"], true, "{panel}");
+}

@@ -30,20 +30,20 @@ use crate::tunnels::TunnelPatch;
 #[allow(dead_code, clippy::duplicate_mod)]
 mod dns;
 
-const DOMAIN: &str = "example.test";
+pub(super) const DOMAIN: &str = "example.test";
 
-struct Appliance {
+pub(super) struct Appliance {
     _dir: tempfile::TempDir,
-    state: web::Data<AppState>,
+    pub(super) state: web::Data<AppState>,
     relay: World,
     _nginx: NginxProcess,
     _dns: dns::Server,
-    admin: Identity,
+    pub(super) admin: Identity,
 }
 
 /// A certificate for `fqdn` where the renderer looks for it (self-signed:
 /// the probe judges names and expiry, not the issuer).
-fn write_cert(data_dir: &std::path::Path, fqdn: &str) {
+pub(super) fn write_cert(data_dir: &std::path::Path, fqdn: &str) {
     let paths = crate::nginx::state::cert_paths(data_dir, fqdn);
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(vec![fqdn.to_string()]).unwrap();
@@ -58,7 +58,7 @@ fn write_cert(data_dir: &std::path::Path, fqdn: &str) {
 /// An onboarded appliance: domain set, certificates for the service names
 /// and `certified`, nginx live on loopback ports, the relay on the settings'
 /// addresses.
-async fn appliance(certified: &[&str]) -> Appliance {
+pub(super) async fn appliance(certified: &[&str]) -> Appliance {
     let dir = tempfile::tempdir().unwrap();
     let dns = dns::Server::start(std::net::Ipv4Addr::LOCALHOST);
     let run_dir = dir.path().join("run");
@@ -108,12 +108,12 @@ async fn appliance(certified: &[&str]) -> Appliance {
 }
 
 impl Appliance {
-    async fn agent(&self, label: &str) -> AgentHandle {
+    pub(super) async fn agent(&self, label: &str) -> AgentHandle {
         let serial = add_agent(&self.state.store, label).await;
         spawn_agent(self.relay.agent(label, &serial))
     }
 
-    async fn tunnel(&self, name: &str, agent: &str, target: SocketAddr) -> i64 {
+    pub(super) async fn tunnel(&self, name: &str, agent: &str, target: SocketAddr) -> i64 {
         let fields = TunnelFields {
             name: name.into(),
             agent: agent.into(),
@@ -128,7 +128,7 @@ impl Appliance {
     }
 
     /// Probes until `name` serves (the agent connects asynchronously).
-    async fn until_serves(&self, name: &str, serves: bool) {
+    pub(super) async fn until_serves(&self, name: &str, serves: bool) {
         let fqdn = format!("{name}.{DOMAIN}");
         eventually(15, &format!("{fqdn} serves = {serves}"), || async {
             let r = self.state.probe_now().await.unwrap();

@@ -191,9 +191,9 @@ async fn metrics_show_exactly_a_scripted_scenario_through_real_nginx() {
     let certs = Certs::new(settings.clone(), store.clone());
     pipeline.change().await.apply("scenario: apply").await.unwrap();
     if with_acme {
-        certs.renew(&pipeline, &format!("app.{DOMAIN}")).await.unwrap();
+        certs.renew(&pipeline, &format!("app.{DOMAIN}"), "admin:test").await.unwrap();
         pipeline.inject_for_tests(Some("this_is_not_a_directive;".into()));
-        certs.renew(&pipeline, &format!("wiki.{DOMAIN}")).await.unwrap_err();
+        certs.renew(&pipeline, &format!("wiki.{DOMAIN}"), "admin:test").await.unwrap_err();
         pipeline.inject_for_tests(None);
     }
 

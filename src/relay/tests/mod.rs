@@ -3,6 +3,7 @@
 
 mod app;
 mod health;
+mod health_changes;
 mod limits;
 mod metrics;
 mod nginx;
@@ -54,7 +55,9 @@ async fn start_relay(store: &Store, trusted: Vec<IpAddr>, agents: SocketAddr, vi
     let a = bind_retrying(agents).await;
     let v = bind_retrying(visitors).await;
     let (agents, visitors) = (a.local_addr().unwrap(), v.local_addr().unwrap());
-    let relay = Relay::new(store.clone(), trusted);
+    // Round trips reach the status table within a second here.
+    let limits = super::Limits { link_every: Duration::from_millis(500), ..super::Limits::default() };
+    let relay = Relay::with_limits(store.clone(), trusted, limits);
     let (stop, rx) = watch::channel(false);
     let r = relay.clone();
     let task = tokio::spawn(async move {

@@ -2,7 +2,9 @@
 //!
 //! nginx reads `certs/<name>/{fullchain,privkey}.pem`. `certs/<name>` is a
 //! symlink to one version directory `versions/<name>/<stamp>` holding both
-//! files; installing writes a new version directory, then renames a new
+//! files. The link is relative (`../versions/<name>/<stamp>`), so the store
+//! still works when the data directory is restored onto another path, and
+//! backups keep it as a link inside the data directory. Installing writes a new version directory, then renames a new
 //! symlink over the old one. The swap is one `rename(2)`, so a reader that
 //! resolves the directory once (nginx resolves paths when it loads its
 //! configuration, and installs happen under the nginx change lock) sees
@@ -97,9 +99,26 @@ pub fn install(data_dir: &Path, fqdn: &str, fullchain: &str, key: &str) -> io::R
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    swap_link(&link, &version)?;
-    prune(&versions, &version, previous.as_deref());
+    swap_link(&link, &Path::new("../versions").join(dir_name(fqdn)).join(&stamp))?;
+    // Links written before were absolute; relative ones resolve from `certs/`.
+    let previous_dir = previous.as_ref().map(|p| if p.is_absolute() { p.clone() } else { resolve(&certs, p) });
+    prune(&versions, &version, previous_dir.as_deref());
     Ok(Installed { link, previous })
+}
+
+/// `dir/rel` with `..` taken by name (the version dirs are plain directories).
+fn resolve(dir: &Path, rel: &Path) -> PathBuf {
+    let mut out = dir.to_path_buf();
+    for c in rel.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Replaces `link` with a symlink to `target` in one rename.
@@ -180,6 +199,8 @@ mod tests {
         assert_eq!(fs::read_to_string(&paths.key).unwrap(), k);
         let mode = fs::metadata(&paths.key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let link = fs::read_link(dir.path().join("acme/certs/_wildcard.example.com")).unwrap();
+        assert!(link.starts_with("../versions/_wildcard.example.com/"), "relative: {}", link.display());
     }
 
     #[test]

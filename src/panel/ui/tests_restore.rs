@@ -170,14 +170,18 @@ async fn a_restore_is_staged_confirmed_and_applied_at_the_next_start() {
     assert_eq!(std::fs::read_to_string(&site_file).unwrap(), "changed since", "applied only at the next start");
 
     // The next start: applied before the store opens.
-    let applied = staged::apply_pending(&data_dir).unwrap().expect("a pending restore");
+    let Some(staged::Startup::Applied(applied)) = staged::apply_pending(&data_dir).unwrap() else {
+        panic!("a pending restore")
+    };
     assert!(applied.actor.starts_with("admin"), "{}", applied.actor);
     let restored = Store::open(&ui.state.settings.db_path()).unwrap();
     assert_eq!(restored.dump().unwrap(), want, "the store equals the backup");
     assert_eq!(std::fs::read_to_string(&site_file).unwrap(), "backed up");
     assert!(!data_dir.join("sites/blog/new.html").exists());
-    assert!(!data_dir.join(".restore").exists() && !data_dir.join(".restore-previous").exists());
-    assert_eq!(staged::apply_pending(&data_dir).unwrap(), None, "applied once");
+    assert!(!data_dir.join(".restore").exists());
+    assert!(data_dir.join(".restore-previous").is_dir(), "the replaced data stays until the restore proves healthy");
+    let again = staged::apply_pending(&data_dir).unwrap();
+    assert!(matches!(again, Some(staged::Startup::Checking(_))), "applied once, still checked: {again:?}");
 
     // The restarted panel records the restore in the restored audit log.
     let state = crate::panel::AppState::load((*ui.state.settings).clone()).await.unwrap();
@@ -186,6 +190,8 @@ async fn a_restore_is_staged_confirmed_and_applied_at_the_next_start() {
     let entries = state.store.audit_entries(q).await.unwrap().0;
     assert_eq!(entries.len(), 1);
     assert_eq!((entries[0].actor.as_str(), entries[0].outcome.as_str()), (applied.actor.as_str(), "success"));
+    assert!(!data_dir.join(".restore-previous").exists(), "healthy: the replaced data went");
+    assert_eq!(staged::apply_pending(&data_dir).unwrap(), None);
     assert!(state.store.user("mallory".into()).await.unwrap().is_none());
 }
 

@@ -19,7 +19,7 @@ trap 'rm -rf "$W"' EXIT
 export PORTICO__LOG__LEVEL=warn PORTICO_BACKUP_PASSPHRASE="a passphrase for the benchmark"
 
 make_data() { # dir, MB of site files
-    PORTICO__DATA_DIR="$1" "$BIN" init >/dev/null
+    PORTICO__DATA_DIR="$1" "$BIN" init >/dev/null 2>&1
     if [ "$2" -gt 0 ]; then
         mkdir -p "$1/sites/media"
         for i in $(seq 1 $(($2 / 10))); do

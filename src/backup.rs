@@ -6,18 +6,27 @@
 //! (format, creation time), `portico.db` (a `VACUUM INTO` snapshot, so a
 //! single point in time even while the panel writes), then every other file of
 //! the data directory: `pki/`, `acme/`, `sites/`, `nginx/`, the panel secret,
-//! add-on options. Logs and the backup directory itself stay out.
+//! add-on options. Logs and the backup directory itself stay out. Files,
+//! directories and symbolic links keep their exact modes; links must stay
+//! inside the data directory ([`links`]).
 //!
-//! Restore decrypts and unpacks into `<data_dir>/.restore-staging`, refusing
-//! anything but plain files and directories under relative paths, checks the
-//! database, and only then swaps the staged tree in. A wrong passphrase, a
+//! Restore first reads the archive's scrypt work factor and refuses one that
+//! needs more memory than the system can give ([`cost`]). It then decrypts
+//! and unpacks into `<data_dir>/.restore-staging`, refusing anything but
+//! files, directories and inside links under relative paths, checks the
+//! database, and only then swaps the staged tree in ([`swap`], journaled so
+//! that a crash leaves the state before or after). A wrong passphrase, a
 //! truncated or altered archive fails before the data directory is touched.
 //! The panel restores through the same steps, split so that the swap happens
 //! at its next start (see [`staged`]).
+//!
+//! Memory: everything streams (tar → zstd → age, 64 KiB chunks), so a
+//! backup's or a restore's peak stays near scrypt's 64 MiB plus the
+//! process, whatever the data size.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use age::secrecy::SecretString;
@@ -27,7 +36,10 @@ use time::OffsetDateTime;
 use crate::settings::{Secret, Settings};
 use crate::store::{Store, StoreError};
 
+pub mod cost;
+mod links;
 pub mod staged;
+mod swap;
 pub use staged::StagedRestore;
 
 /// Shortest accepted passphrase, characters.
@@ -40,31 +52,46 @@ const DB: &str = "portico.db";
 pub const SUFFIX: &str = ".tar.zst.age";
 const STAGING: &str = ".restore-staging";
 const PREVIOUS: &str = ".restore-previous";
-/// scrypt work factor (log2 N) of new archives. scrypt needs 128·r·N bytes
-/// (r = 8): 2^18 is 256 MiB, which fits the 512 MB appliance next to its
-/// services. age's default calibrates to about a second of CPU and picks 2^19
-/// or more on a fast CPU, which the kernel's memory limit kills mid-backup.
-const WORK_FACTOR: u8 = 18;
+/// Where a rollback moves the restored data before deleting it.
+const DISCARDED: &str = ".restore-discarded";
+/// scrypt work factor (log2 N) of new archives: N = 2^16. scrypt needs
+/// 128·r·N bytes (r = 8): 128·8·2^16 = 64 MiB, which keeps a backup and a
+/// restore under 128 MiB inside the 512 MB appliance, and which the stock
+/// `age` tool opens (it accepts factors up to its own calibration + 4).
+/// age's default calibrates to about a second of CPU and picks 2^19 or more
+/// on a fast CPU (512 MiB), which the kernel's memory limit kills mid-backup.
+pub const WORK_FACTOR: u8 = 16;
+/// Largest zstd window a restore accepts, log2 bytes (8 MiB; archives are
+/// written with a 2 MiB window at most), so a crafted archive cannot make the
+/// decoder allocate more.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 /// zstd level: fast, and most of the data (keys, SQLite pages, sites) compresses little more at higher levels.
 const ZSTD_LEVEL: i32 = 3;
 
-/// Top-level entries of the data dir that are never archived and that a
-/// restore leaves in place.
-const KEEP_OUT: &[&str] = &[
-    "portico.db",
-    "portico.db-wal",
-    "portico.db-shm",
-    "portico.db-journal",
-    "logs",
-    "backups",
-    "lost+found",
-    STAGING,
-    PREVIOUS,
-    staged::DIR,
-];
+/// Top-level entries that only restores use; never archived, never part of
+/// the data a restore replaces.
+const INTERNAL: &[&str] =
+    &[STAGING, PREVIOUS, DISCARDED, staged::DIR, staged::CHECK, swap::JOURNAL, ".restore-journal.tmp"];
 
-/// Top-level entries a restore keeps, and that do not make a data dir "in use".
-const RESTORE_KEEPS: &[&str] = &["logs", "backups", "lost+found", "options.json", STAGING, PREVIOUS, staged::DIR];
+/// Top-level entries of the data dir that are never archived (besides [`INTERNAL`]).
+const KEEP_OUT: &[&str] =
+    &["portico.db", "portico.db-wal", "portico.db-shm", "portico.db-journal", "logs", "backups", "lost+found"];
+
+/// Top-level entries a restore keeps (besides [`INTERNAL`]), and that do
+/// not make a data dir "in use".
+const RESTORE_KEEPS: &[&str] = &["logs", "backups", "lost+found", "options.json"];
+
+fn internal(name: &str) -> bool {
+    INTERNAL.contains(&name)
+}
+
+fn kept_by_restore(name: &str) -> bool {
+    internal(name) || RESTORE_KEEPS.contains(&name)
+}
+
+fn kept_out(name: &str) -> bool {
+    internal(name) || KEEP_OUT.contains(&name)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -84,6 +111,21 @@ pub enum BackupError {
     Io { context: String, source: io::Error },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error(
+        "{} links to {}, which is outside the data directory; links must stay inside it",
+        path.display(), target.display()
+    )]
+    UnsafeLink { path: PathBuf, target: PathBuf },
+    #[error(
+        "the archive's scrypt work factor 2^{log_n} needs {needs_mib} MiB of memory, more than this system can \
+         give ({limit_mib} MiB); open it with the age tool on a larger machine and take a new backup there"
+    )]
+    TooCostly { log_n: u8, needs_mib: u64, limit_mib: u64 },
+    #[error("another backup is running")]
+    Busy,
+    /// A swap stopped at a test's crash point.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BackupError {
@@ -159,6 +201,15 @@ pub(crate) async fn create_with(
     fs::create_dir_all(&dir).map_err(io_err("while creating the backup directory"))?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
         .map_err(io_err("while securing the backup directory"))?;
+    // One backup at a time; the lock goes with the process, so a killed
+    // backup never blocks the next one, which clears its leftovers.
+    let lock = File::create(dir.join(".lock")).map_err(io_err("while locking the backup directory"))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => return Err(BackupError::Busy),
+        Err(fs::TryLockError::Error(e)) => return Err(io_err("while locking the backup directory")(e)),
+    }
+    clear_leftovers(&dir)?;
     let created_at = OffsetDateTime::now_utc();
     let id = new_id(created_at);
     let work = dir.join(format!(".tmp-{id}"));
@@ -186,7 +237,19 @@ pub(crate) async fn create_with(
     }
     .await;
     let _ = fs::remove_dir_all(&work);
+    drop(lock);
     result
+}
+
+/// Removes work directories of backups that never finished (killed).
+fn clear_leftovers(dir: &Path) -> Result<(), BackupError> {
+    for entry in fs::read_dir(dir).map_err(io_err("while listing backups"))?.filter_map(|e| e.ok()) {
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with(".tmp-")) {
+            tracing::info!(path = %entry.path().display(), "removing an unfinished backup");
+            fs::remove_dir_all(entry.path()).map_err(io_err("while removing an unfinished backup"))?;
+        }
+    }
+    Ok(())
 }
 
 fn write_archive(
@@ -247,9 +310,10 @@ impl Mode0600 for fs::OpenOptions {
     }
 }
 
-/// Adds the directories and regular files under `root/rel`, sorted, skipping
-/// [`KEEP_OUT`] at the top and the backup directory anywhere. Symlinks and
-/// special files are left out (the data dir holds none).
+/// Adds the directories, regular files and symbolic links under `root/rel`,
+/// sorted, skipping [`KEEP_OUT`] at the top and the backup directory
+/// anywhere. A link that leaves the data dir fails the backup with its path
+/// rather than being left out; sockets and fifos are skipped with a warning.
 fn add_tree<W: Write>(
     tar: &mut tar::Builder<W>,
     root: &Path,
@@ -264,7 +328,7 @@ fn add_tree<W: Write>(
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name();
-        if rel.as_os_str().is_empty() && name.to_str().is_some_and(|n| KEEP_OUT.contains(&n)) {
+        if rel.as_os_str().is_empty() && name.to_str().is_some_and(kept_out) {
             continue;
         }
         let path = entry.path();
@@ -279,8 +343,21 @@ fn add_tree<W: Write>(
         } else if kind.is_file() {
             tar.append_path_with_name(&path, &rel_path)
                 .map_err(io_err(format!("while archiving {}", path.display())))?;
+        } else if kind.is_symlink() {
+            let read = io_err(format!("while archiving {}", path.display()));
+            let target = fs::read_link(&path).map_err(read)?;
+            let target = links::archived_target(root, &rel_path, &target)?;
+            let meta = fs::symlink_metadata(&path).map_err(io_err(format!("while archiving {}", path.display())))?;
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_mode(meta.permissions().mode() & 0o7777);
+            header.set_mtime(meta.mtime().max(0) as u64);
+            header.set_size(0);
+            tar.append_link(&mut header, &rel_path, &target)
+                .map_err(io_err(format!("while archiving {}", path.display())))?;
         } else {
-            tracing::warn!(path = %path.display(), "backup skips a file that is not a regular file or directory");
+            // Sockets and fifos are runtime endpoints, not data.
+            tracing::warn!(path = %path.display(), "backup skips a socket, fifo or device");
         }
     }
     Ok(())
@@ -358,12 +435,35 @@ pub struct Restored {
     pub created_at: OffsetDateTime,
 }
 
+/// Finishes or undoes a restore a crash interrupted: a journaled swap is
+/// rolled forward ([`swap`]); without a journal, nothing was swapped and
+/// unfinished staging goes. A replaced tree awaiting the operator's decision
+/// ([`staged::Applied`]) stays. Returns whether a swap was finished. Runs
+/// before anything reads the data directory: `portico serve`, `portico
+/// init` and `portico restore` call it first.
+pub fn recover(data_dir: &Path) -> Result<bool, BackupError> {
+    if !data_dir.is_dir() {
+        return Ok(false);
+    }
+    let finished = swap::finish(data_dir)?;
+    let mut leftovers = vec![STAGING, DISCARDED];
+    if !data_dir.join(staged::CHECK).exists() {
+        leftovers.push(PREVIOUS);
+    }
+    for name in leftovers {
+        let path = data_dir.join(name);
+        if fs::symlink_metadata(&path).is_ok() {
+            tracing::info!(path = %path.display(), "removing what an interrupted restore left");
+            fs::remove_dir_all(&path).map_err(io_err(format!("while removing {}", path.display())))?;
+        }
+    }
+    Ok(finished)
+}
+
 /// Whether `data_dir` holds state (anything beyond logs, backups, add-on options).
 pub fn in_use(data_dir: &Path) -> Result<bool, BackupError> {
     match fs::read_dir(data_dir) {
-        Ok(entries) => Ok(entries
-            .filter_map(|e| e.ok())
-            .any(|e| !e.file_name().to_str().is_some_and(|n| RESTORE_KEEPS.contains(&n)))),
+        Ok(entries) => Ok(entries.filter_map(|e| e.ok()).any(|e| !e.file_name().to_str().is_some_and(kept_by_restore))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(io_err("while reading the data directory")(e)),
     }
@@ -371,14 +471,27 @@ pub fn in_use(data_dir: &Path) -> Result<bool, BackupError> {
 
 /// Restores `archive` into `data_dir`. Refuses a data dir in use unless
 /// `force`; then its current contents are replaced only after the archive
-/// unpacked and checked completely.
+/// unpacked and checked completely. A restore killed midway is finished or
+/// undone by [`recover`], which this calls first.
 pub fn restore(archive: &Path, data_dir: &Path, passphrase: &Secret, force: bool) -> Result<Restored, BackupError> {
+    restore_with(archive, data_dir, passphrase, force, &mut swap::Steps(None))
+}
+
+fn restore_with(
+    archive: &Path,
+    data_dir: &Path,
+    passphrase: &Secret,
+    force: bool,
+    steps: &mut swap::Steps,
+) -> Result<Restored, BackupError> {
+    recover(data_dir)?;
     if !force && in_use(data_dir)? {
         return Err(BackupError::NotEmpty(data_dir.to_path_buf()));
     }
+    cost::check(archive, crate::sysstats::memory_available())?;
     fs::create_dir_all(data_dir).map_err(io_err("while creating the data directory"))?;
     let staging = data_dir.join(STAGING);
-    if staging.exists() {
+    if fs::symlink_metadata(&staging).is_ok() {
         fs::remove_dir_all(&staging).map_err(io_err("while clearing an old staging directory"))?;
     }
     fs::create_dir(&staging).map_err(io_err("while creating the staging directory"))?;
@@ -394,19 +507,42 @@ pub fn restore(archive: &Path, data_dir: &Path, passphrase: &Secret, force: bool
             return Err(e);
         }
     };
-    swap_in(data_dir, &staging)?;
+    let plan = swap::Plan {
+        incoming: Path::new(STAGING),
+        outgoing: Path::new(PREVIOUS),
+        keep: &[],
+        // A panel restore awaiting a decision is superseded.
+        remove: vec![STAGING.into(), PREVIOUS.into(), staged::CHECK.into()],
+    };
+    if let Err(e) = swap_in(data_dir, plan, steps) {
+        if !matches!(e, BackupError::Interrupted) {
+            let _ = fs::remove_dir_all(&staging);
+            let _ = fs::remove_dir_all(data_dir.join(PREVIOUS));
+        }
+        return Err(e);
+    }
     Ok(Restored {
         files,
         created_at: OffsetDateTime::from_unix_timestamp(manifest.created_at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
     })
 }
 
+/// [`swap::swap`] with the entries a restore keeps.
+fn swap_in(data_dir: &Path, plan: swap::Plan<'_>, steps: &mut swap::Steps) -> Result<(), BackupError> {
+    let keep: Vec<&str> = INTERNAL.iter().chain(RESTORE_KEEPS).copied().collect();
+    swap::swap(data_dir, swap::Plan { keep: &keep, ..plan }, steps)
+}
+
 fn corrupt(e: impl std::fmt::Display) -> BackupError {
     BackupError::Corrupt(e.to_string())
 }
 
-/// Decrypts, decompresses and unpacks into `staging`; returns the file count.
+/// Decrypts, decompresses and unpacks into `staging`; returns the count of
+/// files and links. Directory modes are set last (one without write
+/// permission still receives its files), links after every file (so nothing
+/// is written through a link).
 fn unpack(archive: &Path, staging: &Path, passphrase: &Secret) -> Result<(usize, Manifest), BackupError> {
+    let max_work = cost::check(archive, crate::sysstats::memory_available())?;
     let file = File::open(archive).map_err(io_err(format!("while opening {}", archive.display())))?;
     let decryptor = age::Decryptor::new_buffered(BufReader::new(file)).map_err(|e| match e {
         age::DecryptError::Io(e) => corrupt(e),
@@ -415,32 +551,37 @@ fn unpack(archive: &Path, staging: &Path, passphrase: &Secret) -> Result<(usize,
     if !decryptor.is_scrypt() {
         return Err(corrupt("not encrypted with a passphrase"));
     }
-    let identity = age::scrypt::Identity::new(SecretString::from(passphrase.expose().to_string()));
+    let mut identity = age::scrypt::Identity::new(SecretString::from(passphrase.expose().to_string()));
+    identity.set_max_work_factor(max_work);
     let plain = decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity)).map_err(|e| match e {
         age::DecryptError::DecryptionFailed
         | age::DecryptError::NoMatchingKeys
         | age::DecryptError::KeyDecryptionFailed => BackupError::WrongPassphrase,
         other => corrupt(other),
     })?;
-    let decompressed = zstd::Decoder::new(plain).map_err(corrupt)?;
+    let mut decompressed = zstd::Decoder::new(plain).map_err(corrupt)?;
+    decompressed.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(corrupt)?;
     let mut tar = tar::Archive::new(decompressed);
     let mut files = 0;
     let mut manifest: Option<Manifest> = None;
+    let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
+    let mut symlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let unpacking = |rel: &Path| io_err(format!("while unpacking {}", rel.display()));
     for entry in tar.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         let path = entry.path().map_err(corrupt)?.into_owned();
         let rel = safe_relative(&path).ok_or_else(|| corrupt(format!("unsafe path {}", path.display())))?;
         let target = staging.join(&rel);
-        let mode = entry.header().mode().map_err(corrupt)? & 0o777;
+        let mode = entry.header().mode().map_err(corrupt)? & 0o7777;
         match entry.header().entry_type() {
             tar::EntryType::Directory => {
-                fs::create_dir_all(&target).map_err(io_err("while unpacking"))?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode | 0o700))
-                    .map_err(io_err("while unpacking"))?;
+                fs::create_dir_all(&target).map_err(unpacking(&rel))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(0o700)).map_err(unpacking(&rel))?;
+                dirs.push((target, mode));
             }
             tar::EntryType::Regular => {
                 if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent).map_err(io_err("while unpacking"))?;
+                    fs::create_dir_all(parent).map_err(unpacking(&rel))?;
                 }
                 if rel == Path::new(MANIFEST) {
                     let mut text = Vec::new();
@@ -455,8 +596,15 @@ fn unpack(archive: &Path, staging: &Path, passphrase: &Secret) -> Result<(usize,
                     .open(&target)
                     .map_err(|e| corrupt(format!("{}: {e}", rel.display())))?;
                 io::copy(&mut entry, &mut out).map_err(corrupt)?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err("while unpacking"))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(unpacking(&rel))?;
                 files += 1;
+            }
+            tar::EntryType::Symlink => {
+                let link = entry.link_name().map_err(corrupt)?.ok_or_else(|| corrupt("a link without a target"))?;
+                if !links::stays_inside(&rel, &link) {
+                    return Err(BackupError::UnsafeLink { path: rel, target: link.into_owned() });
+                }
+                symlinks.push((rel, link.into_owned()));
             }
             other => return Err(corrupt(format!("unsupported entry type {other:?} at {}", rel.display()))),
         }
@@ -468,13 +616,31 @@ fn unpack(archive: &Path, staging: &Path, passphrase: &Secret) -> Result<(usize,
     if manifest.format != FORMAT {
         return Err(corrupt(format!("archive format {} is not supported", manifest.format)));
     }
+    for (rel, link) in &symlinks {
+        // Never below another link of the archive: each parent is a directory.
+        let through_link = rel.ancestors().skip(1).any(|a| symlinks.iter().any(|(other, _)| other == a));
+        if through_link {
+            return Err(BackupError::UnsafeLink { path: rel.clone(), target: link.clone() });
+        }
+        let at = staging.join(rel);
+        if let Some(parent) = at.parent() {
+            fs::create_dir_all(parent).map_err(unpacking(rel))?;
+        }
+        std::os::unix::fs::symlink(link, &at).map_err(|e| corrupt(format!("{}: {e}", rel.display())))?;
+        files += 1;
+    }
+    // Deepest first, so a parent's mode never stops setting a child's.
+    for (dir, mode) in dirs.iter().rev() {
+        fs::set_permissions(dir, fs::Permissions::from_mode(*mode)).map_err(io_err("while unpacking"))?;
+    }
     if !staging.join(DB).is_file() {
         return Err(corrupt("no database in the archive"));
     }
     Ok((files, manifest))
 }
 
-/// A relative path of plain components only; `None` for `..`, `/…`, `.` tricks.
+/// A relative path of plain components only; `None` for `..`, `/…`, `.`
+/// tricks and the names restores use for themselves.
 fn safe_relative(path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for c in path.components() {
@@ -485,7 +651,7 @@ fn safe_relative(path: &Path) -> Option<PathBuf> {
         }
     }
     let first = out.components().next()?.as_os_str().to_str()?.to_string();
-    (!out.as_os_str().is_empty() && !matches!(first.as_str(), STAGING | PREVIOUS | staged::DIR)).then_some(out)
+    (!out.as_os_str().is_empty() && !internal(&first)).then_some(out)
 }
 
 /// Applies this binary's migrations to the restored database and checks it,
@@ -495,56 +661,6 @@ fn check_database(db: &Path) -> Result<(), BackupError> {
         StoreError::TooNew(m) => corrupt(format!("the backup comes from a newer Portico (migration {m})")),
         other => corrupt(format!("database: {other}")),
     })
-}
-
-/// Moves the current contents aside, the staged ones in, then drops the old.
-/// On a failure midway, puts the old contents back.
-fn swap_in(data_dir: &Path, staging: &Path) -> Result<(), BackupError> {
-    let previous = data_dir.join(PREVIOUS);
-    if previous.exists() {
-        fs::remove_dir_all(&previous).map_err(io_err("while clearing an old previous directory"))?;
-    }
-    fs::create_dir(&previous).map_err(io_err("while creating the previous directory"))?;
-    let top = |dir: &Path, skip: &[&str]| -> Result<Vec<std::ffi::OsString>, BackupError> {
-        Ok(fs::read_dir(dir)
-            .map_err(io_err("while listing for the swap"))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .filter(|n| !n.to_str().is_some_and(|n| skip.contains(&n)))
-            .collect())
-    };
-    let old = top(data_dir, RESTORE_KEEPS)?;
-    let new = top(staging, &[])?;
-    let mut moved_out = Vec::new();
-    let mut moved_in = Vec::new();
-    let result = (|| {
-        for name in &old {
-            fs::rename(data_dir.join(name), previous.join(name)).map_err(io_err("while moving the old data aside"))?;
-            moved_out.push(name.clone());
-        }
-        for name in &new {
-            // Kept entries (`logs`, `backups`) are never replaced by archived ones.
-            if data_dir.join(name).exists() {
-                continue;
-            }
-            fs::rename(staging.join(name), data_dir.join(name)).map_err(io_err("while moving the restored data in"))?;
-            moved_in.push(name.clone());
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        tracing::error!(error = %e, "restore swap failed; putting the previous data back");
-        for name in &moved_in {
-            let _ = fs::rename(data_dir.join(name), staging.join(name));
-        }
-        for name in &moved_out {
-            let _ = fs::rename(previous.join(name), data_dir.join(name));
-        }
-        let _ = fs::remove_dir_all(staging);
-        return Err(e);
-    }
-    let _ = fs::remove_dir_all(&previous);
-    let _ = fs::remove_dir_all(staging);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@ use crate::pki::{InitReport, Pki};
 use crate::settings::Settings;
 use crate::store::{ClientCert, Store};
 
-/// Creates the data dirs, applies migrations, creates the PKI and records the
+/// Finishes an interrupted restore, creates the data dirs, applies migrations, creates the PKI and records the
 /// admin certificate. A second run changes nothing and reports the same.
 /// Loose modes on secret files are tightened first ([`secure_data_dir`]).
 pub fn run(settings: &Settings) -> anyhow::Result<InitReport> {
+    // A restore killed midway is finished (or its staging dropped) first.
+    crate::backup::recover(&settings.data_dir).context("while finishing an interrupted restore")?;
     for sub in ["", "pki", "acme", "sites", "nginx"] {
         let dir = settings.data_dir.join(sub);
         std::fs::create_dir_all(&dir).with_context(|| format!("while creating {}", dir.display()))?;

@@ -123,6 +123,19 @@ fn meminfo(text: &str) -> (u64, u64) {
     (field("MemTotal:"), field("MemAvailable:"))
 }
 
+/// Memory this process could still take, bytes: `MemAvailable`, or less
+/// when its cgroup's limit leaves less room. `None` when neither is known.
+pub fn memory_available() -> Option<u64> {
+    let (_, available) = meminfo(&read("/proc/meminfo").unwrap_or_default());
+    let (limit, usage) = cgroup_memory(Path::new("/sys/fs/cgroup"), &read("/proc/self/cgroup").unwrap_or_default());
+    let cgroup = limit.map(|l| l.saturating_sub(usage.unwrap_or(0)));
+    let system = (available > 0).then_some(available);
+    match (system, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn read(path: impl AsRef<Path>) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }

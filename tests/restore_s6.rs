@@ -2,7 +2,13 @@
 //! supervised as the `panel` service takes a backup of another, completed
 //! installation from the onboarding wizard. Confirming makes s6 restart the
 //! panel, which applies the restore at its start and comes back COMPLETED
-//! with the old installation's state (and its admin certificate).
+//! with the old installation's state (and its admin certificate). The same
+//! from the Backups page of a completed installation: "Restore now" answers
+//! the restarting page, whose health poll sees a new panel process, and the
+//! data dir then equals the backup (full listing and database dump).
+
+#[path = "support/listing.rs"]
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -214,4 +220,102 @@ async fn confirming_a_restore_in_the_wizard_restarts_the_panel_under_s6_and_appl
     let audit = restored.dump().unwrap();
     assert!(audit.iter().any(|r| r.starts_with("audit_log:") && r.contains("backup.restore")), "audited");
     assert!(!fresh.join(".restore").exists(), "nothing left pending");
+}
+
+/// Database rows a restore brings back: all but what the restarted panel
+/// itself records (its audit entries, its first ACME run, which fails here
+/// without a network, the CSRF secret its first page creates).
+fn restorable(rows: Vec<String>) -> Vec<String> {
+    let own = ["audit_log:", "acme_runs:", "certificate_failures:", "settings: Text(\"ui.csrf_secret\")"];
+    rows.into_iter().filter(|r| !own.iter().any(|t| r.starts_with(t))).collect()
+}
+
+fn boot_of(addr: SocketAddr, serial: &str) -> Option<String> {
+    let reply = try_request(addr, "GET", "/api/health", serial, None).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&reply.body).ok()?;
+    v["boot"].as_str().map(String::from)
+}
+
+#[actix_web::test]
+async fn restore_now_on_the_backups_page_shows_the_restarting_page_and_restores_exactly() {
+    if Command::new("s6-svscan").arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+        eprintln!("SKIPPED: s6 is not installed (apt-get install s6)");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    portico::init::run(&settings(&data)).unwrap();
+    let state = AppState::load(settings(&data)).await.unwrap();
+    let rows = vec![
+        (keys::STATE, OnboardingState::Completed.as_str().to_string()),
+        (keys::DOMAIN, "example.com".to_string()),
+        (keys::EMAIL, "ops@example.com".to_string()),
+    ];
+    state.store.put_settings(rows).await.unwrap();
+    portico::acme::files::install(&data, "panel.example.com", "CHAIN\n", "KEY\n").unwrap();
+    std::fs::create_dir_all(data.join("sites/blog")).unwrap();
+    std::fs::write(data.join("sites/blog/index.html"), "backed up").unwrap();
+    let info = portico::backup::create(&state.store, &state.settings, &Secret::new(PASS)).await.unwrap();
+    let archive = std::fs::read(portico::backup::archive_path(&state.settings.backup_dir(), &info.id).unwrap());
+    let archive = archive.unwrap();
+    let want = support::listing(&data);
+    let want_db = restorable(state.store.dump().unwrap());
+    let serial = state.pki.admin_info().unwrap().serial;
+    drop(state);
+    // Changes after the backup, which the restore undoes.
+    std::fs::write(data.join("sites/blog/index.html"), "changed since").unwrap();
+    std::fs::write(data.join("sites/blog/new.html"), "new").unwrap();
+
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let scan = start_scan(&data, addr);
+    let page = wait_panel(addr, &serial, |r| r.status == 303);
+    assert_eq!(page.location.as_deref(), Some("/"));
+    let page = request(addr, "GET", "/backups", &serial, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = csrf(&page.body);
+
+    let boundary = "BaCkUpSbOuNdArY";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{token}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"passphrase\"\r\n\r\n{PASS}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"b.tar.zst.age\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&archive);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let ctype = format!("multipart/form-data; boundary={boundary}");
+    let staged = request(addr, "POST", "/backups/restore", &serial, Some((&ctype, &body)));
+    assert_eq!((staged.status, staged.location.as_deref()), (303, Some("/backups?flash=restore_staged")));
+
+    let boot = boot_of(addr, &serial).expect("a boot id on /api/health");
+    let form = format!("confirm=yes&_csrf={token}");
+    let confirm = ("application/x-www-form-urlencoded", form.as_bytes());
+    let restarting = request(addr, "POST", "/backups/restore/apply", &serial, Some(confirm));
+    assert_eq!(restarting.status, 202, "the restarting page, not a redirect: {}", restarting.body);
+    assert!(restarting.body.contains("id=\"restarting\""), "{}", restarting.body);
+    assert!(restarting.body.contains(&format!("data-boot=\"{boot}\"")), "{}", restarting.body);
+    assert!(restarting.body.contains("data-next=\"/backups?flash=restore_back\""), "{}", restarting.body);
+
+    // What the page's script does: poll /api/health until a new process answers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if boot_of(addr, &serial).is_some_and(|b| b != boot) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the panel never came back");
+        std::thread::sleep(Duration::from_millis(50)); // poll interval
+    }
+    let back = request(addr, "GET", "/backups?flash=restore_back", &serial, None);
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert!(back.body.contains("The panel restarted."), "{}", back.body);
+    drop(scan);
+
+    assert_eq!(support::listing(&data), want, "the data dir equals the backup");
+    let got = restorable(portico::store::Store::open(&data.join("portico.db")).unwrap().dump().unwrap());
+    assert_eq!(got, want_db, "the database equals the backup");
+    let audit = portico::store::Store::open(&data.join("portico.db")).unwrap().dump().unwrap();
+    assert!(audit.iter().any(|r| r.starts_with("audit_log:") && r.contains("backup.restore") && r.contains("success")));
+    assert!(!data.join(".restore-previous").exists(), "healthy: the replaced data went");
+    assert!(!data.join(".restore").exists());
 }

@@ -2,7 +2,9 @@
 //!
 //! nginx reads `certs/<name>/{fullchain,privkey}.pem`. `certs/<name>` is a
 //! symlink to one version directory `versions/<name>/<stamp>` holding both
-//! files; installing writes a new version directory, then renames a new
+//! files. The link is relative (`../versions/<name>/<stamp>`), so the store
+//! still works when the data directory is restored onto another path, and
+//! backups keep it as a link inside the data directory. Installing writes a new version directory, then renames a new
 //! symlink over the old one. The swap is one `rename(2)`, so a reader that
 //! resolves the directory once (nginx resolves paths when it loads its
 //! configuration, and installs happen under the nginx change lock) sees
@@ -99,7 +101,7 @@ pub fn plan(data_dir: &Path, fqdn: &str) -> io::Result<Planned> {
             // A plain directory from an older layout: keep it as a version.
             let legacy = versions.join(format!("legacy-{stamp}"));
             fs::rename(&link, &legacy)?;
-            swap_link(&link, &legacy)?;
+            swap_link(&link, &relative_target(&legacy))?;
             Some(legacy)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -116,14 +118,15 @@ pub fn put(planned: &Planned, fullchain: &str, key: &str) -> io::Result<Installe
     write_file(&version.join("fullchain.pem"), fullchain.as_bytes(), 0o644)?;
     write_file(&version.join("privkey.pem"), key.as_bytes(), 0o600)?;
     sync_dir(version)?;
-    swap_link(&planned.link, version)?;
+    swap_link(&planned.link, &relative_target(version))?;
     Ok(Installed { link: planned.link.clone(), previous: planned.previous.clone() })
 }
 
 /// Removes versions of `planned`'s name other than the live and previous one.
 pub fn prune_after(planned: &Planned) {
-    if let Some(versions) = planned.version.parent() {
-        prune(versions, &planned.version, planned.previous.as_deref());
+    if let (Some(versions), Some(certs)) = (planned.version.parent(), planned.link.parent()) {
+        let previous = planned.previous.as_ref().map(|p| absolute(certs, p));
+        prune(versions, &planned.version, previous.as_deref());
     }
 }
 
@@ -139,8 +142,9 @@ pub fn install(data_dir: &Path, fqdn: &str, fullchain: &str, key: &str) -> io::R
 /// points at the planned version, and removes that version. Idempotent: for
 /// an install that was interrupted at any step.
 pub fn revert(planned: &Planned) -> io::Result<()> {
+    let certs = planned.link.parent().unwrap_or(Path::new("."));
     let current = match fs::read_link(&planned.link) {
-        Ok(t) => Some(t),
+        Ok(t) => Some(absolute(certs, &t)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
@@ -163,6 +167,34 @@ pub fn remove_stray_links(data_dir: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The link target of a version directory, relative to `certs/` so that the
+/// data directory can move (a restore onto another path) and links stay inside it.
+fn relative_target(version: &Path) -> PathBuf {
+    let name = version.parent().and_then(Path::file_name).unwrap_or_default();
+    Path::new("../versions").join(name).join(version.file_name().unwrap_or_default())
+}
+
+/// A link target as an absolute path: links written before were absolute;
+/// relative ones resolve from `certs/`.
+fn absolute(certs: &Path, target: &Path) -> PathBuf {
+    if target.is_absolute() { target.to_path_buf() } else { resolve(certs, target) }
+}
+
+/// `dir/rel` with `..` taken by name (the version dirs are plain directories).
+fn resolve(dir: &Path, rel: &Path) -> PathBuf {
+    let mut out = dir.to_path_buf();
+    for c in rel.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Replaces `link` with a symlink to `target` in one rename.
@@ -243,6 +275,8 @@ mod tests {
         assert_eq!(fs::read_to_string(&paths.key).unwrap(), k);
         let mode = fs::metadata(&paths.key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let link = fs::read_link(dir.path().join("acme/certs/_wildcard.example.com")).unwrap();
+        assert!(link.starts_with("../versions/_wildcard.example.com/"), "relative: {}", link.display());
     }
 
     #[test]

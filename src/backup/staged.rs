@@ -8,8 +8,14 @@
 //!    to `staged/`. A wrong passphrase or a damaged archive leaves nothing.
 //! 2. The operator confirms: `staged/` is renamed to `pending/`.
 //! 3. `portico serve` calls [`apply_pending`] before it opens the store:
-//!    the pending tree is swapped in ([`super::swap_in`]), then the panel
-//!    restarts the services that read the data directory.
+//!    the pending tree is swapped in (journaled, [`super::swap`]), then the
+//!    panel restarts the services that read the data directory.
+//! 4. The replaced tree stays in `.restore-previous/` and `.restore-check.json`
+//!    records the restore ([`Applied`]) until the restored data proves
+//!    healthy: every public name that served before the restore serves
+//!    again. Then it is accepted (the previous tree goes); otherwise the
+//!    operator sees why and either keeps it ([`accept`]) or goes back
+//!    ([`request_rollback`], applied at the next start like a restore).
 //!
 //! Each of `work/`, `staged/` and `pending/` holds `data/` (the restored
 //! tree) and `restore.json` ([`StagedRestore`]).
@@ -20,11 +26,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{BackupError, DB, check_database, io_err, swap_in, unpack};
+use super::swap::{Plan, Steps};
+use super::{BackupError, DB, DISCARDED, PREVIOUS, check_database, io_err, recover, swap_in, unpack};
 use crate::settings::Secret;
 
 /// Directory under the data dir (never archived, kept by restores).
 pub(super) const DIR: &str = ".restore";
+/// A restore applied and not yet accepted ([`Applied`]), at the top of the data dir.
+pub(super) const CHECK: &str = ".restore-check.json";
 const META: &str = "restore.json";
 
 /// A checked restore waiting for confirmation or for the next start.
@@ -39,6 +48,40 @@ pub struct StagedRestore {
     pub staged_at: OffsetDateTime,
     /// Who uploaded it (audit actor).
     pub actor: String,
+    /// Public names that served when the restore was confirmed; each must
+    /// serve again before the restored data is accepted.
+    #[serde(default)]
+    pub served_before: Vec<String>,
+}
+
+/// A restore applied at start-up whose previous data is still kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub restore: StagedRestore,
+    pub verdict: Verdict,
+}
+
+/// Where an applied restore stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum Verdict {
+    /// Waiting for the names that served before to serve again.
+    Checking,
+    /// Some did not: why, one line per name.
+    Unhealthy { reasons: Vec<String> },
+    /// The operator chose the previous data; swapped back at the next start.
+    RollbackRequested,
+}
+
+/// What [`apply_pending`] did at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Startup {
+    /// A confirmed restore was swapped in; check it.
+    Applied(StagedRestore),
+    /// A restore applied earlier is still being checked (the panel restarted).
+    Checking(StagedRestore),
+    /// The previous data was swapped back in.
+    RolledBack(StagedRestore),
 }
 
 fn root(data_dir: &Path) -> PathBuf {
@@ -86,6 +129,7 @@ pub fn stage(archive: &Path, data_dir: &Path, passphrase: &Secret, actor: &str) 
             files,
             staged_at: OffsetDateTime::now_utc(),
             actor: actor.to_string(),
+            served_before: Vec::new(),
         };
         let meta = serde_json::to_vec_pretty(&staged).expect("restore meta serializes");
         fs::write(work.join(META), meta).map_err(io_err("while recording the restore"))?;
@@ -120,11 +164,14 @@ pub fn pending(data_dir: &Path) -> Result<Option<StagedRestore>, BackupError> {
     read_meta(&root(data_dir).join("pending"))
 }
 
-/// Confirms the staged restore: it is applied at the panel's next start.
-/// `None` when nothing is staged.
-pub fn confirm(data_dir: &Path) -> Result<Option<StagedRestore>, BackupError> {
+/// Confirms the staged restore: it is applied at the panel's next start,
+/// and accepted once each of `served_before` serves again. `None` when
+/// nothing is staged.
+pub fn confirm(data_dir: &Path, served_before: Vec<String>) -> Result<Option<StagedRestore>, BackupError> {
     let dir = root(data_dir);
-    let Some(staged) = staged(data_dir)? else { return Ok(None) };
+    let Some(mut staged) = staged(data_dir)? else { return Ok(None) };
+    staged.served_before = served_before;
+    write_json(&dir.join("staged").join(META), &staged)?;
     remove(&dir.join("pending"))?;
     fs::rename(dir.join("staged"), dir.join("pending")).map_err(io_err("while confirming the restore"))?;
     Ok(Some(staged))
@@ -135,17 +182,115 @@ pub fn discard(data_dir: &Path) -> Result<(), BackupError> {
     remove(&root(data_dir))
 }
 
-/// Swaps a pending restore into `data_dir`. Call before anything opens the
-/// store. Returns what was applied; `None` when nothing was pending. On an
-/// error the data directory keeps its contents (see [`super::swap_in`]).
-pub fn apply_pending(data_dir: &Path) -> Result<Option<StagedRestore>, BackupError> {
+/// Writes `value` as JSON to `path` in one rename, synced.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), BackupError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec_pretty(value).expect("restore records serialize");
+    let mut file = fs::File::create(&tmp).map_err(io_err("while recording the restore"))?;
+    file.write_all(&text).and_then(|()| file.sync_all()).map_err(io_err("while recording the restore"))?;
+    fs::rename(&tmp, path).map_err(io_err("while recording the restore"))
+}
+
+/// The restore applied and not yet accepted, if any.
+pub fn applied(data_dir: &Path) -> Result<Option<Applied>, BackupError> {
+    match fs::read(data_dir.join(CHECK)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| BackupError::Io {
+            context: "while reading the applied restore".into(),
+            source: std::io::Error::other(e),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("while reading the applied restore")(e)),
+    }
+}
+
+/// Records the check's outcome for the panel to show.
+pub fn set_verdict(data_dir: &Path, verdict: Verdict) -> Result<Option<Applied>, BackupError> {
+    let Some(mut applied) = applied(data_dir)? else { return Ok(None) };
+    applied.verdict = verdict;
+    write_json(&data_dir.join(CHECK), &applied)?;
+    Ok(Some(applied))
+}
+
+/// Keeps the restored data: the previous tree is deleted.
+pub fn accept(data_dir: &Path) -> Result<Option<Applied>, BackupError> {
+    let found = applied(data_dir)?;
+    remove(&data_dir.join(PREVIOUS))?;
+    match fs::remove_file(data_dir.join(CHECK)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err("while accepting the restore")(e)),
+        _ => {}
+    }
+    Ok(found)
+}
+
+/// Asks for the previous data back; [`apply_pending`] swaps it in at the
+/// next start. `None` when no restore awaits acceptance.
+pub fn request_rollback(data_dir: &Path) -> Result<Option<Applied>, BackupError> {
+    if !data_dir.join(PREVIOUS).is_dir() {
+        return Ok(None);
+    }
+    set_verdict(data_dir, Verdict::RollbackRequested)
+}
+
+/// Swaps the previous data back in now (before the store opens).
+pub fn roll_back(data_dir: &Path) -> Result<Option<StagedRestore>, BackupError> {
+    roll_back_with(data_dir, &mut Steps(None))
+}
+
+fn roll_back_with(data_dir: &Path, steps: &mut Steps) -> Result<Option<StagedRestore>, BackupError> {
+    let Some(applied) = applied(data_dir)? else { return Ok(None) };
+    if !data_dir.join(PREVIOUS).is_dir() {
+        return Ok(None);
+    }
+    let plan = Plan {
+        incoming: Path::new(PREVIOUS),
+        outgoing: Path::new(DISCARDED),
+        keep: &[],
+        remove: vec![PREVIOUS.into(), DISCARDED.into(), CHECK.into()],
+    };
+    swap_in(data_dir, plan, steps)?;
+    Ok(Some(applied.restore))
+}
+
+/// At start-up, before anything opens the store: finishes a swap a crash
+/// interrupted, then swaps in a confirmed restore (keeping the replaced
+/// data in `.restore-previous/`) or, when asked, swaps the previous data
+/// back. On an error the data directory keeps its contents.
+pub fn apply_pending(data_dir: &Path) -> Result<Option<Startup>, BackupError> {
+    apply_pending_with(data_dir, &mut Steps(None))
+}
+
+pub(super) fn apply_pending_with(data_dir: &Path, steps: &mut Steps) -> Result<Option<Startup>, BackupError> {
+    recover(data_dir)?;
     let dir = root(data_dir);
     let pending_dir = dir.join("pending");
-    let Some(restore) = read_meta(&pending_dir)? else { return Ok(None) };
-    let swapped = swap_in(data_dir, &pending_dir.join("data"));
-    // Applied or put back: either way the pending restore is done with.
-    let cleared = remove(&dir);
-    swapped?;
-    cleared?;
-    Ok(Some(restore))
+    let current = applied(data_dir)?;
+    let Some(restore) = read_meta(&pending_dir)? else {
+        return match current {
+            Some(Applied { verdict: Verdict::RollbackRequested, .. }) => {
+                Ok(roll_back_with(data_dir, steps)?.map(Startup::RolledBack))
+            }
+            Some(Applied { restore, verdict: Verdict::Checking }) if data_dir.join(PREVIOUS).is_dir() => {
+                Ok(Some(Startup::Checking(restore)))
+            }
+            _ => Ok(None),
+        };
+    };
+    // A newer restore replaces one still awaiting acceptance.
+    if current.is_some() {
+        accept(data_dir)?;
+    }
+    write_json(&data_dir.join(CHECK), &Applied { restore: restore.clone(), verdict: Verdict::Checking })?;
+    let incoming = Path::new(DIR).join("pending").join("data");
+    let plan = Plan { incoming: &incoming, outgoing: Path::new(PREVIOUS), keep: &[], remove: vec![DIR.into()] };
+    if let Err(e) = swap_in(data_dir, plan, steps) {
+        if !matches!(e, BackupError::Interrupted) {
+            // Applied or put back: either way the pending restore is done with.
+            let _ = fs::remove_file(data_dir.join(CHECK));
+            let _ = remove(&dir);
+            let _ = remove(&data_dir.join(PREVIOUS));
+        }
+        return Err(e);
+    }
+    Ok(Some(Startup::Applied(restore)))
 }

@@ -209,7 +209,9 @@ impl From<crate::backup::BackupError> for ApiError {
         use crate::backup::BackupError as B;
         match e {
             B::WeakPassphrase | B::WrongPassphrase => ApiError::field("passphrase", e.to_string()),
-            B::Corrupt(_) => ApiError::field("archive", e.to_string()),
+            B::Corrupt(_) | B::TooCostly { .. } => ApiError::field("archive", e.to_string()),
+            // The data dir holds what the operator must fix (a foreign link), or another backup runs.
+            B::UnsafeLink { .. } | B::Busy => ApiError::Conflict(e.to_string()),
             B::UnknownBackup => ApiError::NotFound("No such backup".into()),
             B::Store(s) => s.into(),
             other => ApiError::internal("backup", other),

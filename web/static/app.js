@@ -250,3 +250,25 @@ new MutationObserver((changes) => {
     if (table) label(table);
   }
 }).observe(document.body, { childList: true, subtree: true });
+// Restarting page: poll the health route until a new panel process (a new
+// boot id) answers, then go on; errors and 502s while it restarts are expected.
+const restarting = document.getElementById("restarting");
+if (restarting) {
+  const { health, next, boot } = restarting.dataset;
+  const poll = async () => {
+    try {
+      const reply = await fetch(health, { cache: "no-store", credentials: "same-origin" });
+      if (reply.ok) {
+        const body = await reply.json();
+        if (body.boot && body.boot !== boot) {
+          window.location.assign(next);
+          return;
+        }
+      }
+    } catch {
+      // The panel is down while it restarts.
+    }
+    setTimeout(poll, 1000);
+  };
+  setTimeout(poll, 1000);
+}

@@ -20,6 +20,15 @@ pub struct Health {
     /// Per-component status, for an admin only: relay, authd, store.
     #[serde(skip_serializing_if = "Option::is_none")]
     components: Option<Vec<Component>>,
+    /// Differs for each start of the panel process, so a page can tell
+    /// that a restart happened (the restarting page after a restore).
+    boot: &'static str,
+}
+
+/// This panel process's boot id (random, fixed for its lifetime).
+pub fn boot_id() -> &'static str {
+    static BOOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| crate::token::random_hex(8))
 }
 
 /// Liveness: answers without identity. An admin also gets each component's status.
@@ -44,7 +53,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Some(list) if list.iter().any(|c| !c.ok) => "degraded",
         _ => "ok",
     };
-    HttpResponse::Ok().json(Health { status, version: env!("CARGO_PKG_VERSION"), components })
+    HttpResponse::Ok().json(Health { status, version: env!("CARGO_PKG_VERSION"), components, boot: boot_id() })
 }
 
 /// Every public name as a visitor reaches it (DNS, TLS with SNI, HTTP

@@ -21,6 +21,8 @@ pub struct BackupsPage {
     /// The backup just taken.
     pub created: Option<BackupInfo>,
     pub errors: FieldErrors,
+    /// Why the backup just attempted failed, when not a field's fault.
+    pub failure: Option<String>,
     pub min_chars: usize,
     /// The restore forms.
     pub restore: RestoreView,
@@ -52,6 +54,7 @@ pub(super) async fn page(ui: &UiAdmin) -> Result<BackupsPage, PageError> {
         backups,
         created: None,
         errors: FieldErrors::default(),
+        failure: None,
         min_chars: backup::MIN_PASSPHRASE_CHARS,
         restore: super::restore::view(ui, "/backups/restore").await?,
     })
@@ -70,10 +73,16 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
             super::render(StatusCode::CREATED, &p)
         }
         Err(e) => {
-            let (errors, _) = super::form_error(e)?;
+            let status = if matches!(e, crate::panel::error::ApiError::Conflict(_)) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let (errors, failure) = super::form_error(e)?;
             let mut p = page(ui).await?;
             p.errors = errors;
-            super::render(StatusCode::BAD_REQUEST, &p)
+            p.failure = failure;
+            super::render(status, &p)
         }
     }
 }

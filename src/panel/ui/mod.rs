@@ -318,6 +318,12 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
             "Restore confirmed. No service supervisor runs the panel here: restart `portico serve` to apply it.",
         ),
         "restore_discarded" => ("ok", "Restore discarded; nothing was changed."),
+        "restore_back" => ("ok", "The panel restarted."),
+        "restore_accepted" => ("ok", "Restored data kept; the data it replaced was deleted."),
+        "rollback_pending" => (
+            "warn",
+            "No service supervisor runs the panel here: restart `portico serve` to go back to the previous data.",
+        ),
         _ => return None,
     })
 }

@@ -4,7 +4,10 @@
 //! and checks into a staging directory with the same code as `portico
 //! restore`; a confirmation marks it to be applied at the panel's next
 //! start, and the panel asks the supervisor to restart it (see
-//! [`crate::backup::staged`]).
+//! [`crate::backup::staged`]) while the browser shows a page that reloads
+//! itself once a new panel process answers. The replaced data is kept until
+//! every name that served before serves again; if one does not, this page
+//! says why and offers to go back to it or to keep the restored data.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +22,7 @@ use super::form::UiForm;
 use super::upload::Body;
 use super::{PageError, UiAdmin};
 use crate::audit::{self, Outcome};
+use crate::backup::staged::{Applied, Verdict};
 use crate::backup::{BackupError, StagedRestore, staged};
 use crate::settings::Secret;
 use crate::supervisor::{Action, SupervisorError};
@@ -133,6 +137,8 @@ pub struct RestoreView {
     pub staged: Option<StagedRestore>,
     /// A confirmed restore waiting for the panel's next start.
     pub pending: Option<StagedRestore>,
+    /// A restore applied whose previous data is still kept.
+    pub applied: Option<Applied>,
     /// Why the last upload was refused.
     pub error: Option<String>,
     /// `backup.restore_max_bytes`, formatted.
@@ -143,21 +149,65 @@ impl RestoreView {
     pub fn when(&self, t: &OffsetDateTime) -> String {
         super::when(t)
     }
+
+    pub fn checking(&self) -> bool {
+        self.applied.as_ref().is_some_and(|a| a.verdict == Verdict::Checking)
+    }
+
+    pub fn rolling_back(&self) -> bool {
+        self.applied.as_ref().is_some_and(|a| a.verdict == Verdict::RollbackRequested)
+    }
+
+    /// Why the restored data is not accepted (one line per name); empty otherwise.
+    pub fn unhealthy(&self) -> &[String] {
+        match &self.applied {
+            Some(Applied { verdict: Verdict::Unhealthy { reasons }, .. }) => reasons,
+            _ => &[],
+        }
+    }
+}
+
+/// The page shown while the panel restarts: it polls `/api/health` and goes
+/// on to `next` once a new panel process answers (`web/static/app.js`).
+#[derive(askama::Template)]
+#[template(path = "restarting.html")]
+pub struct RestartingPage {
+    pub chrome: super::Chrome,
+    /// Where to go once the panel is back (under the base).
+    pub next: String,
+    /// The boot id of the panel process that renders this page.
+    pub boot: &'static str,
+}
+
+/// The restarting page, or a redirect with `flash` when no supervisor
+/// restarts the panel (the flash says what to do).
+pub(super) async fn restarting(ui: &UiAdmin, flash: &str, next: &str) -> Result<HttpResponse, PageError> {
+    if flash != "restore_restarting" {
+        return Ok(ui.redirect(&format!("{next}?flash={flash}")));
+    }
+    let page = RestartingPage {
+        chrome: ui.chrome("/backups", "Restarting").await?,
+        next: format!("{next}?flash=restore_back"),
+        boot: crate::panel::routes::health::boot_id(),
+    };
+    super::render(StatusCode::ACCEPTED, &page)
 }
 
 /// The staged and pending restores of the panel, for the forms at `action`.
 pub(super) async fn view(ui: &UiAdmin, action: &'static str) -> Result<RestoreView, PageError> {
     let data_dir = ui.state.settings.data_dir.clone();
-    let (staged, pending) =
-        web::block(move || Ok::<_, BackupError>((staged::staged(&data_dir)?, staged::pending(&data_dir)?)))
-            .await
-            .map_err(|e| PageError::internal(&format!("restore view: {e}")))?
-            .map_err(crate::panel::error::ApiError::from)?;
+    let (staged, pending, applied) = web::block(move || {
+        Ok::<_, BackupError>((staged::staged(&data_dir)?, staged::pending(&data_dir)?, staged::applied(&data_dir)?))
+    })
+    .await
+    .map_err(|e| PageError::internal(&format!("restore view: {e}")))?
+    .map_err(crate::panel::error::ApiError::from)?;
     Ok(RestoreView {
         action,
         upload: true,
         staged,
         pending,
+        applied,
         error: None,
         max: super::system::size(ui.state.settings.backup.restore_max_bytes),
     })
@@ -239,7 +289,12 @@ async fn stage_upload(
 /// supervisor. 409 when nothing is staged.
 pub(super) async fn confirm(ui: &UiAdmin, target: &str) -> Result<&'static str, PageError> {
     let dir = ui.state.settings.data_dir.clone();
-    let confirmed = web::block(move || staged::confirm(&dir))
+    // What serves now must serve again before the restored data is accepted.
+    let served_before: Vec<String> = match ui.state.health_before().await {
+        Some(report) => report.names.iter().filter(|n| n.serves).map(|n| n.name.clone()).collect(),
+        None => Vec::new(),
+    };
+    let confirmed = web::block(move || staged::confirm(&dir, served_before))
         .await
         .map_err(|e| PageError::internal(&e.to_string()))?
         .map_err(|e| PageError::internal(&format!("restore confirm: {e}")))?;
@@ -249,17 +304,25 @@ pub(super) async fn confirm(ui: &UiAdmin, target: &str) -> Result<&'static str, 
     let details = serde_json::json!({ "backupCreatedAt": restore.backup_created_at.unix_timestamp() });
     audit::record(&ui.state.store, &ui.actor(), "backup.restore.confirm", target, Outcome::Success, Some(details))
         .await;
+    Ok(restart_panel(ui).await)
+}
+
+/// Asks the supervisor to restart the panel: `restore_restarting`, or
+/// `restore_pending` without a supervisor.
+async fn restart_panel(ui: &UiAdmin) -> &'static str {
     // s6 sends the panel SIGTERM; actix finishes this response first.
     let supervisor = ui.state.supervisor.clone();
-    let restarted = web::block(move || supervisor.control(crate::services::SELF, Action::Restart))
-        .await
-        .map_err(|e| PageError::internal(&e.to_string()))?;
+    let restarted = web::block(move || supervisor.control(crate::services::SELF, Action::Restart)).await;
     match restarted {
-        Ok(()) => Ok("restore_restarting"),
-        Err(SupervisorError::Unavailable) => Ok("restore_pending"),
+        Ok(Ok(())) => "restore_restarting",
+        Ok(Err(SupervisorError::Unavailable)) => "restore_pending",
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot restart the panel to apply a restore");
+            "restore_pending"
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot restart the panel to apply a restore");
-            Ok("restore_pending")
+            "restore_pending"
         }
     }
 }
@@ -297,7 +360,45 @@ async fn apply(form: UiForm) -> Result<HttpResponse, PageError> {
         return Err(PageError { status: StatusCode::BAD_REQUEST, message: "Confirm the restore first.".into() });
     }
     let flash = confirm(&form.ui, "").await?;
-    Ok(form.ui.redirect(&format!("/backups?flash={flash}")))
+    restarting(&form.ui, flash, "/backups").await
+}
+
+/// Goes back to the data a restore replaced: swapped back in at the
+/// panel's next start, which follows at once under a supervisor.
+async fn roll_back(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    let dir = ui.state.settings.data_dir.clone();
+    let requested = web::block(move || staged::request_rollback(&dir))
+        .await
+        .map_err(|e| PageError::internal(&e.to_string()))?
+        .map_err(|e| PageError::internal(&format!("restore rollback: {e}")))?;
+    let Some(applied) = requested else {
+        return Err(PageError { status: StatusCode::CONFLICT, message: "No restore awaits a decision.".into() });
+    };
+    let details = serde_json::json!({ "backupCreatedAt": applied.restore.backup_created_at.unix_timestamp() });
+    audit::record(&ui.state.store, &ui.actor(), "backup.restore.rollback", "", Outcome::Success, Some(details)).await;
+    let flash = match restart_panel(ui).await {
+        "restore_restarting" => "restore_restarting",
+        _ => "rollback_pending",
+    };
+    restarting(ui, flash, "/backups").await
+}
+
+/// Keeps the restored data although some names do not serve; the previous
+/// data is deleted.
+async fn accept(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    let dir = ui.state.settings.data_dir.clone();
+    let accepted = web::block(move || staged::accept(&dir))
+        .await
+        .map_err(|e| PageError::internal(&e.to_string()))?
+        .map_err(|e| PageError::internal(&format!("restore accept: {e}")))?;
+    let Some(applied) = accepted else {
+        return Err(PageError { status: StatusCode::CONFLICT, message: "No restore awaits a decision.".into() });
+    };
+    let details = serde_json::json!({ "backupCreatedAt": applied.restore.backup_created_at.unix_timestamp() });
+    audit::record(&ui.state.store, &ui.actor(), "backup.restore.accept", "", Outcome::Success, Some(details)).await;
+    Ok(ui.redirect("/backups?flash=restore_accepted"))
 }
 
 /// Drops a staged or pending restore.
@@ -309,5 +410,7 @@ async fn discard(form: UiForm) -> Result<HttpResponse, PageError> {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/backups/restore", web::post().to(upload))
         .route("/backups/restore/apply", web::post().to(apply))
-        .route("/backups/restore/discard", web::post().to(discard));
+        .route("/backups/restore/discard", web::post().to(discard))
+        .route("/backups/restore/rollback", web::post().to(roll_back))
+        .route("/backups/restore/accept", web::post().to(accept));
 }

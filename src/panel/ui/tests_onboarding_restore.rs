@@ -132,7 +132,9 @@ async fn a_restore_from_the_wizard_comes_back_completed_with_the_backup() {
     assert_eq!(entries.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), ["onboarding"]);
 
     // The next start: applied before the store opens.
-    let applied = staged::apply_pending(&data_dir).unwrap().expect("a pending restore");
+    let Some(staged::Startup::Applied(applied)) = staged::apply_pending(&data_dir).unwrap() else {
+        panic!("a pending restore")
+    };
     let restored = Store::open(&ui.state.settings.db_path()).unwrap();
     assert_eq!(restored.dump().unwrap(), want, "the store equals the backup");
     drop(restored);

@@ -170,14 +170,18 @@ async fn a_restore_is_staged_confirmed_and_applied_at_the_next_start() {
     assert_eq!(std::fs::read_to_string(&site_file).unwrap(), "changed since", "applied only at the next start");
 
     // The next start: applied before the store opens.
-    let applied = staged::apply_pending(&data_dir).unwrap().expect("a pending restore");
+    let Some(staged::Startup::Applied(applied)) = staged::apply_pending(&data_dir).unwrap() else {
+        panic!("a pending restore")
+    };
     assert!(applied.actor.starts_with("admin"), "{}", applied.actor);
     let restored = Store::open(&ui.state.settings.db_path()).unwrap();
     assert_eq!(restored.dump().unwrap(), want, "the store equals the backup");
     assert_eq!(std::fs::read_to_string(&site_file).unwrap(), "backed up");
     assert!(!data_dir.join("sites/blog/new.html").exists());
-    assert!(!data_dir.join(".restore").exists() && !data_dir.join(".restore-previous").exists());
-    assert_eq!(staged::apply_pending(&data_dir).unwrap(), None, "applied once");
+    assert!(!data_dir.join(".restore").exists());
+    assert!(data_dir.join(".restore-previous").is_dir(), "the replaced data stays until the restore proves healthy");
+    let again = staged::apply_pending(&data_dir).unwrap();
+    assert!(matches!(again, Some(staged::Startup::Checking(_))), "applied once, still checked: {again:?}");
 
     // The restarted panel records the restore in the restored audit log.
     let state = crate::panel::AppState::load((*ui.state.settings).clone()).await.unwrap();
@@ -186,6 +190,8 @@ async fn a_restore_is_staged_confirmed_and_applied_at_the_next_start() {
     let entries = state.store.audit_entries(q).await.unwrap().0;
     assert_eq!(entries.len(), 1);
     assert_eq!((entries[0].actor.as_str(), entries[0].outcome.as_str()), (applied.actor.as_str(), "success"));
+    assert!(!data_dir.join(".restore-previous").exists(), "healthy: the replaced data went");
+    assert_eq!(staged::apply_pending(&data_dir).unwrap(), None);
     assert!(state.store.user("mallory".into()).await.unwrap().is_none());
 }
 
@@ -234,4 +240,100 @@ async fn no_upload_form_puts_the_csrf_token_in_a_url() {
             assert!(first.contains("name=\"_csrf\""), "the token leads the form: {form}");
         }
     }
+}
+
+/// Stages and confirms a restore of `archive` through the page, then applies
+/// it as the next start does; returns the restarted panel.
+async fn restored_ui(ui: &Ui, archive: &[u8]) -> Ui {
+    let data_dir = ui.state.settings.data_dir.clone();
+    let staged = upload(ui, &ui.get("/backups").await.csrf(), PASS, archive).await;
+    assert_eq!(staged.status, StatusCode::SEE_OTHER, "{}", staged.body);
+    let page = ui.get("/backups").await;
+    let confirmed = ui.post("/backups/restore/apply", Some(&page.csrf()), &[("confirm", "yes")]).await;
+    assert_eq!(confirmed.status, StatusCode::SEE_OTHER, "{}", confirmed.body);
+    let startup = staged::apply_pending(&data_dir).unwrap();
+    assert!(matches!(startup, Some(staged::Startup::Applied(_))), "{startup:?}");
+    let state = crate::panel::AppState::load((*ui.state.settings).clone()).await.unwrap();
+    ui.restarted(actix_web::web::Data::new(state))
+}
+
+#[actix_web::test]
+async fn a_restore_that_breaks_names_shows_why_and_goes_back_in_one_click() {
+    let ui = completed_ui().await;
+    let data_dir = ui.state.settings.data_dir.clone();
+    let site_file = data_dir.join("sites/blog/index.html");
+    std::fs::create_dir_all(site_file.parent().unwrap()).unwrap();
+    std::fs::write(&site_file, "backed up").unwrap();
+    let archive = take_backup(&ui).await;
+    std::fs::write(&site_file, "changed since").unwrap();
+    ui.get("/backups").await; // the first page creates the CSRF secret
+    let want_before = without_audit(&ui.state.store);
+
+    let restarted = restored_ui(&ui, &archive).await;
+    assert_eq!(std::fs::read_to_string(&site_file).unwrap(), "backed up");
+    // What the start-up check records when a name that served no longer does.
+    let reasons = vec!["app.example.com: tls: the served certificate is for panel.example.com".to_string()];
+    staged::set_verdict(&data_dir, staged::Verdict::Unhealthy { reasons }).unwrap();
+    let page = restarted.get("/backups").await;
+    assert!(page.body.contains("id=\"restore-applied\""), "{}", page.body);
+    assert!(page.body.contains("does not serve every name that served before"), "{}", page.body);
+    assert!(page.body.contains("app.example.com: tls: the served certificate is for panel.example.com"));
+    assert!(page.body.contains("action=\"/backups/restore/rollback\""));
+    assert!(page.body.contains("action=\"/backups/restore/accept\""));
+
+    // One click: the previous data comes back at the next start.
+    let back = restarted.post("/backups/restore/rollback", Some(&page.csrf()), &[]).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    assert_eq!(back.location.as_deref(), Some("/backups?flash=rollback_pending"), "no supervisor here");
+    let page = restarted.get("/backups?flash=rollback_pending").await;
+    assert!(page.body.contains("Going back to the previous data"), "{}", page.body);
+    assert!(restarted.audit_actions().await.contains(&"backup.restore.rollback".to_string()));
+    drop(restarted);
+    let startup = staged::apply_pending(&data_dir).unwrap();
+    assert!(matches!(startup, Some(staged::Startup::RolledBack(_))), "{startup:?}");
+    assert_eq!(std::fs::read_to_string(&site_file).unwrap(), "changed since");
+    let store = Store::open(&ui.state.settings.db_path()).unwrap();
+    assert_eq!(without_audit(&store), want_before, "the previous database is back");
+    assert!(!data_dir.join(".restore-previous").exists() && staged::applied(&data_dir).unwrap().is_none());
+}
+
+#[actix_web::test]
+async fn keeping_the_restored_data_deletes_what_it_replaced() {
+    let ui = completed_ui().await;
+    let data_dir = ui.state.settings.data_dir.clone();
+    let archive = take_backup(&ui).await;
+    let restarted = restored_ui(&ui, &archive).await;
+    let reasons = vec!["cam.example.com: http: 502".to_string()];
+    staged::set_verdict(&data_dir, staged::Verdict::Unhealthy { reasons }).unwrap();
+    let page = restarted.get("/backups").await;
+    let kept = restarted.post("/backups/restore/accept", Some(&page.csrf()), &[]).await;
+    assert_eq!(kept.location.as_deref(), Some("/backups?flash=restore_accepted"), "{}", kept.body);
+    assert!(!data_dir.join(".restore-previous").exists());
+    let page = restarted.get("/backups?flash=restore_accepted").await;
+    assert!(!page.body.contains("id=\"restore-applied\""), "{}", page.body);
+    assert!(restarted.audit_actions().await.contains(&"backup.restore.accept".to_string()));
+    let again = restarted.post("/backups/restore/accept", Some(&page.csrf()), &[]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "nothing left to decide");
+}
+
+#[actix_web::test]
+async fn a_backup_that_fails_says_why_keeps_nothing_and_is_audited() {
+    let ui = completed_ui().await;
+    let data_dir = ui.state.settings.data_dir.clone();
+    std::fs::create_dir_all(data_dir.join("sites/blog")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", data_dir.join("sites/blog/passwd")).unwrap();
+    let page = ui.get("/backups").await;
+    let failed = ui.post("/backups", Some(&page.csrf()), &[("passphrase", PASS)]).await;
+    assert_eq!(failed.status, StatusCode::CONFLICT, "{}", failed.body);
+    assert!(failed.body.contains("id=\"backup-error\""), "{}", failed.body);
+    assert!(failed.body.contains("sites/blog/passwd links to /etc/passwd"), "{}", failed.body);
+    let left: Vec<_> = std::fs::read_dir(ui.state.settings.backup_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".lock")
+        .collect();
+    assert!(left.is_empty(), "nothing kept: {left:?}");
+    let q = AuditQuery { action: Some("backup.create".into()), limit: 10, ..Default::default() };
+    let entries = ui.state.store.audit_entries(q).await.unwrap().0;
+    assert_eq!(entries.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(), ["failure"]);
 }

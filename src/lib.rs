@@ -40,3 +40,4 @@ pub mod token;
 pub mod totp;
 pub mod tunnels;
 pub mod users;
+pub mod wording;

@@ -149,7 +149,7 @@ impl Certs {
             renewed,
             failed: failed.len() as u32,
             message: if failed.is_empty() {
-                format!("{renewed} certificate(s) issued or renewed")
+                format!("{} issued or renewed", crate::wording::count(renewed as usize, "certificate", "certificates"))
             } else {
                 failed.join("; ")
             },

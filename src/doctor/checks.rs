@@ -337,7 +337,8 @@ fn offline(
         return Finding::new("agent", label, Level::Ok, format!("not connected; it serves no enabled tunnel; {last}"));
     }
     let names: Vec<&str> = theirs.iter().map(|t| t.name.as_str()).collect();
-    let summary = format!("not connected; {last}; {} tunnel(s) are down: {}", theirs.len(), names.join(", "));
+    let down = crate::wording::count(theirs.len(), "tunnel is", "tunnels are");
+    let summary = format!("not connected; {last}; {down} down: {}", names.join(", "));
     let next = if contact.is_some() {
         "on the home machine run `portico agent status` (it shows the last error), then start it with \
          `portico agent run` (or its service); if it runs, check that the home machine reaches tunnel.<domain> on port 443"

@@ -287,7 +287,7 @@ pub fn command(settings: &Settings, json: bool) -> anyhow::Result<()> {
         print!("{}", text(&report));
     }
     if report.problems > 0 {
-        anyhow::bail!("{} problem(s) found", report.problems);
+        anyhow::bail!("{} found", crate::wording::count(report.problems, "problem", "problems"));
     }
     Ok(())
 }
@@ -307,10 +307,10 @@ pub fn text(report: &DoctorReport) -> String {
         }
     }
     out.push_str(&format!(
-        "{} problem(s), {} warning(s), {} checks in {} ms\n",
-        report.problems,
-        report.warnings,
-        report.findings.len(),
+        "{}, {} in {}, {} ms\n",
+        crate::wording::count(report.problems, "problem", "problems"),
+        crate::wording::count(report.warnings, "warning", "warnings"),
+        crate::wording::count(report.findings.len(), "check", "checks"),
         report.took_ms
     ));
     out

@@ -183,7 +183,8 @@ if (doctor && doctor.dataset.running === "1") {
       status.textContent = `Running: ${run.findings.length} findings so far…`;
     } else if (run.report) {
       const r = run.report;
-      status.textContent = `${r.problems} problem(s), ${r.warnings} warning(s) in ${r.findings.length} checks, ${r.tookMs} ms.`;
+      const count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+      status.textContent = `${count(r.problems, "problem", "problems")}, ${count(r.warnings, "warning", "warnings")} in ${count(r.findings.length, "check", "checks")}, ${r.tookMs} ms.`;
       button.disabled = false;
       button.textContent = "Run the doctor";
     }

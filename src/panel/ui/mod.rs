@@ -188,6 +188,8 @@ pub struct Chrome {
     pub completed: bool,
     pub css: &'static str,
     pub js: &'static str,
+    /// The tab's icon (the logo).
+    pub icon: &'static str,
 }
 
 impl Chrome {
@@ -247,6 +249,7 @@ impl UiAdmin {
             completed: self.state.onboarding_state() == OnboardingState::Completed,
             css: assets::url("app.css"),
             js: assets::url("app.js"),
+            icon: assets::url("logo.svg"),
         })
     }
 

@@ -559,6 +559,13 @@ async fn static_assets_are_small_hashed_and_cached() {
     assert_eq!(stale.headers().get("cache-control").unwrap(), "no-cache");
     let missing = app.call(TestRequest::get().uri("/static/x/../../etc/passwd").to_request()).await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // Every page names the logo as the tab's icon, and it is served.
+    let icon = super::assets::url("logo.svg");
+    assert!(
+        ui.get("/keys").await.body.contains(&format!("<link rel=\"icon\" type=\"image/svg+xml\" href=\"{icon}\">"))
+    );
+    let resp = app.call(TestRequest::get().uri(icon).to_request()).await.unwrap();
+    assert_eq!(resp.headers().get("content-type").unwrap(), "image/svg+xml");
 }
 
 #[actix_web::test]

@@ -77,7 +77,7 @@ async fn services_page_acts_through_a_real_s6() {
     let dashboard = ui.get("/").await;
     assert!(!dashboard.body.contains("services up"), "{}", dashboard.body);
     assert!(
-        dashboard.body.contains("processes running, <small class=\"bad-text\">but 1 name(s) down"),
+        dashboard.body.contains("processes running, <small class=\"bad-text\">but 1 name down"),
         "{}",
         dashboard.body
     );

@@ -72,6 +72,15 @@ pub struct DiskStats {
     pub available_bytes: u64,
 }
 
+impl DiskStats {
+    /// Percent used as `df` counts it: used of what the user can have (used +
+    /// available, without the blocks reserved for root), rounded up.
+    pub fn percent_used(&self) -> u64 {
+        let usable = self.used_bytes + self.available_bytes;
+        (self.used_bytes.saturating_mul(100)).div_ceil(usable.max(1))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessStats {
@@ -161,6 +170,21 @@ fn cgroup_memory(root: &Path, proc_cgroup: &str) -> (Option<u64>, Option<u64>) {
         return (limit, number(read(v1.join("memory.usage_in_bytes"))));
     }
     (None, None)
+}
+
+/// Seconds since PID 1 started: the container's uptime in a container (the
+/// host's `/proc/uptime` would say how long the VPS has run), the host's
+/// outside one, where PID 1 is init.
+fn uptime() -> u64 {
+    let host = read("/proc/uptime").and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(0.0);
+    // Field 22 of /proc/1/stat (the 20th after the command's closing parenthesis), in clock ticks since boot.
+    let started =
+        read("/proc/1/stat").and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse::<u64>().ok());
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    match started {
+        Some(t) if ticks > 0.0 => (host - t as f64 / ticks).max(0.0) as u64,
+        _ => host as u64,
+    }
 }
 
 fn disk(path: &Path) -> Option<DiskStats> {
@@ -255,8 +279,7 @@ impl StatsCache {
         let sample = cpu_sample(&stat).unwrap_or_default();
         let (total, available) = meminfo(&read("/proc/meminfo").unwrap_or_default());
         let (limit, usage) = cgroup_memory(Path::new("/sys/fs/cgroup"), &read("/proc/self/cgroup").unwrap_or_default());
-        let uptime =
-            read("/proc/uptime").and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok()).map_or(0, |s| s as u64);
+        let uptime = uptime();
         let loadavg = read("/proc/loadavg").unwrap_or_default();
         let mut load = [0.0; 3];
         for (slot, v) in load.iter_mut().zip(loadavg.split_whitespace()) {
@@ -341,5 +364,24 @@ mod tests {
         assert!(s.disk.as_ref().is_some_and(|d| d.total_bytes > 0));
         assert!(s.uptime_seconds > 0);
         assert!(s.processes.iter().any(|p| p.pid == std::process::id() && p.rss_bytes > 0));
+    }
+
+    /// The figures an operator compares with `df` and `ps`: the data volume's
+    /// percent used and the time since PID 1 (the container) started.
+    #[test]
+    fn disk_use_and_uptime_agree_with_df_and_ps() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |cmd: &mut std::process::Command| cmd.output().ok().filter(|o| o.status.success());
+        if let Some(df) = run(std::process::Command::new("df").arg("--output=pcent").arg(dir.path())) {
+            let text = String::from_utf8_lossy(&df.stdout);
+            let df_percent: u64 = text.lines().nth(1).unwrap().trim().trim_end_matches('%').parse().unwrap();
+            let ours = disk(dir.path()).unwrap().percent_used();
+            assert!(ours.abs_diff(df_percent) <= 1, "df says {df_percent} %, we say {ours} %");
+        }
+        if let Some(ps) = run(std::process::Command::new("ps").args(["-o", "etimes=", "-p", "1"])) {
+            let etimes: u64 = String::from_utf8_lossy(&ps.stdout).trim().parse().unwrap();
+            let ours = uptime();
+            assert!(ours.abs_diff(etimes) <= 2, "ps says PID 1 runs for {etimes} s, we say {ours} s");
+        }
     }
 }

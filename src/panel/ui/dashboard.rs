@@ -128,7 +128,7 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
         memory_percent: system::percent(mem_used, mem_limit),
         portico_memory: system::size(system::portico_bytes(&stats)),
         budget: system::size(system::MEMORY_BUDGET),
-        disk_percent: stats.disk.as_ref().map(|d| system::percent(d.used_bytes, d.total_bytes)),
+        disk_percent: stats.disk.as_ref().map(|d| d.percent_used()),
         memory_spark: spark::points(&memory, spark::WIDTH, spark::HEIGHT),
         traffic_spark: spark::points(&traffic, spark::WIDTH, spark::HEIGHT),
         traffic_last: traffic.last().map(|b| system::size(*b)),

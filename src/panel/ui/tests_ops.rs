@@ -197,7 +197,14 @@ async fn system_page_shows_cpu_memory_disk_and_processes() {
     let ui = completed_ui().await;
     let page = ui.get("/system").await;
     assert_eq!(page.status, StatusCode::OK);
-    for needle in ["CPU busy", "uptime", "Portico's processes", "budget", "on the data volume", "id=\"mem-meter\""] {
+    for needle in [
+        "CPU busy",
+        "since the container started",
+        "Portico's processes",
+        "budget",
+        "on the data volume",
+        "id=\"mem-meter\"",
+    ] {
         assert!(page.body.contains(needle), "{needle}: {}", page.body);
     }
     assert!(page.body.contains("512.0 MiB budget"), "{}", page.body);

@@ -493,7 +493,7 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(again.is_err(), "the token works once");
     s.goto("/agents").await;
     let text = s.body_text().await;
-    assert!(text.contains("home-nas") && text.contains("active"), "{text}");
+    assert!(text.contains("home-nas") && text.contains("offline never connected"), "{text}");
     s.shot("agents-list").await;
 
     // Visitor users: field errors next to the fields, then a user whose

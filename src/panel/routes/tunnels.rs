@@ -167,27 +167,24 @@ pub async fn setup_for(state: &AppState, tunnel: &Tunnel) -> Result<AgentSetup, 
 pub struct AgentView {
     #[serde(flatten)]
     #[schema(value_type = Object)]
-    agent: Agent,
-    online: bool,
-    status: Option<AgentStatus>,
+    pub agent: Agent,
+    pub online: bool,
+    pub status: Option<AgentStatus>,
     /// When the relay last heard from the agent, also after it went offline;
     /// absent when it never connected.
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    last_contact: Option<time::OffsetDateTime>,
+    pub last_contact: Option<time::OffsetDateTime>,
     /// Round trip of the relay's last answered WebSocket ping to the agent
     /// (through nginx), milliseconds; the one measured last when offline.
-    rtt_ms: Option<f64>,
+    pub rtt_ms: Option<f64>,
 }
 
-/// Every agent with its connection status, last contact and round trip.
-#[utoipa::path(tag = "tunnels", responses((status = 200, body = Vec<AgentView>)))]
-#[get("/agents")]
-pub async fn agents(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
-    let status = state.store.relay_status().await?;
-    let contacts = state.store.agent_contacts().await?;
-    let views: Vec<AgentView> = state
-        .store
+/// Every agent with the relay's view of it (the API's and the Agents page's).
+pub async fn agent_views(store: &crate::store::Store) -> Result<Vec<AgentView>, crate::store::StoreError> {
+    let status = store.relay_status().await?;
+    let contacts = store.agent_contacts().await?;
+    Ok(store
         .agents()
         .await?
         .into_iter()
@@ -198,8 +195,14 @@ pub async fn agents(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRes
             let rtt_ms = s.as_ref().and_then(|s| s.rtt_ms).or(c.and_then(|c| c.rtt_ms));
             AgentView { online: s.is_some(), status: s, last_contact, rtt_ms, agent }
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(views))
+        .collect())
+}
+
+/// Every agent with its connection status, last contact and round trip.
+#[utoipa::path(tag = "tunnels", responses((status = 200, body = Vec<AgentView>)))]
+#[get("/agents")]
+pub async fn agents(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(agent_views(&state.store).await?))
 }
 
 /// The writable fields as the audit log records them.

@@ -11,13 +11,15 @@ use crate::agents::{self, EnrollmentGrant, IssuedAgentCert};
 use crate::audit::{self, Outcome};
 use crate::identity::Capability;
 use crate::panel::error::ApiError;
+use crate::panel::routes::tunnels::{AgentView, agent_views};
 use crate::store::{Agent, StoreError};
 
 #[derive(Template)]
 #[template(path = "agents.html")]
 pub struct AgentsPage {
     pub chrome: Chrome,
-    pub agents: Vec<Agent>,
+    /// Each agent with the relay's view of it (online, since, address, round trip).
+    pub agents: Vec<AgentView>,
     pub form_label: String,
     pub form_caps: Vec<String>,
     pub errors: FieldErrors,
@@ -43,6 +45,11 @@ impl AgentsPage {
         super::when(t)
     }
 
+    /// `12 ms`, `0.4 ms`.
+    pub fn rtt(&self, ms: &f64) -> String {
+        if *ms < 10.0 { format!("{ms:.1} ms") } else { format!("{ms:.0} ms") }
+    }
+
     /// The one line an operator runs on the home machine.
     pub fn enroll_command(&self, token: &str) -> String {
         format!("portico agent enroll --panel {} --token {token}", self.panel_url)
@@ -58,7 +65,7 @@ async fn page(ui: &UiAdmin) -> Result<AgentsPage, PageError> {
     };
     Ok(AgentsPage {
         chrome: ui.chrome("/agents", "Agents").await?,
-        agents: ui.state.store.agents().await?,
+        agents: agent_views(&ui.state.store).await?,
         form_label: String::new(),
         form_caps: vec!["tunnels:read".into()],
         errors: FieldErrors::default(),
@@ -198,7 +205,7 @@ async fn enroll(form: UiForm, mode: Mode) -> Result<HttpResponse, PageError> {
         Ok((action, details)) => {
             audit::record(&ui.state.store, &ui.actor(), action, &label, Outcome::Success, Some(details)).await;
             if mode == Mode::Certificate {
-                p.agents = ui.state.store.agents().await?;
+                p.agents = agent_views(&ui.state.store).await?;
             }
             super::render(StatusCode::CREATED, &p)
         }

@@ -334,6 +334,33 @@ async fn agents_enrollment_token_capabilities_and_revoke() {
     assert!(!list.body.contains("PRIVATE KEY"), "the key is not kept");
     assert!(list.body.contains("<code>garage</code>"));
     assert!(list.body.contains("href=\"/agents/garage\""));
+    // Connection state, live: never connected, then what the relay reports.
+    assert!(
+        list.body.contains("<span class=\"badge bad\">offline</span> <small>never connected</small>"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("id=\"agents\" data-refresh=\"/agents\""), "the table refreshes itself");
+    let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let status = crate::store::AgentStatus {
+        label: "garage".into(),
+        connected_since: since,
+        remote_addr: "198.51.100.7:40000".into(),
+        protocol_version: 2,
+        bytes_in: 0,
+        bytes_out: 0,
+        open_streams: 0,
+        rtt_ms: Some(12.4),
+        last_contact: Some(time::OffsetDateTime::now_utc()),
+    };
+    ui.state.store.put_relay_status(vec![status]).await.unwrap();
+    let online = ui.get("/agents").await;
+    let expected = format!(
+        "<span class=\"badge ok\">online</span> <small>since {} from 198.51.100.7:40000, protocol v2, round trip 12 ms</small>",
+        super::when(&since)
+    );
+    assert!(online.body.contains(&expected), "{}", online.body);
+    ui.state.store.put_relay_status(vec![]).await.unwrap();
     let caps = ui
         .post(
             "/agents/garage/capabilities",

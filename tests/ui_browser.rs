@@ -462,8 +462,12 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(key.starts_with("pk_"), "{key}");
     assert!(panel.state.keys.verify(&panel.state.store, &key, OffsetDateTime::now_utc()).await.is_ok());
     s.shot("keys-created").await;
-    s.goto("/keys").await;
+    // The post ended in a redirect: reloading shows the page, not the key,
+    // and creates nothing.
+    assert!(s.path().await.starts_with("/keys?shown="), "{}", s.path().await);
+    s.client.refresh().await.unwrap();
     assert!(!s.client.source().await.unwrap().contains(&key), "shown only once");
+    assert_eq!(panel.state.store.api_keys().await.unwrap().len(), 1, "a reload posts nothing");
     s.click("details.danger summary").await;
     s.shot("keys-revoke-confirm").await;
     s.click("details.danger button.danger").await;
@@ -491,7 +495,9 @@ async fn admin_walks_every_page_in_chromium() {
     assert_eq!(enrolled.unwrap().capabilities, ["tunnels:read", "tunnels:write"]);
     let again = portico::agents::enroll(panel.state.pki.clone(), &panel.state.store, &token, csr, now).await;
     assert!(again.is_err(), "the token works once");
-    s.goto("/agents").await;
+    assert!(s.path().await.starts_with("/agents?shown="), "{}", s.path().await);
+    s.client.refresh().await.unwrap();
+    assert!(!s.client.source().await.unwrap().contains(&token), "a reload neither shows nor makes a token");
     let text = s.body_text().await;
     assert!(text.contains("home-nas") && text.contains("offline never connected"), "{text}");
     s.shot("agents-list").await;
@@ -708,6 +714,11 @@ async fn admin_walks_every_page_in_chromium() {
     assert_eq!(archives.len(), 1);
     assert!(s.body_text().await.contains(&archives[0].id));
     s.shot("backups").await;
+    s.client.refresh().await.unwrap();
+    s.wait_text("Restore").await;
+    let text = s.body_text().await;
+    assert!(!text.contains("Backup taken"), "a reload takes no second backup: {text}");
+    assert_eq!(portico::backup::list(&panel.state.settings.backup_dir()).unwrap().len(), 1);
 
     // Restore: a wrong passphrase is refused with a clear message and stages
     // nothing; the right one stages the archive behind a confirmation (the

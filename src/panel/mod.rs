@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod once;
 mod openapi;
 pub mod origin;
 pub(crate) mod routes;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub health: Arc<crate::probe::HealthCache>,
     /// Doctor runs started from the panel.
     pub doctor: crate::doctor::Runs,
+    /// Results a form post shows once, on the page it redirects to.
+    pub shown: once::ShownOnce,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -76,6 +79,7 @@ impl AppState {
             visitors: Default::default(),
             health,
             doctor: Default::default(),
+            shown: Default::default(),
             settings,
             nginx,
             store,

@@ -76,8 +76,20 @@ async fn page(ui: &UiAdmin) -> Result<AgentsPage, PageError> {
     })
 }
 
+/// What an enrollment left to show once on the Agents page.
+enum Enrolled {
+    Grant(EnrollmentGrant),
+    Issued(IssuedAgentCert),
+}
+
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    super::ok(&page(&ui).await?)
+    let mut p = page(&ui).await?;
+    match ui.take_shown::<Enrolled>() {
+        Some(Enrolled::Grant(g)) => p.grant = Some(g),
+        Some(Enrolled::Issued(i)) => p.issued = Some(i),
+        None => {}
+    }
+    super::ok(&p)
 }
 
 #[derive(Template)]
@@ -180,7 +192,6 @@ async fn enroll(form: UiForm, mode: Mode) -> Result<HttpResponse, PageError> {
     let label = form.get("label").trim().to_string();
     let capabilities = form.all("capabilities");
     let caps = agents::validate(Some(&label), &capabilities);
-    let mut p = page(ui).await?;
     let result = match (caps, &mode) {
         (Err(e), _) => Err(e),
         (Ok(caps), Mode::Token) => {
@@ -188,29 +199,25 @@ async fn enroll(form: UiForm, mode: Mode) -> Result<HttpResponse, PageError> {
             agents::create_enrollment(&ui.state.store, label.clone(), caps, minutes).await.map(|grant| {
                 let details =
                     serde_json::json!({ "capabilities": capabilities, "expiresAt": grant.expires_at.unix_timestamp() });
-                p.grant = Some(grant);
-                ("cert.agent.enroll_token", details)
+                (Enrolled::Grant(grant), "cert.agent.enroll_token", details)
             })
         }
         (Ok(caps), Mode::Certificate) => {
             agents::issue(ui.state.pki.clone(), &ui.state.store, label.clone(), caps).await.map(|issued| {
                 let details =
                     serde_json::json!({ "serial": issued.agent.serial, "capabilities": issued.agent.capabilities });
-                p.issued = Some(issued);
-                ("cert.agent.create", details)
+                (Enrolled::Issued(issued), "cert.agent.create", details)
             })
         }
     };
     match result {
-        Ok((action, details)) => {
+        Ok((enrolled, action, details)) => {
             audit::record(&ui.state.store, &ui.actor(), action, &label, Outcome::Success, Some(details)).await;
-            if mode == Mode::Certificate {
-                p.agents = agent_views(&ui.state.store).await?;
-            }
-            super::render(StatusCode::CREATED, &p)
+            Ok(ui.redirect_showing("/agents", enrolled))
         }
         Err(e) => {
             let (errors, error) = super::form_error(ApiError::from(e))?;
+            let mut p = page(ui).await?;
             p.form_label = label;
             p.form_caps = capabilities;
             p.errors = errors;

@@ -61,17 +61,15 @@ pub(super) async fn page(ui: &UiAdmin) -> Result<BackupsPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    super::ok(&page(&ui).await?)
+    let mut p = page(&ui).await?;
+    p.created = ui.take_shown::<BackupInfo>();
+    super::ok(&p)
 }
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     match take(&ui.state, &ui.actor(), form.get("passphrase").to_string()).await {
-        Ok(info) => {
-            let mut p = page(ui).await?;
-            p.created = Some(info);
-            super::render(StatusCode::CREATED, &p)
-        }
+        Ok(info) => Ok(ui.redirect_showing("/backups", info)),
         Err(e) => {
             let status = if matches!(e, crate::panel::error::ApiError::Conflict(_)) {
                 StatusCode::CONFLICT

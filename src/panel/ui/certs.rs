@@ -99,8 +99,14 @@ async fn page(ui: &UiAdmin) -> Result<CertsPage, PageError> {
     })
 }
 
+/// A certificate renewed or uploaded and installed for this name, shown
+/// once after the post's redirect.
+struct Installed(String);
+
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    super::ok(&page(&ui).await?)
+    let mut p = page(&ui).await?;
+    p.installed = ui.take_shown::<Installed>().map(|Installed(name)| name);
+    super::ok(&p)
 }
 
 async fn rotate(form: UiForm) -> Result<HttpResponse, PageError> {
@@ -116,6 +122,9 @@ async fn rotate(form: UiForm) -> Result<HttpResponse, PageError> {
         .map_err(ApiError::from)?;
     let details = serde_json::json!({ "oldSerial": old.serial, "newSerial": new.serial });
     audit::record(&ui.state.store, &ui.actor(), "cert.mtls.rotate", "admin", Outcome::Success, Some(details)).await;
+    // The one post answered with a page, not a redirect: the certificate
+    // this browser presented is refused from now on, so a GET would be too.
+    // Re-sending the form is refused for the same reason.
     let mut p = page(ui).await?;
     p.rotated = Some((old.serial, password));
     super::ok(&p)
@@ -141,11 +150,7 @@ async fn renew(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let name = form.get("name").to_string();
     match crate::panel::routes::acme::renew_name(&ui.state, &ui.actor(), &name).await {
-        Ok(record) => {
-            let mut p = page(ui).await?;
-            p.installed = Some(record.name);
-            super::ok(&p)
-        }
+        Ok(record) => Ok(ui.redirect_showing("/certs", Installed(record.name))),
         Err(e) => refused(ui, e, Default::default()).await,
     }
 }
@@ -156,11 +161,7 @@ async fn upload(form: UiForm) -> Result<HttpResponse, PageError> {
     let result =
         crate::panel::routes::acme::upload_cert(&ui.state, &ui.actor(), &byo.0, byo.1.clone(), byo.2.clone()).await;
     match result {
-        Ok(record) => {
-            let mut p = page(ui).await?;
-            p.installed = Some(record.name);
-            super::ok(&p)
-        }
+        Ok(record) => Ok(ui.redirect_showing("/certs", Installed(record.name))),
         // The key is not shown again.
         Err(e) => refused(ui, e, (byo.0, byo.1, String::new())).await,
     }

@@ -202,7 +202,9 @@ async fn invitations_page(ui: &UiAdmin) -> Result<InvitationsPage, PageError> {
 }
 
 async fn show_invitations(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    super::ok(&invitations_page(&ui).await?)
+    let mut p = invitations_page(&ui).await?;
+    p.created = ui.take_shown();
+    super::ok(&p)
 }
 
 async fn create_invitation(form: UiForm) -> Result<HttpResponse, PageError> {
@@ -222,18 +224,16 @@ async fn create_invitation(form: UiForm) -> Result<HttpResponse, PageError> {
         }
         Err(e) => Err(e),
     };
-    let mut p = invitations_page(ui).await?;
     match result {
         Ok(created) => {
             let i = &created.invitation;
             let details = json!({ "username": i.username, "expiresAt": i.expires_at.unix_timestamp() });
             audit::record(&ui.state.store, &actor, "invitation.create", &i.id, Outcome::Success, Some(details)).await;
-            p.invitations = ui.state.store.invitations().await?;
-            p.created = Some(created);
-            super::render(StatusCode::CREATED, &p)
+            Ok(ui.redirect_showing("/invitations", created))
         }
         Err(e) => {
             let (errors, error) = super::form_error(e)?;
+            let mut p = invitations_page(ui).await?;
             (p.form_username, p.form_email, p.form_groups, p.form_days) = (username, email, groups, days_text);
             p.errors = errors;
             p.error = error;

@@ -61,7 +61,9 @@ async fn page(ui: &UiAdmin) -> Result<KeysPage, PageError> {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    super::ok(&page(&ui).await?)
+    let mut p = page(&ui).await?;
+    p.created = ui.take_shown();
+    super::ok(&p)
 }
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
@@ -91,9 +93,7 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
                 Some(details),
             )
             .await;
-            let mut p = page(ui).await?;
-            p.created = Some(created);
-            super::render(StatusCode::CREATED, &p)
+            Ok(ui.redirect_showing("/keys", created))
         }
         Err(e) => {
             let (errors, _) = super::form_error(e)?;

@@ -210,6 +210,8 @@ pub struct UiAdmin {
     pub state: web::Data<AppState>,
     csrf_key: web::Data<csrf::CsrfKey>,
     flash: Option<String>,
+    /// `?shown=`: the id of a result a form post left for this page.
+    shown: Option<String>,
 }
 
 impl FromRequest for UiAdmin {
@@ -221,12 +223,14 @@ impl FromRequest for UiAdmin {
         let base = BasePath::extract(req).into_inner().map(|b| b.0).unwrap_or_default();
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let csrf_key = req.app_data::<web::Data<csrf::CsrfKey>>().cloned();
-        let flash = web::Query::<FlashQuery>::from_query(req.query_string()).ok().and_then(|q| q.0.flash);
+        let (flash, shown) = web::Query::<FlashQuery>::from_query(req.query_string())
+            .map(|q| (q.0.flash, q.0.shown))
+            .unwrap_or_default();
         Box::pin(async move {
             let Admin(who) = admin.map_err(PageError::from)?;
             let state = state.ok_or_else(|| PageError::internal("AppState missing"))?;
             let csrf_key = csrf_key.ok_or_else(|| PageError::internal("csrf key missing"))?;
-            Ok(UiAdmin { who, base, state, csrf_key, flash })
+            Ok(UiAdmin { who, base, state, csrf_key, flash, shown })
         })
     }
 }
@@ -234,6 +238,7 @@ impl FromRequest for UiAdmin {
 #[derive(serde::Deserialize)]
 struct FlashQuery {
     flash: Option<String>,
+    shown: Option<String>,
 }
 
 impl UiAdmin {
@@ -260,6 +265,24 @@ impl UiAdmin {
 
     pub fn actor(&self) -> String {
         self.who.actor()
+    }
+
+    /// 303 to `base + path` with `value` kept for that page to show once
+    /// ([`UiAdmin::take_shown`]). `path` may carry a query already.
+    pub fn redirect_showing<T: Send + 'static>(&self, path: &str, value: T) -> HttpResponse {
+        let id = self.state.shown.put(value);
+        let sep = if path.contains('?') { '&' } else { '?' };
+        self.redirect(&format!("{path}{sep}shown={id}"))
+    }
+
+    /// What the form post that redirected here left to show, once.
+    pub fn take_shown<T: 'static>(&self) -> Option<T> {
+        self.take_shown_if(|_| true)
+    }
+
+    /// [`UiAdmin::take_shown`] when `wanted` says it belongs to this page.
+    pub fn take_shown_if<T: 'static>(&self, wanted: impl Fn(&T) -> bool) -> Option<T> {
+        self.shown.as_deref().and_then(|id| self.state.shown.take_if(id, wanted))
     }
 }
 

@@ -154,6 +154,19 @@ impl Ui {
         self.send(channel, req).await
     }
 
+    /// Follows a form post's `303` to the page that shows its result, and
+    /// checks that the result is there once only: a reload no longer has it.
+    pub async fn follow(&self, posted: &Page) -> Page {
+        assert_eq!(posted.status, StatusCode::SEE_OTHER, "a post ends in a redirect: {}", posted.body);
+        let location = posted.location.as_deref().expect("a Location header");
+        // The Supervisor strips the ingress prefix before the panel sees it.
+        let location = match self.ingress {
+            Some(_) => location.strip_prefix(INGRESS).expect("the redirect stays under the ingress path"),
+            None => location,
+        };
+        self.get(location).await
+    }
+
     pub async fn audit_actions(&self) -> Vec<String> {
         let q = AuditQuery { actor: None, action: None, since: None, until: None, limit: 500, offset: 0 };
         self.state.store.audit_entries(q).await.unwrap().0.into_iter().map(|e| e.action).collect()
@@ -282,7 +295,7 @@ async fn api_keys_create_once_validate_and_revoke() {
 
     let created =
         ui.post("/keys", Some(&page.csrf()), &[("name", "ci job"), ("scopes", "read"), ("scopes", "write")]).await;
-    assert_eq!(created.status, StatusCode::CREATED);
+    let created = ui.follow(&created).await;
     let at = created.body.find("pk_").expect("key shown");
     let key: String =
         created.body[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
@@ -319,13 +332,15 @@ async fn agents_enrollment_token_capabilities_and_revoke() {
 
     let ok =
         ui.post("/agents/enroll", Some(&page.csrf()), &[("label", "home-nas"), ("capabilities", "tunnels:read")]).await;
-    assert_eq!(ok.status, StatusCode::CREATED);
-    assert!(ok.body.contains("portico agent enroll --panel https://panel.example.com --token "), "{}", ok.body);
+    let shown = ui.follow(&ok).await;
+    assert!(shown.body.contains("portico agent enroll --panel https://panel.example.com --token "), "{}", shown.body);
+    let reload = ui.get(ok.location.as_deref().unwrap()).await;
+    assert!(!reload.body.contains("--token "), "a reload does not show the token again");
     let dup = ui.post("/agents/enroll", Some(&page.csrf()), &[("label", "home-nas")]).await;
-    assert_eq!(dup.status, StatusCode::CREATED, "a pending token does not create the agent yet");
+    assert_eq!(dup.status, StatusCode::SEE_OTHER, "a pending token does not create the agent yet");
 
     let issued = ui.post("/agents/enroll", Some(&page.csrf()), &[("label", "garage"), ("mode", "certificate")]).await;
-    assert_eq!(issued.status, StatusCode::CREATED);
+    let issued = ui.follow(&issued).await;
     assert!(issued.body.contains("-----BEGIN PRIVATE KEY-----"), "key shown once: {}", issued.body);
     assert!(issued.body.contains("-----BEGIN CERTIFICATE-----"));
     let garage = ui.state.store.agent("garage".into()).await.unwrap().expect("agent created");
@@ -477,7 +492,8 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
     assert_eq!(resp.status, StatusCode::FORBIDDEN);
     let own = ingress.get("/keys").await.csrf();
     let resp = ingress.post("/keys", Some(&own), &[("name", "x"), ("scopes", "read")]).await;
-    assert_eq!(resp.status, StatusCode::CREATED);
+    assert_eq!(resp.status, StatusCode::SEE_OTHER);
+    assert!(ingress.follow(&resp).await.body.contains("pk_"), "the key, under the ingress path");
 }
 
 /// Another view of the same install (same state and admin serial).

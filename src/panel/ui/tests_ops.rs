@@ -229,7 +229,7 @@ async fn backups_validate_the_passphrase_take_list_and_link_the_download() {
     assert!(crate::backup::list(&ui.state.settings.backup_dir()).unwrap().is_empty());
 
     let taken = ui.post("/backups", Some(&page.csrf()), &[("passphrase", "correct horse battery")]).await;
-    assert_eq!(taken.status, StatusCode::CREATED, "{}", taken.body);
+    let taken = ui.follow(&taken).await;
     let list = crate::backup::list(&ui.state.settings.backup_dir()).unwrap();
     assert_eq!(list.len(), 1);
     let id = &list[0].id;

@@ -186,7 +186,7 @@ async fn users_create_with_totp_once_edit_reset_and_delete() {
             &[("username", "alice"), ("displayName", "Alice"), ("password", "a long enough secret"), ("totp", "on")],
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let created = ui.follow(&created).await;
     assert!(created.body.contains("<svg") && created.body.contains("otpauth://totp/"), "QR shown");
     let user = ui.state.store.user("alice".into()).await.unwrap().unwrap();
     let secret = user.totp_secret.clone().unwrap();
@@ -197,7 +197,7 @@ async fn users_create_with_totp_once_edit_reset_and_delete() {
     assert!(list.body.contains(">alice</a>") && list.body.contains(">enrolled</span>"));
 
     let generated = ui.post("/users", Some(&csrf), &[("username", "bob")]).await;
-    assert_eq!(generated.status, StatusCode::CREATED);
+    let generated = ui.follow(&generated).await;
     let at = generated.body.find("id=\"new-password\">").expect("generated password shown") + 18;
     let password: String = generated.body[at..].chars().take_while(|c| *c != '<').collect();
     let bob = ui.state.store.user("bob".into()).await.unwrap().unwrap();
@@ -213,10 +213,15 @@ async fn users_create_with_totp_once_edit_reset_and_delete() {
     assert!(alice.disabled && alice.display_name == "Alice B." && alice.password_hash == user.password_hash);
 
     let reset = ui.post("/users/alice/reset-totp", Some(&csrf), &[("confirm", "yes")]).await;
-    assert_eq!(reset.status, StatusCode::OK);
+    let reset_location = reset.location.clone();
+    let other = ui.get(&reset_location.clone().unwrap().replace("/users/alice", "/users/bob")).await;
+    assert!(!other.body.contains("<svg"), "another user's page does not show it");
+    let reset = ui.follow(&reset).await;
     let new_secret = ui.state.store.user("alice".into()).await.unwrap().unwrap().totp_secret.unwrap();
     assert_ne!(new_secret, secret);
     assert!(reset.body.contains(&new_secret) && reset.body.contains("<svg"));
+    let reload = ui.get(reset_location.as_deref().unwrap()).await;
+    assert!(!reload.body.contains(&new_secret), "the new secret is shown once");
 
     let deleted = ui.post("/users/bob/delete", Some(&csrf), &[("confirm", "yes")]).await;
     assert_eq!(deleted.location.as_deref(), Some("/users?flash=user_deleted"));
@@ -266,7 +271,7 @@ async fn groups_and_invitations_through_forms() {
     let created = ui
         .post("/invitations", Some(&csrf), &[("username", "dave"), ("groups", "family"), ("expiresInDays", "3")])
         .await;
-    assert_eq!(created.status, StatusCode::CREATED);
+    let created = ui.follow(&created).await;
     let at = created.body.find("https://auth.example.com/invite/").expect("link shown");
     let link: String = created.body[at..].chars().take_while(|c| *c != '<').collect();
     let token = link.rsplit('/').next().unwrap();

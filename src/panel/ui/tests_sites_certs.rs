@@ -87,7 +87,7 @@ async fn bring_your_own_shows_field_errors_then_installs() {
 
     let fields = [("name", "panel.example.com"), ("fullchain", chain.as_str()), ("key", key.as_str())];
     let installed = ui.post("/certs/upload", Some(&csrf), &fields).await;
-    assert_eq!(installed.status, StatusCode::OK, "{}", installed.body);
+    let installed = ui.follow(&installed).await;
     assert!(installed.body.contains("A new certificate for <code>panel.example.com</code> is live."));
     assert!(installed.body.contains("manual (uploaded)"), "{}", installed.body);
 }

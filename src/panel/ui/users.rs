@@ -62,8 +62,16 @@ async fn list_page(ui: &UiAdmin) -> Result<UsersPage, PageError> {
     })
 }
 
+/// A user just created, with the password generated here: shown once
+/// after the post's redirect.
+struct Created(CreatedUser, Option<String>);
+
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    super::ok(&list_page(&ui).await?)
+    let mut p = list_page(&ui).await?;
+    if let Some(Created(created, generated)) = ui.take_shown() {
+        (p.created, p.generated) = (Some(created), generated);
+    }
+    super::ok(&p)
 }
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
@@ -77,7 +85,6 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
         groups: form.all("groups"),
         totp: form.get("totp") == "on",
     };
-    let mut p = list_page(ui).await?;
     match users::create_user(&ui.state.store, new.clone()).await {
         Ok(created) => {
             let details = json!({ "groups": created.user.groups, "totp": created.totp.is_some() });
@@ -90,13 +97,11 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
                 Some(details),
             )
             .await;
-            p.users = ui.state.store.users().await?;
-            p.created = Some(created);
-            p.generated = generated;
-            super::render(StatusCode::CREATED, &p)
+            Ok(ui.redirect_showing("/users", Created(created, generated)))
         }
         Err(e) => {
             let (errors, error) = super::form_error(e.into())?;
+            let mut p = list_page(ui).await?;
             p.form = NewUser { password: String::new(), ..new };
             p.errors = errors;
             p.error = error;
@@ -163,7 +168,11 @@ async fn user_page(ui: &UiAdmin, username: &str) -> Result<UserPage, PageError> 
 }
 
 async fn show_one(ui: UiAdmin, username: web::Path<String>) -> Result<HttpResponse, PageError> {
-    super::ok(&user_page(&ui, &username).await?)
+    let mut p = user_page(&ui, &username).await?;
+    // A reset's new enrollment, for this user only.
+    let mine = |(user, _): &(String, TotpEnrollment)| *user == p.user.username;
+    p.enrollment = ui.take_shown_if(mine).map(|(_, enrollment)| enrollment);
+    super::ok(&p)
 }
 
 async fn update(form: UiForm, username: web::Path<String>) -> Result<HttpResponse, PageError> {
@@ -197,15 +206,13 @@ async fn update(form: UiForm, username: web::Path<String>) -> Result<HttpRespons
 
 async fn reset_totp(form: UiForm, username: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    let mut p = user_page(ui, &username).await?;
+    user_page(ui, &username).await?;
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the reset").into());
     }
     let enrollment = users::reset_totp(&ui.state.store, &username).await.map_err(ApiError::from)?;
     audit::record(&ui.state.store, &ui.actor(), "user.reset_totp", &username, Outcome::Success, None).await;
-    p.user.totp_enrolled = true;
-    p.enrollment = Some(enrollment);
-    super::ok(&p)
+    Ok(ui.redirect_showing(&format!("/users/{username}"), (username.to_string(), enrollment)))
 }
 
 async fn delete(form: UiForm, username: web::Path<String>) -> Result<HttpResponse, PageError> {

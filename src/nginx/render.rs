@@ -13,6 +13,9 @@ use super::{limits, vhosts};
 
 /// Name of the internal page nginx serves for 495/496.
 pub(crate) const CERT_PAGE: &str = "html/cert-required.html";
+/// Name of the internal page nginx serves while the panel does not answer
+/// (it is restarting): 502/503/504 from the panel's pages.
+pub(crate) const RESTARTING_PAGE: &str = "html/panel-restarting.html";
 
 /// Renders the whole tree. Same input → byte-identical files.
 ///
@@ -38,6 +41,7 @@ pub fn render(input: &RenderInput) -> Result<RenderedTree, RenderError> {
     tree.files.insert("nginx.conf".into(), main_conf(input, &servers));
     tree.files.insert("mime.types".into(), MIME_TYPES.into());
     tree.files.insert(CERT_PAGE.into(), CERT_REQUIRED_HTML.into());
+    tree.files.insert(RESTARTING_PAGE.into(), RESTARTING_HTML.into());
     for (name, body) in SNIPPETS {
         tree.files.insert(format!("snippets/{name}").into(), (*body).into());
     }
@@ -288,3 +292,41 @@ revoked; issue a new one from a device that still has access.</p>
 </body>
 </html>
 "#;
+
+/// The panel's look without the panel: styles inline (the panel serves its
+/// stylesheet, and it is the panel that is down), light and dark, no script.
+/// The refresh reloads the address asked for, as a GET.
+const RESTARTING_HTML: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="5">
+<title>Restarting · Portico</title>
+<style>
+:root { --bg: #f6f7f9; --fg: #1b1f24; --muted: #5b6470; --card: #fff; --line: #d9dde3; --accent: #2557d6; color-scheme: light dark; }
+@media (prefers-color-scheme: dark) { :root { --bg: #111418; --fg: #e6e9ee; --muted: #9aa4b1; --card: #1a1e24; --line: #2d333b; --accent: #6d95ff; } }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: var(--bg); color: var(--fg); }
+header { display: flex; align-items: center; gap: 8px; padding: 10px 24px; background: var(--card); border-bottom: 1px solid var(--line); font-weight: 700; font-size: 18px; }
+main { max-width: 40rem; margin: 0 auto; padding: 24px; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 18px 20px; }
+h1 { font-size: 22px; margin: 0 0 8px; }
+p { margin: 8px 0; }
+.muted { color: var(--muted); }
+.spinner { display: inline-block; width: 14px; height: 14px; border: 2px solid var(--line); border-top-color: var(--accent); border-radius: 50%; vertical-align: -2px; margin-right: 6px; animation: spin 1s linear infinite; }
+@keyframes spin { to { transform: rotate(360deg); } }
+@media (prefers-reduced-motion: reduce) { .spinner { animation: none; } }
+</style>
+</head>
+<body>
+<header><svg width="20" height="20" viewBox="0 0 24 24" fill="none" stroke="#2557d6" stroke-width="2" aria-hidden="true"><path d="M3 21V9l9-6 9 6v12"/><path d="M9 21v-7h6v7"/></svg>Portico</header>
+<main>
+<section role="status" aria-live="polite">
+<h1>The panel is restarting</h1>
+<p><span class="spinner" aria-hidden="true"></span>This page reloads itself every few seconds and shows the panel as soon as it answers again, usually within a few seconds.</p>
+<p class="muted">Nothing you saved is lost. If this page stays for more than a minute, the panel's own log says why: <code>docker logs</code> on the appliance, or the Services page once it is back.</p>
+</section>
+</main>
+</body>
+</html>
+"##;

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use super::model::{Access, AdminVhost, CertPaths, RenderInput};
-use super::render::CERT_PAGE;
+use super::render::{CERT_PAGE, RESTARTING_PAGE};
 
 const HEADER: &str = "# Rendered by Portico; edits are overwritten on the next apply.\n";
 
@@ -198,6 +198,12 @@ fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) 
         default_type text/html;
     }}
 
+    location = /_portico/restarting.html {{
+        internal;
+        alias {restarting};
+        default_type text/html;
+    }}
+
     location = /api/health {{
 {health}    }}
 
@@ -216,13 +222,18 @@ fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) 
     location = /metrics {{
 {metrics}    }}
 
-    # Pages: a client certificate only.
+    # Pages: a client certificate only. While the panel restarts (nothing
+    # answers), a page that reloads itself instead of nginx's bare 502; a
+    # location's own error_page replaces the server's, so 495/496 again.
     location / {{
-{pages}    }}
+{pages}        error_page 495 496 =403 /_portico/cert-required.html;
+        error_page 502 503 504 =503 /_portico/restarting.html;
+    }}
 }}
 ",
         ops = super::limits::OPERATOR_CONNS,
         page = input.conf_dir.join(CERT_PAGE).display(),
+        restarting = input.conf_dir.join(RESTARTING_PAGE).display(),
         health = public("/api/health", "").replace("        limit_req zone=portico_login burst=10 nodelay;\n", ""),
         enroll = public("/api/enroll", ""),
         invite = public("/api/invite/", "        error_log stderr crit;\n"),

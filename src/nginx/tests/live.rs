@@ -190,3 +190,71 @@ fn nginx_runtime_files_stay_inside_the_temp_dir() {
     assert!(Path::new(&w.layout.run_dir.join("nginx.pid")).is_file());
     assert!(w.layout.run_dir.join("proxy").is_dir());
 }
+
+/// `curl` with a client certificate: (status, body).
+fn curl_with_client(w: &World, client: &Path, path: &str) -> (u16, String) {
+    let host = format!("panel.{DOMAIN}");
+    let port = w.input.ports.https;
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(&w.ca)
+        .arg("--cert")
+        .arg(client.join("client.crt"))
+        .arg("--key")
+        .arg(client.join("client.key"))
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// A client CA of its own and an admin certificate signed by it, under `dir`.
+fn client_certificate(dir: &Path) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "Portico client CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "admin");
+    let cert = params.signed_by(&key, &ca).unwrap();
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("client-ca.crt"), ca.pem()).unwrap();
+    fs::write(dir.join("client.crt"), cert.pem()).unwrap();
+    fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
+    dir.join("client-ca.crt")
+}
+
+#[test]
+fn a_panel_that_does_not_answer_gets_the_restarting_page_not_a_bare_502() {
+    let mut w = world();
+    let clients = w.root.join("clients");
+    w.input.client_ca = client_certificate(&clients);
+    // Nothing listens where the panel should: it is restarting.
+    w.input.upstreams.panel = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let a = applier(&w, None);
+    let _nginx = start(&w, &a);
+    wait_for("nginx answers", Duration::from_secs(10), || (curl_with_client(&w, &clients, "/").0 != 0).then_some(()));
+
+    for path in ["/", "/tunnels?flash=tunnel_saved"] {
+        let (status, body) = curl_with_client(&w, &clients, path);
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(body.contains("The panel is restarting"), "{path}: {body}");
+        assert!(body.contains("<meta http-equiv=\"refresh\" content=\"5\">"), "it reloads itself");
+        assert!(!body.contains("nginx"), "not nginx's own page: {body}");
+    }
+    // Without a certificate the gate still answers first, with its help page.
+    let (status, body) = curl(&w.ca, &format!("panel.{DOMAIN}"), w.input.ports.https, "/");
+    assert_eq!(status, 403);
+    assert!(String::from_utf8(body).unwrap().contains("Client certificate required"));
+    // API clients keep a plain status, not an HTML page meant for people.
+    let (status, body) = curl_with_client(&w, &clients, "/api/tunnels");
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.contains("The panel is restarting"));
+}

@@ -179,18 +179,43 @@ pub struct RestartingPage {
     pub boot: &'static str,
 }
 
-/// The restarting page, or a redirect with `flash` when no supervisor
-/// restarts the panel (the flash says what to do).
+/// Where a post that restarts the panel goes: the restarting page, which
+/// names the process that answered the post, or `next` with `flash` when no
+/// supervisor restarts the panel (the flash says what to do).
 pub(super) async fn restarting(ui: &UiAdmin, flash: &str, next: &str) -> Result<HttpResponse, PageError> {
     if flash != "restore_restarting" {
         return Ok(ui.redirect(&format!("{next}?flash={flash}")));
     }
-    let page = RestartingPage {
-        chrome: ui.chrome("/backups", "Restarting").await?,
-        next: format!("{next}?flash=restore_back"),
-        boot: crate::panel::routes::health::boot_id(),
-    };
-    super::render(StatusCode::ACCEPTED, &page)
+    Ok(ui.redirect(&format!("{RESTARTING}?from={}", crate::panel::routes::health::boot_id())))
+}
+
+/// The restarting page's address; `?from=` the boot id of the panel that
+/// restarts.
+const RESTARTING: &str = "/backups/restarting";
+
+#[derive(serde::Deserialize)]
+struct RestartingQuery {
+    from: Option<String>,
+}
+
+/// `GET /backups/restarting?from=<boot>`: while this panel is the one that
+/// was asked to restart, the page that waits for the next one; once another
+/// process answers (the request came after the restart, or nginx's own
+/// restarting page reloaded it), straight on to the Backups page.
+async fn show_restarting(ui: UiAdmin, query: web::Query<RestartingQuery>) -> Result<HttpResponse, PageError> {
+    let boot = crate::panel::routes::health::boot_id();
+    match query.into_inner().from {
+        Some(from) if crate::token::constant_time_eq(from.as_bytes(), boot.as_bytes()) => {
+            let page = RestartingPage {
+                chrome: ui.chrome("/backups", "Restarting").await?,
+                next: "/backups?flash=restore_back".into(),
+                boot,
+            };
+            super::ok(&page)
+        }
+        Some(_) => Ok(ui.redirect("/backups?flash=restore_back")),
+        None => Ok(ui.redirect("/backups")),
+    }
 }
 
 /// The staged and pending restores of the panel, for the forms at `action`.
@@ -408,7 +433,8 @@ async fn discard(form: UiForm) -> Result<HttpResponse, PageError> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/backups/restore", web::post().to(upload))
+    cfg.route(RESTARTING, web::get().to(show_restarting))
+        .route("/backups/restore", web::post().to(upload))
         .route("/backups/restore/apply", web::post().to(apply))
         .route("/backups/restore/discard", web::post().to(discard))
         .route("/backups/restore/rollback", web::post().to(roll_back))

@@ -811,6 +811,36 @@ async fn admin_walks_every_page_in_chromium() {
     assert_eq!(s.client.execute(scrolls, vec![]).await.unwrap(), true);
     s.shot("nginx-diff-phone").await;
 
+    // Every page of the navigation at the two sizes operators use: a laptop
+    // (1400×1000) and a phone (390×844). Nothing scrolls sideways.
+    s.client.set_window_size(1400, 1000).await.unwrap();
+    s.goto("/").await;
+    let pages = s
+        .client
+        .execute("return [...document.querySelectorAll('#main-nav a')].map(a => a.getAttribute('href'))", vec![])
+        .await
+        .unwrap();
+    let pages: Vec<String> = pages.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert!(pages.len() >= 10, "{pages:?}");
+    for (size, (w, h)) in [("desktop", (1400, 1000)), ("phone", (390, 844))] {
+        s.client.set_window_size(w, h).await.unwrap();
+        for page in &pages {
+            s.goto(page).await;
+            let wide = "const w = document.documentElement.clientWidth; \
+                return [document.documentElement.scrollWidth, innerWidth, w].concat([...document.querySelectorAll('*')]\
+                .filter(e => e.getBoundingClientRect().right + parseFloat(getComputedStyle(e).marginRight || 0) > w + 1 || e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX == 'visible').slice(0, 8).map(e => `${e.tagName}.${e.className}#${e.id} ${Math.round(e.getBoundingClientRect().right)}`))";
+            if s.client.execute(fits, vec![]).await.unwrap() != true {
+                s.shot(&format!("{size}-overflow")).await;
+                panic!("{page} scrolls sideways on a {size}: {:?}", s.client.execute(wide, vec![]).await.unwrap());
+            }
+            let name = match page.trim_matches('/') {
+                "" => "dashboard".to_string(),
+                other => other.replace('/', "-"),
+            };
+            s.shot(&format!("{size}-{name}")).await;
+        }
+    }
+
     s.client.close().await.unwrap();
 
     // Dark colour scheme follows the system setting.

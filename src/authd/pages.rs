@@ -49,7 +49,6 @@ pub struct SignIn<'a> {
     pub error: Option<&'a str>,
     /// Above the form (bans, busy).
     pub banner: Option<&'a str>,
-    pub notice: Option<&'a str>,
 }
 
 #[derive(Template)]

@@ -36,7 +36,6 @@ struct LoginPage<'a> {
     username: &'a str,
     error: Option<&'a str>,
     banner: Option<&'a str>,
-    notice: Option<&'a str>,
 }
 
 impl LoginPage<'_> {
@@ -49,7 +48,6 @@ impl LoginPage<'_> {
             username: self.username,
             error: self.error,
             banner: self.banner,
-            notice: self.notice,
         };
         html(status, c, domain, &page)
     }
@@ -97,7 +95,7 @@ pub async fn index(state: web::Data<AuthdState>, req: HttpRequest) -> HttpRespon
             SignedIn { frame: Frame::new("Signed in", domain.as_deref()), csrf: &c.token, rd: &rd, username: &user };
         return html(StatusCode::OK, &c, domain.as_deref(), &page);
     }
-    let page = LoginPage { rd: &rd, username: "", error: None, banner: None, notice: None };
+    let page = LoginPage { rd: &rd, username: "", error: None, banner: None };
     page.render(StatusCode::OK, &c, domain.as_deref())
 }
 
@@ -197,7 +195,7 @@ pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Fo
     let username = form.username.trim().to_ascii_lowercase();
     let valid = users::valid_username(&username);
     let username = if valid { username } else { bounded_name(&username) };
-    let again = |error, banner| LoginPage { rd: &form.rd, username: &typed, error, banner, notice: None };
+    let again = |error, banner| LoginPage { rd: &form.rd, username: &typed, error, banner };
     // Refused attempts are answered here, before any bcrypt work.
     if let Err(retry_after) = regulate(&state, &username, &client, Step::Password).await {
         return too_many(again(None, Some(BANNED)).render(StatusCode::OK, &c, domain), retry_after);

@@ -168,16 +168,26 @@ async fn layout_problem(s: &Session) -> String {
     s.client.execute(PHONE_LAYOUT, vec![]).await.unwrap().as_str().unwrap_or("no answer").to_string()
 }
 
+/// Sizes the window so the page itself (the viewport) is `w`×`h`.
+async fn viewport(s: &Session, w: u32, h: u32) {
+    s.client.set_window_size(w, h).await.unwrap();
+    let inner = s.client.execute("return [window.innerWidth, window.innerHeight]", vec![]).await.unwrap();
+    let (iw, ih) = (inner[0].as_u64().unwrap_or(0) as u32, inner[1].as_u64().unwrap_or(0) as u32);
+    if (iw, ih) != (w, h) {
+        s.client.set_window_size(2 * w - iw.min(w), 2 * h - ih.min(h)).await.unwrap();
+    }
+}
+
 /// Shots of the current page at both sizes, checking the phone layout.
 async fn shots(s: &Session, name: &str) {
     for (w, h, suffix) in SIZES {
-        s.client.set_window_size(w, h).await.unwrap();
+        viewport(s, w, h).await;
         if suffix == "phone" {
             assert_eq!(layout_problem(s).await, "ok", "{name} at {w}×{h}");
         }
         s.shot(&format!("{name}-{suffix}")).await;
     }
-    s.client.set_window_size(SIZES[0].0, SIZES[0].1).await.unwrap();
+    viewport(s, SIZES[0].0, SIZES[0].1).await;
 }
 
 async fn attr(s: &Session, css: &str, name: &str) -> String {

@@ -8,6 +8,7 @@ pub mod acme;
 pub mod agent;
 pub mod agents;
 pub mod apikeys;
+pub mod assets;
 pub mod audit;
 pub mod authd;
 pub mod backup;

@@ -376,7 +376,7 @@ pub async fn accept_invitation(
     if !errors.is_empty() {
         return Err(UserError::Invalid(errors));
     }
-    let step = totp::verify(&i.totp_secret, code, now.unix_timestamp()).ok_or(UserError::BadTotp)?;
+    totp::verify(&i.totp_secret, code, now.unix_timestamp()).ok_or(UserError::BadTotp)?;
     let row = NewUserRow {
         username: i.username.clone(),
         display_name: String::new(),
@@ -385,7 +385,7 @@ pub async fn accept_invitation(
         totp_secret: Some(i.totp_secret.clone()),
         groups: i.groups.clone(),
     };
-    match store.accept_invitation(token::sha256_hex(token.as_bytes()), row, step, now).await {
+    match store.accept_invitation(token::sha256_hex(token.as_bytes()), row, now).await {
         Ok(u) => Ok(u),
         Err(StoreError::Conflict(m)) if m.contains("invitation") => Err(UserError::BadInvitation),
         Err(e) => Err(e.into()),

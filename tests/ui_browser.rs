@@ -22,12 +22,15 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
-use fantoccini::{Client, ClientBuilder, Locator};
+use chromium::{Driver, Session, browser_with, screenshots_dir, tool};
+use fantoccini::{Client, Locator};
 use portico::onboarding::OnboardingState;
 use portico::panel::{AppState, Channel, configure};
 use portico::settings::Settings;
 use time::OffsetDateTime;
 
+#[path = "support/chromium.rs"]
+mod chromium;
 #[path = "../src/panel/tests/dns.rs"]
 #[allow(dead_code)]
 mod dns;
@@ -38,66 +41,8 @@ mod pebble;
 const INGRESS: &str = "/api/hassio_ingress/abc";
 const PUBLIC_IP: &str = "203.0.113.10";
 
-fn tool(name: &str) -> Option<PathBuf> {
-    ["/usr/bin", "/usr/local/bin", "/usr/lib/chromium"].iter().map(|d| Path::new(d).join(name)).find(|p| p.exists())
-}
-
-fn screenshots_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("ui-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// chromedriver on a free loopback port, killed on drop.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start(binary: &Path) -> Driver {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(binary)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver { child, url: format!("http://127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
     browser_with(driver, chromium, profile, &[]).await
-}
-
-async fn browser_with(driver: &Driver, chromium: &Path, profile: &Path, extra: &[&str]) -> Client {
-    let mut args: Vec<String> = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-        .into_iter()
-        .chain(["--window-size=1280,1400"])
-        .chain(extra.iter().copied())
-        .map(String::from)
-        .collect();
-    args.push(format!("--user-data-dir={}", profile.display()));
-    let mut caps = serde_json::Map::new();
-    caps.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": chromium, "args": args }));
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector).capabilities(caps).connect(&driver.url).await.expect("connect to chromedriver")
 }
 
 /// A real nginx on the panel's live tree, stopped on drop.
@@ -247,88 +192,6 @@ async fn front_proxy(
         }
     }
     next.call(req).await.map(ServiceResponse::map_into_boxed_body)
-}
-
-struct Session {
-    client: Client,
-    origin: String,
-    shots: PathBuf,
-    prefix: &'static str,
-}
-
-impl Session {
-    async fn goto(&self, path: &str) {
-        self.client.goto(&format!("{}{}", self.origin, path)).await.unwrap();
-    }
-
-    async fn shot(&self, name: &str) {
-        let png = self.client.screenshot().await.unwrap();
-        std::fs::write(self.shots.join(format!("{}{name}.png", self.prefix)), png).unwrap();
-    }
-
-    async fn body_text(&self) -> String {
-        self.try_body_text().await.expect("page text")
-    }
-
-    /// `None` while a navigation replaces the document.
-    async fn try_body_text(&self) -> Option<String> {
-        let text = self.client.execute("return document.body ? document.body.innerText : ''", vec![]).await.ok()?;
-        text.as_str().map(str::to_string)
-    }
-
-    async fn fill(&self, css: &str, text: &str) {
-        let input = self.client.find(Locator::Css(css)).await.unwrap();
-        input.clear().await.unwrap();
-        input.send_keys(text).await.unwrap();
-    }
-
-    async fn click(&self, css: &str) {
-        self.client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
-    }
-
-    async fn path(&self) -> String {
-        let url = self.client.current_url().await.unwrap();
-        format!("{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default())
-    }
-
-    /// Polls (bounded) until the page's path and query are `expected`.
-    async fn wait_path(&self, expected: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let path = self.path().await;
-            if path == expected {
-                return;
-            }
-            assert!(Instant::now() < deadline, "still at {path}, expected {expected}");
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Polls (bounded) until the page's text contains `needle`; returns the text.
-    async fn wait_text(&self, needle: &str) -> String {
-        self.wait_text_within(needle, Duration::from_secs(10)).await
-    }
-
-    async fn wait_text_within(&self, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let text = self.try_body_text().await.unwrap_or_default();
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "page never showed {needle:?}: {text}");
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Every link, form action, script and stylesheet URL of the page, resolved.
-    async fn urls(&self) -> Vec<String> {
-        let script = "return [...document.querySelectorAll('[href],[src],[action]')]\
-            .map(e => new URL(e.getAttribute('href') || e.getAttribute('src') || e.getAttribute('action'), \
-                document.baseURI).href);";
-        let found = self.client.execute(script, vec![]).await.unwrap();
-        found.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect()
-    }
 }
 
 fn chromium_tools() -> Option<(PathBuf, PathBuf)> {

@@ -1,53 +1,87 @@
 //! `https://auth.<d>/invite/<token>`: the invitee's page. Shows the TOTP QR
 //! code to scan, then takes a password and the first code; no JavaScript.
+//! An `rd` on the link (the app the invitation is for) survives the form,
+//! so "account created" leads back to that app.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 
 use super::AuthdState;
-use super::portal::{self, escape};
+use super::forms::{self, Csrf, bounded_rd, csrf, csrf_ok, html};
+use super::pages::{Created, Frame, Invite};
+use super::portal::safe_rd;
+use super::redirect;
 use super::regulation::{Step, Verdict};
 use crate::audit::{self, Outcome};
 use crate::users::{self, UserError};
 
-fn form(csrf: &str, token: &str, view: &users::InvitationView, message: &str) -> String {
-    let msg = if message.is_empty() { String::new() } else { format!("<p class=\"err\">{}</p>", escape(message)) };
-    format!(
-        "{msg}<p>Welcome, <b>{user}</b>. Scan this code with an authenticator app:</p>{qr}\
-         <p>Or enter the key by hand: <code>{secret}</code></p>\
-         <form method=\"post\" action=\"/invite/{token}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label>Password (at least {min} characters) <input name=\"password\" type=\"password\" \
-         autocomplete=\"new-password\" minlength=\"{min}\" required></label>\
-         <label>Code from the app <input name=\"code\" inputmode=\"numeric\" pattern=\"[0-9]{{6}}\" required></label>\
-         <button>Create account</button></form>",
-        user = escape(&view.username),
-        qr = view.totp.qr_svg,
-        secret = escape(&view.totp.totp_secret),
-        token = escape(token),
-        csrf = escape(csrf),
-        min = users::MIN_PASSWORD_LEN,
-    )
+/// The invitation form, with what went wrong where.
+#[derive(Default)]
+struct Problems<'a> {
+    password: Option<String>,
+    code: Option<&'a str>,
+    banner: Option<&'a str>,
 }
 
-fn gone(csrf: &portal::Csrf) -> HttpResponse {
-    let body = "<p>This invitation is invalid, was already used, or has expired. Ask for a new one.</p>";
-    portal::html(StatusCode::NOT_FOUND, csrf, "Invitation", body)
+struct Ctx<'a> {
+    csrf: &'a Csrf,
+    domain: Option<&'a str>,
+    token: &'a str,
+    rd: &'a str,
+}
+
+fn form(status: StatusCode, ctx: &Ctx<'_>, view: &users::InvitationView, problems: Problems<'_>) -> HttpResponse {
+    let page = Invite {
+        frame: Frame::new("Set up your account", ctx.domain),
+        csrf: &ctx.csrf.token,
+        token: ctx.token,
+        rd: ctx.rd,
+        username: &view.username,
+        qr_svg: &view.totp.qr_svg,
+        secret: &view.totp.totp_secret,
+        min_password: users::MIN_PASSWORD_LEN,
+        password_error: problems.password,
+        code_error: problems.code,
+        banner: problems.banner,
+    };
+    html(status, ctx.csrf, ctx.domain, &page)
+}
+
+fn gone(c: &Csrf, domain: Option<&str>) -> HttpResponse {
+    let text = "This invitation link is not valid: it was already used, it expired, or it was withdrawn. \
+                Ask the person who invited you for a new one.";
+    forms::message(StatusCode::NOT_FOUND, c, domain, "Invitation not valid", text, ("/".into(), "Go to sign in"))
+}
+
+/// A field message as a sentence: "use at least 12 characters" → "Use at least 12 characters."
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>()).unwrap_or_default();
+    let end = if text.ends_with('.') { "" } else { "." };
+    format!("{first}{}{end}", chars.as_str())
 }
 
 #[get("/invite/{token}")]
 pub async fn show(state: web::Data<AuthdState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
-    let c = portal::csrf(&state, &req);
+    let c = csrf(&state, &req);
+    let domain = state.domain().await;
+    let rd = safe_rd(&forms::raw_rd(&req).unwrap_or_default(), domain.as_deref());
+    let ctx = Ctx { csrf: &c, domain: domain.as_deref(), token: &token, rd: &rd };
     match users::view_invitation(&state.store, &token, state.clock.now()).await {
-        Ok(view) => portal::html(StatusCode::OK, &c, "Set up your account", &form(&c.token, &token, &view, "")),
-        Err(_) => gone(&c),
+        Ok(view) => form(StatusCode::OK, &ctx, &view, Problems::default()),
+        Err(_) => gone(&c, domain.as_deref()),
     }
 }
 
 #[derive(Deserialize)]
 pub struct AcceptForm {
+    #[serde(default)]
     password: String,
+    #[serde(default)]
     code: String,
+    #[serde(default)]
+    rd: String,
     #[serde(default)]
     csrf: String,
 }
@@ -60,37 +94,46 @@ pub async fn accept(
     body: web::Form<AcceptForm>,
 ) -> HttpResponse {
     let body = body.into_inner();
-    if !portal::csrf_ok(&state, &req, &body.csrf) {
-        return portal::csrf_refused(&state, &req);
+    if !csrf_ok(&state, &req, &body.csrf) {
+        return forms::csrf_refused(&state, &req).await;
     }
-    let c = portal::csrf(&state, &req);
+    let c = csrf(&state, &req);
+    let domain = state.domain().await;
+    let rd = safe_rd(&bounded_rd(body.rd), domain.as_deref());
+    let ctx = Ctx { csrf: &c, domain: domain.as_deref(), token: &token, rd: &rd };
     let now = state.clock.now();
     let Ok(view) = users::view_invitation(&state.store, &token, now).await else {
-        return gone(&c);
+        return gone(&c, ctx.domain);
     };
     let ip = state.client_ip(&req);
     let client = state.client_key(&req);
     let verdict =
         state.regulator.check(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
     if let Verdict::Refuse { .. } = verdict {
-        let page = form(&c.token, &token, &view, "Too many failed attempts. Try again in a few minutes.");
-        return portal::html(StatusCode::TOO_MANY_REQUESTS, &c, "Set up your account", &page);
+        let banner = Some("Too many failed attempts. Try again in a few minutes.");
+        return form(StatusCode::TOO_MANY_REQUESTS, &ctx, &view, Problems { banner, ..Default::default() });
     }
     let result = users::accept_invitation(&state.store, &token, body.password, &body.code, now).await;
     let details = Some(serde_json::json!({ "ip": ip }));
-    let message = match result {
+    let problems = match result {
         Ok(user) => {
             let actor = format!("visitor:{}", user.username);
             audit::record(&state.store, &actor, "invitation.accept", &user.username, Outcome::Success, details).await;
-            let body = "<p>Your account is ready. <a href=\"/\">Sign in</a>.</p>";
-            return portal::html(StatusCode::OK, &c, "Account created", body);
+            let continue_to = (!rd.is_empty()).then(|| (rd.clone(), redirect::host(&rd).to_string()));
+            let page =
+                Created { frame: Frame::new("Account created", ctx.domain), username: &user.username, continue_to };
+            return html(StatusCode::OK, &c, ctx.domain, &page);
         }
-        Err(UserError::Invalid(fields)) => fields.into_iter().map(|f| f.message).collect::<Vec<_>>().join("; "),
+        Err(UserError::Invalid(fields)) => {
+            let text = fields.into_iter().map(|f| sentence(&f.message)).collect::<Vec<_>>().join(" ");
+            Problems { password: Some(text), ..Default::default() }
+        }
         Err(UserError::BadTotp) => {
             state.regulator.fail(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
-            "That code is not valid; check the app's clock and try the next code.".into()
+            let code = "That code is not valid. Check that your phone's clock is right and enter the code shown now.";
+            Problems { code: Some(code), ..Default::default() }
         }
-        Err(UserError::BadInvitation) => return gone(&c),
+        Err(UserError::BadInvitation) => return gone(&c, ctx.domain),
         Err(err) => {
             tracing::error!(%err, "cannot accept invitation");
             return HttpResponse::InternalServerError().finish();
@@ -98,7 +141,7 @@ pub async fn accept(
     };
     let actor = format!("visitor:{}", view.username);
     audit::record(&state.store, &actor, "invitation.accept", &view.username, Outcome::Failure, details).await;
-    portal::html(StatusCode::BAD_REQUEST, &c, "Set up your account", &form(&c.token, &token, &view, &message))
+    form(StatusCode::BAD_REQUEST, &ctx, &view, problems)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -8,12 +8,15 @@
 
 pub mod clock;
 pub mod counters;
+mod forms;
 pub mod gate;
 mod invite;
+mod pages;
 mod portal;
 pub mod redirect;
 pub mod regulation;
 mod sessions;
+mod signout;
 mod verify;
 
 use std::net::{IpAddr, TcpListener};
@@ -63,6 +66,14 @@ impl AuthdState {
         self.cache.domain(&self.store).await
     }
 
+    /// `https://auth.<domain>[:port]`, the portal's own origin as visitors see it.
+    fn portal_origin(&self, domain: &str) -> String {
+        match self.settings.nginx.https_port {
+            443 => format!("https://auth.{domain}"),
+            port => format!("https://auth.{domain}:{port}"),
+        }
+    }
+
     fn trusted(&self, req: &HttpRequest) -> bool {
         req.peer_addr().is_some_and(|p| self.settings.trusted_proxies.contains(&p.ip()))
     }
@@ -98,9 +109,11 @@ impl AuthdState {
 pub fn configure(state: web::Data<AuthdState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(state)
-            .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(portal::form_error))
+            .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(forms::form_error))
             .configure(verify::configure)
+            .configure(pages::configure)
             .configure(portal::configure)
+            .configure(signout::configure)
             .configure(invite::configure);
     }
 }

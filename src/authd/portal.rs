@@ -1,128 +1,81 @@
 //! The visitor login portal at `https://auth.<d>/`: server-rendered forms,
 //! no JavaScript. Password first, then TOTP; CSRF tokens on every form
-//! (signed double-submit in a `__Host-` cookie, which sibling subdomains
-//! cannot set); the pending login between the two steps lives in a signed,
-//! five-minute `__Host-` cookie.
+//! (see [`super::forms`]); the pending login between the two steps lives in
+//! a signed, five-minute `__Host-` cookie.
 
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE, USER_AGENT};
+use actix_web::http::header::{HeaderValue, RETRY_AFTER, SET_COOKIE, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AuthdState;
-use super::redirect::safe_redirect;
+use super::forms::{self, Csrf, bounded_rd, csrf, csrf_ok, html, see_other, with_rd};
+use super::pages::{Frame, SignIn, SignedIn, Totp};
+use super::redirect::{self, safe_redirect};
 use super::regulation::{Step, Verdict};
 use super::sessions::{self, SESSION_COOKIE, cookie};
 use crate::audit::{self, Outcome};
 use crate::{token, totp, users};
 
-const CSRF_COOKIE: &str = "__Host-portico_csrf";
 const PENDING_COOKIE: &str = "__Host-portico_pending";
 /// Lifetime of the step between password and TOTP, seconds.
 const PENDING_SECS: i64 = 300;
 
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+/// `rd` when it is a safe place to send the visitor after signing in (see
+/// [`safe_redirect`]), decoded; otherwise nothing.
+pub fn safe_rd(rd: &str, domain: Option<&str>) -> String {
+    domain.and_then(|d| safe_redirect(rd, d)).unwrap_or_default()
 }
 
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The sign-in form with what the visitor typed (never the password).
+struct LoginPage<'a> {
+    rd: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+    banner: Option<&'a str>,
 }
 
-/// A complete HTML page.
-pub fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{t} · Portico</title><style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}\
-         label,input,button{{display:block;width:100%;margin:.4rem 0}}.err{{color:#b00020}}</style></head>\
-         <body><h1>{t}</h1>{body}</body></html>",
-        t = escape(title)
-    )
-}
-
-/// `rd` exactly as nginx appended it: everything after the first `rd=`.
-fn raw_rd(req: &HttpRequest) -> Option<String> {
-    let q = req.query_string();
-    let start = if q.starts_with("rd=") { Some(3) } else { q.find("&rd=").map(|i| i + 4) }?;
-    Some(q[start..].to_string())
-}
-
-pub struct Csrf {
-    pub token: String,
-    set_cookie: Option<String>,
-}
-
-fn csrf_valid(state: &AuthdState, t: &str) -> bool {
-    t.split_once('.').is_some_and(|(nonce, sig)| token::verify_signature(&state.key, &format!("csrf:{nonce}"), sig))
-}
-
-/// The request's CSRF token, or a new one with its cookie.
-pub fn csrf(state: &AuthdState, req: &HttpRequest) -> Csrf {
-    if let Some(t) = cookie(req, CSRF_COOKIE).filter(|t| csrf_valid(state, t)) {
-        return Csrf { token: t, set_cookie: None };
+impl LoginPage<'_> {
+    fn render(&self, status: StatusCode, c: &Csrf, domain: Option<&str>) -> HttpResponse {
+        let page = SignIn {
+            frame: Frame::new("Sign in", domain),
+            csrf: &c.token,
+            rd: self.rd,
+            continue_to: (!self.rd.is_empty()).then(|| redirect::host(self.rd).to_string()),
+            username: self.username,
+            error: self.error,
+            banner: self.banner,
+        };
+        html(status, c, domain, &page)
     }
-    let nonce = token::random_token(16);
-    let t = format!("{nonce}.{}", token::sign(&state.key, &format!("csrf:{nonce}")));
-    let set = format!("{CSRF_COOKIE}={t}; Path=/; Secure; HttpOnly; SameSite=Strict");
-    Csrf { token: t, set_cookie: Some(set) }
 }
 
-pub fn csrf_ok(state: &AuthdState, req: &HttpRequest, presented: &str) -> bool {
-    cookie(req, CSRF_COOKIE)
-        .is_some_and(|c| csrf_valid(state, &c) && token::constant_time_eq(c.as_bytes(), presented.as_bytes()))
-}
-
-pub fn html(status: StatusCode, csrf: &Csrf, title: &str, body: &str) -> HttpResponse {
-    let mut res = HttpResponse::build(status);
-    res.content_type("text/html; charset=utf-8").insert_header((CACHE_CONTROL, "no-store"));
-    if let Some(c) = &csrf.set_cookie {
-        res.append_header((SET_COOKIE, c.clone()));
-    }
-    res.body(page(title, body))
-}
-
-fn login_form(csrf: &Csrf, rd: &str, message: &str) -> String {
-    let msg = if message.is_empty() { String::new() } else { format!("<p class=\"err\">{}</p>", escape(message)) };
-    format!(
-        "{msg}<form method=\"post\" action=\"/login\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{c}\"><input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
-         <label>Username <input name=\"username\" autocomplete=\"username\" required></label>\
-         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         <label><input type=\"checkbox\" name=\"remember\" value=\"1\" style=\"width:auto;display:inline\"> Remember me</label>\
-         <button>Continue</button></form>",
-        c = escape(&csrf.token),
-        rd = escape(rd)
-    )
-}
-
-fn totp_form(csrf: &Csrf, rd: &str, message: &str) -> String {
-    let msg = if message.is_empty() { String::new() } else { format!("<p class=\"err\">{}</p>", escape(message)) };
-    format!(
-        "{msg}<form method=\"post\" action=\"/totp\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{c}\"><input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
-         <label>Code from your authenticator app <input name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" \
-         pattern=\"[0-9]{{6}}\" required autofocus></label><button>Sign in</button></form>",
-        c = escape(&csrf.token),
-        rd = escape(rd)
-    )
-}
-
-fn see_other(to: &str) -> actix_web::HttpResponseBuilder {
-    let mut res = HttpResponse::SeeOther();
-    res.insert_header((LOCATION, to.to_string())).insert_header((CACHE_CONTROL, "no-store"));
-    res
+fn totp_page_for(
+    status: StatusCode,
+    c: &Csrf,
+    domain: Option<&str>,
+    user: &str,
+    rd: &str,
+    error: Option<&str>,
+    banner: Option<&str>,
+) -> HttpResponse {
+    let page = Totp {
+        frame: Frame::new("Two-step verification", domain),
+        csrf: &c.token,
+        rd,
+        username: user,
+        switch_url: with_rd("/", rd),
+        error,
+        banner,
+    };
+    html(status, c, domain, &page)
 }
 
 /// The signed-in user of this request, if any.
-async fn signed_in(state: &AuthdState, req: &HttpRequest) -> Option<String> {
+pub async fn signed_in(state: &AuthdState, req: &HttpRequest) -> Option<String> {
     let value = cookie(req, SESSION_COOKIE).filter(|v| !v.is_empty() && v.len() <= 128)?;
     let (s, u) = state.store.session(token::sha256_hex(value.as_bytes())).await.ok()??;
     let live = sessions::is_live(&s, state.clock.now(), &state.settings.authd) && !u.disabled;
@@ -131,72 +84,32 @@ async fn signed_in(state: &AuthdState, req: &HttpRequest) -> Option<String> {
 
 #[get("/")]
 pub async fn index(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
-    let rd = raw_rd(&req).unwrap_or_default();
-    let csrf = csrf(&state, &req);
-    if let Some(user) = signed_in(&state, &req).await {
-        if let Some(domain) = state.domain().await
-            && let Some(to) = safe_redirect(&rd, &domain)
-        {
-            return see_other(&to).finish();
-        }
-        let body = format!(
-            "<p>You are signed in as <b>{}</b>.</p><form method=\"post\" action=\"/logout\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>Sign out</button></form>",
-            escape(&user),
-            escape(&csrf.token)
-        );
-        return html(StatusCode::OK, &csrf, "Signed in", &body);
-    }
-    html(StatusCode::OK, &csrf, "Sign in", &login_form(&csrf, &rd, ""))
-}
-
-/// nginx's `error_page 403` target on a tunnel or site: who is signed in,
-/// and that this app is not shared with them. Always 403.
-#[get("/denied")]
-pub async fn denied(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
+    let domain = state.domain().await;
+    let rd = safe_rd(&forms::raw_rd(&req).unwrap_or_default(), domain.as_deref());
     let c = csrf(&state, &req);
-    let body = match signed_in(&state, &req).await {
-        Some(user) => format!(
-            "<p>You are signed in as <b>{}</b>, but this app is not shared with you.</p>\
-             <p>Ask the administrator for access, or sign in as someone else.</p>",
-            escape(&user)
-        ),
-        None => "<p>This app is not shared with you.</p>".into(),
-    };
-    html(StatusCode::FORBIDDEN, &c, "Not shared with you", &body)
+    if let Some(user) = signed_in(&state, &req).await {
+        if !rd.is_empty() {
+            return see_other(&rd).finish();
+        }
+        let page =
+            SignedIn { frame: Frame::new("Signed in", domain.as_deref()), csrf: &c.token, rd: &rd, username: &user };
+        return html(StatusCode::OK, &c, domain.as_deref(), &page);
+    }
+    let page = LoginPage { rd: &rd, username: "", error: None, banner: None };
+    page.render(StatusCode::OK, &c, domain.as_deref())
 }
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
     username: String,
+    #[serde(default)]
     password: String,
     remember: Option<String>,
     #[serde(default)]
     rd: String,
     #[serde(default)]
     csrf: String,
-}
-
-/// A form that does not parse or is too large (16 KiB): a plain page with
-/// the status actix chose (413, 400…), never the parser's text.
-pub fn form_error(err: actix_web::error::UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
-    use actix_web::ResponseError;
-    let status = err.status_code();
-    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "<p>The form was too large. <a href=\"/\">Start again</a>.</p>"
-    } else {
-        "<p>The form could not be read. <a href=\"/\">Start again</a>.</p>"
-    };
-    let res = HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .body(page("Sign in", message));
-    actix_web::error::InternalError::from_response(err, res).into()
-}
-
-pub fn csrf_refused(state: &AuthdState, req: &HttpRequest) -> HttpResponse {
-    let c = csrf(state, req);
-    html(StatusCode::FORBIDDEN, &c, "Form expired", "<p>The form expired. <a href=\"/\">Start again</a>.</p>")
 }
 
 /// A username fit for the audit log and the regulator's keys: at most
@@ -227,9 +140,9 @@ const BUSY: &str = "Too many sign-ins are being checked right now. Try again in 
 /// `Retry-After` when every password check was busy, seconds.
 const BUSY_RETRY_SECS: u64 = 2;
 
-/// A 429 page with `Retry-After` (seconds).
-fn too_many(c: &Csrf, title: &str, body: &str, retry_after: u64) -> HttpResponse {
-    let mut res = html(StatusCode::TOO_MANY_REQUESTS, c, title, body);
+/// A page as a 429 with `Retry-After` (seconds).
+fn too_many(mut res: HttpResponse, retry_after: u64) -> HttpResponse {
+    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
     res
 }
@@ -267,37 +180,31 @@ async fn failed(state: &AuthdState, user: &str, client: &str, ip: &str, step: St
     }
 }
 
-/// Longest `rd` echoed back into pages and the `/totp` redirect, bytes; a
-/// longer one is dropped (the visitor lands on the portal's own page).
-const MAX_RD: usize = 4096;
-
-fn bounded_rd(rd: String) -> String {
-    if rd.len() <= MAX_RD { rd } else { String::new() }
-}
-
 #[post("/login")]
 pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
     let mut form = form.into_inner();
     form.rd = bounded_rd(form.rd);
     if !csrf_ok(&state, &req, &form.csrf) {
-        return csrf_refused(&state, &req);
+        return forms::csrf_refused(&state, &req).await;
     }
     let c = csrf(&state, &req);
+    let domain = state.domain().await;
+    let domain = domain.as_deref();
     let (ip, client) = (state.client_ip(&req), state.client_key(&req));
+    let typed: String = form.username.trim().chars().take(users::MAX_USERNAME_LEN).collect();
     let username = form.username.trim().to_ascii_lowercase();
     let valid = users::valid_username(&username);
     let username = if valid { username } else { bounded_name(&username) };
+    let again = |error, banner| LoginPage { rd: &form.rd, username: &typed, error, banner };
     // Refused attempts are answered here, before any bcrypt work.
     if let Err(retry_after) = regulate(&state, &username, &client, Step::Password).await {
-        return too_many(&c, "Sign in", &login_form(&c, &form.rd, BANNED), retry_after);
+        return too_many(again(None, Some(BANNED)).render(StatusCode::OK, &c, domain), retry_after);
     }
-    let wrong = |c: &Csrf| {
-        html(StatusCode::UNAUTHORIZED, c, "Sign in", &login_form(c, &form.rd, "Wrong username or password."))
-    };
+    let wrong = || again(Some("Wrong username or password."), None).render(StatusCode::UNAUTHORIZED, &c, domain);
     if !valid {
         // No such user can exist: no password check, and only a bounded name is kept.
         failed(&state, &username, &client, &ip, Step::Password, "invalid username").await;
-        return wrong(&c);
+        return wrong();
     }
     let user = state.store.user(username.clone()).await.ok().flatten();
     // Unknown users are checked against a dummy hash: they cost the same time.
@@ -310,22 +217,22 @@ pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Fo
     } else {
         Duration::from_millis(u64::from(state.settings.authd.password_wait_ms))
     };
-    let Ok(password_ok) = state.gate.verify(form.password, hash, wait).await else {
-        return too_many(&c, "Sign in", &login_form(&c, &form.rd, BUSY), BUSY_RETRY_SECS);
+    let Ok(password_ok) = state.gate.verify(std::mem::take(&mut form.password), hash, wait).await else {
+        return too_many(again(None, Some(BUSY)).render(StatusCode::OK, &c, domain), BUSY_RETRY_SECS);
     };
     let Some(user) = user.filter(|u| password_ok && !u.disabled) else {
         failed(&state, &username, &client, &ip, Step::Password, "bad credentials").await;
-        return wrong(&c);
+        return wrong();
     };
     if user.totp_secret.is_none() {
         audit_login(&state, &username, "password", Outcome::Denied, &ip, "no second factor enrolled").await;
-        let form = login_form(&c, &form.rd, "No authenticator is set up for this account; ask the administrator.");
-        return html(StatusCode::FORBIDDEN, &c, "Sign in", &form);
+        let text = "No authenticator app is set up for this account. Ask the administrator to set one up.";
+        return again(None, Some(text)).render(StatusCode::FORBIDDEN, &c, domain);
     }
     let remember = form.remember.is_some_and(|v| !v.is_empty());
     let pending = format!("{}.{}.{}", user.username, u8::from(remember), now + PENDING_SECS);
     let sig = token::sign(&state.key, &format!("pending:{pending}"));
-    see_other(&format!("/totp?rd={}", url_encode(&form.rd)))
+    see_other(&with_rd("/totp", &safe_rd(&form.rd, domain)))
         .append_header((
             SET_COOKIE,
             format!(
@@ -350,16 +257,18 @@ fn pending(state: &AuthdState, req: &HttpRequest) -> Option<(String, bool)> {
 
 #[get("/totp")]
 pub async fn totp_page(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
-    let rd = raw_rd(&req).map(|r| super::redirect::percent_decode(&r).unwrap_or(r)).unwrap_or_default();
-    if pending(&state, &req).is_none() {
-        return see_other(&format!("/?rd={}", url_encode(&rd))).finish();
-    }
+    let domain = state.domain().await;
+    let rd = safe_rd(&forms::raw_rd(&req).unwrap_or_default(), domain.as_deref());
+    let Some((username, _)) = pending(&state, &req) else {
+        return see_other(&with_rd("/", &rd)).finish();
+    };
     let c = csrf(&state, &req);
-    html(StatusCode::OK, &c, "Two-step verification", &totp_form(&c, &rd, ""))
+    totp_page_for(StatusCode::OK, &c, domain.as_deref(), &username, &rd, None, None)
 }
 
 #[derive(Deserialize)]
 pub struct TotpForm {
+    #[serde(default)]
     code: String,
     #[serde(default)]
     rd: String,
@@ -372,15 +281,18 @@ pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: w
     let mut form = form.into_inner();
     form.rd = bounded_rd(form.rd);
     if !csrf_ok(&state, &req, &form.csrf) {
-        return csrf_refused(&state, &req);
+        return forms::csrf_refused(&state, &req).await;
     }
     let c = csrf(&state, &req);
+    let domain = state.domain().await;
     let Some((username, remember)) = pending(&state, &req) else {
-        return see_other(&format!("/?rd={}", url_encode(&form.rd))).finish();
+        return see_other(&with_rd("/", &safe_rd(&form.rd, domain.as_deref()))).finish();
     };
+    let again =
+        |status, error, banner| totp_page_for(status, &c, domain.as_deref(), &username, &form.rd, error, banner);
     let (ip, client) = (state.client_ip(&req), state.client_key(&req));
     if let Err(retry_after) = regulate(&state, &username, &client, Step::Totp).await {
-        return too_many(&c, "Two-step verification", &totp_form(&c, &form.rd, BANNED), retry_after);
+        return too_many(again(StatusCode::OK, None, Some(BANNED)), retry_after);
     }
     let now = state.clock.now().unix_timestamp();
     let user = state.store.user(username.clone()).await.ok().flatten().filter(|u| !u.disabled);
@@ -392,12 +304,20 @@ pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: w
     if !claimed {
         let reason = if step.is_some() { "replayed code" } else { "wrong code" };
         failed(&state, &username, &client, &ip, Step::Totp, reason).await;
-        let form = totp_form(&c, &form.rd, "That code is not valid. Wait for the next one and try again.");
-        return html(StatusCode::UNAUTHORIZED, &c, "Two-step verification", &form);
+        let text = "That code is not valid or was already used. Wait for the next code and try again.";
+        return again(StatusCode::UNAUTHORIZED, Some(text), None);
     }
     state.regulator.succeeded(&username, &client);
-    let Some(domain) = state.domain().await else {
-        return html(StatusCode::SERVICE_UNAVAILABLE, &c, "Not ready", "<p>The appliance has no domain yet.</p>");
+    let Some(domain) = domain else {
+        let text = "This appliance has no domain yet, so nobody can sign in. Try again later.";
+        return forms::message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &c,
+            None,
+            "Not ready",
+            text,
+            ("/".into(), "Start again"),
+        );
     };
     // A fresh id on every login: any session cookie sent with this request is ended.
     if let Some(old) = cookie(&req, SESSION_COOKIE) {
@@ -422,50 +342,6 @@ pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: w
         .finish()
 }
 
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-/// A sign-out button (links from apps land here; signing out itself is a POST).
-#[get("/logout")]
-pub async fn logout_page(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
-    let c = csrf(&state, &req);
-    let body = format!(
-        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <button>Sign out</button></form>",
-        escape(&c.token)
-    );
-    html(StatusCode::OK, &c, "Sign out", &body)
-}
-
-#[post("/logout")]
-pub async fn logout(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<LogoutForm>) -> HttpResponse {
-    if !csrf_ok(&state, &req, &form.csrf) {
-        return csrf_refused(&state, &req);
-    }
-    if let Some(value) = cookie(&req, SESSION_COOKIE) {
-        let hash = token::sha256_hex(value.as_bytes());
-        if let Err(err) = state.store.delete_session(hash.clone()).await {
-            tracing::error!(%err, "cannot delete session");
-            return HttpResponse::InternalServerError().finish();
-        }
-        state.cache.forget(&hash);
-    }
-    let mut res = see_other("/");
-    if let Some(domain) = state.domain().await {
-        res.append_header((SET_COOKIE, sessions::clear_cookie(&domain)));
-    }
-    res.finish()
-}
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(index)
-        .service(denied)
-        .service(login)
-        .service(totp_page)
-        .service(totp_submit)
-        .service(logout_page)
-        .service(logout);
+    cfg.service(index).service(login).service(totp_page).service(totp_submit);
 }

@@ -11,6 +11,12 @@ pub fn safe_redirect(rd: &str, domain: &str) -> Option<String> {
     if decoded != rd { check(&decoded, domain) } else { None }
 }
 
+/// The host (and port) of a URL that [`safe_redirect`] accepted.
+pub fn host(safe: &str) -> &str {
+    let rest = safe.strip_prefix("https://").unwrap_or(safe);
+    &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())]
+}
+
 fn check(rd: &str, domain: &str) -> Option<String> {
     if rd.len() > 4096 || rd.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
         return None;

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::AuthdState;
@@ -176,19 +175,8 @@ pub async fn authz(state: web::Data<AuthdState>, req: HttpRequest) -> HttpRespon
             .insert_header(("Cache-Control", "no-store"))
             .finish(),
         Ok(Decision::Login) => HttpResponse::Unauthorized().insert_header(("Cache-Control", "no-store")).finish(),
-        Ok(Decision::Deny(user)) => {
-            let body = super::portal::page(
-                "Not shared with you",
-                &match user {
-                    Some(u) => format!(
-                        "<p>You are signed in as <b>{}</b>, but this app is not shared with you.</p>",
-                        super::portal::escape(&u.username)
-                    ),
-                    None => "<p>This request cannot be authorized.</p>".into(),
-                },
-            );
-            HttpResponse::build(StatusCode::FORBIDDEN).content_type("text/html; charset=utf-8").body(body)
-        }
+        // nginx shows `/denied` instead of this (its `error_page 403`).
+        Ok(Decision::Deny(_)) => HttpResponse::Forbidden().insert_header(("Cache-Control", "no-store")).finish(),
         Err(err) => {
             tracing::error!(%err, "authz decision failed");
             HttpResponse::InternalServerError().finish()

@@ -267,6 +267,15 @@ fn auth_portal(input: &RenderInput, domain: &str, cert: &CertPaths) -> String {
         return 404;
     }}
 
+    # The portal's stylesheets and logo: no sign-in budget spent on them.
+    location ^~ /static/ {{
+        limit_req zone=portico_panel burst=100 nodelay;
+        include snippets/proxy.conf;
+        include snippets/identity-clear.conf;
+        proxy_set_header Connection \"\";
+        proxy_pass http://portico_authd/static/;
+    }}
+
     # The path carries the invitation token; nginx's error log has no format
     # to redact it, so this location logs only critical errors.
     location ^~ /invite/ {{
@@ -338,7 +347,8 @@ fn visitor_logs(input: &RenderInput, tag: &str) -> String {
 /// The `rd` parameter is not percent-encoded (nginx has no encoder without
 /// extra modules). It is always the last parameter and carries this vhost's
 /// own name rather than the client's Host header, so authd takes everything
-/// after `rd=` verbatim and must still check it lies under the domain.
+/// after `rd=` verbatim and must still check it lies under the domain. The
+/// denied page gets the same URL, for its "sign in as someone else" link.
 fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -> (String, String) {
     if access == Access::Public {
         return (String::new(), String::new());
@@ -370,6 +380,7 @@ fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -
         proxy_set_header Connection \"\";
         proxy_set_header Content-Length \"\";
         proxy_set_header Host $host;
+        proxy_set_header X-Original-URL https://{name}.{domain}{port}$request_uri;
     }}
 
 "

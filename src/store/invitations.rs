@@ -114,12 +114,13 @@ impl Store {
     }
 
     /// Marks the invitation used and creates its user in one transaction;
-    /// `Conflict` when it was used, revoked or expired meanwhile.
+    /// `Conflict` when it was used, revoked or expired meanwhile. The new
+    /// user's TOTP replay guard starts empty: the code that proved the
+    /// enrolment is not a login, so it still signs the invitee in once.
     pub async fn accept_invitation(
         &self,
         token_hash: String,
         user: NewUserRow,
-        totp_step: i64,
         now: OffsetDateTime,
     ) -> Result<User, StoreError> {
         self.run(move |c| {
@@ -133,7 +134,6 @@ impl Store {
                 return Err(StoreError::Conflict("the invitation is no longer valid".into()));
             }
             insert_user_tx(&tx, &user, now)?;
-            tx.execute("UPDATE users SET totp_last_step = ?2 WHERE username = ?1", params![user.username, totp_step])?;
             tx.commit()?;
             find_user(c, &user.username)?.ok_or(StoreError::NotFound)
         })

@@ -145,10 +145,11 @@ async fn invitation_accept_valid_reused_expired_weak_and_wrong_totp() {
         (user.username.as_str(), user.groups.as_slice(), user.totp_enrolled),
         ("carol", &["family".to_string()][..], true)
     );
-    assert!(
-        !store.claim_totp_step("carol".into(), crate::totp::step_at(now.unix_timestamp())).await.unwrap(),
-        "the enrollment code cannot be replayed at login"
-    );
+    // The code that proved the enrolment signs carol in once at her first
+    // login (she need not wait for the next one), and never again.
+    let step = crate::totp::step_at(now.unix_timestamp());
+    assert!(store.claim_totp_step("carol".into(), step).await.unwrap(), "the signup code works at the first login");
+    assert!(!store.claim_totp_step("carol".into(), step).await.unwrap(), "a code used for a login is spent");
 
     // Reused.
     let err = accept_invitation(&store, &inv.token, "a long enough passphrase".into(), &code, now).await.unwrap_err();

@@ -205,5 +205,6 @@ async fn visitor_signs_in_through_nginx_and_reaches_the_app() {
     // The same cookie works on a sibling app, where alice is not allowed.
     let (status, _, body) = curl(&ca, &jar, port, &format!("https://wiki.{DOMAIN}:{port}/"), &[]);
     assert_eq!(status, 403);
-    assert!(body.contains("signed in as <b>alice</b>") && body.contains("not shared with you"), "{body}");
+    assert!(body.contains("Signed in as <strong id=\"who\">alice</strong>"), "{body}");
+    assert!(body.contains("not shared with you"), "{body}");
 }

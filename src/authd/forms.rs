@@ -1,0 +1,124 @@
+//! What every portal form shares: CSRF tokens (signed double-submit in a
+//! `__Host-` cookie, which sibling subdomains cannot set), the `rd`
+//! parameter as nginx appends it, and pages sent with the CSRF cookie.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION, SET_COOKIE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::AuthdState;
+use super::pages::{self, Frame, Message};
+use super::sessions::cookie;
+use crate::token;
+
+const CSRF_COOKIE: &str = "__Host-portico_csrf";
+/// Longest `rd` echoed back into pages and redirects, bytes; a longer one is
+/// dropped (the visitor lands on the portal's own page).
+const MAX_RD: usize = 4096;
+
+pub struct Csrf {
+    pub token: String,
+    set_cookie: Option<String>,
+}
+
+fn csrf_valid(state: &AuthdState, t: &str) -> bool {
+    t.split_once('.').is_some_and(|(nonce, sig)| token::verify_signature(&state.key, &format!("csrf:{nonce}"), sig))
+}
+
+/// The request's CSRF token, or a new one with its cookie.
+pub fn csrf(state: &AuthdState, req: &HttpRequest) -> Csrf {
+    if let Some(t) = cookie(req, CSRF_COOKIE).filter(|t| csrf_valid(state, t)) {
+        return Csrf { token: t, set_cookie: None };
+    }
+    let nonce = token::random_token(16);
+    let t = format!("{nonce}.{}", token::sign(&state.key, &format!("csrf:{nonce}")));
+    let set = format!("{CSRF_COOKIE}={t}; Path=/; Secure; HttpOnly; SameSite=Strict");
+    Csrf { token: t, set_cookie: Some(set) }
+}
+
+pub fn csrf_ok(state: &AuthdState, req: &HttpRequest, presented: &str) -> bool {
+    cookie(req, CSRF_COOKIE)
+        .is_some_and(|c| csrf_valid(state, &c) && token::constant_time_eq(c.as_bytes(), presented.as_bytes()))
+}
+
+/// A portal page on `auth.<d>` with its headers and, when new, the CSRF cookie.
+pub fn html(status: StatusCode, csrf: &Csrf, domain: Option<&str>, page: &impl Template) -> HttpResponse {
+    let mut res = pages::respond(status, &pages::csp(domain, ""), page);
+    if let Some(v) = csrf.set_cookie.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+        res.headers_mut().append(SET_COOKIE, v);
+    }
+    res
+}
+
+/// A short message page with one way on.
+pub fn message(
+    status: StatusCode,
+    csrf: &Csrf,
+    domain: Option<&str>,
+    title: &'static str,
+    text: &'static str,
+    link: (String, &'static str),
+) -> HttpResponse {
+    let page = Message { frame: Frame::new(title, domain), kind: "error", text, link };
+    html(status, csrf, domain, &page)
+}
+
+/// A form post whose CSRF token is missing or wrong: nothing happened.
+pub async fn csrf_refused(state: &AuthdState, req: &HttpRequest) -> HttpResponse {
+    let c = csrf(state, req);
+    let domain = state.domain().await;
+    let text = "This form expired or did not come from this page, so nothing was done. Please try again.";
+    message(StatusCode::FORBIDDEN, &c, domain.as_deref(), "Form expired", text, ("/".into(), "Start again"))
+}
+
+/// A form that does not parse or is too large (16 KiB): a plain page with
+/// the status actix chose (413, 400…), never the parser's text.
+pub fn form_error(err: actix_web::error::UrlencodedError, req: &HttpRequest) -> actix_web::Error {
+    use actix_web::ResponseError;
+    let status = err.status_code();
+    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "The form was too large to read, so nothing was done."
+    } else {
+        "The form could not be read, so nothing was done."
+    };
+    let res = match req.app_data::<web::Data<AuthdState>>() {
+        Some(state) => {
+            let c = csrf(state, req);
+            message(status, &c, None, "Something went wrong", text, ("/".into(), "Start again"))
+        }
+        None => HttpResponse::build(status).finish(),
+    };
+    actix_web::error::InternalError::from_response(err, res).into()
+}
+
+/// `rd` exactly as nginx appended it: everything after the first `rd=`.
+pub fn raw_rd(req: &HttpRequest) -> Option<String> {
+    let q = req.query_string();
+    let start = if q.starts_with("rd=") { Some(3) } else { q.find("&rd=").map(|i| i + 4) }?;
+    Some(bounded_rd(q[start..].to_string()))
+}
+
+pub fn bounded_rd(rd: String) -> String {
+    if rd.len() <= MAX_RD { rd } else { String::new() }
+}
+
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `path` with `?rd=…` when there is one.
+pub fn with_rd(path: &str, rd: &str) -> String {
+    if rd.is_empty() { path.to_string() } else { format!("{path}?rd={}", url_encode(rd)) }
+}
+
+pub fn see_other(to: &str) -> actix_web::HttpResponseBuilder {
+    let mut res = HttpResponse::SeeOther();
+    res.insert_header((LOCATION, to.to_string())).insert_header((CACHE_CONTROL, "no-store"));
+    res
+}

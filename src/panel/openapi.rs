@@ -21,7 +21,7 @@ use super::routes::{groups, invitations, two_factor, users};
         keys::list, keys::create, keys::revoke,
         certs::mtls_info, certs::mtls_download, certs::mtls_rotate,
         certs::agent_list, certs::agent_create, certs::agent_enroll_token,
-        certs::agent_download, certs::agent_revoke, certs::agent_capabilities,
+        certs::agent_download, certs::agent_revoke, certs::agent_remove, certs::agent_capabilities,
         acme::list, acme::auto_renew_status, acme::renew, acme::upload,
         enroll::enroll,
         audit::list,

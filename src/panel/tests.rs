@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::*;
 use crate::store::{NewApiKey, NewEnrollmentToken};
 
+mod agents;
 mod cross_site;
 mod dns;
 mod full_disk;
@@ -344,6 +345,7 @@ fn routes() -> Vec<Route> {
         ),
         r("GET", "/api/certs/agent/reader/download", no_body, ADMIN_READ),
         r("DELETE", "/api/certs/agent/ghost", no_body, ADMIN_MISSING),
+        r("DELETE", "/api/agents/ghost", no_body, ADMIN_MISSING),
         r(
             "PATCH",
             "/api/certs/agent/reader/capabilities",

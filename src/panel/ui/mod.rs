@@ -274,6 +274,7 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "provisioning" => ("ok", "Provisioning started. Progress appears below."),
         "key_revoked" => ("ok", "API key revoked. It stops working at once."),
         "agent_revoked" => ("ok", "Agent revoked. Its certificates are refused from now on."),
+        "agent_removed" => ("ok", "Agent removed from the list. Its certificates stay refused."),
         "caps_saved" => ("ok", "Capabilities saved; they apply on the agent's next request."),
         "tunnel_created" => ("ok", "Tunnel created. Run its agent with the commands below."),
         "tunnel_saved" => ("ok", "Tunnel saved."),

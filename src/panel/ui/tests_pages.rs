@@ -418,7 +418,7 @@ async fn a_failed_provisioning_says_so_above_its_steps() {
     ui.state.store.put_settings(rows).await.unwrap();
     ui.set_state(OnboardingState::DnsReady).await;
     let csrf = ui.get("/onboarding").await.csrf();
-    let started = ui.post("/onboarding/provision", Some(&csrf), &[]).await;
+    let started = ui.post("/onboarding/provision", Some(&csrf), &[("username", "ops")]).await;
     assert_eq!(started.location.as_deref(), Some("/onboarding?flash=provisioning"), "{}", started.body);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while ui.state.provision.status() == RunStatus::Running && std::time::Instant::now() < deadline {

@@ -385,6 +385,7 @@ fn routes() -> Vec<Route> {
         r("POST", "/api/settings/2fa/setup", no_body, ADMIN_READ),
         r("POST", "/api/settings/2fa/confirm", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
         r("POST", "/api/settings/2fa/verify", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
+        r("POST", "/api/settings/2fa/recovery-codes", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
         r("POST", "/api/settings/2fa/disable", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
         r("GET", "/api/no-such-route", no_body, UNKNOWN_ROUTE),
         r("GET", "/api/tunnels", no_body, SYSTEM_READ),

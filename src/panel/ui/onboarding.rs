@@ -216,13 +216,13 @@ async fn provision(form: UiForm) -> Result<HttpResponse, PageError> {
 }
 
 /// Paths that answer before onboarding is complete: the wizard, the
-/// second-factor code page (where [`super::settings::second_factor`] sends a
+/// second-factor code page (where [`super::verify::second_factor`] sends a
 /// certificate admin first) and the static files.
 fn open_before_completion(path: &str) -> bool {
     path == "/onboarding"
         || path.starts_with("/onboarding/")
         || path.starts_with("/static/")
-        || path == super::settings::VERIFY
+        || path == super::verify::VERIFY
 }
 
 /// Middleware, innermost of the page scope: until onboarding is complete, the

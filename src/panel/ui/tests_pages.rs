@@ -306,14 +306,15 @@ async fn panel_two_factor_setup_confirm_gate_and_disable() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let code = crate::totp::code_now(&pending, now).unwrap();
     let on = ui.post("/settings/2fa/confirm", Some(&csrf), &[("code", &code)]).await;
-    assert_eq!(on.location.as_deref(), Some("/settings?flash=2fa_enabled"));
+    assert_eq!(on.status, StatusCode::OK, "the recovery codes are shown on this answer");
+    assert!(on.body.contains("Two-factor login is on") && on.body.contains("Your recovery codes"), "{}", on.body);
     let cookie = on.cookies.iter().find(|c| c.starts_with("portico_panel_2fa=")).expect("session cookie").clone();
     let cookie = cookie.split(';').next().unwrap().to_string();
     assert!(ui.state.store.settings(&[keys::ENABLED]).await.unwrap()[0].as_deref() == Some("1"));
 
     // Without the session, every page asks for the code first.
     let gated = ui.get("/tunnels").await;
-    assert_eq!(gated.location.as_deref(), Some("/settings/2fa/verify"));
+    assert_eq!(gated.location.as_deref(), Some("/settings/2fa/verify?next=%2Ftunnels"));
     let ingress = ui.as_ingress("alice").get("/tunnels").await;
     assert_eq!(ingress.status, StatusCode::OK, "ingress users never present the admin certificate");
     let verify = ui.get("/settings/2fa/verify").await;

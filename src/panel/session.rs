@@ -13,6 +13,9 @@
 //! TOTP secret, 12 h) on every `/api` route except health, the OpenAPI
 //! document and `/api/settings/2fa/*`. Agents, API keys and Home Assistant
 //! ingress users are exempt (they never present the admin certificate).
+//! The exempt 2FA routes that act on an enabled second factor (verify,
+//! disable, new recovery codes) each demand a code or a recovery code
+//! themselves ([`TwoFactor::check_proof`]).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};

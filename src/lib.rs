@@ -28,6 +28,7 @@ pub mod pki;
 pub mod probe;
 pub mod protocol;
 pub mod provision;
+pub mod recovery;
 pub mod redact;
 pub mod relay;
 pub mod services;

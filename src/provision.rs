@@ -94,6 +94,8 @@ pub enum ProvisionError {
     Running,
     #[error("provisioning needs DNS_READY (or a failed run to retry); onboarding is {0}")]
     WrongState(String),
+    #[error("invalid input")]
+    Invalid(Vec<crate::onboarding::FieldError>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -175,9 +177,31 @@ impl Provisioner {
     }
 }
 
+/// The username the first visitor login gets unless the operator picks
+/// another: the contact email's local part, as the onboarding form
+/// suggests it.
+pub async fn suggested_username(state: &AppState) -> Result<String, StoreError> {
+    let email = state.store.settings(&[onboarding::keys::EMAIL]).await?[0].clone().unwrap_or_default();
+    Ok(username_from(&email))
+}
+
+/// Checks the first visitor's username: its format, and that no user has it.
+async fn check_username(state: &AppState, username: &str) -> Result<(), ProvisionError> {
+    let invalid = |m: String| ProvisionError::Invalid(vec![crate::onboarding::FieldError::new("username", m)]);
+    if !crate::users::valid_username(username) {
+        return Err(invalid("use 1–32 characters: lowercase letters, digits, '.', '_' or '-'".into()));
+    }
+    if state.store.user(username.to_string()).await?.is_some() {
+        return Err(invalid(format!("a user named '{username}' already exists; pick another name")));
+    }
+    Ok(())
+}
+
 /// Starts a run in the background: from DNS_READY, or from PROVISIONING
-/// when no run is going (a failed or interrupted one).
-pub async fn start(state: Arc<AppState>) -> Result<(), ProvisionError> {
+/// when no run is going (a failed or interrupted one). The first visitor
+/// login gets `username`, checked before anything starts.
+pub async fn start(state: Arc<AppState>, username: String) -> Result<(), ProvisionError> {
+    check_username(&state, &username).await?;
     state.provision.begin()?;
     let moved = state
         .store
@@ -197,7 +221,7 @@ pub async fn start(state: Arc<AppState>) -> Result<(), ProvisionError> {
     state.set_onboarding_state(OnboardingState::Provisioning);
     tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let ok = run(&state).await;
+        let ok = run(&state, &username).await;
         let ms = started.elapsed().as_millis() as u64;
         if ok {
             tracing::info!(ms, "provisioning completed");
@@ -237,7 +261,7 @@ impl Steps<'_> {
 }
 
 /// The steps, in order. Returns whether the run completed.
-async fn run(state: &AppState) -> bool {
+async fn run(state: &AppState, username: &str) -> bool {
     let names = ["panel", "auth", "tunnel"];
     let mut steps = Steps { state, current: 0, total: names.len() as u32 + 4 };
     let rows = state.store.settings(&[onboarding::keys::DOMAIN, onboarding::keys::EMAIL]).await;
@@ -303,11 +327,11 @@ async fn run(state: &AppState) -> bool {
 
     let (task, title) = ("user", "Create your first visitor login");
     steps.start(task, title);
-    let first = match create_first_user(state, &email).await {
+    let first = match create_first_user(state, &email, username).await {
         Ok(u) => u,
         Err(message) => return fail(state, &steps, task, title, &message).await,
     };
-    steps.end(task, title, StepStatus::Done, format!("created user {}", first.username));
+    steps.end(task, title, StepStatus::Done, format!("created visitor user {}", first.username));
 
     let (task, title) = ("complete", "Finish onboarding");
     steps.start(task, title);
@@ -327,7 +351,10 @@ async fn run(state: &AppState) -> bool {
         task,
         title,
         StepStatus::Done,
-        format!("Portico is ready at https://panel.{domain}. Save the login below: it is shown only now."),
+        format!(
+            "Portico is ready at https://panel.{domain}. Your visitor login is user {}; save it from below now: it is shown only once.",
+            first.username
+        ),
     );
     last.first_user = Some(first);
     state.provision.emit(last);
@@ -400,26 +427,25 @@ fn username_from(email: &str) -> String {
     if name.is_empty() { "owner".into() } else { name }
 }
 
-async fn create_first_user(state: &AppState, email: &str) -> Result<FirstUser, String> {
-    let base = username_from(email);
-    for attempt in 0..5 {
-        let username = if attempt == 0 { base.clone() } else { format!("{base}-{}", crate::token::random_hex(2)) };
-        let password = crate::token::random_token(18); // 144 bits, 24 characters
-        let new = NewUser {
-            username: username.clone(),
-            display_name: username.clone(),
-            email: email.to_string(),
-            password: password.clone(),
-            groups: Vec::new(),
-            totp: true,
-        };
-        match crate::users::create_user(&state.store, new).await {
-            Ok(created) => return Ok(FirstUser { username, password, totp: created.totp }),
-            Err(crate::users::UserError::Store(StoreError::Conflict(_))) => continue,
-            Err(e) => return Err(format!("cannot create the user: {e}")),
+/// The first visitor login, named as the operator chose; a name taken
+/// meanwhile fails the step (the run can be started again with another).
+async fn create_first_user(state: &AppState, email: &str, username: &str) -> Result<FirstUser, String> {
+    let password = crate::token::random_token(18); // 144 bits, 24 characters
+    let new = NewUser {
+        username: username.to_string(),
+        display_name: username.to_string(),
+        email: email.to_string(),
+        password: password.clone(),
+        groups: Vec::new(),
+        totp: true,
+    };
+    match crate::users::create_user(&state.store, new).await {
+        Ok(created) => Ok(FirstUser { username: username.to_string(), password, totp: created.totp }),
+        Err(crate::users::UserError::Store(StoreError::Conflict(_))) => {
+            Err(format!("a user named '{username}' already exists; start again with another name"))
         }
+        Err(e) => Err(format!("cannot create the user: {e}")),
     }
-    Err("cannot find a free username for the first user".into())
 }
 
 #[cfg(test)]

@@ -214,6 +214,8 @@ fn chromium_tools() -> Option<(PathBuf, PathBuf)> {
 /// its live progress to the end: the first visitor login is shown once, and
 /// a reload leads to the dashboard without it. Returns its password.
 async fn provision(s: &Session, panel: &Panel, base: &str) -> String {
+    let suggested = s.client.find(Locator::Css("#username")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(suggested.as_deref(), Some("ops"), "the first visitor's name is shown, from the email");
     s.click("form[action$='/onboarding/provision'] button").await;
     s.wait_path(&format!("{base}/onboarding?flash=provisioning")).await;
     s.wait_text("Certificate for panel.").await;
@@ -624,7 +626,7 @@ async fn admin_walks_every_page_in_chromium() {
     let code = portico::totp::code_now(&pending, OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     s.fill("#code", &code).await;
     s.click("form[action='/settings/2fa/confirm'] button").await;
-    s.wait_path("/settings?flash=2fa_enabled").await;
+    s.wait_text("Your recovery codes").await;
     assert!(s.body_text().await.contains("Turn off two-factor"));
     s.shot("settings-2fa-on").await;
     panel.state.store.put_settings(vec![("panel.2fa.last_step", "0".into())]).await.unwrap();
@@ -811,5 +813,94 @@ async fn no_link_or_redirect_escapes_the_ingress_path() {
     s.shot("logs").await;
     s.goto(&format!("{INGRESS}/")).await;
     s.shot("dashboard").await;
+    s.client.close().await.unwrap();
+}
+
+// ---- Panel 2FA recovery codes, the return to the page asked for, and
+// ---- removing a revoked agent (issue 21).
+
+/// The code page, then the page asked for; a recovery code instead of the
+/// authenticator, once; a revoked agent leaves the list.
+#[actix_web::test]
+async fn recovery_codes_and_the_return_after_the_code_in_chromium() {
+    use portico::onboarding::keys;
+    let Some((chromium, chromedriver)) = chromium_tools() else { return };
+    let panel = start_panel(Front::Nginx).await;
+    let store = &panel.state.store;
+    let completed = [(keys::DOMAIN, "example.com".to_string()), (keys::STATE, "COMPLETED".to_string())];
+    store.put_settings(completed.to_vec()).await.unwrap();
+    panel.state.set_onboarding_state(OnboardingState::Completed);
+    let driver = Driver::start(&chromedriver);
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, &chromium, profile.path()).await;
+    let s = Session { client, origin: format!("http://{}", panel.addr), shots: screenshots_dir(), prefix: "2fa-" };
+
+    // A revoked agent: Remove, confirmed, and it leaves the list; an active one has no Remove.
+    for label in ["old-nas", "garage"] {
+        let caps = portico::agents::validate(Some(label), &[]).unwrap();
+        portico::agents::issue(panel.state.pki.clone(), store, label.into(), caps).await.unwrap();
+    }
+    store.revoke_agent("old-nas".into(), OffsetDateTime::now_utc()).await.unwrap();
+    s.goto("/agents").await;
+    assert!(s.client.find(Locator::Css("form[action='/agents/garage/remove']")).await.is_err());
+    let remove = s.client.find(Locator::Css("form[action='/agents/old-nas/remove'] button")).await.unwrap();
+    assert!(!remove.is_displayed().await.unwrap(), "removing needs a second, deliberate click");
+    s.click("#agents details.danger summary").await;
+    s.shot("agents-remove-confirm").await;
+    s.click("form[action='/agents/old-nas/remove'] button").await;
+    s.wait_path("/agents?flash=agent_removed").await;
+    let text = s.wait_text("Agent removed from the list").await;
+    assert!(!text.contains("old-nas") && text.contains("garage"), "{text}");
+    assert!(store.agent("old-nas".into()).await.unwrap().is_none());
+    s.shot("agents-removed").await;
+
+    // The warning about :9292 comes before two-factor is on, at every step.
+    s.goto("/settings").await;
+    let warning = format!("closes the by-IP address https://{PUBLIC_IP}:9292");
+    assert!(s.body_text().await.contains(&warning));
+    s.click("form[action='/settings/2fa/setup'] button").await;
+    s.wait_text("Shown once").await;
+    assert!(s.body_text().await.contains(&warning), "next to the code that turns it on");
+    s.shot("settings-setup-warning").await;
+    let pending = store.settings(&["panel.2fa.pending"]).await.unwrap()[0].clone().unwrap();
+    let code = portico::totp::code_now(&pending, OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    s.fill("#code", &code).await;
+    s.click("form[action='/settings/2fa/confirm'] button").await;
+    s.wait_text("Your recovery codes").await;
+    let listed = s.client.find(Locator::Css("#recovery-codes-list")).await.unwrap().text().await.unwrap();
+    let codes: Vec<String> = listed.lines().map(str::to_string).collect();
+    assert_eq!(codes.len(), 10, "{listed}");
+    assert!(s.client.find(Locator::Css("button[data-copy='recovery-codes-list']:not([hidden])")).await.is_ok());
+    s.shot("settings-recovery-codes").await;
+    s.goto("/settings").await;
+    let text = s.body_text().await;
+    assert!(text.contains("10 of 10 recovery codes left") && !text.contains(&codes[0]), "shown once: {text}");
+
+    // Without the session: the code page, a recovery code, then the page asked for.
+    s.client.delete_all_cookies().await.unwrap();
+    s.goto("/audit?action=2fa.enable").await;
+    s.wait_path("/settings/2fa/verify?next=%2Faudit%3Faction%3D2fa.enable").await;
+    s.click("details.confirm summary").await;
+    s.fill("#recovery-code", &codes[0]).await;
+    s.shot("verify-recovery-code").await;
+    s.click("form:has(#recovery-code) button[type=submit]").await;
+    s.wait_path("/audit?action=2fa.enable").await;
+    s.wait_text("2fa.enable").await;
+    s.shot("audit-after-recovery-code").await;
+    s.goto("/settings").await;
+    s.wait_text("9 of 10 recovery codes left").await;
+
+    // The same code again is refused; the authenticator code returns to the page asked for.
+    s.client.delete_all_cookies().await.unwrap();
+    s.goto("/tunnels").await;
+    s.wait_path("/settings/2fa/verify?next=%2Ftunnels").await;
+    s.click("details.confirm summary").await;
+    s.fill("#recovery-code", &codes[0]).await;
+    s.click("form:has(#recovery-code) button[type=submit]").await;
+    s.wait_text("wrong or already used code").await;
+    store.put_settings(vec![("panel.2fa.last_step", "0".into())]).await.unwrap();
+    s.fill("#code", &code).await;
+    s.click("form:has(#code) button[type=submit]").await;
+    s.wait_path("/tunnels").await;
     s.client.close().await.unwrap();
 }

@@ -13,6 +13,9 @@
 //! TOTP secret, 12 h) on every `/api` route except health, the OpenAPI
 //! document and `/api/settings/2fa/*`. Agents, API keys and Home Assistant
 //! ingress users are exempt (they never present the admin certificate).
+//! The exempt 2FA routes that act on an enabled second factor (verify,
+//! disable, new recovery codes) each demand a code or a recovery code
+//! themselves ([`TwoFactor::check_proof`]).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -121,6 +124,37 @@ impl TwoFactor {
             return Err(TwoFactorError::BadCode);
         }
         Ok(())
+    }
+
+    /// Checks what the operator typed: six digits are an authenticator code
+    /// (as [`check_code`](Self::check_code)), anything else a recovery code,
+    /// spent on success. `Some(remaining)` when a recovery code was spent.
+    /// Both count towards the same regulation.
+    pub async fn check_proof(
+        &self,
+        store: &Store,
+        actor: &str,
+        secret: &str,
+        input: &str,
+    ) -> Result<Option<u32>, TwoFactorError> {
+        let input = input.trim();
+        if input.len() == 6 && input.bytes().all(|b| b.is_ascii_digit()) {
+            return self.check_code(store, actor, secret, input).await.map(|()| None);
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let limits = AuthdSettings::default();
+        if let Verdict::Refuse { .. } = self.regulator.check(actor, "panel", Step::Totp, now, &limits) {
+            return Err(TwoFactorError::Banned);
+        }
+        let spent = match crate::recovery::find(input, &store.recovery_code_hashes().await?) {
+            Some(id) => store.spend_recovery_code(id).await?,
+            None => None,
+        };
+        if spent.is_none() {
+            self.regulator.fail(actor, "panel", Step::Totp, now, &limits);
+            return Err(TwoFactorError::BadCode);
+        }
+        Ok(spent)
     }
 }
 

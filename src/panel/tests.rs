@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::*;
 use crate::store::{NewApiKey, NewEnrollmentToken};
 
+mod agents;
 mod cross_site;
 mod dns;
 mod full_disk;
@@ -344,6 +345,7 @@ fn routes() -> Vec<Route> {
         ),
         r("GET", "/api/certs/agent/reader/download", no_body, ADMIN_READ),
         r("DELETE", "/api/certs/agent/ghost", no_body, ADMIN_MISSING),
+        r("DELETE", "/api/agents/ghost", no_body, ADMIN_MISSING),
         r(
             "PATCH",
             "/api/certs/agent/reader/capabilities",
@@ -383,6 +385,7 @@ fn routes() -> Vec<Route> {
         r("POST", "/api/settings/2fa/setup", no_body, ADMIN_READ),
         r("POST", "/api/settings/2fa/confirm", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
         r("POST", "/api/settings/2fa/verify", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
+        r("POST", "/api/settings/2fa/recovery-codes", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
         r("POST", "/api/settings/2fa/disable", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
         r("GET", "/api/no-such-route", no_body, UNKNOWN_ROUTE),
         r("GET", "/api/tunnels", no_body, SYSTEM_READ),

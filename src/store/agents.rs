@@ -188,6 +188,37 @@ impl Store {
         .await
     }
 
+    /// Removes a revoked agent with its certificate records, so it leaves
+    /// the list. Its certificates stay refused: the identity chain and the
+    /// relay admit only serials they find. `NotFound` for an unknown label,
+    /// `Conflict` for an active agent or one that still has tunnels (they
+    /// would go with it).
+    pub async fn remove_agent(&self, label: String) -> Result<Agent, StoreError> {
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let agent = find_agent(&tx, &label)?.ok_or(StoreError::NotFound)?;
+            if agent.revoked_at.is_none() {
+                return Err(StoreError::Conflict(format!(
+                    "agent '{label}' is active; revoke it first, then remove it"
+                )));
+            }
+            let mut stmt = tx.prepare("SELECT name FROM tunnels WHERE agent = ?1 ORDER BY name")?;
+            let tunnels = stmt.query_map([&label], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            drop(stmt);
+            if !tunnels.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "agent '{label}' still has tunnels ({}); move them to another agent or delete them first",
+                    tunnels.join(", ")
+                )));
+            }
+            tx.execute("DELETE FROM client_certs WHERE label = ?1", [&label])?;
+            tx.execute("DELETE FROM agents WHERE label = ?1", [&label])?;
+            tx.commit()?;
+            Ok(agent)
+        })
+        .await
+    }
+
     /// Looks up a client certificate by normalized serial.
     pub async fn client_cert(&self, serial: String) -> Result<Option<ClientCert>, StoreError> {
         self.run(move |c| {

@@ -13,6 +13,7 @@ mod invitations;
 mod keys;
 mod kv;
 mod metrics;
+mod recovery;
 mod relay;
 mod sites;
 mod tunnels;
@@ -53,6 +54,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_relay_status", include_str!("migrations/0006_relay_status.sql")),
     ("0007_ops", include_str!("migrations/0007_ops.sql")),
     ("0008_agent_link", include_str!("migrations/0008_agent_link.sql")),
+    ("0009_recovery_codes", include_str!("migrations/0009_recovery_codes.sql")),
 ];
 
 /// How long a writer waits for a lock before giving up, milliseconds.

@@ -171,6 +171,35 @@ pub async fn agent_revoke(
     Ok(HttpResponse::Ok().json(agent))
 }
 
+/// Removes a revoked agent from the list, with its certificate records; its
+/// certificates stay refused. 409 for an active agent (revoke it first) or
+/// one that still has tunnels.
+#[utoipa::path(tag = "certs", params(("label" = String, Path)),
+    responses((status = 200, body = Object), (status = 404), (status = 409)))]
+#[delete("/agents/{label}")]
+pub async fn agent_remove(
+    state: web::Data<AppState>,
+    admin: Admin,
+    label: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = remove_agent(&state, &admin.0.actor(), &label).await?;
+    Ok(HttpResponse::Ok().json(agent))
+}
+
+/// Removes the revoked agent `label` and audits it. The API and the web UI
+/// both call this.
+pub async fn remove_agent(state: &AppState, actor: &str, label: &str) -> Result<crate::store::Agent, ApiError> {
+    let label = label_param(label)?;
+    let agent = state.store.remove_agent(label.clone()).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound("No such agent".into()),
+        other => other.into(),
+    })?;
+    let details =
+        serde_json::json!({ "serial": agent.serial, "revokedAt": agent.revoked_at.map(|t| t.unix_timestamp()) });
+    audit::record(&state.store, actor, "cert.agent.remove", &label, Outcome::Success, Some(details)).await;
+    Ok(agent)
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapabilitiesRequest {
@@ -212,5 +241,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(agent_enroll_token)
         .service(agent_download)
         .service(agent_revoke)
+        .service(agent_remove)
         .service(agent_capabilities);
 }

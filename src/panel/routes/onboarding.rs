@@ -111,6 +111,7 @@ impl From<ProvisionError> for ApiError {
     fn from(e: ProvisionError) -> Self {
         match e {
             ProvisionError::Running | ProvisionError::WrongState(_) => ApiError::Conflict(e.to_string()),
+            ProvisionError::Invalid(details) => ApiError::invalid(details),
             ProvisionError::Store(s) => s.into(),
         }
     }
@@ -123,14 +124,39 @@ pub struct ProvisionAccepted {
     stream: String,
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionRequest {
+    /// Username of the first visitor login (`[a-z0-9._-]{1,32}`, not taken).
+    /// Without it (or without a body), the contact email's local part.
+    username: Option<String>,
+}
+
 /// Starts provisioning in the background (from DNS_READY, or again after a
-/// failed run); follow it on `/api/onboarding/provision/stream`.
-#[utoipa::path(tag = "onboarding", responses((status = 202, body = ProvisionAccepted), (status = 409), (status = 410)))]
+/// failed run); follow it on `/api/onboarding/provision/stream`. The body
+/// is optional.
+#[utoipa::path(tag = "onboarding", request_body(content = Option<ProvisionRequest>),
+    responses((status = 202, body = ProvisionAccepted), (status = 400), (status = 409), (status = 410)))]
 #[post("/onboarding/provision")]
-pub async fn provision(state: web::Data<AppState>, who: Admin, base: BasePath) -> Result<HttpResponse, ApiError> {
-    let result = crate::provision::start(state.clone().into_inner()).await;
+pub async fn provision(
+    state: web::Data<AppState>,
+    who: Admin,
+    base: BasePath,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let asked = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        crate::panel::extract::parse_json::<ProvisionRequest>(&body)?.username
+    };
+    let username = match asked {
+        Some(name) => name.trim().to_string(),
+        None => crate::provision::suggested_username(&state).await?,
+    };
+    let result = crate::provision::start(state.clone().into_inner(), username.clone()).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    audit::record(&state.store, &who.0.actor(), "onboarding.provision.start", "", outcome, None).await;
+    let details = serde_json::json!({ "username": username });
+    audit::record(&state.store, &who.0.actor(), "onboarding.provision.start", "", outcome, Some(details)).await;
     result?;
     Ok(HttpResponse::Accepted().json(ProvisionAccepted {
         status: OnboardingState::Provisioning,

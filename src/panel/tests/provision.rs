@@ -427,3 +427,26 @@ async fn certificate_routes_answer_after_onboarding() {
     // Agents and non-admin keys are refused.
     assert_eq!(w.call(Who::KeyRead, TestRequest::get().uri("/api/certs")).await.status(), 403);
 }
+
+/// The first visitor's name comes from the body when given, checked before
+/// anything starts; a bad one leaves onboarding where it was.
+#[actix_web::test]
+async fn the_first_visitor_name_is_checked_before_the_run() {
+    let w = world().await;
+    let rows = vec![(onboarding::keys::DOMAIN, "example.com".to_string()), (onboarding::keys::EMAIL, "a@b.c".into())];
+    w.state.store.put_settings(rows).await.unwrap();
+    w.set_state(OnboardingState::DnsReady).await;
+    let post = |body: Value| TestRequest::post().uri("/api/onboarding/provision").set_json(body);
+    for (body, field) in [
+        (json!({"username": "Not Valid"}), "username"),
+        (json!({"username": ""}), "username"),
+        (json!({"username": 7}), "username"),
+        (json!({"name": "x"}), "name"),
+    ] {
+        let res = w.call(Who::Admin, post(body.clone())).await;
+        assert_eq!(res.status(), 400, "{body}");
+        assert_eq!(json_body(res).await["details"][0]["field"], field, "{body}");
+    }
+    assert_eq!(w.state.provision.status(), crate::provision::RunStatus::Idle, "nothing started");
+    assert_eq!(w.state.onboarding_state(), OnboardingState::DnsReady);
+}

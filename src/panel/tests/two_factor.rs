@@ -77,3 +77,59 @@ async fn disabling_2fa_lifts_the_guard() {
     assert_eq!(w.state.store.setting(keys::ENABLED).await.unwrap().as_deref(), Some("0"));
     assert_eq!(w.call(Who::Admin, TestRequest::get().uri("/api/keys")).await.status(), 200);
 }
+
+fn recovery_codes(body: &Value) -> Vec<String> {
+    body["recoveryCodes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect()
+}
+
+async fn remaining(w: &World) -> Value {
+    json_body(w.call(Who::Admin, TestRequest::get().uri("/api/settings/2fa")).await).await["recoveryCodesRemaining"]
+        .clone()
+}
+
+#[actix_web::test]
+async fn recovery_codes_sign_in_once_each_and_go_with_2fa() {
+    let w = completed_world().await;
+    assert_eq!(remaining(&w).await, Value::Null, "no codes while 2FA is off");
+    let res = w.call(Who::Admin, TestRequest::post().uri("/api/settings/2fa/setup")).await;
+    let secret = json_body(res).await["totpSecret"].as_str().unwrap().to_string();
+    let confirm = TestRequest::post().uri("/api/settings/2fa/confirm").set_json(json!({"code": code_at(&secret, 0)}));
+    let res = w.call(Who::Admin, confirm).await;
+    assert_eq!(res.status(), 200);
+    let codes = recovery_codes(&json_body(res).await);
+    assert_eq!(codes.len(), 10);
+    assert_eq!(remaining(&w).await, json!(10));
+    let stored = w.state.store.recovery_code_hashes().await.unwrap();
+    assert!(stored.iter().all(|(_, h)| !codes.iter().any(|c| h.contains(&c[..5]))), "only digests are stored");
+
+    // A recovery code signs in instead of the authenticator code, once.
+    let verify = |code: &str| TestRequest::post().uri("/api/settings/2fa/verify").set_json(json!({"code": code}));
+    let res = w.call(Who::Admin, verify(&codes[0].to_uppercase())).await;
+    assert_eq!(res.status(), 200, "case does not matter");
+    let with = TestRequest::get().uri("/api/keys").insert_header(("cookie", session_cookie(&res)));
+    assert_eq!(w.call(Who::Admin, with).await.status(), 200);
+    assert_eq!(w.call(Who::Admin, verify(&codes[0])).await.status(), 401, "a used code is spent");
+    assert_eq!(remaining(&w).await, json!(9));
+    let q = "/api/audit?action=2fa.recovery_used";
+    let entries = json_body(w.call(Who::KeyAdmin, TestRequest::get().uri(q)).await).await;
+    assert_eq!(entries["entries"][0]["details"]["remaining"], 9, "{entries}");
+
+    // A new set replaces the old one; it needs a code too.
+    let regenerate =
+        |code: &str| TestRequest::post().uri("/api/settings/2fa/recovery-codes").set_json(json!({"code": code}));
+    assert_eq!(w.call(Who::Admin, regenerate("abcde-fghjk")).await.status(), 401);
+    let res = w.call(Who::Admin, regenerate(&codes[1])).await;
+    assert_eq!(res.status(), 200);
+    let fresh = recovery_codes(&json_body(res).await);
+    assert_eq!(fresh.len(), 10);
+    assert_eq!(remaining(&w).await, json!(10));
+    assert_eq!(w.call(Who::Admin, verify(&codes[2])).await.status(), 401, "the old set no longer works");
+    let actions = json_body(w.call(Who::KeyAdmin, TestRequest::get().uri("/api/audit")).await).await.to_string();
+    assert!(actions.contains("2fa.recovery_regenerate"), "audited");
+
+    // Turning 2FA off (with a recovery code) deletes the codes.
+    let disable = TestRequest::post().uri("/api/settings/2fa/disable").set_json(json!({"code": fresh[0]}));
+    assert_eq!(w.call(Who::Admin, disable).await.status(), 200);
+    assert!(w.state.store.recovery_code_hashes().await.unwrap().is_empty());
+    assert_eq!(remaining(&w).await, Value::Null);
+}

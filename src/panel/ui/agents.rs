@@ -1,7 +1,8 @@
-//! Agents: one-time enrollment tokens, the list, capabilities, revoke.
+//! Agents: one-time enrollment tokens, the list, capabilities, revoke, and
+//! removing revoked agents from the list.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use askama::Template;
 use time::OffsetDateTime;
 
@@ -244,6 +245,26 @@ async fn revoke(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, 
     Ok(ui.redirect("/agents?flash=agent_revoked"))
 }
 
+/// Removes a revoked agent from the list; same function as
+/// `DELETE /api/agents/{label}`. An active agent or one with tunnels is
+/// refused with the reason on the page.
+async fn remove(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    if !form.confirmed() {
+        return Err(ApiError::field("confirm", "confirm the removal").into());
+    }
+    match crate::panel::routes::certs::remove_agent(&ui.state, &ui.actor(), &label).await {
+        Ok(_) => Ok(ui.redirect("/agents?flash=agent_removed")),
+        Err(e) => {
+            let status = e.status_code();
+            let (_, error) = super::form_error(e)?;
+            let mut p = page(ui).await?;
+            p.error = error;
+            super::render(status, &p)
+        }
+    }
+}
+
 async fn capabilities(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let label = label.into_inner();
@@ -264,6 +285,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/agents/enroll", web::post().to(create_token))
         .route("/agents/{label}", web::get().to(show_one))
         .route("/agents/{label}/revoke", web::post().to(revoke))
+        .route("/agents/{label}/remove", web::post().to(remove))
         .route("/agents/{label}/capabilities", web::post().to(capabilities))
         .route("/agents/{label}/sites", web::post().to(allowed_sites));
 }

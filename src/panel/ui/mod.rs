@@ -53,6 +53,7 @@ mod system;
 mod tunnels;
 mod upload;
 mod users;
+mod verify;
 
 #[cfg(test)]
 mod bench;
@@ -70,6 +71,8 @@ mod tests_ops;
 mod tests_pages;
 #[cfg(test)]
 mod tests_restore;
+#[cfg(test)]
+mod tests_second_factor;
 #[cfg(test)]
 mod tests_sites_certs;
 
@@ -127,7 +130,7 @@ fn is_page(path: &str) -> bool {
 /// A page request passes, outermost first: security headers;
 /// [`auth::identify`](super::auth::identify) (resolves the caller, refuses
 /// untrusted ingress peers and bad credentials); [`styled_errors`];
-/// [`settings::second_factor`] (a certificate admin owing the code goes to the
+/// [`verify::second_factor`] (a certificate admin owing the code goes to the
 /// code page first, in every onboarding state); [`onboarding::guard`] (the
 /// admin goes to the wizard until it is complete; anyone else passes on);
 /// then the handler's extractors: [`UiAdmin`] refuses callers without the
@@ -139,7 +142,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .guard(actix_web::guard::fn_guard(|ctx| is_page(ctx.head().uri.path())))
             .wrap(middleware::from_fn(onboarding::guard))
-            .wrap(middleware::from_fn(settings::second_factor))
+            .wrap(middleware::from_fn(verify::second_factor))
             .wrap(middleware::from_fn(styled_errors))
             .wrap(middleware::from_fn(super::auth::identify))
             .wrap(
@@ -165,6 +168,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(certs::configure)
             .configure(keys::configure)
             .configure(settings::configure)
+            .configure(verify::configure)
             .configure(services::configure)
             .configure(system::configure)
             .configure(backups::configure)
@@ -297,6 +301,7 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "provisioning" => ("ok", "Provisioning started. Progress appears below."),
         "key_revoked" => ("ok", "API key revoked. It stops working at once."),
         "agent_revoked" => ("ok", "Agent revoked. Its certificates are refused from now on."),
+        "agent_removed" => ("ok", "Agent removed from the list. Its certificates stay refused."),
         "caps_saved" => ("ok", "Capabilities saved; they apply on the agent's next request."),
         "tunnel_created" => ("ok", "Tunnel created. Run its agent with the commands below."),
         "tunnel_saved" => ("ok", "Tunnel saved."),
@@ -316,7 +321,8 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "members_saved" => ("ok", "Members saved."),
         "invitation_revoked" => ("ok", "Invitation revoked; its link no longer works."),
         "2fa_enabled" => ("ok", "Two-factor login is on. Keep the authenticator app safe."),
-        "2fa_disabled" => ("ok", "Two-factor login is off."),
+        "2fa_disabled" => ("ok", "Two-factor login is off; its recovery codes were deleted."),
+        "recovery_codes_new" => ("ok", "New recovery codes made; the old ones no longer work."),
         "site_created" => ("ok", "Site created; it serves a placeholder page."),
         "site_deleted" => ("ok", "Site and its files deleted."),
         "site_created_down" => (

@@ -32,6 +32,8 @@ pub struct OnboardingPage {
     /// Form values (the user's input on a failed post).
     pub form_domain: String,
     pub form_email: String,
+    /// Username of the first visitor login: suggested from the email, or as typed.
+    pub form_username: String,
     pub errors: FieldErrors,
     pub error: Option<String>,
     pub public_ip: Option<IpAddr>,
@@ -120,6 +122,7 @@ pub(super) async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
         chrome: ui.chrome("/onboarding", "Set up Portico").await?,
         status: status.status,
         form_domain: status.domain.clone().unwrap_or_default(),
+        form_username: crate::provision::suggested_username(&ui.state).await?,
         form_email: status.email.unwrap_or_default(),
         domain: status.domain,
         errors: FieldErrors::default(),
@@ -190,12 +193,20 @@ async fn check_dns(form: UiForm) -> Result<HttpResponse, PageError> {
 
 async fn provision(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    let result = crate::provision::start(ui.state.clone().into_inner()).await;
+    let username = form.get("username").trim().to_string();
+    let result = crate::provision::start(ui.state.clone().into_inner(), username.clone()).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    audit::record(&ui.state.store, &ui.actor(), "onboarding.provision.start", "", outcome, None).await;
+    let details = serde_json::json!({ "username": username });
+    audit::record(&ui.state.store, &ui.actor(), "onboarding.provision.start", "", outcome, Some(details)).await;
     match result {
         Ok(()) => Ok(ui.redirect("/onboarding?flash=provisioning")),
         Err(crate::provision::ProvisionError::Store(s)) => Err(ApiError::from(s).into()),
+        Err(crate::provision::ProvisionError::Invalid(errors)) => {
+            let mut p = page(ui).await?;
+            p.errors = FieldErrors(errors);
+            p.form_username = username;
+            super::render(StatusCode::BAD_REQUEST, &p)
+        }
         Err(e) => {
             let mut p = page(ui).await?;
             p.error = Some(e.to_string());
@@ -205,13 +216,13 @@ async fn provision(form: UiForm) -> Result<HttpResponse, PageError> {
 }
 
 /// Paths that answer before onboarding is complete: the wizard, the
-/// second-factor code page (where [`super::settings::second_factor`] sends a
+/// second-factor code page (where [`super::verify::second_factor`] sends a
 /// certificate admin first) and the static files.
 fn open_before_completion(path: &str) -> bool {
     path == "/onboarding"
         || path.starts_with("/onboarding/")
         || path.starts_with("/static/")
-        || path == super::settings::VERIFY
+        || path == super::verify::VERIFY
 }
 
 /// Middleware, innermost of the page scope: until onboarding is complete, the

@@ -1,26 +1,19 @@
 //! Settings: the panel's own second factor (set up with a QR code, confirm,
-//! disable) and the page that asks for the code while 2FA is on. Same
-//! functions as `/api/settings/2fa/*`.
+//! recovery codes, disable) and the ACME settings. Same functions as
+//! `/api/settings/2fa/*`; the page asking for the code is [`super::verify`].
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::SET_COOKIE;
-use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::onboarding::FieldError;
-use crate::panel::auth::BasePath;
 use crate::panel::error::ApiError;
-use crate::panel::routes::two_factor::{confirm_code, disable_code, start_setup, verify_code};
+use crate::panel::routes::two_factor::{confirm_code, disable_code, regenerate_codes, start_setup};
 use crate::panel::session;
 use crate::users::TotpEnrollment;
-
-/// The page that takes the code while the second factor is owed.
-pub(super) const VERIFY: &str = "/settings/2fa/verify";
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -31,7 +24,27 @@ pub struct SettingsPage {
     /// A setup just started: the QR code, shown once.
     pub enrollment: Option<TotpEnrollment>,
     pub errors: FieldErrors,
+    /// Recovery codes just made (2FA turned on, or a new set): shown once.
+    pub recovery_codes: Option<Vec<String>>,
+    /// Unused recovery codes, while 2FA is on.
+    pub remaining: u32,
+    /// `https://<ip>:9292`, which turning 2FA on closes.
+    pub ip_url: String,
+    /// `https://panel.<domain>`, where the panel stays, once a domain is set.
+    pub panel_url: Option<String>,
     pub acme: AcmeView,
+}
+
+impl SettingsPage {
+    /// Few enough recovery codes left to say so.
+    pub fn few_left(&self) -> bool {
+        self.enabled && self.remaining <= crate::recovery::FEW
+    }
+
+    /// The codes as one block of text to copy.
+    pub fn codes_text(&self, codes: &[String]) -> String {
+        codes.join("\n")
+    }
 }
 
 /// The ACME settings, read-only (set in config.yaml or the environment).
@@ -64,12 +77,19 @@ impl AcmeView {
 
 async fn page(ui: &UiAdmin) -> Result<SettingsPage, PageError> {
     let (enabled, _, pending) = session::status(&ui.state.store).await?;
+    let remaining = if enabled { ui.state.store.recovery_codes_remaining().await? } else { 0 };
+    let domain = crate::onboarding::status(&ui.state.store, None).await?.domain;
+    let ip = ui.state.public_ip().map(|ip| ip.to_string()).unwrap_or_else(|| "<public IP>".into());
     Ok(SettingsPage {
         chrome: ui.chrome("/settings", "Settings").await?,
         enabled,
         pending: pending.is_some(),
         enrollment: None,
         errors: FieldErrors::default(),
+        recovery_codes: None,
+        remaining,
+        ip_url: format!("https://{ip}:9292"),
+        panel_url: domain.map(|d| format!("https://panel.{d}")),
         acme: AcmeView::new(&ui.state.settings.acme),
     })
 }
@@ -79,7 +99,7 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 }
 
 /// A wrong code, a ban or a state conflict is shown at the code field.
-fn code_error(e: ApiError) -> Result<FieldErrors, PageError> {
+pub(super) fn code_error(e: ApiError) -> Result<FieldErrors, PageError> {
     match e {
         ApiError::Unauthorized(m) | ApiError::Forbidden(m) | ApiError::Conflict(m) => {
             Ok(FieldErrors(vec![FieldError::new("code", m)]))
@@ -96,87 +116,59 @@ async fn setup(form: UiForm) -> Result<HttpResponse, PageError> {
     super::ok(&p)
 }
 
-/// Runs a code action; on success sets its cookie and redirects with `flash`.
-async fn with_code(
-    form: UiForm,
-    action: impl AsyncFnOnce(&UiAdmin, &str) -> Result<String, ApiError>,
-    done: &str,
-) -> Result<HttpResponse, PageError> {
+/// Adds a `Set-Cookie` header to a response.
+fn with_cookie(mut res: HttpResponse, cookie: &str) -> Result<HttpResponse, PageError> {
+    let value = cookie.parse().map_err(|_| PageError::internal("2fa cookie is not a header value"))?;
+    res.headers_mut().append(SET_COOKIE, value);
+    Ok(res)
+}
+
+/// The page again with the error of `field`.
+async fn refused(ui: &UiAdmin, e: ApiError, field: &str) -> Result<HttpResponse, PageError> {
+    let mut p = page(ui).await?;
+    p.errors = code_error(e)?;
+    p.errors.0.iter_mut().for_each(|f| f.field = field.to_string());
+    super::render(StatusCode::BAD_REQUEST, &p)
+}
+
+/// Turns 2FA on and shows the recovery codes, once, on this response (so
+/// no redirect: they are not kept anywhere to show later).
+async fn confirm(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let code = form.get("code").trim().to_string();
-    match action(ui, &code).await {
-        Ok(cookie) => {
-            let mut res = ui.redirect(done);
-            res.headers_mut().append(
-                SET_COOKIE,
-                cookie.parse().map_err(|_| PageError::internal("2fa cookie is not a header value"))?,
-            );
-            Ok(res)
-        }
-        Err(e) => {
+    match confirm_code(&ui.state, &ui.actor(), &code).await {
+        Ok((cookie, codes)) => {
             let mut p = page(ui).await?;
-            p.errors = code_error(e)?;
-            super::render(StatusCode::BAD_REQUEST, &p)
+            p.chrome.flash = super::flash_message("2fa_enabled");
+            p.recovery_codes = Some(codes);
+            with_cookie(super::ok(&p)?, &cookie)
         }
+        Err(e) => refused(ui, e, "code").await,
     }
 }
 
-async fn confirm(form: UiForm) -> Result<HttpResponse, PageError> {
-    with_code(form, async |ui, code| confirm_code(&ui.state, &ui.actor(), code).await, "/settings?flash=2fa_enabled")
-        .await
+/// A new set of recovery codes (the old ones stop working), shown once.
+async fn regenerate(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    let code = form.get("code").trim().to_string();
+    match regenerate_codes(&ui.state, &ui.actor(), &code).await {
+        Ok(codes) => {
+            let mut p = page(ui).await?;
+            p.chrome.flash = super::flash_message("recovery_codes_new");
+            p.recovery_codes = Some(codes);
+            super::ok(&p)
+        }
+        Err(e) => refused(ui, e, "regen_code").await,
+    }
 }
 
 async fn disable(form: UiForm) -> Result<HttpResponse, PageError> {
-    with_code(form, async |ui, code| disable_code(&ui.state, &ui.actor(), code).await, "/settings?flash=2fa_disabled")
-        .await
-}
-
-#[derive(Template)]
-#[template(path = "verify.html")]
-pub struct VerifyPage {
-    pub chrome: Chrome,
-    pub errors: FieldErrors,
-}
-
-async fn show_verify(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    let chrome = ui.chrome("/settings", "Second factor").await?;
-    super::ok(&VerifyPage { chrome, errors: FieldErrors::default() })
-}
-
-async fn verify(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let code = form.get("code").trim().to_string();
-    match verify_code(&ui.state, &ui.actor(), &code).await {
-        Ok(cookie) => {
-            let mut res = ui.redirect("/");
-            let value = cookie.parse().map_err(|_| PageError::internal("2fa cookie is not a header value"))?;
-            res.headers_mut().append(SET_COOKIE, value);
-            Ok(res)
-        }
-        Err(e) => {
-            let chrome = ui.chrome("/settings", "Second factor").await?;
-            super::render(StatusCode::BAD_REQUEST, &VerifyPage { chrome, errors: code_error(e)? })
-        }
+    match disable_code(&ui.state, &ui.actor(), &code).await {
+        Ok(clear) => with_cookie(ui.redirect("/settings?flash=2fa_disabled"), &clear),
+        Err(e) => refused(ui, e, "code").await,
     }
-}
-
-/// Middleware (inside the identity chain): while panel 2FA is on, a
-/// certificate admin without a valid session is sent to the code page.
-pub async fn second_factor(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if req.path() != VERIFY {
-        let missing = session::second_factor_missing(&req)
-            .await
-            .map_err(|e| actix_web::Error::from(PageError::internal(&format!("2fa status: {e}"))))?;
-        if missing {
-            let base = BasePath::extract(req.request()).await.map(|b| b.0).unwrap_or_default();
-            let res = super::see_other(&format!("{base}{VERIFY}"));
-            return Ok(req.into_response(res));
-        }
-    }
-    next.call(req).await.map(ServiceResponse::map_into_boxed_body)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -184,6 +176,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/settings/2fa/setup", web::post().to(setup))
         .route("/settings/2fa/confirm", web::post().to(confirm))
         .route("/settings/2fa/disable", web::post().to(disable))
-        .route(VERIFY, web::get().to(show_verify))
-        .route(VERIFY, web::post().to(verify));
+        .route("/settings/2fa/recovery-codes", web::post().to(regenerate));
 }

@@ -237,7 +237,8 @@ async fn provisioning_starts_from_the_page_and_shows_a_failed_step() {
     ui.state.set_onboarding_state(OnboardingState::DnsReady);
     let page = ui.get("/onboarding").await;
     assert!(page.body.contains("Start provisioning"));
-    let started = ui.post("/onboarding/provision", Some(&page.csrf()), &[]).await;
+    assert!(page.body.contains("value=\"me\""), "the username is suggested from the email");
+    let started = ui.post("/onboarding/provision", Some(&page.csrf()), &[("username", "me")]).await;
     assert_eq!(started.status, StatusCode::SEE_OTHER);
     assert_eq!(started.location.as_deref(), Some("/onboarding?flash=provisioning"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

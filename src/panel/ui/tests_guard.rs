@@ -254,8 +254,9 @@ async fn second_factor_comes_before_onboarding() {
     let secret = crate::totp::generate_secret();
     ui.state.store.put_settings(vec![(keys::ENABLED, "1".into()), (keys::SECRET, secret)]).await.unwrap();
     let gated = ui.get("/tunnels").await;
-    assert_eq!(gated.location.as_deref(), Some("/settings/2fa/verify"), "the code first");
-    assert_eq!(ui.get("/onboarding").await.location.as_deref(), Some("/settings/2fa/verify"));
+    assert_eq!(gated.location.as_deref(), Some("/settings/2fa/verify?next=%2Ftunnels"), "the code first");
+    let wizard = ui.get("/onboarding").await;
+    assert_eq!(wizard.location.as_deref(), Some("/settings/2fa/verify?next=%2Fonboarding"));
     let verify = ui.get("/settings/2fa/verify").await;
     assert_eq!(verify.status, StatusCode::OK, "the code page answers before onboarding");
     assert!(verify.body.contains("Enter your code"));

@@ -311,14 +311,15 @@ async fn panel_two_factor_setup_confirm_gate_and_disable() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let code = crate::totp::code_now(&pending, now).unwrap();
     let on = ui.post("/settings/2fa/confirm", Some(&csrf), &[("code", &code)]).await;
-    assert_eq!(on.location.as_deref(), Some("/settings?flash=2fa_enabled"));
+    assert_eq!(on.status, StatusCode::OK, "the recovery codes are shown on this answer");
+    assert!(on.body.contains("Two-factor login is on") && on.body.contains("Your recovery codes"), "{}", on.body);
     let cookie = on.cookies.iter().find(|c| c.starts_with("portico_panel_2fa=")).expect("session cookie").clone();
     let cookie = cookie.split(';').next().unwrap().to_string();
     assert!(ui.state.store.settings(&[keys::ENABLED]).await.unwrap()[0].as_deref() == Some("1"));
 
     // Without the session, every page asks for the code first.
     let gated = ui.get("/tunnels").await;
-    assert_eq!(gated.location.as_deref(), Some("/settings/2fa/verify"));
+    assert_eq!(gated.location.as_deref(), Some("/settings/2fa/verify?next=%2Ftunnels"));
     let ingress = ui.as_ingress("alice").get("/tunnels").await;
     assert_eq!(ingress.status, StatusCode::OK, "ingress users never present the admin certificate");
     let verify = ui.get("/settings/2fa/verify").await;
@@ -423,7 +424,7 @@ async fn a_failed_provisioning_says_so_above_its_steps() {
     ui.state.store.put_settings(rows).await.unwrap();
     ui.set_state(OnboardingState::DnsReady).await;
     let csrf = ui.get("/onboarding").await.csrf();
-    let started = ui.post("/onboarding/provision", Some(&csrf), &[]).await;
+    let started = ui.post("/onboarding/provision", Some(&csrf), &[("username", "ops")]).await;
     assert_eq!(started.location.as_deref(), Some("/onboarding?flash=provisioning"), "{}", started.body);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while ui.state.provision.status() == RunStatus::Running && std::time::Instant::now() < deadline {

@@ -130,7 +130,7 @@ impl Store {
                 params![token_hash, to_unix(now)],
             )?;
             if n == 0 {
-                return Err(StoreError::Conflict("the invitation is no longer valid".into()));
+                return Err(StoreError::Conflict("The invitation is no longer valid".into()));
             }
             insert_user_tx(&tx, &user, now)?;
             tx.execute("UPDATE users SET totp_last_step = ?2 WHERE username = ?1", params![user.username, totp_step])?;

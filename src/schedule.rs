@@ -66,15 +66,16 @@ pub fn in_words(expr: &str) -> Option<String> {
     let clock = |h: u32| {
         if sec == 0 { format!("{h:02}:{min:02}") } else { format!("{h:02}:{min:02}:{sec:02}") }
     };
-    if !any(dom) || !any(dow) {
-        // Days below need a time of day; `every N hours` only on every day.
-    } else if any(hour) || step(hour) == Some(1) {
+    // Hourly shapes only on every day; the rest name hours of the day.
+    let every_day = any(dom) && any(dow);
+    if every_day && (any(hour) || step(hour) == Some(1)) {
         return Some(if min == 0 && sec == 0 {
             "every hour, on the hour".into()
         } else {
             format!("every hour at minute {min}")
         });
-    } else if let Some(n) = step(hour) {
+    }
+    if let Some(n) = step(hour).filter(|_| every_day) {
         let times: Vec<String> = (0..24).step_by(n as usize).map(clock).collect();
         return Some(if times.len() <= 6 {
             format!("every {n} hours, at {} UTC", and_list(&times))

@@ -16,7 +16,7 @@ use crate::token;
 pub enum AgentError {
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
-    #[error("enrollment token is unknown, used or expired")]
+    #[error("The enrollment token is unknown, used or expired")]
     BadToken,
     #[error("{0}")]
     BadCsr(String),
@@ -36,7 +36,7 @@ pub fn validate(label: Option<&str>, capabilities: &[String]) -> Result<Vec<Capa
     {
         errors.push(FieldError::new(
             "label",
-            "1–63 lowercase letters, digits or hyphens, not starting or ending with a hyphen",
+            "Use 1–63 lowercase letters, digits or hyphens, not starting or ending with a hyphen",
         ));
     }
     let mut caps = Vec::new();
@@ -46,7 +46,7 @@ pub fn validate(label: Option<&str>, capabilities: &[String]) -> Result<Vec<Capa
             Some(_) => {}
             None => errors.push(FieldError::new(
                 &format!("capabilities[{i}]"),
-                format!("unknown capability '{c}'; known: {}", Capability::ALL.map(|c| c.as_str()).join(", ")),
+                format!("Unknown capability '{c}'; known: {}", Capability::ALL.map(|c| c.as_str()).join(", ")),
             )),
         }
     }
@@ -96,7 +96,7 @@ pub async fn issue(
     caps: Vec<Capability>,
 ) -> Result<IssuedAgentCert, AgentError> {
     if store.agent(label.clone()).await?.is_some_and(|a| a.revoked_at.is_none()) {
-        return Err(StoreError::Conflict(format!("agent '{label}' already exists")).into());
+        return Err(StoreError::Conflict(format!("Agent '{label}' already exists")).into());
     }
     let (issued, ca_pem) = blocking(move || {
         let issued = pki.issue_agent(&label)?;
@@ -133,7 +133,7 @@ pub async fn create_enrollment(
     minutes: u32,
 ) -> Result<EnrollmentGrant, AgentError> {
     if store.agent(label.clone()).await?.is_some_and(|a| a.revoked_at.is_none()) {
-        return Err(StoreError::Conflict(format!("agent '{label}' already exists")).into());
+        return Err(StoreError::Conflict(format!("Agent '{label}' already exists")).into());
     }
     let token = token::random_token(32);
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc());

@@ -68,24 +68,26 @@ pub fn validate(name: &str, scopes: &[String], expires_in_days: Option<u32>) -> 
     let mut errors = Vec::new();
     let name = name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-        errors.push(FieldError::new("name", "name must be 1–64 printable characters"));
+        errors.push(FieldError::new("name", "Use 1–64 printable characters"));
     }
     let mut parsed = Vec::new();
     if scopes.is_empty() {
-        errors.push(FieldError::new("scopes", "give at least one scope: read, write or admin"));
+        errors.push(FieldError::new("scopes", "Give at least one scope: read, write or admin"));
     }
     for (i, s) in scopes.iter().enumerate() {
         match Scope::parse(s) {
             Some(scope) if !parsed.contains(&scope) => parsed.push(scope),
             Some(_) => {}
-            None => errors
-                .push(FieldError::new(&format!("scopes[{i}]"), format!("unknown scope '{s}' (read, write, admin)"))),
+            None => errors.push(FieldError::new(
+                &format!("scopes[{i}]"),
+                format!("Unknown scope '{s}'; use read, write or admin"),
+            )),
         }
     }
     if let Some(days) = expires_in_days
         && !(1..=MAX_EXPIRY_DAYS).contains(&days)
     {
-        errors.push(FieldError::new("expiresInDays", format!("must be between 1 and {MAX_EXPIRY_DAYS}")));
+        errors.push(FieldError::new("expiresInDays", format!("Choose between 1 and {MAX_EXPIRY_DAYS} days")));
     }
     if errors.is_empty() { Ok(parsed) } else { Err(KeyError::Invalid(errors)) }
 }

@@ -95,11 +95,11 @@ fn kept_out(name: &str) -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("passphrase must be at least {MIN_PASSPHRASE_CHARS} characters")]
+    #[error("Use a passphrase of at least {MIN_PASSPHRASE_CHARS} characters")]
     WeakPassphrase,
-    #[error("wrong passphrase, or not an archive for this passphrase")]
+    #[error("Wrong passphrase, or not an archive for this passphrase")]
     WrongPassphrase,
-    #[error("the archive is damaged or not a Portico backup: {0}")]
+    #[error("The archive is damaged or not a Portico backup: {0}")]
     Corrupt(String),
     #[error("the data directory {0} is not empty; pass --force to replace its contents")]
     NotEmpty(PathBuf),
@@ -117,11 +117,11 @@ pub enum BackupError {
     )]
     UnsafeLink { path: PathBuf, target: PathBuf },
     #[error(
-        "the archive's scrypt work factor 2^{log_n} needs {needs_mib} MiB of memory, more than this system can \
+        "The archive's scrypt work factor 2^{log_n} needs {needs_mib} MiB of memory, more than this system can \
          give ({limit_mib} MiB); open it with the age tool on a larger machine and take a new backup there"
     )]
     TooCostly { log_n: u8, needs_mib: u64, limit_mib: u64 },
-    #[error("another backup is running")]
+    #[error("Another backup is running")]
     Busy,
     /// A swap stopped at a test's crash point.
     #[error("interrupted")]

@@ -31,6 +31,7 @@ pub mod provision;
 pub mod recovery;
 pub mod redact;
 pub mod relay;
+pub mod schedule;
 pub mod services;
 pub mod settings;
 pub mod sites;

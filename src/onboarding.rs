@@ -68,21 +68,21 @@ pub fn validate_domain(input: &str) -> Result<String, FieldError> {
     let err = |m: &str| FieldError::new("domain", m);
     let trimmed = input.trim().trim_end_matches('.');
     if trimmed.is_empty() {
-        return Err(err("domain is required"));
+        return Err(err("A domain is required"));
     }
     if trimmed.parse::<IpAddr>().is_ok() || trimmed.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
-        return Err(err("an IP address is not a domain; use a name you own, like example.com"));
+        return Err(err("An IP address is not a domain; use a name you own, like example.com"));
     }
     if trimmed.contains(['/', ':', '@', '*', ' ', '\\']) {
-        return Err(err("give only the domain name, like example.com (no scheme, port, path or wildcard)"));
+        return Err(err("Give only the domain name, like example.com (no scheme, port, path or wildcard)"));
     }
-    let ascii = idna::domain_to_ascii(trimmed).map_err(|_| err("not a valid domain name"))?;
+    let ascii = idna::domain_to_ascii(trimmed).map_err(|_| err("This is not a valid domain name"))?;
     if ascii.len() > 253 - "panel.".len() {
-        return Err(err("domain is too long"));
+        return Err(err("The domain is too long"));
     }
     let labels: Vec<&str> = ascii.split('.').collect();
     if labels.len() < 2 {
-        return Err(err("use a full domain with a dot, like example.com"));
+        return Err(err("Use a full domain with a dot, like example.com"));
     }
     for label in &labels {
         let ok = !label.is_empty()
@@ -97,7 +97,7 @@ pub fn validate_domain(input: &str) -> Result<String, FieldError> {
         }
     }
     if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(err("the last part of a domain cannot be numeric"));
+        return Err(err("The last part of a domain cannot be numeric"));
     }
     Ok(ascii)
 }
@@ -107,15 +107,15 @@ pub fn validate_email(input: &str) -> Result<String, FieldError> {
     let err = |m: &str| FieldError::new("email", m);
     let email = input.trim();
     if email.is_empty() {
-        return Err(err("email is required (Let's Encrypt sends expiry notices there)"));
+        return Err(err("An email address is required (Let's Encrypt sends expiry notices there)"));
     }
     let Some((local, host)) = email.rsplit_once('@') else {
-        return Err(err("not an email address"));
+        return Err(err("This is not an email address"));
     };
     if local.is_empty() || email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(err("not an email address"));
+        return Err(err("This is not an email address"));
     }
-    validate_domain(host).map_err(|_| err("the part after @ must be a domain"))?;
+    validate_domain(host).map_err(|_| err("The part after @ must be a domain"))?;
     Ok(email.to_string())
 }
 
@@ -226,9 +226,9 @@ pub fn detect_public_ip() -> Option<IpAddr> {
 pub enum OnboardingError {
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
-    #[error("not allowed while onboarding is {0}")]
+    #[error("Not allowed while onboarding is {0}")]
     WrongState(String),
-    #[error("the public IP address is unknown; set public_ip (env PORTICO__PUBLIC_IP)")]
+    #[error("The public IP address is unknown; set public_ip (env PORTICO__PUBLIC_IP)")]
     NoPublicIp,
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -90,9 +90,9 @@ pub struct Snapshot {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
-    #[error("provisioning is already running")]
+    #[error("Provisioning is already running")]
     Running,
-    #[error("provisioning needs DNS_READY (or a failed run to retry); onboarding is {0}")]
+    #[error("Provisioning needs DNS_READY (or a failed run to retry); onboarding is {0}")]
     WrongState(String),
     #[error("invalid input")]
     Invalid(Vec<crate::onboarding::FieldError>),

@@ -38,11 +38,11 @@ pub struct ServiceInfo {
 pub enum ServiceError {
     #[error("unknown service `{0}`")]
     Unknown(String),
-    #[error("service `{name}` does not support `{action}`")]
+    #[error("Service `{name}` does not support `{action}`")]
     Unsupported { name: String, action: &'static str },
-    #[error("the panel cannot stop itself; restart it instead")]
+    #[error("The panel cannot stop itself; restart it instead")]
     SelfStop,
-    #[error("no service supervisor is running here")]
+    #[error("No service supervisor is running here")]
     Unavailable,
     #[error("{0}")]
     Supervisor(String),

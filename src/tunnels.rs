@@ -5,19 +5,19 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::identity::Identity;
+use crate::nginx::Access;
 use crate::onboarding::FieldError;
 use crate::store::{AgentStatus, Store, StoreError, Tunnel, TunnelFields};
 
 /// Subdomains the appliance keeps for itself.
 pub const RESERVED: &[&str] = crate::onboarding::RESERVED_NAMES;
-const ACCESS: [&str; 3] = ["public", "authenticated", "restricted"];
 const MAX_DESCRIPTION: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TunnelsError {
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
-    #[error("this tunnel belongs to another agent")]
+    #[error("This tunnel belongs to another agent")]
     NotYours,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -58,7 +58,9 @@ pub struct TunnelInput {
     /// `host:port` as the agent sees it.
     pub target: String,
     pub enabled: Option<bool>,
-    /// `public`, `authenticated` or `restricted`.
+    /// `public` (Public: anyone with the link), `authenticated` (Signed-in
+    /// visitors: any visitor user) or `restricted` (Restricted: only
+    /// `allowedUsers` and `allowedGroups`).
     pub access: Option<String>,
     pub allowed_users: Option<Vec<String>>,
     pub allowed_groups: Option<Vec<String>>,
@@ -123,29 +125,29 @@ pub fn valid_target(t: &str) -> bool {
 pub fn validate(f: &TunnelFields) -> Result<(), TunnelsError> {
     let mut e = Vec::new();
     if !valid_label(&f.name) {
-        e.push(FieldError::new("name", "a lowercase DNS label: 1–63 letters, digits or hyphens"));
+        e.push(FieldError::new("name", "Use a lowercase DNS label: 1–63 letters, digits or hyphens"));
     } else if RESERVED.contains(&f.name.as_str()) {
         e.push(FieldError::new("name", format!("'{}' is reserved", f.name)));
     }
     if !valid_label(&f.agent) {
-        e.push(FieldError::new("agent", "an agent label"));
+        e.push(FieldError::new("agent", "Give the label of an enrolled agent"));
     }
     if !valid_target(&f.target) {
-        e.push(FieldError::new("target", "host:port with a port from 1 to 65535"));
+        e.push(FieldError::new("target", "Give host:port with a port from 1 to 65535"));
     }
-    if !ACCESS.contains(&f.access.as_str()) {
-        e.push(FieldError::new("access", "one of public, authenticated, restricted"));
+    if Access::parse(&f.access).is_none() {
+        e.push(FieldError::new("access", "Choose public, authenticated or restricted"));
     }
     for (field, list) in [("allowedUsers", &f.allowed_users), ("allowedGroups", &f.allowed_groups)] {
         if list.iter().any(|u| u.is_empty() || u.len() > 64 || u.chars().any(char::is_whitespace)) {
-            e.push(FieldError::new(field, "names without spaces, 1–64 characters"));
+            e.push(FieldError::new(field, "Use names without spaces, 1–64 characters each"));
         }
     }
     if f.access != "restricted" && (!f.allowed_users.is_empty() || !f.allowed_groups.is_empty()) {
-        e.push(FieldError::new("access", "allowed users and groups need access 'restricted'"));
+        e.push(FieldError::new("access", "Allowed users and groups need access 'restricted'"));
     }
     if f.description.chars().count() > MAX_DESCRIPTION {
-        e.push(FieldError::new("description", format!("at most {MAX_DESCRIPTION} characters")));
+        e.push(FieldError::new("description", format!("Use at most {MAX_DESCRIPTION} characters")));
     }
     if e.is_empty() { Ok(()) } else { Err(TunnelsError::Invalid(e)) }
 }
@@ -186,7 +188,10 @@ async fn check(store: &Store, who: &Identity, f: &TunnelFields) -> Result<(), Tu
         return Err(TunnelsError::NotYours);
     }
     if store.agent(f.agent.clone()).await?.is_none_or(|a| a.revoked_at.is_some()) {
-        return Err(TunnelsError::Invalid(vec![FieldError::new("agent", format!("no active agent '{}'", f.agent))]));
+        return Err(TunnelsError::Invalid(vec![FieldError::new(
+            "agent",
+            format!("There is no active agent '{}'", f.agent),
+        )]));
     }
     Ok(())
 }

@@ -58,9 +58,9 @@ const COMMON_PASSWORDS: &[&str] = &[
 pub enum UserError {
     #[error("invalid input")]
     Invalid(Vec<FieldError>),
-    #[error("the invitation is invalid, used, revoked or expired")]
+    #[error("The invitation is invalid, used, revoked or expired")]
     BadInvitation,
-    #[error("the code from the authenticator app is wrong")]
+    #[error("The code from the authenticator app is wrong")]
     BadTotp,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -111,37 +111,37 @@ pub fn valid_username(name: &str) -> bool {
 
 fn check_name(errors: &mut Vec<FieldError>, field: &str, name: &str) {
     if !valid_username(name) {
-        errors.push(FieldError::new(field, "use 1–32 characters: lowercase letters, digits, '.', '_' or '-'"));
+        errors.push(FieldError::new(field, "Use 1–32 characters: lowercase letters, digits, '.', '_' or '-'"));
     }
 }
 
 /// Length and common-password checks.
 pub fn check_password(errors: &mut Vec<FieldError>, password: &str) {
     if password.chars().count() < MIN_PASSWORD_LEN {
-        errors.push(FieldError::new("password", format!("use at least {MIN_PASSWORD_LEN} characters")));
+        errors.push(FieldError::new("password", format!("Use at least {MIN_PASSWORD_LEN} characters")));
     } else if password.len() > 72 {
-        errors.push(FieldError::new("password", "use at most 72 bytes"));
+        errors.push(FieldError::new("password", "Use at most 72 bytes"));
     } else if COMMON_PASSWORDS.iter().any(|p| p.eq_ignore_ascii_case(password)) {
-        errors.push(FieldError::new("password", "this password is too common"));
+        errors.push(FieldError::new("password", "This password is too common"));
     }
 }
 
 fn check_email(errors: &mut Vec<FieldError>, email: &str) {
     let ok = email.is_empty() || (email.len() <= 254 && email.contains('@') && !email.chars().any(char::is_control));
     if !ok {
-        errors.push(FieldError::new("email", "not an email address"));
+        errors.push(FieldError::new("email", "This is not an email address"));
     }
 }
 
 fn check_groups(errors: &mut Vec<FieldError>, groups: &[String]) {
     if groups.iter().any(|g| !valid_username(g)) {
-        errors.push(FieldError::new("groups", "group names use 1–32 characters: [a-z0-9._-]"));
+        errors.push(FieldError::new("groups", "Group names use 1–32 characters: [a-z0-9._-]"));
     }
 }
 
 fn check_display(errors: &mut Vec<FieldError>, name: &str) {
     if name.len() > 128 || name.chars().any(char::is_control) {
-        errors.push(FieldError::new("displayName", "at most 128 printable characters"));
+        errors.push(FieldError::new("displayName", "Use at most 128 printable characters"));
     }
 }
 
@@ -268,7 +268,7 @@ pub fn validate_group(name: &str, description: &str) -> Result<(), UserError> {
     let mut errors = Vec::new();
     check_name(&mut errors, "name", name);
     if description.len() > 256 {
-        errors.push(FieldError::new("description", "at most 256 characters"));
+        errors.push(FieldError::new("description", "Use at most 256 characters"));
     }
     if errors.is_empty() { Ok(()) } else { Err(UserError::Invalid(errors)) }
 }
@@ -298,17 +298,17 @@ pub async fn create_invitation(
     check_groups(&mut errors, &groups);
     let days = days.unwrap_or(INVITE_DAYS);
     if !(1..=30).contains(&days) {
-        errors.push(FieldError::new("expiresInDays", "use 1–30"));
+        errors.push(FieldError::new("expiresInDays", "Use 1–30 days"));
     }
     if !errors.is_empty() {
         return Err(UserError::Invalid(errors));
     }
     if store.user(username.clone()).await?.is_some() {
-        return Err(StoreError::Conflict(format!("a user named '{username}' already exists")).into());
+        return Err(StoreError::Conflict(format!("A user named '{username}' already exists")).into());
     }
     let known = store.groups().await?;
     if let Some(g) = groups.iter().find(|g| !known.iter().any(|k| &k.name == *g)) {
-        return Err(StoreError::Conflict(format!("group '{g}' does not exist")).into());
+        return Err(StoreError::Conflict(format!("Group '{g}' does not exist")).into());
     }
     let token = token::random_token(32);
     let now = OffsetDateTime::now_utc();

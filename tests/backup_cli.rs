@@ -66,7 +66,7 @@ fn backup_wipe_restore_gives_back_the_same_appliance() {
     std::fs::write(&wrong, "this is not the passphrase").unwrap();
     let out = portico(&fresh).arg("restore").arg(&archive).arg("--passphrase-file").arg(&wrong).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Wrong passphrase"));
     assert!(!fresh.join("portico.db").exists());
 
     // A fresh data dir: same CA, admin certificate, database and sites.

@@ -284,14 +284,14 @@ async fn admin_walks_every_page_in_chromium() {
     let input = s.client.find(Locator::Css("#restore-archive")).await.unwrap();
     input.send_keys(old_archive.to_str().unwrap()).await.unwrap();
     s.click("form[action^='/onboarding/restore'] button[type=submit]").await;
-    s.wait_text("Nothing was changed: wrong passphrase").await;
+    s.wait_text("Wrong passphrase, or not an archive for this passphrase. Nothing was changed.").await;
     s.shot("onboarding-restore-refused").await;
     assert_eq!(portico::backup::staged::staged(&panel.state.settings.data_dir).unwrap(), None);
     assert_eq!(panel.state.onboarding_state(), OnboardingState::Fresh);
     s.fill("#domain", "http://example.com/x").await;
     s.fill("#email", "ops@example.com").await;
     s.click("form[action='/onboarding/domain'] button").await;
-    s.wait_text("give only the domain name").await;
+    s.wait_text("Give only the domain name").await;
     let kept = s.client.find(Locator::Css("#email")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(kept.as_deref(), Some("ops@example.com"));
     let focused = s.client.execute("return document.activeElement.id", vec![]).await.unwrap();
@@ -374,8 +374,8 @@ async fn admin_walks_every_page_in_chromium() {
     s.fill("#username", "Alice!").await;
     s.fill("#password", "short").await;
     s.click("form[action='/users'] button[type=submit]").await;
-    let text = s.wait_text("use 1–32 characters").await;
-    assert!(text.contains("use at least 12 characters"), "{text}");
+    let text = s.wait_text("Use 1–32 characters").await;
+    assert!(text.contains("Use at least 12 characters"), "{text}");
     s.shot("users-errors").await;
     s.fill("#username", "alice").await;
     s.fill("#displayName", "Alice").await;
@@ -396,7 +396,7 @@ async fn admin_walks_every_page_in_chromium() {
     s.wait_path("/groups").await;
     s.fill("#name", "Family Members").await;
     s.click("form[action='/groups'] button[type=submit]").await;
-    s.wait_text("use 1–32 characters").await;
+    s.wait_text("Use 1–32 characters").await;
     s.fill("#name", "family").await;
     s.click("form[action='/groups'] button[type=submit]").await;
     s.wait_path("/groups?flash=group_created").await;
@@ -412,7 +412,7 @@ async fn admin_walks_every_page_in_chromium() {
     s.fill("#username", "dave").await;
     s.fill("#expiresInDays", "99").await;
     s.click("form[action='/invitations'] button[type=submit]").await;
-    s.wait_text("use 1–30").await;
+    s.wait_text("Use 1–30 days").await;
     s.fill("#expiresInDays", "7").await;
     s.click("form[action='/invitations'] button[type=submit]").await;
     s.wait_text("Shown once").await;
@@ -428,7 +428,7 @@ async fn admin_walks_every_page_in_chromium() {
     s.fill("#target", "nas").await;
     s.click("form[action='/tunnels'] button[type=submit]").await;
     let text = s.wait_text("a lowercase DNS label").await;
-    assert!(text.contains("host:port with a port from 1 to 65535"), "{text}");
+    assert!(text.contains("Give host:port with a port from 1 to 65535"), "{text}");
     let kept = s.client.find(Locator::Css("#target")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(kept.as_deref(), Some("nas"), "input kept");
     s.shot("tunnels-errors").await;
@@ -462,7 +462,7 @@ async fn admin_walks_every_page_in_chromium() {
     s.wait_path("/sites").await;
     s.fill("#name", "My Docs").await;
     s.click("form[action='/sites'] button[type=submit]").await;
-    s.wait_text("must be a lowercase DNS label").await;
+    s.wait_text("Use a lowercase DNS label").await;
     s.fill("#name", "docs").await;
     s.click("form[action='/sites'] button[type=submit]").await;
     // Created and probed at once: no certificate for the new name yet, so
@@ -596,7 +596,7 @@ async fn admin_walks_every_page_in_chromium() {
     s.fill("#restore-passphrase", "not the passphrase at all").await;
     pick_archive().await;
     s.click("form[action^='/backups/restore'] button[type=submit]").await;
-    s.wait_text("Nothing was changed: wrong passphrase").await;
+    s.wait_text("Wrong passphrase, or not an archive for this passphrase. Nothing was changed.").await;
     s.shot("backups-restore-refused").await;
     let data_dir = panel.state.settings.data_dir.clone();
     assert_eq!(portico::backup::staged::staged(&data_dir).unwrap(), None);
@@ -622,7 +622,7 @@ async fn admin_walks_every_page_in_chromium() {
     let pending = panel.state.store.settings(&["panel.2fa.pending"]).await.unwrap()[0].clone().unwrap();
     s.fill("#code", "000000").await;
     s.click("form[action='/settings/2fa/confirm'] button").await;
-    s.wait_text("wrong or already used code").await;
+    s.wait_text("Wrong or already used code").await;
     let code = portico::totp::code_now(&pending, OffsetDateTime::now_utc().unix_timestamp()).unwrap();
     s.fill("#code", &code).await;
     s.click("form[action='/settings/2fa/confirm'] button").await;
@@ -902,5 +902,107 @@ async fn recovery_codes_and_the_return_after_the_code_in_chromium() {
     s.fill("#code", &code).await;
     s.click("form:has(#code) button[type=submit]").await;
     s.wait_path("/tunnels").await;
+    s.client.close().await.unwrap();
+}
+
+// ---- Wording as a new operator reads it (issue 21) ----
+
+/// Texts of every element `css` matches.
+async fn texts(s: &Session, css: &str) -> Vec<String> {
+    let script = format!("return [...document.querySelectorAll(\"{css}\")].map(e => e.textContent.trim())");
+    let found = s.client.execute(&script, vec![]).await.unwrap();
+    found.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[actix_web::test]
+async fn pages_say_things_once_in_plain_words() {
+    let Some((chromium, chromedriver)) = chromium_tools() else { return };
+    let panel = start_panel(Front::Nginx).await;
+    let store = &panel.state.store;
+    store
+        .put_settings(vec![
+            (portico::onboarding::keys::DOMAIN, "example.com".into()),
+            (portico::onboarding::keys::STATE, OnboardingState::Completed.as_str().into()),
+        ])
+        .await
+        .unwrap();
+    panel.state.set_onboarding_state(OnboardingState::Completed);
+    let caps = vec![portico::identity::Capability::TunnelsRead];
+    portico::agents::issue(panel.state.pki.clone(), store, "home".into(), caps).await.unwrap();
+    let driver = Driver::start(&chromedriver);
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, &chromium, profile.path()).await;
+    let s = Session { client, origin: format!("http://{}", panel.addr), shots: screenshots_dir(), prefix: "wording-" };
+
+    // One "Tunnels" heading; field errors are sentences.
+    s.goto("/tunnels").await;
+    assert_eq!(texts(&s, "h1, h2").await.iter().filter(|t| *t == "Tunnels").count(), 1);
+    let modes = texts(&s, "fieldset label").await.join("\n");
+    assert!(modes.contains("Signed-in visitors — any visitor user"), "{modes}");
+    s.fill("#name", "Nas").await;
+    s.fill("#target", "nas").await;
+    s.click("form[action='/tunnels'] button[type=submit]").await;
+    s.wait_text("Use a lowercase DNS label").await;
+    let errors = texts(&s, ".field-error").await;
+    assert!(errors.len() >= 2, "{errors:?}");
+    for e in &errors {
+        assert!(e.chars().next().is_some_and(char::is_uppercase), "lowercase error: {e}");
+    }
+    s.shot("tunnel-errors").await;
+
+    // The address is a link that opens in a new tab; access has one name.
+    s.fill("#name", "nas").await;
+    s.fill("#target", "127.0.0.1:5000").await;
+    s.click("form[action='/tunnels'] button[type=submit]").await;
+    s.wait_text("Tunnel created").await;
+    let link = s.client.find(Locator::Css("dd a.address")).await.unwrap();
+    assert_eq!(link.attr("href").await.unwrap().as_deref(), Some("https://nas.example.com/"));
+    assert_eq!(link.attr("target").await.unwrap().as_deref(), Some("_blank"));
+    assert_eq!(link.attr("rel").await.unwrap().as_deref(), Some("noopener"));
+    assert!(texts(&s, "dd").await.iter().any(|t| t == "Signed-in visitors"), "one name for the access mode");
+    s.shot("tunnel-page").await;
+    s.goto("/tunnels").await;
+    let row = texts(&s, "tbody tr").await.join("\n");
+    assert!(row.contains("https://nas.example.com/") && row.contains("Signed-in visitors"), "{row}");
+    assert!(!row.contains("authenticated"), "{row}");
+    s.shot("tunnels").await;
+
+    // Renew buttons say "Renew"; the row names the host, the accessible name keeps it.
+    s.goto("/certs").await;
+    let buttons = s.client.find_all(Locator::Css("form[action='/certs/renew'] button")).await.unwrap();
+    assert!(buttons.len() >= 3);
+    for b in &buttons {
+        assert_eq!(b.text().await.unwrap(), "Renew");
+        let name = b.attr("aria-label").await.unwrap().unwrap_or_default();
+        assert!(name.starts_with("Renew ") && name.ends_with(".example.com now"), "{name}");
+    }
+    let text = s.body_text().await;
+    assert!(text.contains("weekly on Monday and Thursday at 03:17 UTC"), "{text}");
+    assert!(!text.contains("0 17 3 * * Mon,Thu"), "the cron expression is not the schedule's words");
+    s.shot("certs").await;
+    s.goto("/settings").await;
+    assert!(s.body_text().await.contains("weekly on Monday and Thursday at 03:17 UTC; next run 20"));
+    s.goto("/backups").await;
+    assert!(s.body_text().await.contains("Scheduled backups are off"));
+
+    // The nginx page lists each live file once.
+    s.goto("/nginx").await;
+    let files = texts(&s, "details.config-file summary").await;
+    let mut unique = files.clone();
+    unique.sort();
+    unique.dedup();
+    assert!(!files.is_empty() && unique.len() == files.len(), "{files:?}");
+    let code = texts(&s, "code").await;
+    for f in &files {
+        assert_eq!(code.iter().filter(|c| *c == f).count(), 1, "{f} listed once");
+    }
+    s.shot("nginx").await;
+
+    // Young sparklines: dots on a scale from zero, and a word that it is early.
+    s.goto("/").await;
+    let text = s.body_text().await;
+    assert!(text.contains("collecting: a sample a minute"), "{text}");
+    assert!(!s.client.find_all(Locator::Css("svg.spark circle")).await.unwrap().is_empty());
+    s.shot("dashboard").await;
     s.client.close().await.unwrap();
 }

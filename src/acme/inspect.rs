@@ -97,13 +97,14 @@ pub fn covers(names: &[String], fqdn: &str) -> bool {
 /// Errors name the field (`fullchain` or `key`) and say what to fix.
 pub fn validate_upload(fqdn: &str, fullchain: &str, key: &str, now: OffsetDateTime) -> Result<Leaf, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let leaf = leaf(fullchain).map_err(|m| errors.push(FieldError::new("fullchain", m))).ok();
+    let leaf =
+        leaf(fullchain).map_err(|m| errors.push(FieldError::new("fullchain", crate::wording::sentence(&m)))).ok();
     let key_spki = match rcgen::KeyPair::from_pem(key) {
         Ok(k) => Some(rcgen::PublicKeyData::subject_public_key_info(&k)),
         Err(_) => {
             errors.push(FieldError::new(
                 "key",
-                "not a PEM private key this server can use (PKCS#8 `PRIVATE KEY`, RSA or EC P-256/P-384)",
+                "This is not a PEM private key this server can use (PKCS#8 `PRIVATE KEY`, RSA or EC P-256/P-384)",
             ));
             None
         }
@@ -112,20 +113,20 @@ pub fn validate_upload(fqdn: &str, fullchain: &str, key: &str, now: OffsetDateTi
         if let Some(spki) = key_spki
             && spki != leaf.spki
         {
-            errors.push(FieldError::new("key", "the key does not match the certificate (the first one of the chain)"));
+            errors.push(FieldError::new("key", "The key does not match the certificate (the first one of the chain)"));
         }
         if !covers(&leaf.names, fqdn) {
             errors.push(FieldError::new(
                 "fullchain",
-                format!("the certificate is for {} and does not cover {fqdn}", leaf.names.join(", ")),
+                format!("The certificate is for {} and does not cover {fqdn}", leaf.names.join(", ")),
             ));
         }
         if leaf.not_after <= now {
-            errors.push(FieldError::new("fullchain", format!("the certificate expired on {}", leaf.not_after.date())));
+            errors.push(FieldError::new("fullchain", format!("The certificate expired on {}", leaf.not_after.date())));
         } else if leaf.not_before > now {
             errors.push(FieldError::new(
                 "fullchain",
-                format!("the certificate is not valid before {}", leaf.not_before.date()),
+                format!("The certificate is not valid before {}", leaf.not_before.date()),
             ));
         }
     }
@@ -181,7 +182,7 @@ mod tests {
         assert!(e.iter().any(|m| m.contains("expired")), "{e:?}");
 
         let e = fields(validate_upload("panel.example.com", "garbage", "more garbage", now));
-        assert!(e.iter().any(|m| m.starts_with("fullchain:") && m.contains("no PEM certificate")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("fullchain:") && m.contains("No PEM certificate")), "{e:?}");
         assert!(e.iter().any(|m| m.starts_with("key:")), "{e:?}");
 
         let e = fields(validate_upload("panel.example.com", &key, &key, now));

@@ -46,10 +46,10 @@ pub enum AcmeError {
     #[error("{0}")]
     Setup(String),
     /// Onboarding has no domain or email yet.
-    #[error("onboarding has no domain and contact email yet")]
+    #[error("Onboarding has no domain and contact email yet")]
     NotConfigured,
     /// The name is not one Portico serves.
-    #[error("no certificate is managed for {0}")]
+    #[error("No certificate is managed for {0}")]
     UnknownName(String),
     /// An upload did not pass validation.
     #[error("invalid certificate upload")]
@@ -356,7 +356,12 @@ impl Certs {
     pub async fn renew(&self, nginx: &Pipeline, fqdn: &str, actor: &str) -> Result<CertRecord, AcmeError> {
         let result = match self.issue(fqdn).await {
             Ok(issued) => self
-                .install_and_apply(nginx, vec![(fqdn.to_string(), issued, Source::Auto)], "certificate renewed", actor)
+                .install_and_apply(
+                    nginx,
+                    vec![(fqdn.to_string(), issued, Source::Auto)],
+                    &format!("certificate renewed for {fqdn}"),
+                    actor,
+                )
                 .await
                 .map(|mut r| r.remove(0)),
             Err(e) => Err(e),
@@ -396,7 +401,12 @@ impl Certs {
         inspect::validate_upload(fqdn, &fullchain, &key, OffsetDateTime::now_utc()).map_err(AcmeError::Invalid)?;
         let pair = Issued { fullchain, key };
         let mut recs = self
-            .install_and_apply(nginx, vec![(fqdn.to_string(), pair, Source::Manual)], "certificate uploaded", actor)
+            .install_and_apply(
+                nginx,
+                vec![(fqdn.to_string(), pair, Source::Manual)],
+                &format!("certificate uploaded for {fqdn}"),
+                actor,
+            )
             .await?;
         Ok(recs.remove(0))
     }

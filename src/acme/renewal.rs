@@ -68,12 +68,7 @@ impl From<AcmeRun> for RunReport {
     }
 }
 
-/// The next scheduled run after `now`.
-pub fn next_run(schedule: &cron::Schedule, now: OffsetDateTime) -> Option<OffsetDateTime> {
-    let after = chrono::DateTime::from_timestamp(now.unix_timestamp(), 0)?;
-    let next = schedule.after(&after).next()?;
-    OffsetDateTime::from_unix_timestamp(next.timestamp()).ok()
-}
+pub use crate::schedule::next_run;
 
 impl Certs {
     pub async fn auto_renew_status(&self, now: OffsetDateTime) -> Result<AutoRenewStatus, StoreError> {
@@ -126,7 +121,10 @@ impl Certs {
         let mut renewed = 0;
         if !pairs.is_empty() {
             let names: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
-            match self.install_and_apply(nginx, pairs, "certificates renewed", "system").await {
+            let (first, again): (Vec<&str>, Vec<&str>) =
+                names.iter().map(String::as_str).partition(|n| !records.contains_key(*n));
+            let reason = change_reason(&first, &again);
+            match self.install_and_apply(nginx, pairs, &reason, "system").await {
                 Ok(recs) => {
                     renewed = recs.len() as u32;
                     for _ in &recs {
@@ -197,5 +195,31 @@ impl Certs {
                 _ = self.wake.notified() => {}
             }
         }
+    }
+}
+/// What a renewal run changed, for the nginx snapshot it leaves: the names
+/// that got their first certificate and the names renewed.
+fn change_reason(first: &[&str], renewed: &[&str]) -> String {
+    let noun = |n: usize| if n == 1 { "certificate" } else { "certificates" };
+    let mut parts = Vec::new();
+    if !first.is_empty() {
+        parts.push(format!("{} issued for {}", noun(first.len()), first.join(", ")));
+    }
+    if !renewed.is_empty() {
+        parts.push(format!("{} renewed for {}", noun(renewed.len()), renewed.join(", ")));
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_change_names_first_certificates_and_renewals_apart() {
+        assert_eq!(super::change_reason(&["app.example.com"], &[]), "certificate issued for app.example.com");
+        assert_eq!(
+            super::change_reason(&["a.example.com"], &["panel.example.com", "auth.example.com"]),
+            "certificate issued for a.example.com; certificates renewed for panel.example.com, auth.example.com"
+        );
+        assert_eq!(super::change_reason(&[], &["wiki.example.com"]), "certificate renewed for wiki.example.com");
     }
 }

@@ -181,7 +181,7 @@ async fn uploads_are_validated_then_installed_as_manual() {
         other => panic!("expected a validation error, got {other:?}"),
     };
     let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", chain.clone(), other_key, "admin:test").await);
-    assert!(e.iter().any(|m| m.contains("key: the key does not match")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("key: The key does not match")), "{e:?}");
     let e = invalid(w.certs.upload(&w.nginx, "panel.example.test", "garbage".into(), key.clone(), "admin:test").await);
     assert!(e.iter().any(|m| m.starts_with("fullchain:")), "{e:?}");
     let (old, old_key) = self_signed(&["panel.example.test"], (-60, -1));

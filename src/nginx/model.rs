@@ -109,6 +109,43 @@ pub enum Access {
     Restricted,
 }
 
+impl Access {
+    /// Every mode, in the order the forms offer them.
+    pub const ALL: [Access; 3] = [Access::Public, Access::Authenticated, Access::Restricted];
+
+    /// The mode's value in the API and the store.
+    pub fn parse(value: &str) -> Option<Access> {
+        Access::ALL.into_iter().find(|a| a.as_str() == value)
+    }
+
+    /// `public`, `authenticated` or `restricted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Authenticated => "authenticated",
+            Access::Restricted => "restricted",
+        }
+    }
+
+    /// The mode's one name on every page: forms, lists and detail pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Access::Public => "Public",
+            Access::Authenticated => "Signed-in visitors",
+            Access::Restricted => "Restricted",
+        }
+    }
+
+    /// What the mode means for a visitor, after its label in the forms.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Access::Public => "anyone with the link",
+            Access::Authenticated => "any visitor user, after password and TOTP",
+            Access::Restricted => "only the users and groups chosen below",
+        }
+    }
+}
+
 /// One tunnel as the renderer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelVhost {

@@ -95,11 +95,7 @@ pub fn cert_paths(data_dir: &Path, fqdn: &str) -> CertPaths {
 }
 
 fn access(s: &str) -> Access {
-    match s {
-        "public" => Access::Public,
-        "restricted" => Access::Restricted,
-        _ => Access::Authenticated,
-    }
+    Access::parse(s).unwrap_or(Access::Authenticated)
 }
 
 /// The loopback services nginx proxies to, as the settings place them.

@@ -156,7 +156,7 @@ impl From<KeyError> for ApiError {
 impl From<PkiError> for ApiError {
     fn from(e: PkiError) -> Self {
         match e {
-            PkiError::InvalidCsr(reason) => ApiError::field("csr", reason),
+            PkiError::InvalidCsr(reason) => ApiError::field("csr", crate::wording::sentence(&reason)),
             PkiError::InvalidLabel => ApiError::field("label", e.to_string()),
             other => ApiError::internal("pki", other),
         }
@@ -168,7 +168,7 @@ impl From<AgentError> for ApiError {
         match e {
             AgentError::Invalid(details) => ApiError::invalid(details),
             AgentError::BadToken => ApiError::Forbidden(e.to_string()),
-            AgentError::BadCsr(reason) => ApiError::field("csr", reason),
+            AgentError::BadCsr(reason) => ApiError::field("csr", crate::wording::sentence(&reason)),
             AgentError::Store(s) => s.into(),
             AgentError::Pki(p) => p.into(),
             AgentError::Task(m) => ApiError::internal("agent task", m),

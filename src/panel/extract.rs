@@ -33,7 +33,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             }
             let bytes = bytes.await.map_err(|e| match e.as_response_error().status_code().as_u16() {
                 413 => ApiError::TooLarge,
-                _ => ApiError::field("body", "cannot read request body"),
+                _ => ApiError::field("body", "The request body could not be read"),
             })?;
             parse_json(&bytes).map(ApiJson)
         })

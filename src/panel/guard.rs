@@ -72,7 +72,7 @@ impl AppState {
         F: FnOnce() -> Fut,
         Fut: Future<Output = ()>,
     {
-        if let Err(e) = self.apply_config(reason).await {
+        if let Err(e) = self.apply_config(&change_label(reason, target)).await {
             undo().await;
             return Err(e);
         }
@@ -127,7 +127,8 @@ impl AppState {
         tracing::warn!(reason, broken = regressions.len(), "change stopped a working name; undoing it");
         undo().await;
         let restored = if reapply {
-            self.apply_config(&format!("{reason} undone: a working name stopped serving")).await
+            let label = change_label(reason, target);
+            self.apply_config(&format!("{label} undone: a working name stopped serving")).await
         } else {
             Ok(())
         };
@@ -137,6 +138,21 @@ impl AppState {
         guard.audit_rollback(actor, target, reason, &regressions, restored.is_ok()).await;
         guard.refresh().await;
         Err(ApiError::NamesBroken(regressions))
+    }
+}
+
+/// The nginx snapshot's label of a change: `tunnel.create` on `app` is
+/// `tunnel app created`.
+fn change_label(action: &str, target: &str) -> String {
+    let done = |verb: &str| match verb {
+        "create" => "created".to_string(),
+        "update" => "updated".to_string(),
+        "delete" => "deleted".to_string(),
+        other => other.to_string(),
+    };
+    match action.split_once('.') {
+        Some((kind, verb)) => format!("{kind} {target} {}", done(verb)),
+        None => format!("{action} {target}"),
     }
 }
 
@@ -151,4 +167,13 @@ pub struct Change<'a> {
     /// change may touch every name (an nginx rollback), so every name that
     /// does not serve afterwards is flagged.
     pub key: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn snapshot_labels_name_the_change() {
+        assert_eq!(super::change_label("tunnel.create", "app"), "tunnel app created");
+        assert_eq!(super::change_label("tunnel.delete", "wiki"), "tunnel wiki deleted");
+    }
 }

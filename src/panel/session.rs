@@ -63,15 +63,15 @@ pub struct TwoFactor {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwoFactorError {
-    #[error("two-factor login is not enabled")]
+    #[error("Two-factor login is not enabled")]
     NotEnabled,
-    #[error("two-factor login is already enabled; disable it first")]
+    #[error("Two-factor login is already enabled; disable it first")]
     AlreadyEnabled,
-    #[error("start with /api/settings/2fa/setup")]
+    #[error("Start with /api/settings/2fa/setup")]
     NoPendingSetup,
-    #[error("wrong or already used code")]
+    #[error("Wrong or already used code")]
     BadCode,
-    #[error("too many failed attempts; try again later")]
+    #[error("Too many failed attempts; try again later")]
     Banned,
     #[error(transparent)]
     Store(#[from] StoreError),

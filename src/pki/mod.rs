@@ -62,7 +62,7 @@ pub enum PkiError {
     InvalidCsr(String),
     /// An agent label does not match `[a-z0-9-]{1,63}` without leading or
     /// trailing `-`.
-    #[error("invalid agent label: use 1-63 characters a-z, 0-9 and '-', not starting or ending with '-'")]
+    #[error("Invalid agent label: use 1-63 characters a-z, 0-9 and '-', not starting or ending with '-'")]
     InvalidLabel,
     /// The CA (or the admin certificate) does not exist yet; run `portico init`.
     #[error("the certificate authority is not initialized")]

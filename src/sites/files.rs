@@ -39,15 +39,15 @@ pub enum FilesError {
     InvalidPath { path: String, reason: PathError },
     #[error("path {0} passes through a symbolic link")]
     Symlink(String),
-    #[error("path {0} clashes with an existing file or directory")]
+    #[error("The path {0} clashes with an existing file or directory")]
     Clash(String),
     #[error("the upload would take the site past its limit of {0} bytes")]
     TooLarge(u64),
-    #[error("the site would hold more than {0} files")]
+    #[error("The site would hold more than {0} files")]
     TooManyFiles(u64),
-    #[error("one upload carries at most {0} files")]
+    #[error("One upload carries at most {0} files")]
     TooManyParts(usize),
-    #[error("the upload could not be read: {0}")]
+    #[error("The upload could not be read: {0}")]
     Body(String),
     #[error("no such file")]
     NotFound,

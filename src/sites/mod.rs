@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use crate::identity::Identity;
-use crate::nginx::{Pipeline, PipelineError, RESERVED_NAMES};
+use crate::nginx::{Access, Pipeline, PipelineError, RESERVED_NAMES};
 use crate::onboarding::{DnsReport, FieldError};
 use crate::store::{Site, SiteFields, Store, StoreError};
 
@@ -21,14 +21,13 @@ pub const DEFAULT_MAX_BYTES: u64 = 500 * 1024 * 1024;
 /// Largest cap a site may be given, bytes.
 pub const MAX_MAX_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 
-const ACCESS: [&str; 3] = ["public", "authenticated", "restricted"];
 const DEFAULT_INDEX: &str = "<!doctype html>\n<title>New site</title>\n<p>This site has no content yet.</p>\n";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
     #[error("invalid site")]
     Invalid(Vec<FieldError>),
-    #[error("this site is not among the agent's allowed sites")]
+    #[error("This site is not among the agent's allowed sites")]
     NotAllowed,
     #[error("no such site")]
     NotFound,
@@ -60,7 +59,9 @@ pub struct SitePatch {
     /// A new subdomain label; the files move with the site.
     pub name: Option<String>,
     pub spa_fallback: Option<bool>,
-    /// `public`, `authenticated` or `restricted`.
+    /// `public` (Public: anyone with the link), `authenticated` (Signed-in
+    /// visitors: any visitor user) or `restricted` (Restricted: only
+    /// `allowedUsers` and `allowedGroups`).
     pub access: Option<String>,
     pub allowed_users: Option<Vec<String>>,
     pub allowed_groups: Option<Vec<String>>,
@@ -80,23 +81,23 @@ fn is_label(s: &str) -> bool {
 pub fn validate(f: &SiteFields) -> Result<(), SiteError> {
     let mut errors = Vec::new();
     if !is_label(&f.name) {
-        errors.push(FieldError::new("name", "must be a lowercase DNS label: a-z, 0-9 and '-', at most 63"));
+        errors.push(FieldError::new("name", "Use a lowercase DNS label: a-z, 0-9 and '-', at most 63 characters"));
     } else if RESERVED_NAMES.contains(&f.name.as_str()) {
-        errors.push(FieldError::new("name", "is reserved for Portico itself"));
+        errors.push(FieldError::new("name", "This name is reserved for Portico itself"));
     }
-    if !ACCESS.contains(&f.access.as_str()) {
-        errors.push(FieldError::new("access", "must be public, authenticated or restricted"));
+    if Access::parse(&f.access).is_none() {
+        errors.push(FieldError::new("access", "Choose public, authenticated or restricted"));
     }
     for (field, list) in [("allowedUsers", &f.allowed_users), ("allowedGroups", &f.allowed_groups)] {
         if list.iter().any(|u| u.is_empty() || u.len() > 64 || u.chars().any(|c| c.is_whitespace() || c.is_control())) {
-            errors.push(FieldError::new(field, "names without spaces, 1–64 characters"));
+            errors.push(FieldError::new(field, "Use names without spaces, 1–64 characters each"));
         }
     }
     if f.access != "restricted" && (!f.allowed_users.is_empty() || !f.allowed_groups.is_empty()) {
-        errors.push(FieldError::new("access", "allowed users and groups need access 'restricted'"));
+        errors.push(FieldError::new("access", "Allowed users and groups need access 'restricted'"));
     }
     if !(1024..=MAX_MAX_BYTES).contains(&f.max_bytes) {
-        errors.push(FieldError::new("maxBytes", "must be between 1024 bytes and 64 GiB"));
+        errors.push(FieldError::new("maxBytes", "Choose a limit between 1024 bytes and 64 GiB"));
     }
     if errors.is_empty() { Ok(()) } else { Err(SiteError::Invalid(errors)) }
 }
@@ -210,7 +211,7 @@ pub async fn update(
     let (from, to) = (site_dir(data_dir, &old.name), site_dir(data_dir, &fields.name));
     let renamed = old.name != fields.name;
     if renamed && tokio::fs::symlink_metadata(&to).await.is_ok() {
-        return Err(StoreError::Conflict(format!("a directory for '{}' already exists", fields.name)).into());
+        return Err(StoreError::Conflict(format!("A directory for '{}' already exists", fields.name)).into());
     }
     let new = store.update_site(id, fields, OffsetDateTime::now_utc()).await?;
     let moved = if renamed { tokio::fs::rename(&from, &to).await.map_err(SiteError::from) } else { Ok(()) };
@@ -282,7 +283,7 @@ pub fn validate_allowed(names: &[String]) -> Result<Vec<String>, SiteError> {
         }
     }
     if out.len() > 1000 {
-        return Err(SiteError::Invalid(vec![FieldError::new("sites", "at most 1000 names")]));
+        return Err(SiteError::Invalid(vec![FieldError::new("sites", "Give at most 1000 names")]));
     }
     Ok(out)
 }

@@ -89,7 +89,7 @@ fn insert_cert(conn: &Connection, cert: &ClientCert, now: OffsetDateTime) -> Res
 fn upsert_agent(conn: &Connection, label: &str, caps: &[String], now: OffsetDateTime) -> Result<(), StoreError> {
     if let Some(existing) = find_agent(conn, label)? {
         if existing.revoked_at.is_none() {
-            return Err(StoreError::Conflict(format!("agent '{label}' already exists")));
+            return Err(StoreError::Conflict(format!("Agent '{label}' already exists")));
         }
         conn.execute(
             "UPDATE agents SET capabilities = ?2, allowed_sites = '', revoked_at = NULL, created_at = ?3 WHERE label = ?1",
@@ -323,7 +323,7 @@ impl Store {
                 )
                 .optional()?;
             let Some(caps) = caps else {
-                return Err(StoreError::Conflict("enrollment token is no longer valid".into()));
+                return Err(StoreError::Conflict("The enrollment token is no longer valid".into()));
             };
             let label = cert.label.clone().unwrap_or_default();
             upsert_agent(&tx, &label, &split_list(&caps), now)?;

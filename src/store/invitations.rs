@@ -131,7 +131,7 @@ impl Store {
                 params![token_hash, to_unix(now)],
             )?;
             if n == 0 {
-                return Err(StoreError::Conflict("the invitation is no longer valid".into()));
+                return Err(StoreError::Conflict("The invitation is no longer valid".into()));
             }
             insert_user_tx(&tx, &user, now)?;
             tx.commit()?;

@@ -13,7 +13,9 @@ pub struct Site {
     pub id: i64,
     pub name: String,
     pub spa_fallback: bool,
-    /// `public`, `authenticated` or `restricted`.
+    /// `public` (Public: anyone with the link), `authenticated` (Signed-in
+    /// visitors: any visitor user) or `restricted` (Restricted: only
+    /// `allowedUsers` and `allowedGroups`).
     pub access: String,
     pub allowed_users: Vec<String>,
     pub allowed_groups: Vec<String>,

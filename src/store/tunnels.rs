@@ -15,7 +15,9 @@ pub struct Tunnel {
     pub agent: String,
     pub target: String,
     pub enabled: bool,
-    /// `public`, `authenticated` or `restricted`.
+    /// `public` (Public: anyone with the link), `authenticated` (Signed-in
+    /// visitors: any visitor user) or `restricted` (Restricted: only
+    /// `allowedUsers` and `allowedGroups`).
     pub access: String,
     pub allowed_users: Vec<String>,
     pub allowed_groups: Vec<String>,
@@ -80,7 +82,7 @@ fn find(conn: &Connection, id: i64) -> Result<Option<Tunnel>, StoreError> {
 fn unique_name(err: rusqlite::Error, name: &str) -> StoreError {
     match &err {
         rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
-            StoreError::Conflict("the agent does not exist".into())
+            StoreError::Conflict("The agent does not exist".into())
         }
         _ => StoreError::conflict_on_unique(err, &format!("a tunnel named '{name}' already exists")),
     }

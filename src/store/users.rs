@@ -103,7 +103,7 @@ fn set_groups(c: &Connection, username: &str, groups: &[String]) -> Result<(), S
         c.execute("INSERT OR IGNORE INTO group_members (group_name, username) VALUES (?1, ?2)", params![g, username])
             .map_err(|e| match &e {
             rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
-                StoreError::Conflict(format!("group '{g}' does not exist"))
+                StoreError::Conflict(format!("Group '{g}' does not exist"))
             }
             _ => StoreError::Sqlite(e),
         })?;
@@ -239,7 +239,7 @@ impl Store {
             }
             if users == 1 && protected > 0 {
                 return Err(StoreError::Conflict(
-                    "cannot delete the last user while tunnels or sites require sign-in; make them public or add another user first".into(),
+                    "Cannot delete the last user while tunnels or sites require sign-in; make them public or add another user first".into(),
                 ));
             }
             tx.execute("DELETE FROM users WHERE username = ?1", [&username])?;

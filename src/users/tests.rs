@@ -59,7 +59,7 @@ async fn bad_input_is_refused_with_field_errors() {
     let err = create_user(&store, NewUser { password: "password1234".into(), ..user("bob") }).await.unwrap_err();
     assert_eq!(fields(&err), ["password"], "common password");
     let err = create_user(&store, NewUser { groups: vec!["nope".into()], ..user("bob") }).await.unwrap_err();
-    assert!(matches!(err, UserError::Store(StoreError::Conflict(m)) if m.contains("group 'nope' does not exist")));
+    assert!(matches!(err, UserError::Store(StoreError::Conflict(m)) if m.contains("Group 'nope' does not exist")));
     create_user(&store, user("bob")).await.unwrap();
     let err = create_user(&store, user("bob")).await.unwrap_err();
     assert!(matches!(err, UserError::Store(StoreError::Conflict(m)) if m.contains("already exists")));

@@ -57,7 +57,7 @@ async fn served_name(state: &AppState, raw: &str) -> Result<String, ApiError> {
     if state.certs.wanted_names().await?.contains(&name) {
         Ok(name)
     } else {
-        Err(ApiError::NotFound(format!("no certificate is managed for {}", raw.chars().take(64).collect::<String>())))
+        Err(ApiError::NotFound(format!("No certificate is managed for {}", raw.chars().take(64).collect::<String>())))
     }
 }
 

@@ -37,7 +37,7 @@ fn parse_time(field: &str, value: Option<String>) -> Result<Option<OffsetDateTim
     value
         .map(|v| {
             OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| ApiError::field(field, "must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
+                .map_err(|_| ApiError::field(field, "Use an RFC 3339 time such as 2026-01-31T12:00:00Z"))
         })
         .transpose()
 }
@@ -54,10 +54,10 @@ pub async fn list(
     let page = f.page.unwrap_or(1);
     let per_page = f.per_page.unwrap_or(50);
     if page == 0 || page > 1_000_000 {
-        return Err(ApiError::field("page", "must be between 1 and 1000000"));
+        return Err(ApiError::field("page", "Use a page between 1 and 1000000"));
     }
     if !(1..=500).contains(&per_page) {
-        return Err(ApiError::field("perPage", "must be between 1 and 500"));
+        return Err(ApiError::field("perPage", "Use between 1 and 500 per page"));
     }
     let query = AuditQuery {
         actor: f.actor,

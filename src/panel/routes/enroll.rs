@@ -24,7 +24,7 @@ pub struct EnrollRequest {
 pub async fn enroll(state: web::Data<AppState>, body: ApiJson<EnrollRequest>) -> Result<HttpResponse, ApiError> {
     let EnrollRequest { token, csr } = body.0;
     if token.is_empty() || token.len() > 128 {
-        return Err(ApiError::field("token", "token is missing or malformed"));
+        return Err(ApiError::field("token", "The token is missing or malformed"));
     }
     if csr.len() > 16 * 1024 {
         return Err(ApiError::field("csr", "CSR is too large"));

@@ -178,7 +178,7 @@ pub async fn provision_stream(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (response, session, messages) = actix_ws::handle(&req, body)
-        .map_err(|_| ApiError::field("upgrade", "this endpoint speaks WebSocket only; send an Upgrade request"))?;
+        .map_err(|_| ApiError::field("upgrade", "This endpoint speaks WebSocket only; send an Upgrade request"))?;
     let (snapshot, events) = state.provision.subscribe();
     actix_web::rt::spawn(stream_progress(state.into_inner(), session, messages, snapshot, events));
     Ok(response)

@@ -72,7 +72,7 @@ pub async fn control(
 pub async fn perform(state: &AppState, actor: &str, name: &str, action: &str) -> Result<(ServiceInfo, bool), ApiError> {
     let name = services::known(name)?;
     let action = services::parse_action(action)
-        .ok_or_else(|| ApiError::field("action", "must be one of start, stop, restart, reload"))?;
+        .ok_or_else(|| ApiError::field("action", "Use one of start, stop, restart, reload"))?;
     let sup = state.supervisor.clone();
     let before = blocking(move || services::status(&sup, name)).await.ok().and_then(|s| s.pid);
     let sup = state.supervisor.clone();
@@ -149,17 +149,16 @@ pub struct LogQuery {
 pub fn log_request(query: LogQuery) -> Result<(usize, Filter), ApiError> {
     let lines = query.lines.unwrap_or(200);
     if lines > logs::MAX_TAIL {
-        return Err(ApiError::field("lines", format!("must be at most {}", logs::MAX_TAIL)));
+        return Err(ApiError::field("lines", format!("Ask for at most {} lines", logs::MAX_TAIL)));
     }
     let level = match query.level.as_deref() {
         None | Some("") => None,
         Some(l) => Some(
-            Level::parse(l)
-                .ok_or_else(|| ApiError::field("level", "must be one of trace, debug, info, warn, error"))?,
+            Level::parse(l).ok_or_else(|| ApiError::field("level", "Use one of trace, debug, info, warn, error"))?,
         ),
     };
     if query.q.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY) {
-        return Err(ApiError::field("q", format!("must be at most {MAX_QUERY} characters")));
+        return Err(ApiError::field("q", format!("Use at most {MAX_QUERY} characters")));
     }
     Ok((lines, Filter::new(level, query.q.as_deref())))
 }
@@ -184,7 +183,7 @@ pub async fn live_logs(
     let name = services::known(&name)?;
     let (lines, filter) = log_request(query.0)?;
     let (response, session, stream) =
-        actix_ws::handle(&req, body).map_err(|_| ApiError::field("upgrade", "a WebSocket upgrade is required"))?;
+        actix_ws::handle(&req, body).map_err(|_| ApiError::field("upgrade", "A WebSocket upgrade is required"))?;
     let dir = logs::service_dir(&state.settings.supervisor.log_dir, name);
     actix_web::rt::spawn(follow(dir, lines, filter, session, stream));
     Ok(response)

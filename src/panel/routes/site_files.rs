@@ -29,9 +29,9 @@ impl From<FilesError> for ApiError {
         match e {
             FilesError::InvalidPath { path, reason } => {
                 let shown: String = path.chars().take(200).collect();
-                ApiError::field("path", format!("{shown:?} {reason}"))
+                ApiError::field("path", format!("The path {shown:?} {reason}"))
             }
-            FilesError::Symlink(p) => ApiError::field("path", format!("{p:?} passes through a symbolic link")),
+            FilesError::Symlink(p) => ApiError::field("path", format!("The path {p:?} passes through a symbolic link")),
             FilesError::Clash(_) => ApiError::Conflict(e.to_string()),
             FilesError::TooLarge(_) => ApiError::TooLarge,
             FilesError::TooManyFiles(_) | FilesError::TooManyParts(_) => ApiError::field("files", e.to_string()),
@@ -112,7 +112,7 @@ pub(crate) async fn store_upload(
     mut payload: futures_util::stream::LocalBoxStream<'static, Result<bytes::Bytes, PayloadError>>,
 ) -> Result<Vec<FileEntry>, ApiError> {
     let boundary = multer::parse_boundary(ctype)
-        .map_err(|_| ApiError::field("body", "send multipart/form-data with one file part per path"))?;
+        .map_err(|_| ApiError::field("body", "Send multipart/form-data with one file part per path"))?;
     let _one_at_a_time = UPLOADS.lock().await;
     let data_dir = &state.settings.data_dir;
     files::clear_staging(data_dir).await?;
@@ -177,9 +177,9 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     let site = sites::get(&state.store, &who.0, site_id(&id)?).await?;
     let query: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|_| ApiError::field("path", "the query string could not be decoded"))?;
+        .map_err(|_| ApiError::field("path", "The query string could not be decoded"))?;
     let raw = query.into_iter().find(|(k, _)| k == "path").map(|(_, v)| v);
-    let raw = raw.ok_or_else(|| ApiError::field("path", "is required"))?;
+    let raw = raw.ok_or_else(|| ApiError::field("path", "A path is required"))?;
     delete_file(&state, &who.0, &site, &raw).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -160,3 +160,35 @@ async fn refused_domain_change_is_undone_and_nginx_keeps_serving() {
     let domain = w.state.store.setting(onboarding::keys::DOMAIN).await.unwrap();
     assert_eq!(domain.as_deref(), Some("example.test"));
 }
+
+#[actix_web::test]
+async fn each_change_labels_its_own_snapshot() {
+    let run = tempfile::tempdir().unwrap();
+    let (w, _nginx) = world_with_nginx(run.path()).await;
+    w.set_state(OnboardingState::Completed).await;
+    w.state.store.put_settings(vec![(onboarding::keys::DOMAIN, "example.test".into())]).await.unwrap();
+    // Names get a vhost once a certificate covers them: a self-signed wildcard.
+    let paths = crate::nginx::state::cert_paths(&w.state.settings.data_dir, "*.example.test");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["*.example.test".to_string()]).unwrap().self_signed(&key).unwrap();
+    std::fs::create_dir_all(paths.fullchain.parent().unwrap()).unwrap();
+    std::fs::write(&paths.fullchain, cert.pem()).unwrap();
+    std::fs::write(&paths.key, key.serialize_pem()).unwrap();
+    let newest = || async {
+        let res = w.call(Who::Admin, TestRequest::get().uri("/api/nginx/snapshots")).await;
+        json_body(res).await["snapshots"][0]["reason"].as_str().unwrap_or_default().to_string()
+    };
+    let req = TestRequest::post()
+        .uri("/api/tunnels")
+        .set_json(json!({"name": "app", "agent": "reader", "target": "127.0.0.1:8080"}));
+    let res = w.call(Who::Admin, req).await;
+    assert_eq!(res.status(), 201);
+    let id = json_body(res).await["id"].as_i64().unwrap();
+    assert_eq!(newest().await, "tunnel app created");
+    let res = w.call(Who::Admin, TestRequest::post().uri("/api/sites").set_json(json!({"name": "docs"}))).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(newest().await, "site docs created");
+    let res = w.call(Who::Admin, TestRequest::delete().uri(&format!("/api/tunnels/{id}"))).await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(newest().await, "tunnel app deleted", "not the label of an earlier change");
+}

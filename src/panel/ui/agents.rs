@@ -235,7 +235,7 @@ async fn revoke(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, 
         return Err(ApiError::NotFound("No such agent".into()).into());
     }
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the revocation").into());
+        return Err(ApiError::field("confirm", "Confirm the revocation").into());
     }
     ui.state.store.revoke_agent(label.clone(), OffsetDateTime::now_utc()).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::NotFound("No such active agent".into()),

@@ -71,7 +71,7 @@ fn parse_time(field: &str, value: &str) -> Result<Option<OffsetDateTime>, FieldE
     };
     rfc.or_else(|_| date())
         .map(Some)
-        .map_err(|_| FieldError::new(field, "use a date like 2026-01-31 or a time like 2026-01-31T12:00:00Z"))
+        .map_err(|_| FieldError::new(field, "Use a date like 2026-01-31 or a time like 2026-01-31T12:00:00Z"))
 }
 
 async fn show(ui: UiAdmin, query: web::Query<Filter>) -> Result<HttpResponse, PageError> {

@@ -26,6 +26,11 @@ pub struct BackupsPage {
     pub min_chars: usize,
     /// The restore forms.
     pub restore: RestoreView,
+    /// `backup.schedule` in words with its next run; `None` when scheduled
+    /// backups are off.
+    pub schedule: Option<crate::schedule::Described>,
+    /// `backup.keep`: scheduled archives kept.
+    pub keep: u32,
 }
 
 impl BackupsPage {
@@ -35,6 +40,11 @@ impl BackupsPage {
 
     pub fn size(&self, bytes: &u64) -> String {
         super::system::size(*bytes)
+    }
+
+    /// How many scheduled archives stay: `7 archives`.
+    pub fn kept(&self) -> String {
+        crate::wording::count(self.keep as usize, "archive", "archives")
     }
 
     /// The download URL of a backup (the API's download route).
@@ -57,6 +67,14 @@ pub(super) async fn page(ui: &UiAdmin) -> Result<BackupsPage, PageError> {
         failure: None,
         min_chars: backup::MIN_PASSPHRASE_CHARS,
         restore: super::restore::view(ui, "/backups/restore").await?,
+        schedule: ui
+            .state
+            .settings
+            .backup
+            .schedule
+            .as_deref()
+            .map(|e| crate::schedule::describe(e, OffsetDateTime::now_utc())),
+        keep: ui.state.settings.backup.keep,
     })
 }
 

@@ -15,6 +15,7 @@ use crate::agents;
 use crate::audit::{self, Outcome};
 use crate::panel::error::ApiError;
 use crate::pki::CertInfo;
+use crate::schedule::Described;
 
 #[derive(Template)]
 #[template(path = "certs.html")]
@@ -29,6 +30,8 @@ pub struct CertsPage {
     pub certs: Vec<CertStatus>,
     /// `GET /api/certs/auto-renew-status`.
     pub renewal: AutoRenewStatus,
+    /// The renewal schedule in words.
+    pub schedule: Described,
     /// The bring-your-own form: (name, fullchain, key) as typed.
     pub byo: (String, String, String),
     pub errors: FieldErrors,
@@ -91,6 +94,7 @@ async fn page(ui: &UiAdmin) -> Result<CertsPage, PageError> {
         now,
         rotated: None,
         certs,
+        schedule: crate::schedule::describe(&renewal.schedule, now),
         renewal,
         byo: Default::default(),
         errors: FieldErrors::default(),
@@ -112,7 +116,7 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 async fn rotate(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the rotation").into());
+        return Err(ApiError::field("confirm", "Confirm the rotation").into());
     }
     let (old, new) = agents::rotate_admin(ui.state.pki.clone(), &ui.state.store).await.map_err(ApiError::from)?;
     let pki = ui.state.pki.clone();

@@ -51,10 +51,10 @@ pub struct DashboardPage {
     pub budget: String,
     /// Data volume use, percent.
     pub disk_percent: Option<u64>,
-    /// Polyline points of memory in use over the last samples.
-    pub memory_spark: Option<String>,
-    /// Polyline points of relay traffic per sample interval.
-    pub traffic_spark: Option<String>,
+    /// Memory in use over the last samples.
+    pub memory_spark: Option<spark::Spark>,
+    /// Relay traffic per sample interval.
+    pub traffic_spark: Option<spark::Spark>,
     /// Relay traffic in the last sample interval, formatted.
     pub traffic_last: Option<String>,
     pub samples: usize,
@@ -129,8 +129,8 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
         portico_memory: system::size(system::portico_bytes(&stats)),
         budget: system::size(system::MEMORY_BUDGET),
         disk_percent: stats.disk.as_ref().map(|d| d.percent_used()),
-        memory_spark: spark::points(&memory, spark::WIDTH, spark::HEIGHT),
-        traffic_spark: spark::points(&traffic, spark::WIDTH, spark::HEIGHT),
+        memory_spark: spark::draw(&memory, spark::WIDTH, spark::HEIGHT),
+        traffic_spark: spark::draw(&traffic, spark::WIDTH, spark::HEIGHT),
         traffic_last: traffic.last().map(|b| system::size(*b)),
         samples: history.len(),
         spark_w: spark::WIDTH,

@@ -106,7 +106,7 @@ async fn delete_group(form: UiForm, name: web::Path<String>) -> Result<HttpRespo
     let ui = &form.ui;
     let name = group_name(&name)?;
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the deletion").into());
+        return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
     ui.state.store.delete_group(name.clone()).await?;
     audit::record(&ui.state.store, &ui.actor(), "group.delete", &name, Outcome::Success, None).await;
@@ -117,7 +117,7 @@ async fn membership(form: &UiForm, group: &str, user: &str, member: bool) -> Res
     let ui = &form.ui;
     let group = group_name(group)?;
     if !users::valid_username(user) {
-        return Err(ApiError::field("username", "choose a user").into());
+        return Err(ApiError::field("username", "Choose a user").into());
     }
     ui.state.store.set_membership(group.clone(), user.to_string(), member).await?;
     let action = if member { "group.member_add" } else { "group.member_remove" };
@@ -213,7 +213,7 @@ async fn create_invitation(form: UiForm) -> Result<HttpResponse, PageError> {
     let (groups, days_text) = (form.all("groups"), form.get("expiresInDays").trim().to_string());
     let days = match days_text.as_str() {
         "" => Ok(None),
-        d => d.parse::<u32>().map(Some).map_err(|_| ApiError::field("expiresInDays", "use 1–30")),
+        d => d.parse::<u32>().map(Some).map_err(|_| ApiError::field("expiresInDays", "Use 1–30 days")),
     };
     let actor = ui.actor();
     let result = match days {
@@ -245,7 +245,7 @@ async fn create_invitation(form: UiForm) -> Result<HttpResponse, PageError> {
 async fn revoke_invitation(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the revocation").into());
+        return Err(ApiError::field("confirm", "Confirm the revocation").into());
     }
     let id = id.into_inner();
     ui.state.store.revoke_invitation(id.clone(), OffsetDateTime::now_utc()).await?;

@@ -71,7 +71,7 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let (name, scopes, days_text) = (form.get("name"), form.all("scopes"), form.get("expiresInDays").trim());
     let days = match days_text {
         "" => Ok(None),
-        d => d.parse::<u32>().map(Some).map_err(|_| FieldError::new("expiresInDays", "must be a whole number of days")),
+        d => d.parse::<u32>().map(Some).map_err(|_| FieldError::new("expiresInDays", "Use a whole number of days")),
     };
     let validated = match days {
         Ok(days) => apikeys::validate(name, &scopes, days).map(|s| (s, days)).map_err(ApiError::from),
@@ -111,7 +111,7 @@ async fn revoke(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
     let ui = &form.ui;
     let id = id.into_inner();
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the revocation").into());
+        return Err(ApiError::field("confirm", "Confirm the revocation").into());
     }
     ui.state.store.revoke_api_key(id.clone(), OffsetDateTime::now_utc()).await?;
     audit::record(&ui.state.store, &ui.actor(), "key.revoke", &id, Outcome::Success, None).await;

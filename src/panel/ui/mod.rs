@@ -75,6 +75,8 @@ mod tests_restore;
 mod tests_second_factor;
 #[cfg(test)]
 mod tests_sites_certs;
+#[cfg(test)]
+mod tests_wording;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -528,4 +530,19 @@ async fn styled_errors(
 pub fn when(t: &time::OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_default()
+}
+
+/// A public name's address, `https://<name>.<domain>/`, once a domain is set.
+pub fn address(domain: Option<&str>, name: &str) -> Option<String> {
+    domain.map(|d| format!("https://{name}.{d}/"))
+}
+
+/// The form's choices of access mode: (value, `Label — meaning`).
+pub fn access_choices(modes: &[crate::nginx::Access]) -> Vec<(&'static str, String)> {
+    modes.iter().map(|a| (a.as_str(), format!("{} — {}", a.label(), a.meaning()))).collect()
+}
+
+/// A stored access mode's name on the pages (`Signed-in visitors`).
+pub fn access_label(value: &str) -> &str {
+    crate::nginx::Access::parse(value).map_or(value, |a| a.label())
 }

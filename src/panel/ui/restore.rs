@@ -58,7 +58,7 @@ impl From<BackupError> for Refusal {
     fn from(e: BackupError) -> Self {
         match e {
             BackupError::WrongPassphrase | BackupError::WeakPassphrase | BackupError::Corrupt(_) => {
-                Refusal::Bad(format!("Nothing was changed: {e}."))
+                Refusal::Bad(format!("{e}. Nothing was changed."))
             }
             other => Refusal::Internal(format!("restore: {other}")),
         }

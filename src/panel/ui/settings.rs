@@ -52,24 +52,17 @@ pub struct AcmeView {
     pub directory: String,
     /// Whether `acme.ca_bundle` names extra roots (test CAs).
     pub ca_bundle: bool,
-    pub renew_schedule: String,
-    /// Next renewal check, when the schedule parses.
-    pub next_run: Option<String>,
+    /// The renewal check's schedule in words, with its next run.
+    pub schedule: crate::schedule::Described,
     pub renew_days: u32,
 }
 
 impl AcmeView {
     fn new(acme: &crate::settings::AcmeSettings) -> AcmeView {
-        let next_run = acme
-            .schedule()
-            .ok()
-            .and_then(|s| crate::acme::renewal::next_run(&s, time::OffsetDateTime::now_utc()))
-            .map(|t| super::when(&t));
         AcmeView {
             directory: acme.directory.clone(),
             ca_bundle: acme.ca_bundle.is_some(),
-            renew_schedule: acme.renew_schedule.clone(),
-            next_run,
+            schedule: crate::schedule::describe(&acme.renew_schedule, time::OffsetDateTime::now_utc()),
             renew_days: acme.renew_days,
         }
     }

@@ -9,8 +9,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
 use super::form::UiForm;
-use super::tunnels::ACCESS;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::nginx::Access;
 use crate::panel::error::ApiError;
 use crate::panel::routes::{site_files, sites as api};
 use crate::sites::files::{self, FileEntry};
@@ -31,8 +31,12 @@ pub struct SitesPage {
 }
 
 impl SitesPage {
-    pub fn access(&self) -> &'static [(&'static str, &'static str)] {
-        &ACCESS[..2]
+    pub fn access(&self) -> Vec<(&'static str, String)> {
+        super::access_choices(&Access::ALL[..2])
+    }
+
+    pub fn address(&self, name: &str) -> Option<String> {
+        super::address(self.domain.as_deref(), name)
     }
 
     pub fn host(&self, name: &str) -> String {
@@ -98,7 +102,7 @@ async fn delete(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
     let ui = &form.ui;
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound("No such site".into()))?;
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the deletion").into());
+        return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
     api::delete_site(&ui.state, &ui.who, id).await?;
     Ok(ui.redirect("/sites?flash=site_deleted"))
@@ -117,7 +121,8 @@ pub struct SiteForm {
 pub struct SitePage {
     pub chrome: Chrome,
     pub site: Site,
-    pub host: String,
+    /// `https://<name>.<domain>/`, once a domain is set.
+    pub address: Option<String>,
     pub files: Vec<FileEntry>,
     pub total_bytes: u64,
     pub form: SiteForm,
@@ -128,8 +133,8 @@ pub struct SitePage {
 }
 
 impl SitePage {
-    pub fn access(&self) -> &'static [(&'static str, &'static str)] {
-        &ACCESS[..2]
+    pub fn access(&self) -> Vec<(&'static str, String)> {
+        super::access_choices(&Access::ALL[..2])
     }
 
     pub fn size(&self, bytes: &u64) -> String {
@@ -156,7 +161,7 @@ async fn site_page(ui: &UiAdmin, id: i64) -> Result<SitePage, PageError> {
     let domain = state.store.setting(crate::onboarding::keys::DOMAIN).await?;
     Ok(SitePage {
         chrome: ui.chrome("/sites", &format!("Site {}", site.name)).await?,
-        host: domain.map(|d| format!("{}.{d}", site.name)).unwrap_or_else(|| site.name.clone()),
+        address: super::address(domain.as_deref(), &site.name),
         total_bytes: files.iter().map(|f| f.size).sum(),
         files,
         form: SiteForm { name: site.name.clone(), access: site.access.clone(), spa_fallback: site.spa_fallback },
@@ -241,7 +246,7 @@ async fn delete_file(form: UiForm, id: web::Path<String>) -> Result<HttpResponse
     let ui = &form.ui;
     let id = site_id(&id)?;
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the deletion").into());
+        return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
     let site = sites::get(&ui.state.store, &ui.who, id).await.map_err(ApiError::from)?;
     site_files::delete_file(&ui.state, &ui.who, &site, form.get("path")).await?;

@@ -27,7 +27,7 @@ async fn services_without_a_supervisor_are_not_managed_here() {
     let csrf = ui.get("/keys").await.csrf();
     let refused = ui.post("/services/relay/restart", Some(&csrf), &[]).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
-    assert!(refused.body.contains("no service supervisor is running here"), "{}", refused.body);
+    assert!(refused.body.contains("No service supervisor is running here"), "{}", refused.body);
     assert_eq!(audited(&ui, "service.restart", "relay").await, ["failure"]);
     let unknown = ui.post("/services/sshd/start", Some(&csrf), &[]).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
@@ -141,7 +141,7 @@ async fn services_page_acts_through_a_real_s6() {
 
     let refused = ui.post("/services/panel/stop", Some(&csrf), &[]).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
-    assert!(refused.body.contains("the panel cannot stop itself; restart it instead"), "{}", refused.body);
+    assert!(refused.body.contains("The panel cannot stop itself; restart it instead"), "{}", refused.body);
     let reload = ui.post("/services/relay/reload", Some(&csrf), &[]).await;
     assert_eq!(reload.status, StatusCode::BAD_REQUEST);
     assert!(reload.body.contains("does not support"), "{}", reload.body);
@@ -224,7 +224,7 @@ async fn backups_validate_the_passphrase_take_list_and_link_the_download() {
     assert!(page.body.contains("at least 12 characters"));
     let weak = ui.post("/backups", Some(&page.csrf()), &[("passphrase", "short")]).await;
     assert_eq!(weak.status, StatusCode::BAD_REQUEST);
-    assert!(weak.body.contains("id=\"passphrase-error\">passphrase must be at least 12 characters"), "{}", weak.body);
+    assert!(weak.body.contains("id=\"passphrase-error\">Use a passphrase of at least 12 characters"), "{}", weak.body);
     assert!(!weak.body.contains("short"), "the passphrase is never echoed");
     assert!(crate::backup::list(&ui.state.settings.backup_dir()).unwrap().is_empty());
 
@@ -253,8 +253,15 @@ async fn dashboard_draws_memory_and_traffic_sparklines() {
     let ui = super::tests::completed_ui().await;
     let first = ui.get("/").await;
     assert_eq!(first.status, StatusCode::OK);
-    // One sample: a flat memory line across the middle of the 120×28 box.
-    assert!(first.body.contains("<polyline points=\"1.5,14.0 118.5,14.0\"/>"), "{}", first.body);
+    // One sample: drawn from zero, so a flat line at its height (the top of
+    // the 120×28 box), one dot, and the tile says the history is young.
+    assert!(
+        first.body.contains("<polyline points=\"1.5,1.5 118.5,1.5\"/><circle cx=\"60.0\" cy=\"1.5\" r=\"1.5\"/>"),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("Memory in use over the last 1 sample, one a minute"));
+    assert!(first.body.contains("collecting: a sample a minute"));
     assert!(first.body.contains("relay traffic appears after two samples"));
 
     // An earlier sample, then 3 MiB relayed since: the next view adds a point.
@@ -280,6 +287,6 @@ async fn dashboard_draws_memory_and_traffic_sparklines() {
     assert!(page.body.contains("<span class=\"num\">3.0 MiB</span> relayed in the last minute"), "{}", page.body);
     assert!(page.body.contains("aria-label=\"Memory in use over the last 2 samples, one a minute\""));
     assert!(page.body.contains("points=\"1.5,26.5 118.5,1.5\""), "memory rose from the earlier sample");
-    assert!(page.body.contains("points=\"1.5,14.0 118.5,14.0\""), "one traffic interval: flat line");
+    assert!(page.body.contains("points=\"1.5,1.5 118.5,1.5\""), "one traffic interval: flat line at its height");
     assert_urls_under(&ui2.as_ingress("alice").get("/").await.body, INGRESS);
 }

@@ -32,8 +32,8 @@ async fn tunnels_create_validate_edit_toggle_and_delete() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("id=\"name-error\">a lowercase DNS label"), "{}", bad.body);
-    assert!(bad.body.contains("id=\"target-error\">host:port with a port from 1 to 65535"));
+    assert!(bad.body.contains("id=\"name-error\">Use a lowercase DNS label"), "{}", bad.body);
+    assert!(bad.body.contains("id=\"target-error\">Give host:port with a port from 1 to 65535"));
     assert!(bad.body.contains("value=\"Panel\"") && bad.body.contains("value=\"nas:0\""), "input kept");
     assert!(ui.state.store.tunnels().await.unwrap().is_empty());
 
@@ -80,7 +80,7 @@ async fn tunnels_create_validate_edit_toggle_and_delete() {
         )
         .await;
     assert_eq!(edit_bad.status, StatusCode::BAD_REQUEST);
-    assert!(edit_bad.body.contains("id=\"access-error\">one of public, authenticated, restricted"));
+    assert!(edit_bad.body.contains("id=\"access-error\">Choose public, authenticated or restricted"));
     let saved = ui
         .post(
             &format!("/tunnels/{}", t.id),
@@ -173,9 +173,9 @@ async fn users_create_with_totp_once_edit_reset_and_delete() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("id=\"username-error\">use 1–32 characters"), "{}", bad.body);
-    assert!(bad.body.contains("id=\"email-error\">not an email address"));
-    assert!(bad.body.contains("id=\"password-error\">use at least 12 characters"));
+    assert!(bad.body.contains("id=\"username-error\">Use 1–32 characters"), "{}", bad.body);
+    assert!(bad.body.contains("id=\"email-error\">This is not an email address"));
+    assert!(bad.body.contains("id=\"password-error\">Use at least 12 characters"));
     assert!(bad.body.contains("value=\"Alice!\"") && !bad.body.contains("value=\"short\""), "password not echoed");
     assert!(ui.state.store.users().await.unwrap().is_empty());
 
@@ -239,7 +239,7 @@ async fn groups_and_invitations_through_forms() {
     let csrf = ui.get("/groups").await.csrf();
     let bad = ui.post("/groups", Some(&csrf), &[("name", "Family Members")]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("id=\"name-error\">use 1–32 characters"));
+    assert!(bad.body.contains("id=\"name-error\">Use 1–32 characters"));
     assert!(bad.body.contains("value=\"Family Members\""));
     let made = ui.post("/groups", Some(&csrf), &[("name", "family"), ("description", "at home")]).await;
     assert_eq!(made.location.as_deref(), Some("/groups?flash=group_created"));
@@ -265,7 +265,7 @@ async fn groups_and_invitations_through_forms() {
     assert!(page.body.contains("No invitations."));
     let bad = ui.post("/invitations", Some(&csrf), &[("username", "dave"), ("expiresInDays", "99")]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("id=\"days-error\">use 1–30"), "{}", bad.body);
+    assert!(bad.body.contains("id=\"days-error\">Use 1–30 days"), "{}", bad.body);
     let taken = ui.post("/invitations", Some(&csrf), &[("username", "carol"), ("expiresInDays", "7")]).await;
     assert!(taken.body.contains("already exists"));
     let created = ui
@@ -306,7 +306,7 @@ async fn panel_two_factor_setup_confirm_gate_and_disable() {
 
     let wrong = ui.post("/settings/2fa/confirm", Some(&csrf), &[("code", "000000")]).await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
-    assert!(wrong.body.contains("id=\"code-error\">wrong or already used code"), "{}", wrong.body);
+    assert!(wrong.body.contains("id=\"code-error\">Wrong or already used code"), "{}", wrong.body);
 
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let code = crate::totp::code_now(&pending, now).unwrap();
@@ -325,7 +325,7 @@ async fn panel_two_factor_setup_confirm_gate_and_disable() {
     let verify = ui.get("/settings/2fa/verify").await;
     assert!(verify.body.contains("Enter your code"));
     let bad = ui.post("/settings/2fa/verify", Some(&verify.csrf()), &[("code", &code)]).await;
-    assert!(bad.body.contains("wrong or already used code"), "a code works once");
+    assert!(bad.body.contains("Wrong or already used code"), "a code works once");
     ui.state.store.put_settings(vec![(keys::LAST_STEP, "0".into())]).await.unwrap();
     let ok = ui.post("/settings/2fa/verify", Some(&verify.csrf()), &[("code", &code)]).await;
     assert_eq!(ok.location.as_deref(), Some("/"));
@@ -353,10 +353,10 @@ async fn sites_create_validate_and_delete() {
     let csrf = page.csrf();
     let bad = ui.post("/sites", Some(&csrf), &[("name", "My Docs"), ("access", "public")]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("id=\"name-error\">must be a lowercase DNS label"), "{}", bad.body);
+    assert!(bad.body.contains("id=\"name-error\">Use a lowercase DNS label"), "{}", bad.body);
     assert!(bad.body.contains("value=\"My Docs\""));
     let reserved = ui.post("/sites", Some(&csrf), &[("name", "auth"), ("access", "public")]).await;
-    assert!(reserved.body.contains("id=\"name-error\">is reserved"));
+    assert!(reserved.body.contains("id=\"name-error\">This name is reserved"));
     let made = ui.post("/sites", Some(&csrf), &[("name", "docs"), ("access", "public"), ("spaFallback", "on")]).await;
     assert_eq!(made.location.as_deref(), Some("/sites?flash=site_created"));
     let site = ui.state.store.sites().await.unwrap().pop().expect("created");
@@ -404,7 +404,10 @@ async fn settings_show_the_acme_settings_read_only() {
     assert!(page.body.contains("<dd><code>https://127.0.0.1:14000/dir</code></dd>"));
     assert!(page.body.contains("configured (<code>acme.ca_bundle</code>)"));
     assert!(!page.body.contains("/secret/place"), "no file paths");
-    assert!(page.body.contains("<code>0 17 3 * * Mon,Thu</code> (UTC); next at 20"), "schedule and next run");
+    // The schedule in words (the expression stays in the title), and the next run.
+    let words = "<span class=\"schedule\" title=\"cron: 0 17 3 * * Mon,Thu\">weekly on Monday and Thursday at 03:17 UTC</span>; next run 20";
+    assert!(page.body.contains(words), "{}", page.body);
+    assert!(!page.body.contains("<code>0 17 3 * * Mon,Thu</code>"), "not the raw expression");
     assert!(page.body.contains("fewer than 21 days remain"));
     assert!(!page.body.contains("<form method=\"post\" action=\"/settings/acme"), "read-only");
 

@@ -80,12 +80,21 @@ async fn wrong_passphrase_damaged_or_oversized_archives_change_nothing() {
 
     let wrong = upload(&ui, &csrf, "not the passphrase at all", &archive).await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.body);
-    assert!(wrong.body.contains("Nothing was changed: wrong passphrase"), "{}", wrong.body);
+    assert!(
+        wrong.body.contains("Wrong passphrase, or not an archive for this passphrase. Nothing was changed."),
+        "{}",
+        wrong.body
+    );
     assert!(wrong.body.contains("role=\"alert\" id=\"restore-error\""));
 
     let truncated = upload(&ui, &csrf, PASS, &archive[..archive.len() * 2 / 3]).await;
     assert_eq!(truncated.status, StatusCode::BAD_REQUEST, "{}", truncated.body);
-    assert!(truncated.body.contains("Nothing was changed: the archive is damaged"), "{}", truncated.body);
+    assert!(
+        truncated.body.contains("The archive is damaged or not a Portico backup")
+            && truncated.body.contains("Nothing was changed."),
+        "{}",
+        truncated.body
+    );
 
     let none = upload(&ui, &csrf, PASS, b"").await;
     assert_eq!(none.status, StatusCode::BAD_REQUEST);

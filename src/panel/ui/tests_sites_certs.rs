@@ -39,8 +39,12 @@ async fn certificates_list_every_name_with_renewal_status() {
     assert_eq!(page.status, StatusCode::OK);
     for name in ["panel.example.com", "auth.example.com"] {
         assert!(page.body.contains(&format!("<strong>{name}</strong>")), "{name}: {}", page.body);
-        assert!(page.body.contains(&format!("Renew {name} now")), "{name}");
+        // The row names the host; the button says only what it does, and
+        // its accessible name keeps the host.
+        let button = format!("aria-label=\"Renew {name} now\">Renew</button>");
+        assert!(page.body.contains(&button), "{name}: {}", page.body);
     }
+    assert!(!page.body.contains(">Renew panel.example.com"), "the host is not repeated on the button");
     assert!(page.body.contains("Automatic renewal") && page.body.contains("Next run"), "{}", page.body);
     assert!(page.body.contains("Bring your own certificate"));
     assert_labelled(&page.body, "/certs");
@@ -59,14 +63,14 @@ async fn renew_without_a_reachable_ca_shows_a_readable_error() {
     assert!(ui.audit_actions().await.contains(&"cert.renew".to_string()));
     let unknown = ui.post("/certs/renew", Some(&csrf), &[("name", "nope.example.com")]).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert!(unknown.body.contains("no certificate is managed for nope.example.com"), "{}", unknown.body);
+    assert!(unknown.body.contains("No certificate is managed for nope.example.com"), "{}", unknown.body);
 
     // No contact email yet: the same readable banner, no 500.
     let bare = completed_ui().await;
     let csrf = bare.get("/certs").await.csrf();
     let refused = bare.post("/certs/renew", Some(&csrf), &[("name", "panel.example.com")]).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
-    assert!(refused.body.contains("onboarding has no domain and contact email yet"), "{}", refused.body);
+    assert!(refused.body.contains("Onboarding has no domain and contact email yet"), "{}", refused.body);
 }
 
 #[actix_web::test]
@@ -78,7 +82,7 @@ async fn bring_your_own_shows_field_errors_then_installs() {
     let fields = [("name", "panel.example.com"), ("fullchain", chain.as_str()), ("key", other_key.as_str())];
     let mismatch = ui.post("/certs/upload", Some(&csrf), &fields).await;
     assert_eq!(mismatch.status, StatusCode::BAD_REQUEST);
-    assert!(mismatch.body.contains("id=\"key-error\">the key does not match the certificate"), "{}", mismatch.body);
+    assert!(mismatch.body.contains("id=\"key-error\">The key does not match the certificate"), "{}", mismatch.body);
     assert!(mismatch.body.contains("-----BEGIN CERTIFICATE-----"), "the chain is kept");
     assert!(!mismatch.body.contains("PRIVATE KEY"), "the key is not echoed");
     let garbage = ui.post("/certs/upload", Some(&csrf), &[("name", "panel.example.com"), ("fullchain", "x")]).await;
@@ -173,7 +177,7 @@ async fn site_page_edits_with_field_errors() {
     let csrf = ui.get(&format!("/sites/{id}")).await.csrf();
     let bad = ui.post(&format!("/sites/{id}"), Some(&csrf), &[("name", "My Docs"), ("access", "public")]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("id=\"name-error\">must be a lowercase DNS label"), "{}", bad.body);
+    assert!(bad.body.contains("id=\"name-error\">Use a lowercase DNS label"), "{}", bad.body);
     assert!(bad.body.contains("value=\"My Docs\""));
     assert_eq!(ui.state.store.sites().await.unwrap()[0].name, "docs", "nothing changed");
     let fields = [("name", "manual"), ("access", "public"), ("spaFallback", "on")];

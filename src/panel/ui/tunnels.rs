@@ -9,17 +9,11 @@ use askama::Template;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::nginx::Access;
 use crate::panel::error::ApiError;
 use crate::panel::routes::tunnels::{create_applied, delete_applied, setup_for, update_applied};
 use crate::store::{Tunnel, TunnelFields};
 use crate::tunnels::{self, AgentSetup, TunnelPatch, TunnelView};
-
-/// Access modes with their meaning, in form order.
-pub const ACCESS: &[(&str, &str)] = &[
-    ("public", "Public — anyone with the link"),
-    ("authenticated", "Signed in — any visitor user with password and TOTP"),
-    ("restricted", "Restricted — only the users and groups chosen below"),
-];
 
 /// The tunnel form's values (the user's input after a failed post).
 pub struct TunnelForm {
@@ -136,16 +130,16 @@ pub struct TunnelsPage {
 }
 
 impl TunnelsPage {
-    pub fn access(&self) -> &'static [(&'static str, &'static str)] {
-        ACCESS
+    pub fn access(&self) -> Vec<(&'static str, String)> {
+        super::access_choices(&Access::ALL)
     }
 
     pub fn has(&self, list: &[String], value: &str) -> bool {
         list.iter().any(|v| v == value)
     }
 
-    pub fn host(&self, name: &str) -> String {
-        host(self.domain.as_deref(), name)
+    pub fn address(&self, name: &str) -> Option<String> {
+        super::address(self.domain.as_deref(), name)
     }
 }
 
@@ -216,8 +210,8 @@ pub struct TunnelPage {
 }
 
 impl TunnelPage {
-    pub fn access(&self) -> &'static [(&'static str, &'static str)] {
-        ACCESS
+    pub fn access(&self) -> Vec<(&'static str, String)> {
+        super::access_choices(&Access::ALL)
     }
 
     pub fn has(&self, list: &[String], value: &str) -> bool {
@@ -226,6 +220,10 @@ impl TunnelPage {
 
     pub fn host(&self, name: &str) -> String {
         host(self.domain.as_deref(), name)
+    }
+
+    pub fn address(&self, name: &str) -> Option<String> {
+        super::address(self.domain.as_deref(), name)
     }
 }
 
@@ -301,7 +299,7 @@ async fn delete(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
     let ui = &form.ui;
     let id = tunnel_id(&id)?;
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the deletion").into());
+        return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
     delete_applied(&ui.state, &ui.who, id).await?;
     Ok(ui.redirect("/tunnels?flash=tunnel_deleted"))

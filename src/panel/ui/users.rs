@@ -208,7 +208,7 @@ async fn reset_totp(form: UiForm, username: web::Path<String>) -> Result<HttpRes
     let ui = &form.ui;
     user_page(ui, &username).await?;
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the reset").into());
+        return Err(ApiError::field("confirm", "Confirm the reset").into());
     }
     let enrollment = users::reset_totp(&ui.state.store, &username).await.map_err(ApiError::from)?;
     audit::record(&ui.state.store, &ui.actor(), "user.reset_totp", &username, Outcome::Success, None).await;
@@ -219,7 +219,7 @@ async fn delete(form: UiForm, username: web::Path<String>) -> Result<HttpRespons
     let ui = &form.ui;
     let mut p = user_page(ui, &username).await?;
     if !form.confirmed() {
-        return Err(ApiError::field("confirm", "confirm the deletion").into());
+        return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
     match ui.state.store.delete_user(username.to_string()).await {
         Ok(user) => {

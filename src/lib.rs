@@ -29,6 +29,7 @@ pub mod protocol;
 pub mod provision;
 pub mod redact;
 pub mod relay;
+pub mod runtime_settings;
 pub mod services;
 pub mod settings;
 pub mod sites;

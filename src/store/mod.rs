@@ -14,6 +14,7 @@ mod keys;
 mod kv;
 mod metrics;
 mod relay;
+mod runtime_settings;
 mod sites;
 mod tunnels;
 mod ui;
@@ -53,6 +54,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_relay_status", include_str!("migrations/0006_relay_status.sql")),
     ("0007_ops", include_str!("migrations/0007_ops.sql")),
     ("0008_agent_link", include_str!("migrations/0008_agent_link.sql")),
+    ("0010_runtime_settings", include_str!("migrations/0010_runtime_settings.sql")),
 ];
 
 /// How long a writer waits for a lock before giving up, milliseconds.

@@ -250,7 +250,7 @@ async fn run(state: &AppState) -> bool {
     };
 
     let now = OffsetDateTime::now_utc();
-    let keep_until = now + time::Duration::days(i64::from(state.settings.acme.renew_days));
+    let keep_until = now + time::Duration::days(i64::from(state.certs.renew_days()));
     let existing = state.store.certificates().await.unwrap_or_default();
     let mut pairs: Vec<(String, Issued, Source)> = Vec::new();
     for label in names {

@@ -71,7 +71,7 @@ pub async fn accept(
     let ip = state.client_ip(&req);
     let client = state.client_key(&req);
     let verdict =
-        state.regulator.check(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
+        state.regulator.check(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.current().await);
     if let Verdict::Refuse { .. } = verdict {
         let page = form(&c.token, &token, &view, "Too many failed attempts. Try again in a few minutes.");
         return portal::html(StatusCode::TOO_MANY_REQUESTS, &c, "Set up your account", &page);
@@ -87,7 +87,7 @@ pub async fn accept(
         }
         Err(UserError::Invalid(fields)) => fields.into_iter().map(|f| f.message).collect::<Vec<_>>().join("; "),
         Err(UserError::BadTotp) => {
-            state.regulator.fail(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
+            state.regulator.fail(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.current().await);
             "That code is not valid; check the app's clock and try the next code.".into()
         }
         Err(UserError::BadInvitation) => return gone(&c),

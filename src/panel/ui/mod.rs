@@ -45,6 +45,7 @@ mod nginx;
 mod onboarding;
 mod onboarding_restore;
 mod restore;
+mod runtime_settings;
 mod services;
 mod settings;
 mod sites;
@@ -70,6 +71,8 @@ mod tests_ops;
 mod tests_pages;
 #[cfg(test)]
 mod tests_restore;
+#[cfg(test)]
+mod tests_runtime;
 #[cfg(test)]
 mod tests_sites_certs;
 
@@ -165,6 +168,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(certs::configure)
             .configure(keys::configure)
             .configure(settings::configure)
+            .configure(runtime_settings::configure)
             .configure(services::configure)
             .configure(system::configure)
             .configure(backups::configure)
@@ -294,6 +298,7 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "invitation_revoked" => ("ok", "Invitation revoked; its link no longer works."),
         "2fa_enabled" => ("ok", "Two-factor login is on. Keep the authenticator app safe."),
         "2fa_disabled" => ("ok", "Two-factor login is off."),
+        "runtime_saved" => ("ok", "Runtime settings saved. Each takes effect as its row says."),
         "site_created" => ("ok", "Site created; it serves a placeholder page."),
         "site_deleted" => ("ok", "Site and its files deleted."),
         "site_created_down" => (

@@ -32,6 +32,8 @@ pub struct SettingsPage {
     pub enrollment: Option<TotpEnrollment>,
     pub errors: FieldErrors,
     pub acme: AcmeView,
+    /// The Settings tab this page is (`settings_tabs.html`).
+    pub settings_tab: &'static str,
 }
 
 /// The ACME settings, read-only (set in config.yaml or the environment).
@@ -70,7 +72,8 @@ async fn page(ui: &UiAdmin) -> Result<SettingsPage, PageError> {
         pending: pending.is_some(),
         enrollment: None,
         errors: FieldErrors::default(),
-        acme: AcmeView::new(&ui.state.settings.acme),
+        acme: AcmeView { renew_days: ui.state.certs.renew_days(), ..AcmeView::new(&ui.state.settings.acme) },
+        settings_tab: "panel",
     })
 }
 

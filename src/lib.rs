@@ -32,6 +32,7 @@ pub mod recovery;
 pub mod redact;
 pub mod relay;
 pub mod schedule;
+pub mod runtime_settings;
 pub mod services;
 pub mod settings;
 pub mod sites;

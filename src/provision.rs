@@ -274,7 +274,7 @@ async fn run(state: &AppState, username: &str) -> bool {
     };
 
     let now = OffsetDateTime::now_utc();
-    let keep_until = now + time::Duration::days(i64::from(state.settings.acme.renew_days));
+    let keep_until = now + time::Duration::days(i64::from(state.certs.renew_days()));
     let existing = state.store.certificates().await.unwrap_or_default();
     let mut pairs: Vec<(String, Issued, Source)> = Vec::new();
     for label in names {

@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 
 mod addon;
 mod listeners;
+mod origin;
 pub use addon::{AgentAddonSettings, Mode};
 pub use listeners::RelaySettings;
+pub use origin::{Origin, Origins};
 
 /// Errors while loading or validating settings. Every message names the YAML
 /// key and the environment variable that set it.
@@ -520,6 +522,9 @@ pub struct Settings {
     pub backup: BackupSettings,
     /// Enrollment of the agent-mode add-on.
     pub agent: AgentAddonSettings,
+    /// Which keys the layers set explicitly (they win over runtime settings).
+    #[serde(skip)]
+    pub origins: Origins,
 }
 
 impl Default for Settings {
@@ -543,6 +548,7 @@ impl Default for Settings {
             acme: AcmeSettings::default(),
             backup: BackupSettings::default(),
             agent: AgentAddonSettings::default(),
+            origins: Origins::default(),
         }
     }
 }
@@ -578,7 +584,7 @@ impl Settings {
     /// Loads every layer and validates the result.
     pub fn load(sources: &Sources) -> Result<Settings, SettingsError> {
         use config::{Config, Environment, File, FileFormat};
-        let mut builder = Config::builder();
+        let mut layers = Vec::new();
         for (path, format, required) in [
             (&sources.system_file, FileFormat::Yaml, false),
             (&sources.config_file, FileFormat::Yaml, true),
@@ -590,7 +596,11 @@ impl Settings {
             }
             let text = std::fs::read_to_string(path)
                 .map_err(|e| SettingsError::File { path: path.display().to_string(), reason: e.to_string() })?;
-            builder = builder.add_source(File::from_str(&text, format));
+            layers.push(origin::FileLayer { path: path.clone(), format, text });
+        }
+        let mut builder = Config::builder();
+        for layer in &layers {
+            builder = builder.add_source(File::from_str(&layer.text, layer.format));
         }
         let env: HashMap<String, String> = sources
             .env
@@ -609,6 +619,7 @@ impl Settings {
         }
         let merged = builder.add_source(environment).build().map_err(config_error)?;
         let mut settings: Settings = merged.try_deserialize().map_err(config_error)?;
+        settings.origins = Origins::read(&layers, sources.options_file.as_ref(), &sources.env);
         settings.read_secret_files()?;
         settings.validate()?;
         Ok(settings)

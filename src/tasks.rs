@@ -18,9 +18,7 @@ pub fn spawn_panel_tasks(state: web::Data<AppState>) {
     });
     actix_web::rt::spawn(sample_history(state.clone()));
     actix_web::rt::spawn(health_probe(state.clone()));
-    if let Some(expr) = state.settings.backup.schedule.clone() {
-        actix_web::rt::spawn(scheduled_backups(state.clone(), expr));
-    }
+    actix_web::rt::spawn(scheduled_backups(state.clone()));
     actix_web::rt::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(AUDIT_RETENTION_EVERY));
         loop {
@@ -136,26 +134,37 @@ async fn sample_history(state: web::Data<AppState>) {
     }
 }
 
-/// `backup-schedule`: a backup at every time of the `backup.schedule` cron
-/// expression, then retention (`backup.keep` newest archives stay).
-async fn scheduled_backups(state: web::Data<AppState>, expr: String) {
-    // Settings validation already parsed it; a failure here only logs.
-    let schedule = match expr.parse::<cron::Schedule>() {
-        Ok(s) => s,
-        Err(err) => {
-            tracing::error!(task = "backup-schedule", %err, "invalid backup.schedule; scheduled backups are off");
-            return;
-        }
-    };
-    let Some(passphrase) = state.settings.backup.passphrase.clone() else {
-        tracing::error!(task = "backup-schedule", "backup.passphrase is not set; scheduled backups are off");
-        return;
-    };
+/// `backup-schedule`: a backup at every time of the `backupSchedule`
+/// runtime setting (else `backup.schedule`), then retention (`backupKeep`
+/// newest archives stay). A change in the panel plans the next backup again
+/// at once; an empty schedule waits for one.
+async fn scheduled_backups(state: web::Data<AppState>) {
+    let mut changes = state.runtime.watch();
     loop {
-        let Some(next) = schedule.upcoming(chrono::Utc).next() else { return };
-        let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-        tokio::time::sleep(wait).await;
-        run_scheduled_backup(&state, &passphrase).await;
+        let values = changes.borrow_and_update().clone();
+        let next = values.backup_schedule().and_then(|s| s.upcoming(chrono::Utc).next());
+        let passphrase = state.settings.backup.passphrase.clone();
+        match (next, passphrase) {
+            (Some(next), Some(passphrase)) => {
+                tracing::info!(task = "backup-schedule", %next, "next scheduled backup");
+                let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => run_scheduled_backup(&state, &passphrase).await,
+                    changed = changes.changed() => if changed.is_err() { return },
+                }
+            }
+            (Some(_), None) => {
+                tracing::error!(task = "backup-schedule", "backup.passphrase is not set; scheduled backups are off");
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+            (None, _) => {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -168,7 +177,7 @@ pub async fn run_scheduled_backup(state: &AppState, passphrase: &crate::settings
             tracing::info!(task = "backup-schedule", id = %info.id, size = info.size, "backup written");
             let details = serde_json::json!({ "size": info.size, "scheduled": true });
             audit::record(&state.store, "system", "backup.create", &info.id, Outcome::Success, Some(details)).await;
-            let (dir, keep) = (settings.backup_dir(), settings.backup.keep as usize);
+            let (dir, keep) = (settings.backup_dir(), state.runtime.current().backup_keep as usize);
             match tokio::task::spawn_blocking(move || crate::backup::prune(&dir, keep)).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(removed)) => tracing::info!(task = "backup-schedule", removed, "pruned old backups"),

@@ -1006,3 +1006,101 @@ async fn pages_say_things_once_in_plain_words() {
     s.shot("dashboard").await;
     s.client.close().await.unwrap();
 }
+
+// ---- Settings → Runtime (runtime settings) --------------------------------
+
+/// A completed panel (no onboarding run: nothing here needs certificates)
+/// whose environment sets `PORTICO__AUTHD__SESSION_HOURS`, behind the nginx
+/// stand-in. Returns its state, address and data dir.
+async fn start_runtime_panel() -> (web::Data<AppState>, SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("PORTICO__AUTHD__SESSION_HOURS".to_string(), "8".to_string())].into();
+    let loaded = Settings::load(&portico::settings::Sources { env, ..Default::default() }).unwrap();
+    let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    (settings.authd, settings.origins) = (loaded.authd, loaded.origins);
+    settings.public_ip = Some(PUBLIC_IP.parse().unwrap());
+    settings.nginx.enabled = false;
+    portico::init::run(&settings).unwrap();
+    let state = web::Data::new(AppState::load(settings).await.unwrap());
+    let rows = vec![
+        (portico::onboarding::keys::STATE, OnboardingState::Completed.as_str().to_string()),
+        (portico::onboarding::keys::DOMAIN, "example.org".to_string()),
+    ];
+    state.store.put_settings(rows).await.unwrap();
+    state.set_onboarding_state(OnboardingState::Completed);
+    let serial = state.pki.admin_info().unwrap().serial;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        let serial = serial.clone();
+        App::new()
+            .wrap(from_fn(move |req: ServiceRequest, next: Next<_>| {
+                let serial = serial.clone();
+                async move { front_proxy(Front::Nginx, &serial, req, next).await }
+            }))
+            .configure(configure(app_state.clone(), Channel::Panel))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    (state, addr, dir)
+}
+
+#[actix_web::test]
+async fn admin_changes_runtime_settings_in_chromium() {
+    let (Some(chromium), Some(chromedriver)) = (tool("chromium"), tool("chromedriver")) else {
+        eprintln!("SKIPPED: chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let (state, addr, _dir) = start_runtime_panel().await;
+    let driver = Driver::start(&chromedriver);
+    let profile = tempfile::tempdir().unwrap();
+    let client = browser(&driver, &chromium, profile.path()).await;
+    let s = Session { client, origin: format!("http://{addr}"), shots: screenshots_dir(), prefix: "" };
+
+    // From Settings, its tab leads to the runtime settings.
+    s.goto("/settings").await;
+    s.click("nav.tabs a[href$='/settings/runtime']").await;
+    s.wait_path("/settings/runtime").await;
+    let text = s.wait_text("Runtime settings").await;
+    assert!(text.contains("Read-only: set by PORTICO__AUTHD__SESSION_HOURS in the environment."), "{text}");
+    let hours = s.client.find(Locator::Css("#sessionHours")).await.unwrap();
+    assert!(!hours.is_enabled().await.unwrap(), "an environment-set field cannot be edited");
+    assert_eq!(hours.prop("value").await.unwrap().as_deref(), Some("8"));
+
+    // A value out of range: the page says which and why, keeps the input, saves nothing.
+    s.fill("#renewDays", "120").await;
+    s.click("form[action$='/settings/runtime'] button[type=submit]").await;
+    s.wait_text("must be a whole number from 1 to 89 (days)").await;
+    let renew = s.client.find(Locator::Css("#renewDays")).await.unwrap();
+    assert_eq!(renew.prop("value").await.unwrap().as_deref(), Some("120"));
+    s.shot("runtime-settings-error").await;
+    assert!(state.store.runtime_settings().await.unwrap().is_empty());
+
+    // Good values: saved, back on the page (POST, redirect, GET) with a message.
+    s.fill("#renewDays", "21").await;
+    s.fill("#banSecs", "60").await;
+    s.client.find(Locator::Css("#panelLogLevel")).await.unwrap().select_by_value("debug").await.unwrap();
+    s.click("form[action$='/settings/runtime'] button[type=submit]").await;
+    s.wait_path("/settings/runtime?flash=runtime_saved").await;
+    let text = s.wait_text("Runtime settings saved.").await;
+    assert!(text.contains("Changed in the panel (default: 300)."), "{text}");
+    let value = |css: &'static str| {
+        let client = s.client.clone();
+        async move { client.find(Locator::Css(css)).await.unwrap().prop("value").await.unwrap() }
+    };
+    assert_eq!(value("#banSecs").await.as_deref(), Some("60"));
+    assert_eq!(value("#renewDays").await.as_deref(), Some("21"));
+    assert_eq!(value("#panelLogLevel").await.as_deref(), Some("debug"));
+    assert_eq!(value("#sessionHours").await.as_deref(), Some("8"), "the environment still wins");
+    assert_eq!(state.certs.renew_days(), 21, "in force in the running panel");
+    s.shot("runtime-settings").await;
+
+    // The Settings page shows the renewal days now in force.
+    s.goto("/settings").await;
+    s.wait_text("fewer than 21 days remain").await;
+    s.client.close().await.unwrap();
+}

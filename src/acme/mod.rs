@@ -139,6 +139,8 @@ pub struct Certs {
     renewals: crate::metrics::Outcomes<2>,
     /// Proves each install by probing the public names before and after.
     guard: Option<crate::probe::Guard>,
+    /// The panel's runtime settings (`renewDays`); the bootstrap value without.
+    runtime: Option<crate::runtime_settings::Live>,
 }
 
 impl Certs {
@@ -152,7 +154,20 @@ impl Certs {
             wake: tokio::sync::Notify::new(),
             renewals: crate::metrics::Outcomes::new(["ok", "error"]),
             guard: None,
+            runtime: None,
         }
+    }
+
+    /// Reads `renewDays` from the panel's runtime settings at each check.
+    pub fn with_runtime(mut self, runtime: crate::runtime_settings::Live) -> Certs {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Renew when fewer than this many days remain (runtime settings, else
+    /// `acme.renew_days`).
+    pub fn renew_days(&self) -> u32 {
+        self.runtime.as_ref().map(|r| r.current().renew_days).unwrap_or(self.settings.acme.renew_days)
     }
 
     /// Proves every install with `guard`: a certificate that stops a name
@@ -200,7 +215,7 @@ impl Certs {
             self.store.certificate_failures().await?.into_iter().map(|f| (f.name.clone(), f)).collect();
         let mut names = self.wanted_names().await?;
         names.extend(records.keys().filter(|k| !names.contains(k)).cloned().collect::<Vec<_>>());
-        let renew_days = i64::from(self.settings.acme.renew_days);
+        let renew_days = i64::from(self.renew_days());
         Ok(names
             .into_iter()
             .map(|name| {

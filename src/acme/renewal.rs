@@ -1,6 +1,7 @@
 //! The `acme-renewal` task: at start, on `acme.renew_schedule`, when a name
 //! is added and when a failed attempt's backoff ends, it issues missing
-//! certificates and renews those with fewer than `acme.renew_days` left,
+//! certificates and renews those with fewer than `renewDays` (runtime
+//! settings, else `acme.renew_days`) left, read at each check,
 //! then applies nginx once.
 
 use std::collections::BTreeMap;
@@ -81,7 +82,7 @@ impl Certs {
             .collect();
         Ok(AutoRenewStatus {
             schedule: self.settings.acme.renew_schedule.clone(),
-            renew_days: self.settings.acme.renew_days,
+            renew_days: self.renew_days(),
             next_run: self.settings.acme.schedule().ok().and_then(|s| next_run(&s, now)),
             last_run: self.store.last_acme_run().await?.map(Into::into),
             failing,
@@ -96,7 +97,7 @@ impl Certs {
             self.store.certificates().await?.into_iter().map(|r| (r.name.clone(), r)).collect();
         let failures: BTreeMap<_, _> =
             self.store.certificate_failures().await?.into_iter().map(|f| (f.name.clone(), f)).collect();
-        let renew_before = now + time::Duration::days(i64::from(self.settings.acme.renew_days));
+        let renew_before = now + time::Duration::days(i64::from(self.renew_days()));
         let mut pairs: Vec<(String, Issued, Source)> = Vec::new();
         let mut failed = Vec::new();
         for name in self.wanted_names().await? {

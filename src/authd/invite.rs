@@ -108,7 +108,7 @@ pub async fn accept(
     let ip = state.client_ip(&req);
     let client = state.client_key(&req);
     let verdict =
-        state.regulator.check(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
+        state.regulator.check(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.current().await);
     if let Verdict::Refuse { .. } = verdict {
         let banner = Some("Too many failed attempts. Try again in a few minutes.");
         return form(StatusCode::TOO_MANY_REQUESTS, &ctx, &view, Problems { banner, ..Default::default() });
@@ -129,7 +129,7 @@ pub async fn accept(
             Problems { password: Some(text), ..Default::default() }
         }
         Err(UserError::BadTotp) => {
-            state.regulator.fail(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.settings.authd);
+            state.regulator.fail(&view.username, &client, Step::Totp, now.unix_timestamp(), &state.current().await);
             let code = "That code is not valid. Check that your phone's clock is right and enter the code shown now.";
             Problems { code: Some(code), ..Default::default() }
         }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use actix_web::{App, HttpRequest, HttpServer, middleware, web};
 use anyhow::Context;
 
-use crate::settings::Settings;
+use crate::settings::{AuthdSettings, Settings};
 use crate::store::Store;
 pub use clock::Clock;
 pub use sessions::SESSION_COOKIE;
@@ -41,6 +41,10 @@ pub struct AuthdState {
     pub cache: verify::DecisionCache,
     /// Decision counters for `/metrics`.
     pub counters: counters::Counters,
+    /// Runtime settings from the store (session lifetimes, regulation, log level).
+    runtime: crate::runtime_settings::Cached,
+    /// This process's log filter (authd's runtime log level).
+    pub log: crate::logging::LevelControl,
     /// HMAC key for the portal's CSRF tokens and pending-login cookie.
     key: [u8; 32],
 }
@@ -58,7 +62,19 @@ impl AuthdState {
             regulator: Default::default(),
             cache: Default::default(),
             counters: Default::default(),
+            runtime: Default::default(),
+            log: crate::logging::LevelControl::process(),
         })
+    }
+
+    /// authd's settings with the runtime settings changed in the panel in
+    /// place (read from the store at most every two seconds by this
+    /// process's clock), so lifetimes and regulation change without a
+    /// restart. Puts authd's runtime log level in force too.
+    pub async fn current(&self) -> AuthdSettings {
+        let values = self.runtime.get(&self.store, &self.settings, self.clock.now()).await;
+        self.log.set(&values.authd_log_level);
+        values.authd(&self.settings.authd)
     }
 
     /// The appliance's domain once onboarding set it.
@@ -118,12 +134,28 @@ pub fn configure(state: web::Data<AuthdState>) -> impl FnOnce(&mut web::ServiceC
     }
 }
 
+/// How often authd reads the runtime settings while no request asks, seconds.
+const RUNTIME_REFRESH_SECS: u64 = 5;
+
+/// `runtime-settings`: reads the runtime settings at start and then every
+/// few seconds, so a log level changed in the panel applies while idle too.
+fn spawn_runtime_refresh(state: web::Data<AuthdState>) {
+    actix_web::rt::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(RUNTIME_REFRESH_SECS));
+        loop {
+            every.tick().await;
+            state.current().await;
+        }
+    });
+}
+
 /// Runs authd until SIGTERM/SIGINT.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store =
         Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
     let listen = settings.authd.listen;
     let state = web::Data::new(AuthdState::new(settings, store, Clock::default()).await?);
+    spawn_runtime_refresh(state.clone());
     sessions::spawn_cleanup(state.clone());
     counters::spawn_publisher(state.clone());
     let listener =

@@ -78,7 +78,7 @@ fn totp_page_for(
 pub async fn signed_in(state: &AuthdState, req: &HttpRequest) -> Option<String> {
     let value = cookie(req, SESSION_COOKIE).filter(|v| !v.is_empty() && v.len() <= 128)?;
     let (s, u) = state.store.session(token::sha256_hex(value.as_bytes())).await.ok()??;
-    let live = sessions::is_live(&s, state.clock.now(), &state.settings.authd) && !u.disabled;
+    let live = sessions::is_live(&s, state.clock.now(), &state.current().await) && !u.disabled;
     live.then_some(u.username)
 }
 
@@ -151,7 +151,7 @@ fn too_many(mut res: HttpResponse, retry_after: u64) -> HttpResponse {
 /// otherwise waits out the slow-down first.
 async fn regulate(state: &AuthdState, user: &str, client: &str, step: Step) -> Result<(), u64> {
     let now = state.clock.now().unix_timestamp();
-    match state.regulator.check(user, client, step, now, &state.settings.authd) {
+    match state.regulator.check(user, client, step, now, &state.current().await) {
         Verdict::Refuse { retry_after } => {
             state.counters.refused(step);
             Err(retry_after)
@@ -169,7 +169,7 @@ async fn regulate(state: &AuthdState, user: &str, client: &str, step: Step) -> R
 /// Records a failed attempt and audits it (once more when it started a ban).
 async fn failed(state: &AuthdState, user: &str, client: &str, ip: &str, step: Step, reason: &str) {
     let now = state.clock.now().unix_timestamp();
-    let banned = state.regulator.fail(user, client, step, now, &state.settings.authd);
+    let banned = state.regulator.fail(user, client, step, now, &state.current().await);
     let name = if step == Step::Totp { "totp" } else { "password" };
     audit_login(state, user, name, Outcome::Failure, ip, reason).await;
     if banned {
@@ -212,10 +212,10 @@ pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Fo
     // A client that failed recently does not queue for a check: a flood from
     // such clients cannot push a clean visitor's attempt out.
     let now = state.clock.now().unix_timestamp();
-    let wait = if state.regulator.has_failed(&client, now, &state.settings.authd) {
+    let wait = if state.regulator.has_failed(&client, now, &state.current().await) {
         Duration::ZERO
     } else {
-        Duration::from_millis(u64::from(state.settings.authd.password_wait_ms))
+        Duration::from_millis(u64::from(state.current().await.password_wait_ms))
     };
     let Ok(password_ok) = state.gate.verify(std::mem::take(&mut form.password), hash, wait).await else {
         return too_many(again(None, Some(BUSY)).render(StatusCode::OK, &c, domain), BUSY_RETRY_SECS);

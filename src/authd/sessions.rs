@@ -46,9 +46,9 @@ pub async fn create(
     let value = token::random_token(32);
     let now = state.clock.now();
     let lifetime = if remember {
-        time::Duration::days(i64::from(state.settings.authd.remember_days))
+        time::Duration::days(i64::from(state.current().await.remember_days))
     } else {
-        time::Duration::hours(i64::from(state.settings.authd.session_hours))
+        time::Duration::hours(i64::from(state.current().await.session_hours))
     };
     let session = VisitorSession {
         id: token::random_hex(8),
@@ -81,7 +81,7 @@ pub fn spawn_cleanup(state: web::Data<AuthdState>) {
         loop {
             every.tick().await;
             let now = state.clock.now();
-            let idle = now - time::Duration::minutes(i64::from(state.settings.authd.inactivity_minutes));
+            let idle = now - time::Duration::minutes(i64::from(state.current().await.inactivity_minutes));
             match state.store.prune_sessions(now, idle).await {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(task = "session-cleanup", removed, "deleted expired sessions"),

@@ -961,3 +961,6 @@ async fn oversized_usernames_leave_bounded_audit_rows() {
     }
     assert!(entries.iter().any(|e| e.target == format!("{}…", "a".repeat(32))));
 }
+
+// Runtime settings changed in the panel, seen by a running authd.
+mod runtime;

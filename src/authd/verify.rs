@@ -132,7 +132,7 @@ pub async fn decide(state: &AuthdState, req: &HttpRequest) -> Result<Decision, c
         return Ok(Decision::Login);
     };
     let now = state.clock.now();
-    if !sessions::is_live(&session, now, &state.settings.authd) || user.disabled || user.totp_secret.is_none() {
+    if !sessions::is_live(&session, now, &state.current().await) || user.disabled || user.totp_secret.is_none() {
         return Ok(Decision::Login);
     }
     if (now - session.last_seen_at).whole_seconds() >= TOUCH_EVERY {

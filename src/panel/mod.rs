@@ -52,6 +52,10 @@ pub struct AppState {
     pub doctor: crate::doctor::Runs,
     /// Results a form post shows once, on the page it redirects to.
     pub shown: once::ShownOnce,
+    /// Runtime settings in force (changed in the panel, read by tasks).
+    pub runtime: crate::runtime_settings::Live,
+    /// This process's log filter (the panel's runtime log level).
+    pub log: crate::logging::LevelControl,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -65,6 +69,8 @@ impl AppState {
             .await?
             .and_then(|s| OnboardingState::parse(&s))
             .unwrap_or(OnboardingState::Fresh);
+        let (runtime, _) = crate::runtime_settings::load(&store, &settings).await?;
+        let runtime = crate::runtime_settings::Live::new(runtime);
         let settings = Arc::new(settings);
         let nginx =
             crate::nginx::Pipeline::new(settings.clone(), store.clone(), crate::nginx::state::applier(&settings));
@@ -72,7 +78,9 @@ impl AppState {
         let guard = crate::probe::Guard::new(settings.clone(), store.clone(), health.clone());
         Ok(AppState {
             pki: Pki::new(&settings.data_dir),
-            certs: crate::acme::Certs::new(settings.clone(), store.clone()).with_guard(guard),
+            certs: crate::acme::Certs::new(settings.clone(), store.clone())
+                .with_guard(guard)
+                .with_runtime(runtime.clone()),
             supervisor: crate::supervisor::Supervisor::from_settings(&settings.supervisor),
             provision: Default::default(),
             stats: crate::sysstats::StatsCache::new(settings.data_dir.clone()),
@@ -80,6 +88,8 @@ impl AppState {
             health,
             doctor: Default::default(),
             shown: Default::default(),
+            runtime,
+            log: crate::logging::LevelControl::process(),
             settings,
             nginx,
             store,
@@ -167,6 +177,7 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 .configure(routes::groups::configure)
                 .configure(routes::invitations::configure)
                 .configure(routes::two_factor::configure)
+                .configure(routes::runtime_settings::configure)
                 .configure(routes::tunnels::configure)
                 .configure(routes::nginx::configure)
                 .configure(routes::sites::configure)
@@ -387,6 +398,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     state.recover_at_start().await;
     after_startup(state.clone(), startup).await;
     let settings = state.settings.clone();
+    state.log.set(&state.runtime.current().panel_log_level);
     crate::tasks::spawn_panel_tasks(state.clone());
     spawn_visitor_log(&state).await;
 

@@ -9,7 +9,7 @@ use super::routes::sites as site_routes;
 use super::routes::tunnels;
 use super::routes::{acme, audit, certs, doctor, enroll, health, keys, onboarding};
 use super::routes::{backup, metrics, services, system};
-use super::routes::{groups, invitations, two_factor, users};
+use super::routes::{groups, invitations, runtime_settings, two_factor, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,7 +32,7 @@ use super::routes::{groups, invitations, two_factor, users};
         groups::list, groups::create, groups::remove, groups::add_member, groups::remove_member,
         invitations::list, invitations::create, invitations::revoke, invitations::show, invitations::accept,
         two_factor::show, two_factor::setup, two_factor::confirm, two_factor::verify, two_factor::regenerate,
-        two_factor::disable,
+        two_factor::disable, runtime_settings::show, runtime_settings::update,
         nginx_routes::rendered, nginx_routes::snapshots, nginx_routes::diff, nginx_routes::rollback,
         site_routes::list, site_routes::create, site_routes::update, site_routes::remove,
         site_routes::verify_dns, site_routes::agent_sites,

@@ -19,6 +19,7 @@ mod full_disk;
 mod nginx;
 pub(crate) mod ops;
 mod provision;
+mod runtime_settings;
 mod sites;
 mod tunnels;
 mod two_factor;
@@ -387,6 +388,8 @@ fn routes() -> Vec<Route> {
         r("POST", "/api/settings/2fa/verify", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
         r("POST", "/api/settings/2fa/recovery-codes", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
         r("POST", "/api/settings/2fa/disable", |_| Some(json!({"code": "123456"})), ADMIN_CONFLICT),
+        r("GET", "/api/settings/runtime", no_body, ADMIN_READ),
+        r("PATCH", "/api/settings/runtime", |_| Some(json!({"backupKeep": 7})), ADMIN_READ),
         r("GET", "/api/no-such-route", no_body, UNKNOWN_ROUTE),
         r("GET", "/api/tunnels", no_body, SYSTEM_READ),
         r(

@@ -442,6 +442,11 @@ pub async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
     use anyhow::Context;
     let store =
         Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
+    // The relay's runtime log level applies from its start.
+    match crate::runtime_settings::load(&store, &settings).await {
+        Ok((values, _)) => crate::logging::LevelControl::process().set(&values.relay_log_level),
+        Err(err) => tracing::error!(%err, "cannot read runtime settings; keeping log.level"),
+    }
     let listen = &settings.relay;
     let agents = TcpListener::bind(listen.agents_listen)
         .await

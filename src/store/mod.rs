@@ -15,6 +15,7 @@ mod kv;
 mod metrics;
 mod recovery;
 mod relay;
+mod runtime_settings;
 mod sites;
 mod tunnels;
 mod ui;
@@ -55,6 +56,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_ops", include_str!("migrations/0007_ops.sql")),
     ("0008_agent_link", include_str!("migrations/0008_agent_link.sql")),
     ("0009_recovery_codes", include_str!("migrations/0009_recovery_codes.sql")),
+    ("0010_runtime_settings", include_str!("migrations/0010_runtime_settings.sql")),
 ];
 
 /// How long a writer waits for a lock before giving up, milliseconds.

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod metrics;
 pub mod nginx;
 pub mod onboarding;
+pub mod runtime_settings;
 pub mod services;
 pub mod site_files;
 pub mod sites;

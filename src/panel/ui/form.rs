@@ -26,6 +26,12 @@ impl UiForm {
         self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
     }
 
+    /// The first value of `name`, or `None` when the form did not send it
+    /// (a disabled input is never sent).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
     /// Every value of `name` (checkbox groups).
     pub fn all(&self, name: &str) -> Vec<String> {
         self.fields.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()

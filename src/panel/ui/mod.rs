@@ -45,6 +45,7 @@ mod nginx;
 mod onboarding;
 mod onboarding_restore;
 mod restore;
+mod runtime_settings;
 mod services;
 mod settings;
 mod sites;
@@ -71,6 +72,8 @@ mod tests_ops;
 mod tests_pages;
 #[cfg(test)]
 mod tests_restore;
+#[cfg(test)]
+mod tests_runtime;
 #[cfg(test)]
 mod tests_second_factor;
 #[cfg(test)]
@@ -171,6 +174,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(keys::configure)
             .configure(settings::configure)
             .configure(verify::configure)
+            .configure(runtime_settings::configure)
             .configure(services::configure)
             .configure(system::configure)
             .configure(backups::configure)
@@ -325,6 +329,7 @@ pub fn flash_message(code: &str) -> Option<(&'static str, &'static str)> {
         "2fa_enabled" => ("ok", "Two-factor login is on. Keep the authenticator app safe."),
         "2fa_disabled" => ("ok", "Two-factor login is off; its recovery codes were deleted."),
         "recovery_codes_new" => ("ok", "New recovery codes made; the old ones no longer work."),
+        "runtime_saved" => ("ok", "Runtime settings saved. Each takes effect as its row says."),
         "site_created" => ("ok", "Site created; it serves a placeholder page."),
         "site_deleted" => ("ok", "Site and its files deleted."),
         "site_created_down" => (

@@ -33,6 +33,8 @@ pub struct SettingsPage {
     /// `https://panel.<domain>`, where the panel stays, once a domain is set.
     pub panel_url: Option<String>,
     pub acme: AcmeView,
+    /// The Settings tab this page is (`settings_tabs.html`).
+    pub settings_tab: &'static str,
 }
 
 impl SettingsPage {
@@ -83,7 +85,8 @@ async fn page(ui: &UiAdmin) -> Result<SettingsPage, PageError> {
         remaining,
         ip_url: format!("https://{ip}:9292"),
         panel_url: domain.map(|d| format!("https://panel.{d}")),
-        acme: AcmeView::new(&ui.state.settings.acme),
+        acme: AcmeView { renew_days: ui.state.certs.renew_days(), ..AcmeView::new(&ui.state.settings.acme) },
+        settings_tab: "panel",
     })
 }
 

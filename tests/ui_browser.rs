@@ -897,7 +897,7 @@ async fn recovery_codes_and_the_return_after_the_code_in_chromium() {
     s.click("details.confirm summary").await;
     s.fill("#recovery-code", &codes[0]).await;
     s.click("form:has(#recovery-code) button[type=submit]").await;
-    s.wait_text("wrong or already used code").await;
+    s.wait_text("Wrong or already used code").await;
     store.put_settings(vec![("panel.2fa.last_step", "0".into())]).await.unwrap();
     s.fill("#code", &code).await;
     s.click("form:has(#code) button[type=submit]").await;

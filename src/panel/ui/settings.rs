@@ -90,8 +90,22 @@ async fn page(ui: &UiAdmin) -> Result<SettingsPage, PageError> {
     })
 }
 
+/// What a 2FA post leaves for the Settings page to show once.
+enum Shown {
+    /// A setup just started: its QR code.
+    Enrollment(TotpEnrollment),
+    /// Recovery codes just made (2FA turned on, or a new set).
+    Codes(Vec<String>),
+}
+
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    super::ok(&page(&ui).await?)
+    let mut p = page(&ui).await?;
+    match ui.take_shown::<Shown>() {
+        Some(Shown::Enrollment(e)) => p.enrollment = Some(e),
+        Some(Shown::Codes(codes)) => p.recovery_codes = Some(codes),
+        None => {}
+    }
+    super::ok(&p)
 }
 
 /// A wrong code, a ban or a state conflict is shown at the code field.
@@ -107,9 +121,7 @@ pub(super) fn code_error(e: ApiError) -> Result<FieldErrors, PageError> {
 async fn setup(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let enrollment = start_setup(&ui.state, &ui.actor()).await?;
-    let mut p = page(ui).await?;
-    p.enrollment = Some(enrollment);
-    super::ok(&p)
+    Ok(ui.redirect_showing("/settings", Shown::Enrollment(enrollment)))
 }
 
 /// Adds a `Set-Cookie` header to a response.
@@ -127,17 +139,14 @@ async fn refused(ui: &UiAdmin, e: ApiError, field: &str) -> Result<HttpResponse,
     super::render(StatusCode::BAD_REQUEST, &p)
 }
 
-/// Turns 2FA on and shows the recovery codes, once, on this response (so
-/// no redirect: they are not kept anywhere to show later).
+/// Turns 2FA on; the page it redirects to shows the recovery codes, once
+/// (kept in memory for that one GET only, never stored in clear).
 async fn confirm(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let code = form.get("code").trim().to_string();
     match confirm_code(&ui.state, &ui.actor(), &code).await {
         Ok((cookie, codes)) => {
-            let mut p = page(ui).await?;
-            p.chrome.flash = super::flash_message("2fa_enabled");
-            p.recovery_codes = Some(codes);
-            with_cookie(super::ok(&p)?, &cookie)
+            with_cookie(ui.redirect_showing("/settings?flash=2fa_enabled", Shown::Codes(codes)), &cookie)
         }
         Err(e) => refused(ui, e, "code").await,
     }
@@ -148,12 +157,7 @@ async fn regenerate(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let code = form.get("code").trim().to_string();
     match regenerate_codes(&ui.state, &ui.actor(), &code).await {
-        Ok(codes) => {
-            let mut p = page(ui).await?;
-            p.chrome.flash = super::flash_message("recovery_codes_new");
-            p.recovery_codes = Some(codes);
-            super::ok(&p)
-        }
+        Ok(codes) => Ok(ui.redirect_showing("/settings?flash=recovery_codes_new", Shown::Codes(codes))),
         Err(e) => refused(ui, e, "regen_code").await,
     }
 }

@@ -298,7 +298,7 @@ async fn panel_two_factor_setup_confirm_gate_and_disable() {
     assert!(page.body.contains("Set up two-factor"), "{}", page.body);
     let csrf = page.csrf();
     let started = ui.post("/settings/2fa/setup", Some(&csrf), &[]).await;
-    assert_eq!(started.status, StatusCode::OK);
+    let started = ui.follow(&started).await;
     assert!(started.body.contains("<svg") && started.body.contains("Turn on two-factor"));
     let pending = ui.state.store.settings(&[keys::PENDING]).await.unwrap()[0].clone().unwrap();
     assert!(started.body.contains(&pending), "secret shown with the QR code");
@@ -311,10 +311,15 @@ async fn panel_two_factor_setup_confirm_gate_and_disable() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let code = crate::totp::code_now(&pending, now).unwrap();
     let on = ui.post("/settings/2fa/confirm", Some(&csrf), &[("code", &code)]).await;
-    assert_eq!(on.status, StatusCode::OK, "the recovery codes are shown on this answer");
-    assert!(on.body.contains("Two-factor login is on") && on.body.contains("Your recovery codes"), "{}", on.body);
+    assert_eq!(on.status, StatusCode::SEE_OTHER, "{}", on.body);
     let cookie = on.cookies.iter().find(|c| c.starts_with("portico_panel_2fa=")).expect("session cookie").clone();
     let cookie = cookie.split(';').next().unwrap().to_string();
+    let shown = ui.get_with(on.location.as_deref().unwrap(), &[("Cookie", cookie.as_str())]).await;
+    assert!(
+        shown.body.contains("Two-factor login is on") && shown.body.contains("Your recovery codes"),
+        "{}",
+        shown.body
+    );
     assert!(ui.state.store.settings(&[keys::ENABLED]).await.unwrap()[0].as_deref() == Some("1"));
 
     // Without the session, every page asks for the code first.

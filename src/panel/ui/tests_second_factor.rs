@@ -29,16 +29,19 @@ async fn enable(ui: &Ui) -> (String, String, Vec<String>) {
     assert!(page.body.contains("<code>https://panel.example.com</code>"), "and told where the panel stays");
     let csrf = page.csrf();
     let started = ui.post("/settings/2fa/setup", Some(&csrf), &[]).await;
+    let started = ui.follow(&started).await;
     assert!(started.body.contains(warning), "and again next to the code that turns it on");
     let secret = ui.state.store.settings(&[keys::PENDING]).await.unwrap()[0].clone().unwrap();
     let on = ui.post("/settings/2fa/confirm", Some(&csrf), &[("code", &totp(&secret, 0))]).await;
-    assert_eq!(on.status, StatusCode::OK);
-    assert!(on.body.contains("<strong>Shown once.</strong> Your recovery codes"), "{}", on.body);
-    assert!(!on.body.contains(warning), "the warning is for before");
-    let codes = codes_in(&on.body);
-    assert_eq!(codes.len(), 10, "{}", on.body);
+    assert_eq!(on.status, StatusCode::SEE_OTHER, "{}", on.body);
     let cookie = on.cookies.iter().find(|c| c.starts_with("portico_panel_2fa=")).expect("session cookie");
-    (secret, cookie.split(';').next().unwrap().to_string(), codes)
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let shown = ui.get_with(on.location.as_deref().unwrap(), &[("Cookie", cookie.as_str())]).await;
+    assert!(shown.body.contains("<strong>Shown once.</strong> Your recovery codes"), "{}", shown.body);
+    assert!(!shown.body.contains(warning), "the warning is for before");
+    let codes = codes_in(&shown.body);
+    assert_eq!(codes.len(), 10, "{}", shown.body);
+    (secret, cookie, codes)
 }
 
 #[actix_web::test]
@@ -63,10 +66,10 @@ async fn recovery_codes_are_shown_once_counted_and_renewed() {
     let csrf = settings.csrf();
     let wrong = ui.post_with("/settings/2fa/recovery-codes", Some(&csrf), &[("code", &codes[0])], &with).await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "a spent code does not make new ones");
-    assert!(wrong.body.contains("id=\"regen-code-error\">wrong or already used code"), "{}", wrong.body);
+    assert!(wrong.body.contains("id=\"regen-code-error\">Wrong or already used code"), "{}", wrong.body);
     let renewed =
         ui.post_with("/settings/2fa/recovery-codes", Some(&csrf), &[("code", &totp(&secret, 1))], &with).await;
-    assert_eq!(renewed.status, StatusCode::OK);
+    let renewed = ui.get_with(renewed.location.as_deref().expect("a redirect"), &with).await;
     assert!(renewed.body.contains("New recovery codes made; the old ones no longer work."));
     let fresh = codes_in(&renewed.body);
     assert_eq!(fresh.len(), 10);
@@ -75,7 +78,7 @@ async fn recovery_codes_are_shown_once_counted_and_renewed() {
     let old = [("kind", "recovery"), ("recovery_code", codes[8].as_str())];
     let refused = ui.post("/settings/2fa/verify", Some(&verify.csrf()), &old).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "the old set is gone");
-    assert!(refused.body.contains("id=\"recovery-code-error\">wrong or already used code"), "{}", refused.body);
+    assert!(refused.body.contains("id=\"recovery-code-error\">Wrong or already used code"), "{}", refused.body);
     assert!(refused.body.contains("<details class=\"confirm\" open>"), "the recovery form stays open");
 
     let actions = ui.audit_actions().await;

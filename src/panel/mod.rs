@@ -49,6 +49,8 @@ pub struct AppState {
     pub health: Arc<crate::probe::HealthCache>,
     /// Doctor runs started from the panel.
     pub doctor: crate::doctor::Runs,
+    /// The agent binaries served at `/download/`, with their checksums.
+    pub downloads: crate::downloads::Downloads,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -76,6 +78,7 @@ impl AppState {
             visitors: Default::default(),
             health,
             doctor: Default::default(),
+            downloads: crate::downloads::Downloads::new(settings.panel.downloads_dir.clone()),
             settings,
             nginx,
             store,
@@ -179,6 +182,7 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 .wrap(middleware::from_fn(auth::identify))
                 .service(web::resource("").get(routes::metrics::show)),
         );
+        cfg.configure(routes::downloads::configure);
         cfg.configure(ui::configure);
     }
 }

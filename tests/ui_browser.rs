@@ -479,8 +479,9 @@ async fn admin_walks_every_page_in_chromium() {
     s.click("form[action='/agents/enroll'] button").await;
     s.shot("agents-enroll-token").await;
     s.wait_text("Shown once").await;
-    let command = s.client.find(Locator::Css("#enroll-cmd")).await.unwrap().text().await.unwrap();
-    assert!(command.starts_with("portico agent enroll --panel https://panel.example.com --token "), "{command}");
+    let command = s.client.find(Locator::Css("#install-cmd")).await.unwrap().text().await.unwrap();
+    assert!(command.starts_with("curl -fsS "), "{command}");
+    assert!(command.contains("/download/install.sh | sh -s -- --token "), "{command}");
     s.shot("agents-enroll-token").await;
     let token = command.rsplit(' ').next().unwrap().to_string();
     let key = rcgen::KeyPair::generate().unwrap();

@@ -320,7 +320,10 @@ async fn agents_enrollment_token_capabilities_and_revoke() {
     let ok =
         ui.post("/agents/enroll", Some(&page.csrf()), &[("label", "home-nas"), ("capabilities", "tunnels:read")]).await;
     assert_eq!(ok.status, StatusCode::CREATED);
-    assert!(ok.body.contains("portico agent enroll --panel https://panel.example.com --token "), "{}", ok.body);
+    // No certificate for panel.example.com yet: the panel by IP, pinned.
+    assert!(ok.body.contains("id=\"install-cmd\">curl -fsS -k --pinnedpubkey sha256//"), "{}", ok.body);
+    assert!(ok.body.contains(" https://203.0.113.10:9292/download/install.sh | sh -s -- --token "), "{}", ok.body);
+    assert!(ok.body.contains("enroll --panel https://203.0.113.10:9292 --token "), "{}", ok.body);
     let dup = ui.post("/agents/enroll", Some(&page.csrf()), &[("label", "home-nas")]).await;
     assert_eq!(dup.status, StatusCode::CREATED, "a pending token does not create the agent yet");
 
@@ -328,6 +331,11 @@ async fn agents_enrollment_token_capabilities_and_revoke() {
     assert_eq!(issued.status, StatusCode::CREATED);
     assert!(issued.body.contains("-----BEGIN PRIVATE KEY-----"), "key shown once: {}", issued.body);
     assert!(issued.body.contains("-----BEGIN CERTIFICATE-----"));
+    for file in ["agent.crt", "ca.crt", "agent.key", "agent.json"] {
+        let name = format!("<code>/var/lib/portico-agent/{file}</code>");
+        assert!(issued.body.contains(&name), "which file to create where: {file}");
+    }
+    assert!(issued.body.contains("wss://tunnel.example.com/"), "agent.json names the relay");
     let garage = ui.state.store.agent("garage".into()).await.unwrap().expect("agent created");
     assert!(garage.serial.is_some() && garage.capabilities.is_empty());
     let list = ui.get("/agents").await;

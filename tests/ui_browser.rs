@@ -571,7 +571,8 @@ async fn admin_walks_every_page_in_chromium() {
     s.click("input[name=allowedGroups][value=family]").await;
     s.click("form[action='/tunnels'] button[type=submit]").await;
     let text = s.wait_text("Tunnel created").await;
-    assert!(text.contains("https://nas.example.com") && text.contains("portico agent run"), "{text}");
+    assert!(text.contains("https://nas.example.com"), "{text}");
+    assert!(text.contains("/download/install.sh | sh -s -- --token <token>"), "the one install line: {text}");
     let tunnel = panel.state.store.tunnels().await.unwrap().pop().expect("tunnel created");
     assert_eq!((tunnel.agent.as_str(), tunnel.access.as_str()), ("home-nas", "restricted"));
     assert_eq!(

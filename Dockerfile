@@ -34,6 +34,11 @@ RUN useradd --system --user-group --home-dir /data --no-create-home \
     && ln -s /data/logs /var/log/portico
 COPY rootfs/ /
 COPY ${PORTICO_BIN} /usr/local/bin/portico
+# The agent the panel serves at /download/ (panel.downloads_dir): this
+# image's own binary under its platform's name.
+RUN mkdir -p /usr/local/share/portico/downloads \
+    && ln -s /usr/local/bin/portico \
+        "/usr/local/share/portico/downloads/portico-linux-$(dpkg --print-architecture)"
 EXPOSE 80 443 9292
 VOLUME /data
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
@@ -60,6 +65,9 @@ RUN apt-get update \
     && ln -s /data/logs /var/log/portico
 COPY rootfs/ /
 COPY --from=builder /src/target/release/portico /usr/local/bin/portico
+RUN mkdir -p /usr/local/share/portico/downloads \
+    && ln -s /usr/local/bin/portico \
+        "/usr/local/share/portico/downloads/portico-linux-$(dpkg --print-architecture)"
 EXPOSE 80 443 9292
 VOLUME /data
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \

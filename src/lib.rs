@@ -14,6 +14,7 @@ pub mod authd;
 pub mod backup;
 pub mod cli;
 pub mod doctor;
+pub mod downloads;
 pub mod healthcheck;
 pub mod identity;
 pub mod init;

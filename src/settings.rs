@@ -100,6 +100,10 @@ pub struct PanelSettings {
     /// tunnel and site vhosts send it one syslog line per request. `0` turns
     /// the counting (and those log lines) off.
     pub visitor_log_port: u16,
+    /// Agent binaries served at `/download/`, by fixed names
+    /// (`portico-linux-amd64`, `portico-linux-arm64`, …); the image links
+    /// its own binary here.
+    pub downloads_dir: PathBuf,
 }
 
 impl Default for PanelSettings {
@@ -110,6 +114,7 @@ impl Default for PanelSettings {
             secret: None,
             secret_file: None,
             visitor_log_port: 3101,
+            downloads_dir: PathBuf::from("/usr/local/share/portico/downloads"),
         }
     }
 }

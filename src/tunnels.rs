@@ -247,35 +247,32 @@ pub async fn delete(store: &Store, who: &Identity, id: i64) -> Result<Tunnel, Tu
     Ok(store.delete_tunnel(id).await?)
 }
 
-/// Enroll and run commands and service definitions for a tunnel's agent.
+/// Install, enroll and run commands and service definitions for a tunnel's agent.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentSetup {
     pub agent: String,
+    /// The one line (as root) that downloads, verifies, installs, enrolls and
+    /// starts the agent; `<token>` stands for a one-time token.
+    pub install: String,
+    /// Enrolling by hand where `portico` is installed already.
     pub enroll: String,
     pub run: String,
     pub systemd_unit: String,
     pub launchd_plist: String,
 }
 
-pub fn agent_setup(agent: &str, panel_url: &str, fingerprint: Option<&str>) -> AgentSetup {
-    let pin = fingerprint.map(|f| format!(" --fingerprint {f}")).unwrap_or_default();
+pub fn agent_setup(agent: &str, panel: &crate::downloads::PanelAddress) -> AgentSetup {
+    use crate::downloads::{self, DEFAULT_NAME, DEFAULT_PREFIX};
+    let bin = format!("{DEFAULT_PREFIX}/bin/portico");
+    let token = "<token>";
     AgentSetup {
         agent: agent.to_string(),
-        enroll: format!("portico agent enroll --panel {panel_url} --token <one-time token from the panel>{pin}"),
-        run: "portico agent run".into(),
-        systemd_unit: format!(
-            "[Unit]\nDescription=Portico agent ({agent})\nWants=network-online.target\nAfter=network-online.target\n\n\
-             [Service]\nExecStart=/usr/local/bin/portico agent run\nRestart=always\nRestartSec=1\nDynamicUser=no\n\n\
-             [Install]\nWantedBy=multi-user.target\n"
-        ),
-        launchd_plist: format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \
-             \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<plist version=\"1.0\">\n<dict>\n\
-             <key>Label</key><string>app.portico.agent.{agent}</string>\n\
-             <key>ProgramArguments</key><array><string>/usr/local/bin/portico</string><string>agent</string><string>run</string></array>\n\
-             <key>RunAtLoad</key><true/>\n<key>KeepAlive</key><true/>\n</dict>\n</plist>\n"
-        ),
+        install: downloads::install_line(panel, token),
+        enroll: downloads::enroll_command(panel, token),
+        run: format!("{bin} agent --config-dir {} run", downloads::config_dir(DEFAULT_NAME)),
+        systemd_unit: downloads::systemd_unit(DEFAULT_NAME, &bin),
+        launchd_plist: downloads::launchd_plist(DEFAULT_NAME, &bin),
     }
 }
 

@@ -348,8 +348,9 @@ async fn admin_walks_every_page_in_chromium() {
     s.click("form[action='/agents/enroll'] button").await;
     s.shot("agents-enroll-token").await;
     s.wait_text("Shown once").await;
-    let command = s.client.find(Locator::Css("#enroll-cmd")).await.unwrap().text().await.unwrap();
-    assert!(command.starts_with("portico agent enroll --panel https://panel.example.com --token "), "{command}");
+    let command = s.client.find(Locator::Css("#install-cmd")).await.unwrap().text().await.unwrap();
+    assert!(command.starts_with("curl -fsS "), "{command}");
+    assert!(command.contains("/download/install.sh | sh -s -- --token "), "{command}");
     s.shot("agents-enroll-token").await;
     let token = command.rsplit(' ').next().unwrap().to_string();
     let key = rcgen::KeyPair::generate().unwrap();
@@ -441,7 +442,8 @@ async fn admin_walks_every_page_in_chromium() {
     s.click("input[name=allowedGroups][value=family]").await;
     s.click("form[action='/tunnels'] button[type=submit]").await;
     let text = s.wait_text("Tunnel created").await;
-    assert!(text.contains("https://nas.example.com") && text.contains("portico agent run"), "{text}");
+    assert!(text.contains("https://nas.example.com"), "{text}");
+    assert!(text.contains("/download/install.sh | sh -s -- --token <token>"), "the one install line: {text}");
     let tunnel = panel.state.store.tunnels().await.unwrap().pop().expect("tunnel created");
     assert_eq!((tunnel.agent.as_str(), tunnel.access.as_str()), ("home-nas", "restricted"));
     assert_eq!(

@@ -141,7 +141,7 @@ fn tls_server_after(input: &RenderInput, preamble: &str, name: &str, cert: &Cert
 }
 
 /// Shared by `:9292` and `panel.<d>`: client certificate checked per location,
-/// public enrollment and invitation routes, help page for 495/496.
+/// public enrollment, invitation and agent download routes, help page for 495/496.
 /// HSTS only by name: browsers ignore it for IP addresses.
 ///
 /// Every location forwards the normalised URI (`proxy_pass` with a URI part),
@@ -210,6 +210,14 @@ fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) 
     location = /api/enroll {{
 {enroll}    }}
 
+    # The agent's binaries, checksums and install.sh: public, read-only,
+    # streamed (never spooled to disk).
+    location ^~ /download/ {{
+        limit_except GET {{
+            deny all;
+        }}
+{download}    }}
+
     # The path carries the invitation token; nginx's error log has no format
     # to redact it, so this location logs only critical errors.
     location ^~ /api/invite/ {{
@@ -236,6 +244,7 @@ fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) 
         restarting = input.conf_dir.join(RESTARTING_PAGE).display(),
         health = public("/api/health", "").replace("        limit_req zone=portico_login burst=10 nodelay;\n", ""),
         enroll = public("/api/enroll", ""),
+        download = public("/download/", "        proxy_buffering off;\n"),
         invite = public("/api/invite/", "        error_log stderr crit;\n"),
         api = identified("/api/", api_gate),
         metrics = identified("/metrics", api_gate),

@@ -191,6 +191,15 @@ impl From<crate::nginx::PipelineError> for ApiError {
     }
 }
 
+impl From<crate::downloads::DownloadError> for ApiError {
+    fn from(e: crate::downloads::DownloadError) -> Self {
+        match e {
+            crate::downloads::DownloadError::NotFound => ApiError::NotFound("No such download".into()),
+            crate::downloads::DownloadError::Io { .. } => ApiError::internal("downloads", e),
+        }
+    }
+}
+
 impl From<crate::services::ServiceError> for ApiError {
     fn from(e: crate::services::ServiceError) -> Self {
         match e {

@@ -56,6 +56,8 @@ pub struct AppState {
     pub runtime: crate::runtime_settings::Live,
     /// This process's log filter (the panel's runtime log level).
     pub log: crate::logging::LevelControl,
+    /// The agent binaries served at `/download/`, with their checksums.
+    pub downloads: crate::downloads::Downloads,
     onboarding: RwLock<OnboardingState>,
 }
 
@@ -90,6 +92,7 @@ impl AppState {
             shown: Default::default(),
             runtime,
             log: crate::logging::LevelControl::process(),
+            downloads: crate::downloads::Downloads::new(settings.panel.downloads_dir.clone()),
             settings,
             nginx,
             store,
@@ -194,6 +197,7 @@ pub fn configure(state: web::Data<AppState>, channel: Channel) -> impl FnOnce(&m
                 .wrap(middleware::from_fn(auth::identify))
                 .service(web::resource("").get(routes::metrics::show)),
         );
+        cfg.configure(routes::downloads::configure);
         cfg.configure(ui::configure);
     }
 }

@@ -15,7 +15,9 @@ use crate::store::{NewApiKey, NewEnrollmentToken};
 mod agents;
 mod cross_site;
 mod dns;
+mod downloads;
 mod full_disk;
+mod install;
 mod nginx;
 pub(crate) mod ops;
 mod provision;
@@ -644,7 +646,12 @@ async fn enroll_token(w: &World, label: &str) -> String {
         )
         .await;
     assert_eq!(res.status(), 201);
-    json_body(res).await["token"].as_str().unwrap().to_string()
+    let body = json_body(res).await;
+    let token = body["token"].as_str().unwrap().to_string();
+    let install = body["install"].as_str().unwrap();
+    assert!(install.ends_with(&format!("/download/install.sh | sh -s -- --token {token}")), "{body}");
+    assert!(body["enroll"].as_str().unwrap().contains(&format!(" --token {token} --fingerprint ")), "{body}");
+    token
 }
 
 fn subject_and_serial(cert_pem: &str) -> (String, String) {

@@ -1,6 +1,6 @@
 //! The rendered tree's guards, through a real nginx: what a client without a
 //! certificate reaches on the panel vhosts (API keys, health, the certificate
-//! page), which URI the panel receives, what a home app sees of a visitor's
+//! page, the agent downloads), which URI the panel receives, what a home app sees of a visitor's
 //! identity headers and cookies, body limits before authentication, authd's
 //! forward-auth endpoint on the portal, and secrets in the access log.
 //!
@@ -206,6 +206,34 @@ fn encoded_traversals_reach_the_panel_as_the_path_nginx_matched() {
         let (status, body) = w.curl(&host, port, "/api/invite/..%2F..%2Fapi%2Fkeys", &key);
         assert_eq!(status, 200, "{body}");
         assert!(body.starts_with("GET /api/keys HTTP/1.1"), "{body}");
+    }
+}
+
+#[test]
+fn agent_downloads_are_public_read_only_and_stay_under_their_prefix() {
+    let w = world();
+    for (host, port) in w.panels() {
+        // No client certificate: the binaries and install.sh still pass, as
+        // the path nginx matched; HEAD passes as well.
+        for path in ["/download/", "/download/install.sh", "/download/portico-linux-amd64"] {
+            let (status, body) = w.curl(&host, port, path, &[]);
+            assert_eq!(status, 200, "{host}{path}: {body}");
+            assert!(body.starts_with(&format!("GET {path} HTTP/1.1")), "{body}");
+        }
+        let (status, _) = w.curl(&host, port, "/download/install.sh", &["-I"]);
+        assert_eq!(status, 200, "{host}: HEAD");
+        // Nothing but reading: other verbs never reach the panel.
+        let before = w.seen().len();
+        for verb in ["POST", "PUT", "DELETE"] {
+            let (status, _) = w.curl(&host, port, "/download/install.sh", &["-X", verb, "-d", "x"]);
+            assert_eq!(status, 403, "{host}: {verb}");
+        }
+        // Out of the prefix by dot segments: the panel's pages, which want a certificate.
+        for path in ["/download/..%2Fapi%2Fkeys", "/download/../api/keys", "/download/%2e%2e/metrics"] {
+            let (status, body) = w.curl(&host, port, path, &[]);
+            assert!(is_cert_page(status, &body), "{host}{path}: {status} {body}");
+        }
+        assert_eq!(w.seen().len(), before, "a refused request reached the panel");
     }
 }
 

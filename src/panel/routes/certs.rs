@@ -115,8 +115,21 @@ pub async fn agent_create(
     Ok(HttpResponse::Created().json(issued))
 }
 
+/// A new enrollment token with the lines that use it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantView {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub grant: EnrollmentGrant,
+    /// The one line (as root) that installs, enrolls and starts the agent.
+    pub install: String,
+    /// `portico agent enroll …` where the binary is installed already.
+    pub enroll: String,
+}
+
 /// Creates a one-time enrollment token (256 bits, expiring, single use).
-#[utoipa::path(tag = "certs", request_body = AgentRequest, responses((status = 201, body = EnrollmentGrant), (status = 400), (status = 409)))]
+#[utoipa::path(tag = "certs", request_body = AgentRequest, responses((status = 201, body = GrantView), (status = 400), (status = 409)))]
 #[post("/certs/agent/enroll")]
 pub async fn agent_enroll_token(
     state: web::Data<AppState>,
@@ -130,7 +143,10 @@ pub async fn agent_enroll_token(
     let details = serde_json::json!({ "capabilities": capabilities, "expiresAt": grant.expires_at.unix_timestamp() });
     audit::record(&state.store, &admin.0.actor(), "cert.agent.enroll_token", &label, Outcome::Success, Some(details))
         .await;
-    Ok(HttpResponse::Created().json(grant))
+    let panel = crate::downloads::panel_address(&state.settings, &state.store, state.public_ip()).await?;
+    let (install, enroll) =
+        (crate::downloads::install_line(&panel, &grant.token), crate::downloads::enroll_command(&panel, &grant.token));
+    Ok(HttpResponse::Created().json(GrantView { grant, install, enroll }))
 }
 
 fn label_param(label: &str) -> Result<String, ApiError> {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backup;
 pub mod certs;
 pub mod doctor;
+pub mod downloads;
 pub mod enroll;
 pub mod groups;
 pub mod health;

@@ -149,16 +149,11 @@ pub async fn agent_config(
     Ok(HttpResponse::Ok().json(setup_for(&state, &tunnel).await?))
 }
 
-/// The agent setup of a tunnel, addressed to this panel (by domain once
-/// set, else by IP with a fingerprint placeholder).
+/// The agent setup of a tunnel, addressed to this panel (by name once its
+/// certificate exists, else by IP, pinned either way).
 pub async fn setup_for(state: &AppState, tunnel: &Tunnel) -> Result<AgentSetup, ApiError> {
-    let domain = state.store.setting(crate::onboarding::keys::DOMAIN).await?;
-    let (panel, pin) = match (domain, state.public_ip()) {
-        (Some(d), _) => (format!("https://panel.{d}"), None),
-        (None, Some(ip)) => (format!("https://{ip}:9292"), Some("<panel certificate sha256 fingerprint>")),
-        (None, None) => ("https://<server ip>:9292".to_string(), Some("<panel certificate sha256 fingerprint>")),
-    };
-    Ok(tunnels::agent_setup(&tunnel.agent, &panel, pin))
+    let panel = crate::downloads::panel_address(&state.settings, &state.store, state.public_ip()).await?;
+    Ok(tunnels::agent_setup(&tunnel.agent, &panel))
 }
 
 /// An agent with the relay's view of it (`status` is null when offline).

@@ -14,7 +14,7 @@ use crate::acme::pebble::{self, Pebble};
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Serves the world's panel on a loopback port; stopped on drop.
-struct Server {
+pub(super) struct Server {
     addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
 }
@@ -27,7 +27,7 @@ impl Drop for Server {
 }
 
 /// Serves the panel on `panel.listen`, where nginx proxies to.
-fn serve(w: &World) -> Server {
+pub(super) fn serve(w: &World) -> Server {
     let state = w.state.clone();
     let listener = std::net::TcpListener::bind(w.state.settings.panel.listen).unwrap();
     let addr = listener.local_addr().unwrap();

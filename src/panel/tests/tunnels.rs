@@ -46,7 +46,12 @@ async fn tunnels_api_validates_and_audits() {
 
     let (s, setup) = send(&w, Who::Admin, TestRequest::get().uri(&format!("/api/tunnels/{id}/agent-config"))).await;
     assert_eq!(s, 200);
-    assert!(setup["systemdUnit"].as_str().unwrap().contains("ExecStart=/usr/local/bin/portico agent run"));
+    let unit = setup["systemdUnit"].as_str().unwrap();
+    assert!(unit.contains("User=portico-agent\n"), "{unit}");
+    assert!(unit.contains("ExecStart=/usr/local/bin/portico agent --config-dir /var/lib/portico-agent run"), "{unit}");
+    let install = setup["install"].as_str().unwrap();
+    assert!(install.starts_with("curl -fsS -k --pinnedpubkey sha256//"), "{install}");
+    assert!(install.ends_with("https://203.0.113.10:9292/download/install.sh | sh -s -- --token <token>"), "{install}");
     assert!(setup["launchdPlist"].as_str().unwrap().contains("<key>KeepAlive</key>"));
     assert!(setup["enroll"].as_str().unwrap().contains("--fingerprint"), "{setup}");
 

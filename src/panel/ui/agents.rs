@@ -10,6 +10,7 @@ use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::agents::{self, EnrollmentGrant, IssuedAgentCert};
 use crate::audit::{self, Outcome};
+use crate::downloads::{self, PanelAddress};
 use crate::identity::Capability;
 use crate::panel::error::ApiError;
 use crate::panel::routes::tunnels::{AgentView, agent_views};
@@ -29,7 +30,8 @@ pub struct AgentsPage {
     pub grant: Option<EnrollmentGrant>,
     /// A certificate and key generated here: shown this once.
     pub issued: Option<IssuedAgentCert>,
-    pub panel_url: String,
+    /// This panel as a home machine reaches it, with its pins.
+    pub panel: PanelAddress,
 }
 
 impl AgentsPage {
@@ -51,19 +53,37 @@ impl AgentsPage {
         if *ms < 10.0 { format!("{ms:.1} ms") } else { format!("{ms:.0} ms") }
     }
 
-    /// The one line an operator runs on the home machine.
+    /// The one line an operator runs (as root) on the home machine.
+    pub fn install_command(&self, token: &str) -> String {
+        downloads::install_line(&self.panel, token)
+    }
+
+    /// Enrolling by hand where `portico` is installed already.
     pub fn enroll_command(&self, token: &str) -> String {
-        format!("portico agent enroll --panel {} --token {token}", self.panel_url)
+        downloads::enroll_command(&self.panel, token)
+    }
+
+    /// The installer's config directory, where a generated certificate goes.
+    pub fn config_dir(&self) -> String {
+        downloads::config_dir(downloads::DEFAULT_NAME)
+    }
+
+    /// `agent.json` for a certificate generated here: what enrollment
+    /// would have written.
+    pub fn agent_json(&self, issued: &IssuedAgentCert) -> String {
+        let relay = self.panel.relay.clone().unwrap_or_else(|| "wss://tunnel.<domain>/".into());
+        let config = crate::agent::AgentConfig {
+            label: issued.agent.label.clone(),
+            serial: issued.agent.serial.clone().unwrap_or_default(),
+            relay,
+            panel: self.panel.url.clone(),
+        };
+        serde_json::to_string_pretty(&config).unwrap_or_default()
     }
 }
 
 async fn page(ui: &UiAdmin) -> Result<AgentsPage, PageError> {
-    let domain = crate::onboarding::status(&ui.state.store, None).await?.domain;
-    let panel_url = match (domain, ui.state.public_ip()) {
-        (Some(d), _) => format!("https://panel.{d}"),
-        (None, Some(ip)) => format!("https://{ip}:9292"),
-        (None, None) => "https://<panel address>".to_string(),
-    };
+    let panel = downloads::panel_address(&ui.state.settings, &ui.state.store, ui.state.public_ip()).await?;
     Ok(AgentsPage {
         chrome: ui.chrome("/agents", "Agents").await?,
         agents: agent_views(&ui.state.store).await?,
@@ -73,7 +93,7 @@ async fn page(ui: &UiAdmin) -> Result<AgentsPage, PageError> {
         error: None,
         grant: None,
         issued: None,
-        panel_url,
+        panel,
     })
 }
 

@@ -334,7 +334,10 @@ async fn agents_enrollment_token_capabilities_and_revoke() {
     let ok =
         ui.post("/agents/enroll", Some(&page.csrf()), &[("label", "home-nas"), ("capabilities", "tunnels:read")]).await;
     let shown = ui.follow(&ok).await;
-    assert!(shown.body.contains("portico agent enroll --panel https://panel.example.com --token "), "{}", shown.body);
+    // No certificate for panel.example.com yet: the panel by IP, pinned.
+    assert!(shown.body.contains("id=\"install-cmd\">curl -fsS -k --pinnedpubkey sha256//"), "{}", shown.body);
+    assert!(shown.body.contains(" https://203.0.113.10:9292/download/install.sh | sh -s -- --token "), "{}", shown.body);
+    assert!(shown.body.contains("enroll --panel https://203.0.113.10:9292 --token "), "{}", shown.body);
     let reload = ui.get(ok.location.as_deref().unwrap()).await;
     assert!(!reload.body.contains("--token "), "a reload does not show the token again");
     let dup = ui.post("/agents/enroll", Some(&page.csrf()), &[("label", "home-nas")]).await;
@@ -344,6 +347,11 @@ async fn agents_enrollment_token_capabilities_and_revoke() {
     let issued = ui.follow(&issued).await;
     assert!(issued.body.contains("-----BEGIN PRIVATE KEY-----"), "key shown once: {}", issued.body);
     assert!(issued.body.contains("-----BEGIN CERTIFICATE-----"));
+    for file in ["agent.crt", "ca.crt", "agent.key", "agent.json"] {
+        let name = format!("<code>/var/lib/portico-agent/{file}</code>");
+        assert!(issued.body.contains(&name), "which file to create where: {file}");
+    }
+    assert!(issued.body.contains("wss://tunnel.example.com/"), "agent.json names the relay");
     let garage = ui.state.store.agent("garage".into()).await.unwrap().expect("agent created");
     assert!(garage.serial.is_some() && garage.capabilities.is_empty());
     let list = ui.get("/agents").await;

@@ -56,8 +56,9 @@ async fn tunnels_create_validate_edit_toggle_and_delete() {
     let detail = ui.get(&format!("/tunnels/{}?flash=tunnel_created", t.id)).await;
     assert!(detail.body.contains("Tunnel created."));
     assert!(detail.body.contains("https://nas.example.com"));
-    assert!(detail.body.contains("portico agent enroll --panel https://panel.example.com"), "{}", detail.body);
-    assert!(detail.body.contains("ExecStart=/usr/local/bin/portico agent run"));
+    let line = "https://203.0.113.10:9292/download/install.sh | sh -s -- --token &#60;token&#62;";
+    assert!(detail.body.contains(line), "the one line: {}", detail.body);
+    assert!(detail.body.contains("ExecStart=/usr/local/bin/portico agent --config-dir /var/lib/portico-agent run"));
     let unit = ui.get(&format!("/tunnels/{}/agent/systemd", t.id)).await;
     assert_eq!(unit.status, StatusCode::OK);
     assert!(unit.body.starts_with("[Unit]"));

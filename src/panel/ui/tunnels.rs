@@ -10,6 +10,7 @@ use askama::Template;
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::nginx::Access;
+use crate::downloads::DEFAULT_NAME;
 use crate::panel::error::ApiError;
 use crate::panel::routes::tunnels::{create_applied, delete_applied, setup_for, update_applied};
 use crate::store::{Tunnel, TunnelFields};
@@ -311,8 +312,8 @@ async fn download(ui: UiAdmin, path: web::Path<(String, String)>) -> Result<Http
     let tunnel = view(&ui, tunnel_id(&id)?).await?.tunnel;
     let setup = setup_for(&ui.state, &tunnel).await?;
     let (name, content_type, body) = match file.as_str() {
-        "systemd" => ("portico-agent.service".to_string(), "text/plain; charset=utf-8", setup.systemd_unit),
-        "launchd" => (format!("app.portico.agent.{}.plist", setup.agent), "application/xml", setup.launchd_plist),
+        "systemd" => (format!("{DEFAULT_NAME}.service"), "text/plain; charset=utf-8", setup.systemd_unit),
+        "launchd" => (format!("app.portico.{DEFAULT_NAME}.plist"), "application/xml", setup.launchd_plist),
         _ => return Err(ApiError::NotFound("No such file".into()).into()),
     };
     Ok(HttpResponse::Ok()

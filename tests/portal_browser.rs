@@ -12,7 +12,7 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
@@ -24,28 +24,13 @@ use time::OffsetDateTime;
 #[path = "support/chromium.rs"]
 #[allow(dead_code)]
 mod chromium;
-use chromium::{Driver, Session, browser_with, screenshots_dir, tool};
+use chromium::{Driver, Nginx, Session, browser_with, screenshots_dir, tool};
 
 const DOMAIN: &str = "example.test";
 const PASSWORD: &str = "a long enough passphrase";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// nginx in the foreground on the rendered tree, stopped on drop.
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && !matches!(self.0.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(20)); // poll interval
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The appliance's visitor side: store, authd on its own thread, nginx.

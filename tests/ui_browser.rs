@@ -14,7 +14,7 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -22,7 +22,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
-use chromium::{Driver, Session, browser_with, screenshots_dir, tool};
+use chromium::{Driver, Nginx, Session, browser_with, screenshots_dir, tool};
 use fantoccini::{Client, Locator};
 use portico::onboarding::OnboardingState;
 use portico::panel::{AppState, Channel, configure};
@@ -43,21 +43,6 @@ const PUBLIC_IP: &str = "203.0.113.10";
 
 async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
     browser_with(driver, chromium, profile, &[]).await
-}
-
-/// A real nginx on the panel's live tree, stopped on drop.
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && !matches!(self.0.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(20)); // poll interval
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The panel's data dir and state, on a loopback port behind `front`, with

@@ -244,7 +244,12 @@ fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) 
         restarting = input.conf_dir.join(RESTARTING_PAGE).display(),
         health = public("/api/health", "").replace("        limit_req zone=portico_login burst=10 nodelay;\n", ""),
         enroll = public("/api/enroll", ""),
-        download = public("/download/", "        proxy_buffering off;\n"),
+        // No secret to guess here, so not the sign-in budget: the panel's
+        // rate, a short burst (the script, a binary, its checksum).
+        download = public("/download/", "        proxy_buffering off;\n").replace(
+            "limit_req zone=portico_login burst=10 nodelay;",
+            "limit_req zone=portico_panel burst=20 nodelay;",
+        ),
         invite = public("/api/invite/", "        error_log stderr crit;\n"),
         api = identified("/api/", api_gate),
         metrics = identified("/metrics", api_gate),

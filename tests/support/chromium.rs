@@ -23,6 +23,22 @@ pub fn screenshots_dir() -> PathBuf {
     dir
 }
 
+/// A real nginx in the foreground (the rendered tree in front of the
+/// panel or the portal), stopped on drop.
+pub struct Nginx(pub Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !matches!(self.0.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20)); // poll interval
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// chromedriver on a free loopback port, killed on drop.
 pub struct Driver {
     child: Child,

@@ -336,7 +336,11 @@ async fn agents_enrollment_token_capabilities_and_revoke() {
     let shown = ui.follow(&ok).await;
     // No certificate for panel.example.com yet: the panel by IP, pinned.
     assert!(shown.body.contains("id=\"install-cmd\">curl -fsS -k --pinnedpubkey sha256//"), "{}", shown.body);
-    assert!(shown.body.contains(" https://203.0.113.10:9292/download/install.sh | sh -s -- --token "), "{}", shown.body);
+    assert!(
+        shown.body.contains(" https://203.0.113.10:9292/download/install.sh | sh -s -- --token "),
+        "{}",
+        shown.body
+    );
     assert!(shown.body.contains("enroll --panel https://203.0.113.10:9292 --token "), "{}", shown.body);
     let reload = ui.get(ok.location.as_deref().unwrap()).await;
     assert!(!reload.body.contains("--token "), "a reload does not show the token again");

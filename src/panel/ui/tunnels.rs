@@ -9,8 +9,8 @@ use askama::Template;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
-use crate::nginx::Access;
 use crate::downloads::DEFAULT_NAME;
+use crate::nginx::Access;
 use crate::panel::error::ApiError;
 use crate::panel::routes::tunnels::{create_applied, delete_applied, setup_for, update_applied};
 use crate::store::{Tunnel, TunnelFields};

@@ -107,13 +107,18 @@ async fn appliance(data_dir: &Path, tag: &str, site_bytes: usize, rng: &mut Rng)
     std::fs::write(site.join("video.bin"), bytes).unwrap();
 }
 
-/// Copies a tree with its modes and links.
+/// Copies a tree with its modes and links. An entry that is gone by the
+/// time it is read is skipped: SQLite deletes `-wal`/`-shm` when a pooled
+/// connection that r2d2 opened in the background of [`state`] closes.
 fn copy_tree(from: &Path, to: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().map(|e| e.unwrap()) {
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let meta = std::fs::symlink_metadata(&src).unwrap();
+        let meta = match std::fs::symlink_metadata(&src) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            other => other.unwrap(),
+        };
         if meta.file_type().is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
             continue;
@@ -121,7 +126,10 @@ fn copy_tree(from: &Path, to: &Path) {
         if meta.is_dir() {
             copy_tree(&src, &dst);
         } else {
-            std::fs::copy(&src, &dst).unwrap();
+            match std::fs::copy(&src, &dst) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                other => other.unwrap(),
+            };
         }
         std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.permissions().mode())).unwrap();
     }

@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
 use crate::acme::{Issued, Source};
+use crate::app::App;
 use crate::audit::{self, Outcome};
 use crate::onboarding::{self, OnboardingState};
-use crate::panel::AppState;
 use crate::store::StoreError;
 use crate::supervisor::{Action, SupervisorError};
 use crate::users::{NewUser, TotpEnrollment};
@@ -180,13 +180,13 @@ impl Provisioner {
 /// The username the first visitor login gets unless the operator picks
 /// another: the contact email's local part, as the onboarding form
 /// suggests it.
-pub async fn suggested_username(state: &AppState) -> Result<String, StoreError> {
+pub async fn suggested_username(state: &App) -> Result<String, StoreError> {
     let email = state.store.settings(&[onboarding::keys::EMAIL]).await?[0].clone().unwrap_or_default();
     Ok(username_from(&email))
 }
 
 /// Checks the first visitor's username: its format, and that no user has it.
-async fn check_username(state: &AppState, username: &str) -> Result<(), ProvisionError> {
+async fn check_username(state: &App, username: &str) -> Result<(), ProvisionError> {
     let invalid = |m: String| ProvisionError::Invalid(vec![crate::onboarding::FieldError::new("username", m)]);
     if !crate::users::valid_username(username) {
         return Err(invalid("use 1–32 characters: lowercase letters, digits, '.', '_' or '-'".into()));
@@ -200,7 +200,7 @@ async fn check_username(state: &AppState, username: &str) -> Result<(), Provisio
 /// Starts a run in the background: from DNS_READY, or from PROVISIONING
 /// when no run is going (a failed or interrupted one). The first visitor
 /// login gets `username`, checked before anything starts.
-pub async fn start(state: Arc<AppState>, username: String) -> Result<(), ProvisionError> {
+pub async fn start(state: Arc<App>, username: String) -> Result<(), ProvisionError> {
     check_username(&state, &username).await?;
     state.provision.begin()?;
     let moved = state
@@ -233,7 +233,7 @@ pub async fn start(state: Arc<AppState>, username: String) -> Result<(), Provisi
 }
 
 struct Steps<'a> {
-    state: &'a AppState,
+    state: &'a App,
     current: u32,
     total: u32,
 }
@@ -261,7 +261,7 @@ impl Steps<'_> {
 }
 
 /// The steps, in order. Returns whether the run completed.
-async fn run(state: &AppState, username: &str) -> bool {
+async fn run(state: &App, username: &str) -> bool {
     let names = ["panel", "auth", "tunnel"];
     let mut steps = Steps { state, current: 0, total: names.len() as u32 + 4 };
     let rows = state.store.settings(&[onboarding::keys::DOMAIN, onboarding::keys::EMAIL]).await;
@@ -363,7 +363,7 @@ async fn run(state: &AppState, username: &str) -> bool {
 
 /// Ends the run at a failed step; onboarding goes back to DNS_READY so the
 /// domain can be corrected or the run retried.
-async fn fail(state: &AppState, steps: &Steps<'_>, task: &str, title: &str, message: &str) -> bool {
+async fn fail(state: &App, steps: &Steps<'_>, task: &str, title: &str, message: &str) -> bool {
     let back = OnboardingState::DnsReady;
     match state.store.transition(onboarding::keys::STATE, "FRESH", &["PROVISIONING"], back.as_str(), vec![]).await {
         Ok(Ok(())) => state.set_onboarding_state(back),
@@ -396,7 +396,7 @@ fn pipeline_message(e: &crate::nginx::state::PipelineError) -> String {
 
 /// Starts each service that is down and restarts each that is up. `None`
 /// without a supervisor.
-async fn restart_services(state: &AppState) -> Result<Option<String>, String> {
+async fn restart_services(state: &App) -> Result<Option<String>, String> {
     let supervisor = state.supervisor.clone();
     tokio::task::spawn_blocking(move || {
         let mut done = Vec::new();
@@ -429,7 +429,7 @@ fn username_from(email: &str) -> String {
 
 /// The first visitor login, named as the operator chose; a name taken
 /// meanwhile fails the step (the run can be started again with another).
-async fn create_first_user(state: &AppState, email: &str, username: &str) -> Result<FirstUser, String> {
+async fn create_first_user(state: &App, email: &str, username: &str) -> Result<FirstUser, String> {
     let password = crate::token::random_token(18); // 144 bits, 24 characters
     let new = NewUser {
         username: username.to_string(),

@@ -42,6 +42,17 @@ pub struct SystemStats {
     pub processes: Vec<ProcessStats>,
 }
 
+impl SystemStats {
+    /// (used, limit, what the limit is) of memory: the cgroup's when one sets a limit.
+    pub fn memory_in_use(&self) -> (u64, u64, &'static str) {
+        let m = &self.memory;
+        match (m.cgroup_usage_bytes, m.cgroup_limit_bytes) {
+            (Some(used), Some(limit)) => (used, limit, "container limit"),
+            _ => (m.used_bytes, m.total_bytes, "machine total"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CpuStats {

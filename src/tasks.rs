@@ -3,23 +3,23 @@
 
 use std::time::Duration;
 
-use actix_web::web;
+use std::sync::Arc;
 
-use crate::panel::AppState;
+use crate::app::App;
 
 /// How often retention runs, seconds.
 const AUDIT_RETENTION_EVERY: u64 = 3600;
 
-pub fn spawn_panel_tasks(state: web::Data<AppState>) {
+pub fn spawn_panel_tasks(state: Arc<App>) {
     let renewal = state.clone();
-    actix_web::rt::spawn(async move {
+    tokio::task::spawn_local(async move {
         let ready = || renewal.onboarding_state() == crate::onboarding::OnboardingState::Completed;
         renewal.certs.run_forever(&renewal.nginx, ready).await;
     });
-    actix_web::rt::spawn(sample_history(state.clone()));
-    actix_web::rt::spawn(health_probe(state.clone()));
-    actix_web::rt::spawn(scheduled_backups(state.clone()));
-    actix_web::rt::spawn(async move {
+    tokio::task::spawn_local(sample_history(state.clone()));
+    tokio::task::spawn_local(health_probe(state.clone()));
+    tokio::task::spawn_local(scheduled_backups(state.clone()));
+    tokio::task::spawn_local(async move {
         let mut every = tokio::time::interval(Duration::from_secs(AUDIT_RETENTION_EVERY));
         loop {
             every.tick().await;
@@ -46,8 +46,8 @@ const STARTUP_GRACE: u64 = 30;
 /// [`HEALTH_EVERY`] seconds, after any nginx apply or rollback and any
 /// certificate issue or renewal (seen through their outcome counters), and
 /// when a change asks for it. Nothing runs before onboarding completes.
-async fn health_probe(state: web::Data<AppState>) {
-    let seen = |s: &AppState| (s.nginx.apply_outcomes(), s.certs.renewal_outcomes());
+async fn health_probe(state: Arc<App>) {
+    let seen = |s: &App| (s.nginx.apply_outcomes(), s.certs.renewal_outcomes());
     tokio::time::sleep(Duration::from_secs(HEALTH_FIRST)).await;
     if state.onboarding_state() == crate::onboarding::OnboardingState::Completed {
         startup_probe(&state, Duration::from_secs(STARTUP_GRACE), Duration::from_secs(HEALTH_FIRST)).await;
@@ -81,7 +81,7 @@ async fn health_probe(state: web::Data<AppState>) {
 /// `every`), then audits `health.startup`: success when every name serves,
 /// failure with each name that does not and why.
 pub async fn startup_probe(
-    state: &AppState,
+    state: &App,
     grace: Duration,
     every: Duration,
 ) -> Option<std::sync::Arc<crate::probe::Report>> {
@@ -116,19 +116,19 @@ pub async fn startup_probe(
 
 /// `stats-history`: one memory and traffic sample a minute for the
 /// dashboard's sparklines, whether or not anyone looks at it.
-async fn sample_history(state: web::Data<AppState>) {
+async fn sample_history(state: Arc<App>) {
     let mut every = tokio::time::interval(crate::sysstats::SAMPLE_EVERY);
     loop {
         every.tick().await;
-        let reader = state.clone().into_inner();
-        let stats = match web::block(move || reader.stats.get()).await {
+        let reader = state.clone();
+        let stats = match tokio::task::spawn_blocking(move || reader.stats.get()).await {
             Ok(stats) => stats,
             Err(err) => {
                 tracing::error!(task = "stats-history", %err, "reading system stats failed");
                 continue;
             }
         };
-        if let Err(err) = crate::panel::ui::record_sample(&state, &stats).await {
+        if let Err(err) = state.record_sample(&stats).await {
             tracing::error!(task = "stats-history", %err, "recording a stats sample failed");
         }
     }
@@ -138,7 +138,7 @@ async fn sample_history(state: web::Data<AppState>) {
 /// runtime setting (else `backup.schedule`), then retention (`backupKeep`
 /// newest archives stay). A change in the panel plans the next backup again
 /// at once; an empty schedule waits for one.
-async fn scheduled_backups(state: web::Data<AppState>) {
+async fn scheduled_backups(state: Arc<App>) {
     let mut changes = state.runtime.watch();
     loop {
         let values = changes.borrow_and_update().clone();
@@ -169,7 +169,7 @@ async fn scheduled_backups(state: web::Data<AppState>) {
 }
 
 /// One scheduled backup and the retention after it; failures are logged and audited.
-pub async fn run_scheduled_backup(state: &AppState, passphrase: &crate::settings::Secret) {
+pub async fn run_scheduled_backup(state: &App, passphrase: &crate::settings::Secret) {
     use crate::audit::{self, Outcome};
     let settings = &state.settings;
     match crate::backup::create(&state.store, settings, passphrase).await {

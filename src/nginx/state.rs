@@ -20,7 +20,7 @@ use crate::store::{Store, StoreError};
 
 /// Settings row that turns panel 2FA on (`"1"`, written by the 2FA routes);
 /// the admin-by-IP vhost is then not rendered.
-pub const TWO_FACTOR_KEY: &str = crate::panel::session::keys::ENABLED;
+pub const TWO_FACTOR_KEY: &str = crate::two_factor::keys::ENABLED;
 
 /// Why a change could not be made live. In every case the previous
 /// configuration is still the one nginx serves.

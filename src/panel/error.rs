@@ -131,99 +131,56 @@ impl From<Denied> for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<crate::app::Error> for ApiError {
+    fn from(e: crate::app::Error) -> Self {
+        use crate::app::Error as E;
         match e {
-            StoreError::NotFound => ApiError::NotFound("Not found".into()),
-            StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::StorageFull => ApiError::StorageFull,
-            other => ApiError::internal("store", other),
+            E::Invalid(details) => ApiError::invalid(details),
+            E::Unauthorized(m) => ApiError::Unauthorized(m),
+            E::Forbidden(m) => ApiError::Forbidden(m),
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::OnboardingDone => ApiError::Gone,
+            E::OnboardingIncomplete(state) => ApiError::OnboardingIncomplete(state),
+            E::ConfigRejected(d) => ApiError::ConfigRejected(d),
+            E::ReloadFailed(d) => ApiError::ReloadFailed(d),
+            E::NamesBroken(r) => ApiError::NamesBroken(r),
+            E::CertificateAuthority(m) => ApiError::CertificateAuthority(m),
+            E::StorageFull => ApiError::StorageFull,
+            E::TooLarge => ApiError::TooLarge,
+            E::Internal(m) => ApiError::Internal(m),
         }
     }
 }
 
-impl From<KeyError> for ApiError {
-    fn from(e: KeyError) -> Self {
-        match e {
-            KeyError::Invalid(details) => ApiError::invalid(details),
-            KeyError::Rejected => Denied::BadKey.into(),
-            KeyError::Store(s) => s.into(),
-            KeyError::Hash(m) => ApiError::internal("api key hash", m),
-        }
-    }
-}
-
-impl From<PkiError> for ApiError {
-    fn from(e: PkiError) -> Self {
-        match e {
-            PkiError::InvalidCsr(reason) => ApiError::field("csr", crate::wording::sentence(&reason)),
-            PkiError::InvalidLabel => ApiError::field("label", e.to_string()),
-            other => ApiError::internal("pki", other),
-        }
-    }
-}
-
-impl From<AgentError> for ApiError {
-    fn from(e: AgentError) -> Self {
-        match e {
-            AgentError::Invalid(details) => ApiError::invalid(details),
-            AgentError::BadToken => ApiError::Forbidden(e.to_string()),
-            AgentError::BadCsr(reason) => ApiError::field("csr", crate::wording::sentence(&reason)),
-            AgentError::Store(s) => s.into(),
-            AgentError::Pki(p) => p.into(),
-            AgentError::Task(m) => ApiError::internal("agent task", m),
-        }
-    }
-}
-
-impl From<crate::nginx::PipelineError> for ApiError {
-    fn from(e: crate::nginx::PipelineError) -> Self {
-        use crate::nginx::PipelineError as P;
-        match e {
-            P::Rejected { details } => ApiError::ConfigRejected(details),
-            P::ReloadFailed { details } => ApiError::ReloadFailed(details),
-            P::UnknownSnapshot => ApiError::NotFound("No such snapshot".into()),
-            P::Disabled => ApiError::Conflict(P::Disabled.to_string()),
-            P::Store(s) => s.into(),
-            P::StorageFull => ApiError::StorageFull,
-            P::Internal(m) => ApiError::internal("nginx", m),
-        }
-    }
-}
-
-impl From<crate::downloads::DownloadError> for ApiError {
-    fn from(e: crate::downloads::DownloadError) -> Self {
-        match e {
-            crate::downloads::DownloadError::NotFound => ApiError::NotFound("No such download".into()),
-            crate::downloads::DownloadError::Io { .. } => ApiError::internal("downloads", e),
-        }
-    }
-}
-
-impl From<crate::services::ServiceError> for ApiError {
-    fn from(e: crate::services::ServiceError) -> Self {
-        match e {
-            crate::services::ServiceError::Unknown(_) => ApiError::NotFound("No such service".into()),
-            crate::services::ServiceError::Unsupported { .. } => ApiError::field("action", e.to_string()),
-            crate::services::ServiceError::SelfStop | crate::services::ServiceError::Unavailable => {
-                ApiError::Conflict(e.to_string())
+/// Domain errors reach the API through the use cases' classification, so
+/// each failure has one status wherever it comes from.
+macro_rules! through_app_error {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                crate::app::Error::from(e).into()
             }
-            crate::services::ServiceError::Supervisor(m) => ApiError::internal("supervisor", m),
         }
-    }
+    )*};
 }
 
-impl From<crate::backup::BackupError> for ApiError {
-    fn from(e: crate::backup::BackupError) -> Self {
-        use crate::backup::BackupError as B;
-        match e {
-            B::WeakPassphrase | B::WrongPassphrase => ApiError::field("passphrase", e.to_string()),
-            B::Corrupt(_) | B::TooCostly { .. } => ApiError::field("archive", e.to_string()),
-            // The data dir holds what the operator must fix (a foreign link), or another backup runs.
-            B::UnsafeLink { .. } | B::Busy => ApiError::Conflict(e.to_string()),
-            B::UnknownBackup => ApiError::NotFound("No such backup".into()),
-            B::Store(s) => s.into(),
-            other => ApiError::internal("backup", other),
-        }
-    }
-}
+through_app_error!(
+    StoreError,
+    KeyError,
+    PkiError,
+    AgentError,
+    crate::nginx::PipelineError,
+    crate::downloads::DownloadError,
+    crate::services::ServiceError,
+    crate::backup::BackupError,
+    crate::acme::AcmeError,
+    crate::sites::SiteError,
+    crate::sites::files::FilesError,
+    crate::tunnels::TunnelsError,
+    crate::onboarding::OnboardingError,
+    crate::provision::ProvisionError,
+    crate::users::UserError,
+    crate::runtime_settings::RuntimeSettingsError,
+    crate::two_factor::TwoFactorError,
+);

@@ -15,7 +15,7 @@
 //! ingress users are exempt (they never present the admin certificate).
 //! The exempt 2FA routes that act on an enabled second factor (verify,
 //! disable, new recovery codes) each demand a code or a recovery code
-//! themselves ([`TwoFactor::check_proof`]).
+//! themselves ([`crate::two_factor::Checker::check_proof`]).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -25,11 +25,11 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use super::AppState;
-use crate::authd::regulation::{Regulator, Step, Verdict};
 use crate::identity::Identity;
-use crate::settings::{AuthdSettings, Settings};
+use crate::settings::Settings;
 use crate::store::{Store, StoreError};
-use crate::{token, totp};
+use crate::token;
+use crate::two_factor::status;
 
 /// The key for `purpose`; stable across restarts.
 pub async fn secret_key(settings: &Settings, store: &Store, purpose: &str) -> Result<[u8; 32], StoreError> {
@@ -40,55 +40,21 @@ pub async fn secret_key(settings: &Settings, store: &Store, purpose: &str) -> Re
     Ok(crate::token::derive_key(base.as_bytes(), &format!("panel:{purpose}")))
 }
 
-/// Settings rows of the panel's 2FA. `ENABLED = "1"` is also the flag the
-/// nginx render honours to drop the IP vhost (`:9292`).
-pub mod keys {
-    pub const ENABLED: &str = "panel.2fa.enabled";
-    pub const SECRET: &str = "panel.2fa.secret";
-    pub const PENDING: &str = "panel.2fa.pending";
-    pub const LAST_STEP: &str = "panel.2fa.last_step";
-}
-
 pub const COOKIE: &str = "portico_panel_2fa";
 /// Lifetime of a verified panel session, seconds.
 const SESSION_SECS: i64 = 12 * 3600;
 
-/// Per-process 2FA state: the signing key (loaded once) and the regulator
-/// (5 failures in 2 min → 5 min ban, as for visitors).
+/// Signs and checks the 2FA session cookie with a key loaded once per process.
 #[derive(Default)]
-pub struct TwoFactor {
+pub struct Sessions {
     key: OnceCell<[u8; 32]>,
-    pub regulator: Regulator,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TwoFactorError {
-    #[error("Two-factor login is not enabled")]
-    NotEnabled,
-    #[error("Two-factor login is already enabled; disable it first")]
-    AlreadyEnabled,
-    #[error("Start with /api/settings/2fa/setup")]
-    NoPendingSetup,
-    #[error("Wrong or already used code")]
-    BadCode,
-    #[error("Too many failed attempts; try again later")]
-    Banned,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// `(enabled, active secret, pending secret)`.
-pub async fn status(store: &Store) -> Result<(bool, Option<String>, Option<String>), StoreError> {
-    let v = store.settings(&[keys::ENABLED, keys::SECRET, keys::PENDING]).await?;
-    let non_empty = |o: &Option<String>| o.clone().filter(|s| !s.is_empty());
-    Ok((v[0].as_deref() == Some("1"), non_empty(&v[1]), non_empty(&v[2])))
 }
 
 fn session_message(actor: &str, expires: i64, secret: &str) -> String {
     format!("2fa:{actor}:{expires}:{}", &token::sha256_hex(secret.as_bytes())[..16])
 }
 
-impl TwoFactor {
+impl Sessions {
     async fn key(&self, state: &AppState) -> Result<&[u8; 32], StoreError> {
         self.key.get_or_try_init(|| secret_key(&state.settings, &state.store, "2fa-session")).await
     }
@@ -107,66 +73,6 @@ impl TwoFactor {
         expires > OffsetDateTime::now_utc().unix_timestamp()
             && token::verify_signature(key, &session_message(actor, expires, secret), sig)
     }
-
-    /// Checks a code against `secret` with regulation and replay protection.
-    pub async fn check_code(&self, store: &Store, actor: &str, secret: &str, code: &str) -> Result<(), TwoFactorError> {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let limits = AuthdSettings::default();
-        if let Verdict::Refuse { .. } = self.regulator.check(actor, "panel", Step::Totp, now, &limits) {
-            return Err(TwoFactorError::Banned);
-        }
-        let claimed = match totp::verify(secret, code, now) {
-            Some(step) => store.claim_setting_step(keys::LAST_STEP, step).await?,
-            None => false,
-        };
-        if !claimed {
-            self.regulator.fail(actor, "panel", Step::Totp, now, &limits);
-            return Err(TwoFactorError::BadCode);
-        }
-        Ok(())
-    }
-
-    /// Checks what the operator typed: six digits are an authenticator code
-    /// (as [`check_code`](Self::check_code)), anything else a recovery code,
-    /// spent on success. `Some(remaining)` when a recovery code was spent.
-    /// Both count towards the same regulation.
-    pub async fn check_proof(
-        &self,
-        store: &Store,
-        actor: &str,
-        secret: &str,
-        input: &str,
-    ) -> Result<Option<u32>, TwoFactorError> {
-        let input = input.trim();
-        if input.len() == 6 && input.bytes().all(|b| b.is_ascii_digit()) {
-            return self.check_code(store, actor, secret, input).await.map(|()| None);
-        }
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let limits = AuthdSettings::default();
-        if let Verdict::Refuse { .. } = self.regulator.check(actor, "panel", Step::Totp, now, &limits) {
-            return Err(TwoFactorError::Banned);
-        }
-        let spent = match crate::recovery::find(input, &store.recovery_code_hashes().await?) {
-            Some(id) => store.spend_recovery_code(id).await?,
-            None => None,
-        };
-        if spent.is_none() {
-            self.regulator.fail(actor, "panel", Step::Totp, now, &limits);
-            return Err(TwoFactorError::BadCode);
-        }
-        Ok(spent)
-    }
-}
-
-/// Starts setup: a new pending secret, returned once as an enrollment.
-pub async fn setup(store: &Store) -> Result<crate::users::TotpEnrollment, TwoFactorError> {
-    if status(store).await?.0 {
-        return Err(TwoFactorError::AlreadyEnabled);
-    }
-    let secret = totp::generate_secret();
-    store.put_settings(vec![(keys::PENDING, secret.clone())]).await?;
-    let uri = totp::otpauth_uri("Portico panel", "admin", &secret);
-    Ok(crate::users::TotpEnrollment { qr_svg: totp::qr_svg(&uri), otpauth_uri: uri, totp_secret: secret })
 }
 
 /// Cookie value of `name` in the request.
@@ -198,7 +104,7 @@ pub async fn second_factor_missing(req: &ServiceRequest) -> Result<bool, StoreEr
         return Ok(false);
     }
     let ok = match (secret, cookie(req, COOKIE)) {
-        (Some(secret), Some(value)) => state.two_factor.cookie_valid(&state, &actor, &secret, &value).await,
+        (Some(secret), Some(value)) => state.sessions.cookie_valid(&state, &actor, &secret, &value).await,
         _ => false,
     };
     Ok(!ok)

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::*;
+use crate::onboarding::{self, OnboardingState};
 use crate::store::{NewApiKey, NewEnrollmentToken};
 
 mod agents;

@@ -6,34 +6,14 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::acme::CertStatus;
 use crate::acme::renewal::AutoRenewStatus;
-use crate::acme::{AcmeError, CertStatus};
 use crate::audit::{self, Outcome};
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
 use crate::store::CertRecord;
-
-impl From<AcmeError> for ApiError {
-    fn from(e: AcmeError) -> Self {
-        match e {
-            AcmeError::Challenge(m)
-            | AcmeError::RateLimited(m)
-            | AcmeError::Refused(m)
-            | AcmeError::Unreachable(m)
-            | AcmeError::Setup(m) => ApiError::CertificateAuthority(m),
-            AcmeError::NotConfigured => ApiError::Conflict(e.to_string()),
-            AcmeError::UnknownName(_) => ApiError::NotFound(e.to_string()),
-            AcmeError::Invalid(details) => ApiError::invalid(details),
-            AcmeError::Nginx(p) => p.into(),
-            AcmeError::NamesBroken(r) => ApiError::NamesBroken(r),
-            AcmeError::Io(m) => ApiError::internal("certificate files", m),
-            AcmeError::StorageFull => ApiError::StorageFull,
-            AcmeError::Store(s) => s.into(),
-        }
-    }
-}
 
 /// Every served name with its certificate: issuer, expiry, days left, auto
 /// or manual, and `health`: what the last probe saw nginx serve for it.

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 
+use crate::app::{Change, Kept};
 use crate::audit::{self, Outcome};
 use crate::nginx::{ApplyOutcome, SnapshotMeta};
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
-use crate::panel::guard::{Change, Kept};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RenderedResponse {
@@ -108,6 +108,7 @@ pub async fn rollback_to(state: &AppState, actor: &str, id: String) -> Result<(A
         }
         Err(e) => Err(e.into()),
     };
+    let proved = proved.map_err(ApiError::from);
     let (outcome, details) = match &proved {
         Ok((_, kept)) => (Outcome::Success, kept.warning().map(|w| serde_json::json!({ "warning": w }))),
         Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),

@@ -2,22 +2,11 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Outcome};
-use crate::onboarding::{self, DnsReport, OnboardingError, OnboardingState, Status};
+use crate::onboarding::{self, DnsReport, OnboardingState, Status};
 use crate::panel::AppState;
 use crate::panel::auth::{Admin, BasePath, Caller};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::provision::ProvisionError;
-
-impl From<OnboardingError> for ApiError {
-    fn from(e: OnboardingError) -> Self {
-        match e {
-            OnboardingError::Invalid(details) => ApiError::invalid(details),
-            OnboardingError::WrongState(_) | OnboardingError::NoPublicIp => ApiError::Conflict(e.to_string()),
-            OnboardingError::Store(s) => s.into(),
-        }
-    }
-}
 
 /// Current onboarding state, domain and the public IP DNS records must point at.
 #[utoipa::path(tag = "onboarding", responses((status = 200, body = Status), (status = 401)))]
@@ -107,16 +96,6 @@ pub async fn verify_dns(state: web::Data<AppState>, who: Admin) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(VerifyResponse { status: next, report }))
 }
 
-impl From<ProvisionError> for ApiError {
-    fn from(e: ProvisionError) -> Self {
-        match e {
-            ProvisionError::Running | ProvisionError::WrongState(_) => ApiError::Conflict(e.to_string()),
-            ProvisionError::Invalid(details) => ApiError::invalid(details),
-            ProvisionError::Store(s) => s.into(),
-        }
-    }
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ProvisionAccepted {
     status: OnboardingState,
@@ -153,7 +132,7 @@ pub async fn provision(
         Some(name) => name.trim().to_string(),
         None => crate::provision::suggested_username(&state).await?,
     };
-    let result = crate::provision::start(state.clone().into_inner(), username.clone()).await;
+    let result = crate::provision::start(state.app.clone(), username.clone()).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     let details = serde_json::json!({ "username": username });
     audit::record(&state.store, &who.0.actor(), "onboarding.provision.start", "", outcome, Some(details)).await;

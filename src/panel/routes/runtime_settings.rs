@@ -7,17 +7,7 @@ use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::runtime_settings::{self, Patch, RuntimeSettingsError, RuntimeView};
-
-impl From<RuntimeSettingsError> for ApiError {
-    fn from(e: RuntimeSettingsError) -> Self {
-        match e {
-            RuntimeSettingsError::Invalid(details) => ApiError::invalid(details),
-            RuntimeSettingsError::Locked(message) => ApiError::Conflict(message),
-            RuntimeSettingsError::Store(s) => s.into(),
-        }
-    }
-}
+use crate::runtime_settings::{self, Patch, RuntimeView};
 
 /// Every runtime setting: its value, default, where the value comes from,
 /// whether the panel may change it and when a change takes effect.

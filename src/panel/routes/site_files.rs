@@ -24,24 +24,6 @@ static UPLOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Chunks buffered between the request body and the multipart parser.
 const PUMP_DEPTH: usize = 4;
 
-impl From<FilesError> for ApiError {
-    fn from(e: FilesError) -> Self {
-        match e {
-            FilesError::InvalidPath { path, reason } => {
-                let shown: String = path.chars().take(200).collect();
-                ApiError::field("path", format!("The path {shown:?} {reason}"))
-            }
-            FilesError::Symlink(p) => ApiError::field("path", format!("The path {p:?} passes through a symbolic link")),
-            FilesError::Clash(_) => ApiError::Conflict(e.to_string()),
-            FilesError::TooLarge(_) => ApiError::TooLarge,
-            FilesError::TooManyFiles(_) | FilesError::TooManyParts(_) => ApiError::field("files", e.to_string()),
-            FilesError::Body(_) => ApiError::field("body", e.to_string()),
-            FilesError::NotFound => ApiError::NotFound("No such file".into()),
-            FilesError::Io(io) => ApiError::internal("site files", io),
-        }
-    }
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileList {

@@ -6,6 +6,7 @@
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use serde::{Deserialize, Serialize};
 
+use crate::app::{Change, Kept};
 use crate::audit::{self, Outcome};
 use crate::identity::Identity;
 use crate::onboarding::DnsReport;
@@ -13,24 +14,9 @@ use crate::panel::AppState;
 use crate::panel::auth::{Admin, Cap, SitesRead, SitesWrite};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::panel::guard::{Change, Kept};
 use crate::probe::NameHealth;
-use crate::sites::{self, NewSite, SiteError, SitePatch};
+use crate::sites::{self, NewSite, SitePatch};
 use crate::store::{Agent, Site};
-
-impl From<SiteError> for ApiError {
-    fn from(e: SiteError) -> Self {
-        match e {
-            SiteError::Invalid(details) => ApiError::invalid(details),
-            SiteError::NotAllowed => ApiError::Forbidden(e.to_string()),
-            SiteError::NotFound => ApiError::NotFound("No such site".into()),
-            SiteError::Unavailable(m) => ApiError::Conflict(m.into()),
-            SiteError::Store(s) => s.into(),
-            SiteError::Nginx(n) => n.into(),
-            SiteError::Io(io) => ApiError::internal("site files", io),
-        }
-    }
-}
 
 /// Site ids are integers; anything else names no site.
 pub(super) fn site_id(raw: &str) -> Result<i64, ApiError> {
@@ -200,7 +186,7 @@ pub(crate) async fn update_site(
             Ok(k) => kept = k,
             Err(e) => {
                 audit::record(&state.store, &who.actor(), "site.update", &id.to_string(), Outcome::Failure, None).await;
-                return Err(e);
+                return Err(e.into());
             }
         }
     }

@@ -3,25 +3,15 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Serialize;
 
+use crate::app::Kept;
 use crate::audit::{self, Outcome};
 use crate::identity::Identity;
 use crate::panel::AppState;
 use crate::panel::auth::{Admin, Cap, TunnelsRead, TunnelsWrite};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::panel::guard::Kept;
 use crate::store::{Agent, AgentStatus, Tunnel, TunnelFields};
-use crate::tunnels::{self, AgentSetup, TunnelInput, TunnelPatch, TunnelView, TunnelsError};
-
-impl From<TunnelsError> for ApiError {
-    fn from(e: TunnelsError) -> Self {
-        match e {
-            TunnelsError::Invalid(details) => ApiError::invalid(details),
-            TunnelsError::NotYours => ApiError::Forbidden(e.to_string()),
-            TunnelsError::Store(s) => s.into(),
-        }
-    }
-}
+use crate::tunnels::{self, AgentSetup, TunnelInput, TunnelPatch, TunnelView};
 
 /// Tunnels the caller may see, each with `online`.
 #[utoipa::path(tag = "tunnels", responses((status = 200, body = Vec<TunnelView>)))]

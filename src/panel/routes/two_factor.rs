@@ -12,20 +12,8 @@ use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::panel::session::{self, TwoFactorError, keys};
-
-impl From<TwoFactorError> for ApiError {
-    fn from(e: TwoFactorError) -> Self {
-        match e {
-            TwoFactorError::NotEnabled | TwoFactorError::AlreadyEnabled | TwoFactorError::NoPendingSetup => {
-                ApiError::Conflict(e.to_string())
-            }
-            TwoFactorError::BadCode => ApiError::Unauthorized(e.to_string()),
-            TwoFactorError::Banned => ApiError::Forbidden(e.to_string()),
-            TwoFactorError::Store(s) => s.into(),
-        }
-    }
-}
+use crate::panel::session;
+use crate::two_factor::{self, TwoFactorError, keys};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +47,7 @@ pub struct RecoveryCodes {
 #[utoipa::path(tag = "2fa", responses((status = 200, body = TwoFactorStatus)))]
 #[get("/settings/2fa")]
 pub async fn show(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
-    let (enabled, _, pending) = session::status(&state.store).await?;
+    let (enabled, _, pending) = two_factor::status(&state.store).await?;
     let remaining = if enabled { Some(state.store.recovery_codes_remaining().await?) } else { None };
     Ok(HttpResponse::Ok().json(TwoFactorStatus {
         enabled,
@@ -77,7 +65,7 @@ pub async fn setup(state: web::Data<AppState>, admin: Admin) -> Result<HttpRespo
 
 /// A new pending secret, audited. The API and the web UI both call this.
 pub async fn start_setup(state: &AppState, actor: &str) -> Result<crate::users::TotpEnrollment, ApiError> {
-    let enrollment = session::setup(&state.store).await?;
+    let enrollment = two_factor::setup(&state.store).await?;
     audit::record(&state.store, actor, "2fa.setup", "panel", Outcome::Success, None).await;
     Ok(enrollment)
 }
@@ -103,7 +91,7 @@ pub async fn confirm(state: web::Data<AppState>, admin: Admin, body: ApiJson<Cod
 /// returns the session `Set-Cookie` and the codes. The API and the web UI
 /// both call this.
 pub async fn confirm_code(state: &AppState, actor: &str, code: &str) -> Result<(String, Vec<String>), ApiError> {
-    let (enabled, _, pending) = session::status(&state.store).await?;
+    let (enabled, _, pending) = two_factor::status(&state.store).await?;
     let secret = match (enabled, pending) {
         (true, _) => return Err(TwoFactorError::AlreadyEnabled.into()),
         (false, None) => return Err(TwoFactorError::NoPendingSetup.into()),
@@ -119,18 +107,18 @@ pub async fn confirm_code(state: &AppState, actor: &str, code: &str) -> Result<(
     if let Err(e) = state.apply_config("panel 2fa enabled").await {
         state.store.put_settings(vec![(keys::ENABLED, "0".to_string())]).await?;
         state.store.replace_recovery_codes(Vec::new(), OffsetDateTime::now_utc()).await?;
-        return Err(e);
+        return Err(e.into());
     }
     let details = json!({ "recoveryCodes": codes.len() });
     audit::record(&state.store, actor, "2fa.enable", "panel", Outcome::Success, Some(details)).await;
-    Ok((state.two_factor.session_cookie(state, actor, &secret).await?, codes))
+    Ok((state.sessions.session_cookie(state, actor, &secret).await?, codes))
 }
 
 /// Checks a code or a recovery code against the active secret; a spent
 /// recovery code is audited with how many remain. `Err` is already audited
 /// under `action`.
 async fn check_proof(state: &AppState, actor: &str, action: &str, input: &str) -> Result<String, ApiError> {
-    let (enabled, secret, _) = session::status(&state.store).await?;
+    let (enabled, secret, _) = two_factor::status(&state.store).await?;
     let Some(secret) = secret.filter(|_| enabled) else {
         return Err(TwoFactorError::NotEnabled.into());
     };
@@ -158,7 +146,7 @@ pub async fn verify(state: web::Data<AppState>, admin: Admin, body: ApiJson<Code
 pub async fn verify_code(state: &AppState, actor: &str, code: &str) -> Result<String, ApiError> {
     let secret = check_proof(state, actor, "2fa.verify", code).await?;
     audit::record(&state.store, actor, "2fa.verify", "panel", Outcome::Success, None).await;
-    Ok(state.two_factor.session_cookie(state, actor, &secret).await?)
+    Ok(state.sessions.session_cookie(state, actor, &secret).await?)
 }
 
 /// Replaces the recovery codes with a new set (the old ones stop working);
@@ -202,7 +190,7 @@ pub async fn disable_code(state: &AppState, actor: &str, code: &str) -> Result<S
     state.store.put_settings(vec![(keys::ENABLED, "0".to_string()), (keys::SECRET, String::new())]).await?;
     if let Err(e) = state.apply_config("panel 2fa disabled").await {
         state.store.put_settings(vec![(keys::ENABLED, "1".to_string()), (keys::SECRET, secret)]).await?;
-        return Err(e);
+        return Err(e.into());
     }
     state.store.replace_recovery_codes(Vec::new(), OffsetDateTime::now_utc()).await?;
     audit::record(&state.store, actor, "2fa.disable", "panel", Outcome::Success, None).await;

@@ -9,19 +9,7 @@ use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::users::{self, NewUser, TotpEnrollment, UserChanges, UserError};
-
-impl From<UserError> for ApiError {
-    fn from(e: UserError) -> Self {
-        match e {
-            UserError::Invalid(details) => ApiError::invalid(details),
-            UserError::BadInvitation => ApiError::NotFound(e.to_string()),
-            UserError::BadTotp => ApiError::field("code", e.to_string()),
-            UserError::Store(s) => s.into(),
-            UserError::Hash(m) => ApiError::internal("password hash", m),
-        }
-    }
-}
+use crate::users::{self, NewUser, TotpEnrollment, UserChanges};
 
 /// Every visitor user (no secrets).
 #[utoipa::path(tag = "users", responses((status = 200, body = Vec<Object>)))]

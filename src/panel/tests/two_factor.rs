@@ -1,7 +1,8 @@
 //! Panel 2FA: on/off, what it guards and what it exempts, replay and bans.
 
 use super::*;
-use crate::panel::session::{COOKIE, keys};
+use crate::panel::session::COOKIE;
+use crate::two_factor::keys;
 
 fn code_at(secret: &str, offset_steps: i64) -> String {
     let t = OffsetDateTime::now_utc().unix_timestamp() + offset_steps * crate::totp::STEP;

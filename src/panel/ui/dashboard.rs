@@ -1,15 +1,11 @@
 //! The dashboard: what needs attention at a glance.
 
-use std::time::Instant;
-
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use time::OffsetDateTime;
 
 use super::{Chrome, PageError, UiAdmin, spark, system};
-use crate::panel::AppState;
-use crate::store::{AuditEntry, AuditQuery, StoreError};
-use crate::sysstats::{Sample, SystemStats};
+use crate::store::{AuditEntry, AuditQuery};
 
 /// Certificates with fewer days left than this are flagged.
 const EXPIRY_WARN_DAYS: i64 = 30;
@@ -106,7 +102,7 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
     });
     let stats = system::read(&ui).await?;
     let (mem_used, mem_limit, _) = system::memory(&stats);
-    let history = record_sample(&ui.state, &stats).await?;
+    let history = ui.state.record_sample(&stats).await?;
     let memory: Vec<u64> = history.iter().map(|s| s.memory_bytes).collect();
     let traffic = spark::deltas(&history.iter().map(|s| s.relay_bytes).collect::<Vec<_>>());
     let page = DashboardPage {
@@ -141,13 +137,4 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(show));
-}
-
-/// Records memory in use and the relay's byte total in the sample ring (at
-/// most one sample a minute) and returns the history, oldest first. The
-/// panel's sampling task and the dashboard both call it.
-pub async fn record_sample(state: &AppState, stats: &SystemStats) -> Result<Vec<Sample>, StoreError> {
-    let (memory_bytes, _, _) = system::memory(stats);
-    let relay_bytes = state.store.relay_status().await?.iter().map(|a| a.bytes_in.saturating_add(a.bytes_out)).sum();
-    Ok(state.stats.sample(Instant::now(), Sample { memory_bytes, relay_bytes }))
 }

@@ -38,7 +38,6 @@ mod backups;
 mod certs;
 mod dashboard;
 mod doctor;
-pub use dashboard::record_sample;
 mod groups;
 mod keys;
 mod nginx;

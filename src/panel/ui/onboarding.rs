@@ -194,7 +194,7 @@ async fn check_dns(form: UiForm) -> Result<HttpResponse, PageError> {
 async fn provision(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let username = form.get("username").trim().to_string();
-    let result = crate::provision::start(ui.state.clone().into_inner(), username.clone()).await;
+    let result = crate::provision::start(ui.state.app.clone(), username.clone()).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     let details = serde_json::json!({ "username": username });
     audit::record(&ui.state.store, &ui.actor(), "onboarding.provision.start", "", outcome, Some(details)).await;

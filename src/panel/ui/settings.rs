@@ -12,7 +12,6 @@ use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::onboarding::FieldError;
 use crate::panel::error::ApiError;
 use crate::panel::routes::two_factor::{confirm_code, disable_code, regenerate_codes, start_setup};
-use crate::panel::session;
 use crate::users::TotpEnrollment;
 
 #[derive(Template)]
@@ -71,7 +70,7 @@ impl AcmeView {
 }
 
 async fn page(ui: &UiAdmin) -> Result<SettingsPage, PageError> {
-    let (enabled, _, pending) = session::status(&ui.state.store).await?;
+    let (enabled, _, pending) = crate::two_factor::status(&ui.state.store).await?;
     let remaining = if enabled { ui.state.store.recovery_codes_remaining().await? } else { 0 };
     let domain = crate::onboarding::status(&ui.state.store, None).await?.domain;
     let ip = ui.state.public_ip().map(|ip| ip.to_string()).unwrap_or_else(|| "<public IP>".into());

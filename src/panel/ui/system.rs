@@ -50,11 +50,7 @@ impl SystemPage {
 
 /// (used, limit, what the limit is) of memory: the cgroup's when one sets a limit.
 pub fn memory(stats: &SystemStats) -> (u64, u64, &'static str) {
-    let m = &stats.memory;
-    match (m.cgroup_usage_bytes, m.cgroup_limit_bytes) {
-        (Some(used), Some(limit)) => (used, limit, "container limit"),
-        _ => (m.used_bytes, m.total_bytes, "machine total"),
-    }
+    stats.memory_in_use()
 }
 
 /// Memory of Portico's own processes together.

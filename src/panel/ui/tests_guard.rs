@@ -243,13 +243,13 @@ async fn forged_posts_before_onboarding_change_nothing() {
     assert_eq!(ui.state.store.settings(&[onboarding::keys::DOMAIN]).await.unwrap()[0], None, "no domain set");
     assert!(ui.audit_actions().await.contains(&"ui.csrf_refused".to_string()));
     assert_untouched(&ui).await;
-    let pending = ui.state.store.settings(&[crate::panel::session::keys::PENDING]).await.unwrap();
+    let pending = ui.state.store.settings(&[crate::two_factor::keys::PENDING]).await.unwrap();
     assert_eq!(pending[0], None, "no 2FA setup started");
 }
 
 #[actix_web::test]
 async fn second_factor_comes_before_onboarding() {
-    use crate::panel::session::keys;
+    use crate::two_factor::keys;
     let ui = ui_with(|_| {}).await;
     let secret = crate::totp::generate_secret();
     ui.state.store.put_settings(vec![(keys::ENABLED, "1".into()), (keys::SECRET, secret)]).await.unwrap();

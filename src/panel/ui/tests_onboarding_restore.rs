@@ -146,7 +146,7 @@ async fn a_restore_from_the_wizard_comes_back_completed_with_the_backup() {
     let site = std::fs::read_to_string(data_dir.join("sites/blog/index.html")).unwrap();
     assert_eq!(site, "from the old server");
     let state = actix_web::web::Data::new(crate::panel::AppState::load((*ui.state.settings).clone()).await.unwrap());
-    crate::panel::finish_restore(&state, &applied).await;
+    crate::app::restore::finish_restore(&state, &applied).await;
     assert_eq!(state.onboarding_state(), OnboardingState::Completed);
     let old_admin = old.state.pki.admin_info().unwrap().serial;
     assert_eq!(state.pki.admin_info().unwrap().serial, old_admin, "the old admin certificate opens the panel");

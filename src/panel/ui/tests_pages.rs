@@ -293,7 +293,7 @@ async fn groups_and_invitations_through_forms() {
 
 #[actix_web::test]
 async fn panel_two_factor_setup_confirm_gate_and_disable() {
-    use crate::panel::session::keys;
+    use crate::two_factor::keys;
     let ui = completed_ui().await;
     let page = ui.get("/settings").await;
     assert!(page.body.contains("Set up two-factor"), "{}", page.body);

@@ -194,7 +194,7 @@ async fn a_restore_is_staged_confirmed_and_applied_at_the_next_start() {
 
     // The restarted panel records the restore in the restored audit log.
     let state = crate::panel::AppState::load((*ui.state.settings).clone()).await.unwrap();
-    crate::panel::finish_restore(&state, &applied).await;
+    crate::app::restore::finish_restore(&state, &applied).await;
     let q = AuditQuery { action: Some("backup.restore".into()), limit: 10, ..Default::default() };
     let entries = state.store.audit_entries(q).await.unwrap().0;
     assert_eq!(entries.len(), 1);

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 
 use super::tests::{Ui, completed_ui, ui_with};
 use crate::onboarding::{OnboardingState, keys as onboarding_keys};
-use crate::panel::session::keys;
+use crate::two_factor::keys;
 
 fn totp(secret: &str, steps_ahead: i64) -> String {
     let now = time::OffsetDateTime::now_utc().unix_timestamp() + steps_ahead * crate::totp::STEP;

@@ -1,14 +1,13 @@
 //! Changes that visitors see are proved by the probe: the names that served
 //! before a change must still serve after it, or the change is undone.
 //!
-//! A use case takes [`AppState::health_before`] before its store change and
-//! calls [`AppState::apply_guarded`] instead of `apply_config` after it.
+//! A use case takes [`App::health_before`] before its store change and
+//! calls [`App::apply_guarded`] instead of `apply_config` after it.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::panel::AppState;
-use crate::panel::error::ApiError;
+use super::{App, Error};
 use crate::probe::{self, NameHealth, Report, Verdict};
 
 /// What a kept change left behind: names that still do not serve (they did
@@ -33,7 +32,7 @@ impl Kept {
     }
 }
 
-impl AppState {
+impl App {
     /// The before/after proof over this panel's store, settings and cache.
     pub fn guard(&self) -> probe::Guard {
         probe::Guard::new(self.settings.clone(), self.store.clone(), self.health.clone())
@@ -41,7 +40,7 @@ impl AppState {
 
     /// Probes every name now (DNS included) and keeps the report for the
     /// pages, the API and `/metrics`.
-    pub async fn probe_now(&self) -> Result<Arc<Report>, ApiError> {
+    pub async fn probe_now(&self) -> Result<Arc<Report>, Error> {
         let report = probe::check_all(&self.settings, &self.store, self.public_ip()).await?;
         Ok(self.health.put(report))
     }
@@ -56,7 +55,7 @@ impl AppState {
     /// Applies the store's state to nginx, then probes. When a name that
     /// served in `before` does not serve now, `undo` reverts the store change,
     /// nginx is applied again, the rollback is audited with the probe's
-    /// evidence and the caller gets [`ApiError::NamesBroken`]. Otherwise the
+    /// evidence and the caller gets [`Error::NamesBroken`]. Otherwise the
     /// change stays and [`Kept`] lists the changed item's name (`key`, e.g.
     /// `tunnel:7`) when it does not serve.
     pub async fn apply_guarded<F, Fut>(
@@ -67,7 +66,7 @@ impl AppState {
         key: &str,
         before: Option<Arc<Report>>,
         undo: F,
-    ) -> Result<Kept, ApiError>
+    ) -> Result<Kept, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = ()>,
@@ -83,13 +82,13 @@ impl AppState {
     /// For a use case that applied nginx itself: probes after the change and,
     /// when a name that served in `before` no longer does, runs `undo` (which
     /// must revert the change and apply nginx again), audits and returns
-    /// [`ApiError::NamesBroken`].
+    /// [`Error::NamesBroken`].
     pub async fn prove_applied<F, Fut>(
         &self,
         change: Change<'_>,
         before: Option<Arc<Report>>,
         undo: F,
-    ) -> Result<Kept, ApiError>
+    ) -> Result<Kept, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = ()>,
@@ -103,7 +102,7 @@ impl AppState {
         before: Option<Arc<Report>>,
         undo: F,
         reapply: bool,
-    ) -> Result<Kept, ApiError>
+    ) -> Result<Kept, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = ()>,
@@ -137,7 +136,7 @@ impl AppState {
         }
         guard.audit_rollback(actor, target, reason, &regressions, restored.is_ok()).await;
         guard.refresh().await;
-        Err(ApiError::NamesBroken(regressions))
+        Err(Error::NamesBroken(regressions))
     }
 }
 

@@ -18,7 +18,7 @@ use crate::users::UserError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The input is wrong; each entry names a field and what to fix.
-    #[error("Invalid request")]
+    #[error("{}", invalid_message(.0))]
     Invalid(Vec<FieldError>),
     /// The caller's credential is missing or wrong (a code, a key).
     #[error("{0}")]
@@ -58,6 +58,14 @@ pub enum Error {
     /// A fault of the appliance itself, with its context for the log.
     #[error("{0}")]
     Internal(String),
+}
+
+/// "Invalid <field>: <what to fix>" for one field, else "Invalid request".
+pub fn invalid_message(details: &[FieldError]) -> String {
+    match details {
+        [one] => format!("Invalid {}: {}", one.field, one.message),
+        _ => "Invalid request".to_string(),
+    }
 }
 
 impl Error {

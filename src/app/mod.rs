@@ -17,10 +17,25 @@
 //! certificates, the supervisor, the PKI, settings and the onboarding state.
 //! Sessions, CSRF and templates stay in `panel`.
 
-mod error;
+pub mod agents;
+pub mod backup;
+pub mod certs;
+pub mod denied;
+pub mod error;
+pub mod groups;
 pub mod guard;
+pub mod invitations;
+pub mod keys;
+pub mod nginx;
+pub mod onboarding;
 pub mod restore;
+pub mod runtime_settings;
+pub mod services;
+pub mod sites;
 mod stats;
+pub mod tunnels;
+pub mod two_factor;
+pub mod users;
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -31,7 +46,7 @@ pub use error::Error;
 pub use guard::{Change, Kept};
 
 use crate::apikeys::KeyCache;
-use crate::onboarding::{self, OnboardingState};
+use crate::onboarding::OnboardingState;
 use crate::pki::Pki;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -76,7 +91,7 @@ impl App {
         let store = Store::open(&settings.db_path())
             .with_context(|| format!("while opening {}", settings.db_path().display()))?;
         let state = store
-            .setting(onboarding::keys::STATE)
+            .setting(crate::onboarding::keys::STATE)
             .await?
             .and_then(|s| OnboardingState::parse(&s))
             .unwrap_or(OnboardingState::Fresh);
@@ -161,7 +176,7 @@ impl App {
 
     /// The configured public address, else the detected one.
     pub fn public_ip(&self) -> Option<IpAddr> {
-        self.settings.public_ip.or_else(onboarding::detect_public_ip)
+        self.settings.public_ip.or_else(crate::onboarding::detect_public_ip)
     }
 
     /// Writes an audit entry (never fatal: the change already happened).

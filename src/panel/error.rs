@@ -60,11 +60,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(details: Vec<FieldError>) -> Self {
-        let message = match details.as_slice() {
-            [one] => format!("Invalid {}: {}", one.field, one.message),
-            _ => "Invalid request".to_string(),
-        };
-        ApiError::BadRequest { message, details }
+        ApiError::BadRequest { message: crate::app::error::invalid_message(&details), details }
     }
 
     pub fn field(field: &str, message: impl Into<String>) -> Self {

@@ -1,0 +1,1 @@
+//! Agents: enrollment, capabilities, revocation and removal.

@@ -1,0 +1,1 @@
+//! Backups: create, and the steps of a restore confirmed in the panel.

@@ -1,0 +1,1 @@
+//! Certificates: ACME renewals, uploaded certificates and the admin client certificate.

@@ -1,0 +1,1 @@
+//! Requests an HTTP surface refused, recorded in the audit log.

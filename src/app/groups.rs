@@ -1,0 +1,1 @@
+//! Visitor groups and their members.

@@ -1,0 +1,1 @@
+//! Invitations: create and revoke.

@@ -1,0 +1,1 @@
+//! nginx snapshots: rolling back to an earlier configuration.

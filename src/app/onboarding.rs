@@ -1,0 +1,1 @@
+//! Onboarding: domain, DNS check and the start of provisioning.

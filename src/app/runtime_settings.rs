@@ -1,0 +1,1 @@
+//! Runtime settings changed in the panel.

@@ -1,0 +1,1 @@
+//! Services under the supervisor: start, stop, restart.

@@ -1,0 +1,1 @@
+//! Static sites: create, change, delete, files and the agents allowed to publish them.

@@ -1,0 +1,1 @@
+//! Tunnels: create, change and delete, each proved by the probe.

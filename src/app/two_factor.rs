@@ -1,0 +1,1 @@
+//! The panel's second factor: setup, enabling, checking, disabling and recovery codes.

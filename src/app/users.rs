@@ -1,0 +1,1 @@
+//! Visitor users: create, change, reset TOTP, sessions, delete.

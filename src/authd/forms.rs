@@ -22,24 +22,32 @@ pub struct Csrf {
     set_cookie: Option<String>,
 }
 
-fn csrf_valid(state: &AuthdState, t: &str) -> bool {
-    t.split_once('.').is_some_and(|(nonce, sig)| token::verify_signature(&state.key, &format!("csrf:{nonce}"), sig))
+/// What the portal's tokens are bound to: a [`crate::csrf`] nonce token,
+/// `<nonce>.<hex HMAC-SHA256(key, "csrf:" nonce)>`.
+const CSRF_SUBJECT: &str = "csrf:";
+
+fn csrf_valid(key: &[u8], t: &str) -> bool {
+    crate::csrf::Signer::new(key).verify_nonce(CSRF_SUBJECT, t)
+}
+
+fn new_csrf_token(key: &[u8]) -> String {
+    crate::csrf::Signer::new(key).with_nonce(CSRF_SUBJECT)
 }
 
 /// The request's CSRF token, or a new one with its cookie.
 pub fn csrf(state: &AuthdState, req: &HttpRequest) -> Csrf {
-    if let Some(t) = cookie(req, CSRF_COOKIE).filter(|t| csrf_valid(state, t)) {
+    if let Some(t) = cookie(req, CSRF_COOKIE).filter(|t| csrf_valid(&state.key, t)) {
         return Csrf { token: t, set_cookie: None };
     }
-    let nonce = token::random_token(16);
-    let t = format!("{nonce}.{}", token::sign(&state.key, &format!("csrf:{nonce}")));
+    let t = new_csrf_token(&state.key);
     let set = format!("{CSRF_COOKIE}={t}; Path=/; Secure; HttpOnly; SameSite=Strict");
     Csrf { token: t, set_cookie: Some(set) }
 }
 
+/// Whether a form's token matches the request's valid CSRF cookie.
 pub fn csrf_ok(state: &AuthdState, req: &HttpRequest, presented: &str) -> bool {
     cookie(req, CSRF_COOKIE)
-        .is_some_and(|c| csrf_valid(state, &c) && token::constant_time_eq(c.as_bytes(), presented.as_bytes()))
+        .is_some_and(|c| csrf_valid(&state.key, &c) && token::constant_time_eq(c.as_bytes(), presented.as_bytes()))
 }
 
 /// A portal page on `auth.<d>` with its headers and, when new, the CSRF cookie.
@@ -121,4 +129,26 @@ pub fn see_other(to: &str) -> actix_web::HttpResponseBuilder {
     let mut res = HttpResponse::SeeOther();
     res.insert_header((LOCATION, to.to_string())).insert_header((CACHE_CONTROL, "no-store"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_are_signed_nonces_under_the_portal_key() {
+        let key = crate::token::derive_key(b"install secret", "authd-portal");
+        let t = new_csrf_token(&key);
+        let (nonce, sig) = t.split_once('.').unwrap();
+        assert_eq!(nonce.len(), 22, "16 random bytes");
+        assert_eq!(sig, token::sign(&key, &format!("csrf:{nonce}")), "format kept for cookies already issued");
+        assert!(csrf_valid(&key, &t));
+        assert_ne!(t, new_csrf_token(&key));
+        let other = crate::token::derive_key(b"another install", "authd-portal");
+        assert!(!csrf_valid(&other, &t), "other install");
+        let panel_style = crate::csrf::Signer::new(&key).with_nonce("portico-ui-csrf|visitor|");
+        for bad in ["", ".", nonce, &format!("{nonce}."), &format!("{nonce}.{}", &sig[1..]), &panel_style] {
+            assert!(!csrf_valid(&key, bad), "{bad}");
+        }
+    }
 }

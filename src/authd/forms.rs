@@ -4,10 +4,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION, SET_COOKIE};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::AuthdState;
+use super::error::{AuthdError, Reply};
 use super::pages::{self, Frame, Message};
 use super::sessions::cookie;
 use crate::token;
@@ -44,19 +45,20 @@ pub fn csrf(state: &AuthdState, req: &HttpRequest) -> Csrf {
     Csrf { token: t, set_cookie: Some(set) }
 }
 
-/// Whether a form's token matches the request's valid CSRF cookie.
-pub fn csrf_ok(state: &AuthdState, req: &HttpRequest, presented: &str) -> bool {
-    cookie(req, CSRF_COOKIE)
-        .is_some_and(|c| csrf_valid(&state.key, &c) && token::constant_time_eq(c.as_bytes(), presented.as_bytes()))
+/// Refuses a form post whose token does not match the request's valid CSRF cookie.
+pub fn check_csrf(state: &AuthdState, req: &HttpRequest, presented: &str) -> Result<(), AuthdError> {
+    let ok = cookie(req, CSRF_COOKIE)
+        .is_some_and(|c| csrf_valid(&state.key, &c) && token::constant_time_eq(c.as_bytes(), presented.as_bytes()));
+    if ok { Ok(()) } else { Err(AuthdError::Csrf) }
 }
 
 /// A portal page on `auth.<d>` with its headers and, when new, the CSRF cookie.
-pub fn html(status: StatusCode, csrf: &Csrf, domain: Option<&str>, page: &impl Template) -> HttpResponse {
-    let mut res = pages::respond(status, &pages::csp(domain, ""), page);
+pub fn html(status: StatusCode, csrf: &Csrf, domain: Option<&str>, page: &impl Template) -> Reply {
+    let mut res = pages::respond(status, &pages::csp(domain, ""), page)?;
     if let Some(v) = csrf.set_cookie.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         res.headers_mut().append(SET_COOKIE, v);
     }
-    res
+    Ok(res)
 }
 
 /// A short message page with one way on.
@@ -67,37 +69,14 @@ pub fn message(
     title: &'static str,
     text: &'static str,
     link: (String, &'static str),
-) -> HttpResponse {
+) -> Reply {
     let page = Message { frame: Frame::new(title, domain), kind: "error", text, link };
     html(status, csrf, domain, &page)
 }
 
-/// A form post whose CSRF token is missing or wrong: nothing happened.
-pub async fn csrf_refused(state: &AuthdState, req: &HttpRequest) -> HttpResponse {
-    let c = csrf(state, req);
-    let domain = state.domain().await;
-    let text = "This form expired or did not come from this page, so nothing was done. Please try again.";
-    message(StatusCode::FORBIDDEN, &c, domain.as_deref(), "Form expired", text, ("/".into(), "Start again"))
-}
-
-/// A form that does not parse or is too large (16 KiB): a plain page with
-/// the status actix chose (413, 400…), never the parser's text.
-pub fn form_error(err: actix_web::error::UrlencodedError, req: &HttpRequest) -> actix_web::Error {
-    use actix_web::ResponseError;
-    let status = err.status_code();
-    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "The form was too large to read, so nothing was done."
-    } else {
-        "The form could not be read, so nothing was done."
-    };
-    let res = match req.app_data::<web::Data<AuthdState>>() {
-        Some(state) => {
-            let c = csrf(state, req);
-            message(status, &c, None, "Something went wrong", text, ("/".into(), "Start again"))
-        }
-        None => HttpResponse::build(status).finish(),
-    };
-    actix_web::error::InternalError::from_response(err, res).into()
+/// A form that does not parse or is too large: [`AuthdError::Form`].
+pub fn form_error(err: actix_web::error::UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
+    AuthdError::Form(err).into()
 }
 
 /// `rd` exactly as nginx appended it: everything after the first `rd=`.

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod authd;
 pub mod backup;
 pub mod cli;
+pub mod csrf;
 pub mod doctor;
 pub mod downloads;
 pub mod healthcheck;

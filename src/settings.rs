@@ -3,20 +3,47 @@
 //! Layers, later wins: built-in defaults < `/etc/portico/config.yaml` <
 //! `$PORTICO_CONFIG` < `/data/options.json` < environment `PORTICO__SECTION__KEY`.
 //! Runtime state (domain, tunnels, users…) never lives here; it is in the store.
+//!
+//! Each section (`panel`, `authd`, `nginx`, `acme`, `backup`…) has its struct,
+//! defaults and validation in a file of its own under `settings/`; this file
+//! holds the top-level [`Settings`], the loading and the re-exports.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod acme;
 mod addon;
+mod audit;
+mod auth;
+mod authd;
+mod backup;
+mod dns;
 mod listeners;
+mod log;
+mod nginx;
 mod origin;
+mod panel;
+mod pki;
+mod secret;
+mod supervisor;
+pub use acme::{AcmeSettings, LETS_ENCRYPT_DIRECTORY};
 pub use addon::{AgentAddonSettings, Mode};
+pub use audit::AuditSettings;
+pub use auth::{AuthMode, AuthSettings, IngressSettings};
+pub use authd::AuthdSettings;
+pub use backup::BackupSettings;
+pub use dns::DnsSettings;
 pub use listeners::RelaySettings;
+pub use log::{LogFormat, LogSettings};
+pub use nginx::NginxSettings;
 pub use origin::{Origin, Origins};
+pub use panel::PanelSettings;
+pub use pki::PkiSettings;
+pub use secret::Secret;
+pub use supervisor::{SupervisorKind, SupervisorSettings};
 
 /// Errors while loading or validating settings. Every message names the YAML
 /// key and the environment variable that set it.
@@ -40,463 +67,6 @@ impl SettingsError {
 pub fn env_name(key: &str) -> String {
     let key = key.split('[').next().unwrap_or(key);
     format!("PORTICO__{}", key.replace('.', "__").to_uppercase())
-}
-
-/// A secret value: prints as `***` in `Debug`, `Display` and `print-config`.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("***")
-    }
-}
-
-/// How admins prove who they are to the panel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// Client certificates verified by nginx, passed as headers from a trusted proxy.
-    Mtls,
-    /// Home Assistant ingress: user headers from the Supervisor on a second listener.
-    Ingress,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct PanelSettings {
-    /// Loopback listener nginx proxies to.
-    pub listen: SocketAddr,
-    /// Largest accepted JSON body, bytes.
-    pub json_limit: usize,
-    /// Key that signs panel cookies (2FA session, CSRF). Generated and kept in
-    /// the data dir when unset. `PORTICO__PANEL__SECRET_FILE` reads it from a file.
-    pub secret: Option<Secret>,
-    pub secret_file: Option<PathBuf>,
-    /// Loopback UDP port where the panel counts visitor requests: nginx's
-    /// tunnel and site vhosts send it one syslog line per request. `0` turns
-    /// the counting (and those log lines) off.
-    pub visitor_log_port: u16,
-    /// Agent binaries served at `/download/`, by fixed names
-    /// (`portico-linux-amd64`, `portico-linux-arm64`, …); the image links
-    /// its own binary here.
-    pub downloads_dir: PathBuf,
-}
-
-impl Default for PanelSettings {
-    fn default() -> Self {
-        PanelSettings {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3100),
-            json_limit: 256 * 1024,
-            secret: None,
-            secret_file: None,
-            visitor_log_port: 3101,
-            downloads_dir: PathBuf::from("/usr/local/share/portico/downloads"),
-        }
-    }
-}
-
-impl PanelSettings {
-    /// Where nginx sends visitor log lines, unless turned off.
-    pub fn visitor_log(&self) -> Option<SocketAddr> {
-        (self.visitor_log_port != 0).then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.visitor_log_port))
-    }
-
-    fn validate(&self) -> Result<(), SettingsError> {
-        if self.json_limit < 1024 {
-            return Err(SettingsError::invalid("panel.json_limit", "must be at least 1024 bytes"));
-        }
-        if let Some(secret) = &self.secret
-            && secret.expose().len() < 32
-        {
-            return Err(SettingsError::invalid("panel.secret", "must be at least 32 characters"));
-        }
-        // The panel runs unprivileged in the image and cannot bind below 1024.
-        if (1..1024).contains(&self.visitor_log_port) {
-            return Err(SettingsError::invalid(
-                "panel.visitor_log_port",
-                "must be 0 (off) or between 1024 and 65535 (the panel cannot bind privileged ports)",
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthSettings {
-    pub mode: AuthMode,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        AuthSettings { mode: AuthMode::Mtls }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct IngressSettings {
-    pub listen: SocketAddr,
-    /// Only these peers may send `X-Remote-User-*` and `X-Ingress-Path`.
-    pub trusted_peers: Vec<IpAddr>,
-}
-
-impl Default for IngressSettings {
-    fn default() -> Self {
-        IngressSettings {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8099),
-            trusted_peers: vec![IpAddr::V4(Ipv4Addr::new(172, 30, 32, 2))],
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct DnsSettings {
-    /// Resolver for the onboarding DNS check; the system resolver when unset.
-    pub resolver: Option<SocketAddr>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuditSettings {
-    /// Entries older than this are deleted, days.
-    pub retention_days: u32,
-}
-
-impl Default for AuditSettings {
-    fn default() -> Self {
-        AuditSettings { retention_days: 90 }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogSettings {
-    pub format: LogFormat,
-    /// A `tracing` filter such as `info` or `portico=debug,actix_web=warn`.
-    pub level: String,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings { format: LogFormat::Text, level: "info".into() }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct PkiSettings {
-    /// Validity of agent certificates, days.
-    pub agent_cert_days: u32,
-    /// Validity of enrollment tokens, minutes.
-    pub enroll_token_minutes: u32,
-}
-
-impl Default for PkiSettings {
-    fn default() -> Self {
-        PkiSettings { agent_cert_days: 365, enroll_token_minutes: 60 }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SupervisorKind {
-    /// s6, as in the container.
-    S6,
-    /// No supervisor: services cannot be listed or controlled.
-    None,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct SupervisorSettings {
-    pub kind: SupervisorKind,
-    /// s6's scan directory, one subdirectory per service.
-    pub service_dir: PathBuf,
-    /// Where `s6-log` keeps each service's logs (`<log_dir>/<service>/current`
-    /// and its rotated files); the live-logs API reads them.
-    pub log_dir: PathBuf,
-}
-
-impl Default for SupervisorSettings {
-    fn default() -> Self {
-        SupervisorSettings {
-            kind: SupervisorKind::None,
-            service_dir: PathBuf::from("/run/s6/services"),
-            log_dir: PathBuf::from("/var/log/portico"),
-        }
-    }
-}
-
-/// Backups: where archives go, and the optional schedule.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct BackupSettings {
-    /// Directory of backup archives; `<data_dir>/backups` when unset (never
-    /// itself part of a backup).
-    pub dir: Option<PathBuf>,
-    /// Cron expression (seconds first, e.g. `0 30 3 * * *`) for scheduled
-    /// backups; none when unset. Needs `backup.passphrase` or `passphrase_file`.
-    pub schedule: Option<String>,
-    /// How many scheduled backups stay in `dir`; older ones are deleted.
-    pub keep: u32,
-    /// Passphrase that encrypts scheduled backups.
-    pub passphrase: Option<Secret>,
-    pub passphrase_file: Option<PathBuf>,
-    /// Largest archive the panel accepts for a restore upload, bytes.
-    pub restore_max_bytes: u64,
-}
-
-impl Default for BackupSettings {
-    fn default() -> Self {
-        BackupSettings {
-            dir: None,
-            schedule: None,
-            keep: 7,
-            passphrase: None,
-            passphrase_file: None,
-            restore_max_bytes: 2 * 1024 * 1024 * 1024,
-        }
-    }
-}
-
-impl BackupSettings {
-    fn validate(&self) -> Result<(), SettingsError> {
-        if !(1..=1000).contains(&self.keep) {
-            return Err(SettingsError::invalid("backup.keep", "must be between 1 and 1000"));
-        }
-        if self.restore_max_bytes < 1024 {
-            return Err(SettingsError::invalid("backup.restore_max_bytes", "must be at least 1024 bytes"));
-        }
-        if let Some(dir) = &self.dir
-            && !dir.is_absolute()
-        {
-            return Err(SettingsError::invalid("backup.dir", "must be an absolute path"));
-        }
-        if let Some(expr) = &self.schedule {
-            expr.parse::<cron::Schedule>()
-                .map_err(|e| SettingsError::invalid("backup.schedule", format!("not a cron expression: {e}")))?;
-            if self.passphrase.is_none() {
-                return Err(SettingsError::invalid(
-                    "backup.passphrase",
-                    "scheduled backups need a passphrase (or backup.passphrase_file)",
-                ));
-            }
-        }
-        if let Some(p) = &self.passphrase
-            && p.expose().chars().count() < crate::backup::MIN_PASSPHRASE_CHARS
-        {
-            return Err(SettingsError::invalid(
-                "backup.passphrase",
-                format!("must be at least {} characters", crate::backup::MIN_PASSPHRASE_CHARS),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// `portico authd`: visitor sessions and login regulation.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthdSettings {
-    /// Loopback listener nginx's `auth_request` and the portal use.
-    pub listen: SocketAddr,
-    /// Absolute session lifetime, hours.
-    pub session_hours: u32,
-    /// A session unused this long ends, minutes ("remember me" sessions excepted).
-    pub inactivity_minutes: u32,
-    /// Lifetime of a "remember me" session, days.
-    pub remember_days: u32,
-    /// Failed attempts within `failure_window_secs` that ban one (user,
-    /// client) pair for `ban_secs`; twice as many ban the client for every
-    /// user. A user with this many failures from anywhere is slowed down,
-    /// never locked out. A client is an IPv4 address or an IPv6 /64.
-    pub max_failures: u32,
-    pub failure_window_secs: u32,
-    pub ban_secs: u32,
-    /// Longest delay the per-user slow-down adds to an attempt, milliseconds.
-    pub slowdown_max_ms: u32,
-    /// Password checks (bcrypt) that may run at once.
-    pub password_checks: u32,
-    /// How long an attempt waits for a free password check before a 429,
-    /// milliseconds. A client that failed within the window does not wait.
-    pub password_wait_ms: u32,
-}
-
-impl Default for AuthdSettings {
-    fn default() -> Self {
-        AuthdSettings {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9091),
-            session_hours: 12,
-            inactivity_minutes: 120,
-            remember_days: 30,
-            max_failures: 5,
-            failure_window_secs: 120,
-            ban_secs: 300,
-            slowdown_max_ms: 2_000,
-            password_checks: 2,
-            password_wait_ms: 1_500,
-        }
-    }
-}
-
-/// nginx: where the live tree is, how to validate and reload it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct NginxSettings {
-    /// When false the panel never renders or reloads nginx (tests, dev runs).
-    pub enabled: bool,
-    /// The nginx binary, for `nginx -t` and the default reload.
-    pub bin: PathBuf,
-    /// The live tree nginx is started with; `<data_dir>/nginx/live` when unset.
-    pub live_dir: Option<PathBuf>,
-    /// Pid file and temp dirs of nginx.
-    pub run_dir: PathBuf,
-    /// Reload command as an argv list, e.g. `["s6-svc", "-h", "/run/s6/services/nginx"]`;
-    /// `nginx -s reload` when empty.
-    pub reload_command: Vec<String>,
-    /// How many snapshots of replaced trees stay.
-    pub keep_snapshots: usize,
-    /// The nginx `user` directive; none when unset.
-    pub user: Option<String>,
-    /// Address every public `listen` binds.
-    pub bind: IpAddr,
-    /// Plain HTTP port (ACME challenges, redirects).
-    pub http_port: u16,
-    /// HTTPS port of the name-based vhosts.
-    pub https_port: u16,
-    /// Port of the admin-by-IP vhost.
-    pub admin_port: u16,
-}
-
-impl Default for NginxSettings {
-    fn default() -> Self {
-        NginxSettings {
-            enabled: true,
-            bin: PathBuf::from("/usr/sbin/nginx"),
-            live_dir: None,
-            run_dir: PathBuf::from("/run/nginx"),
-            reload_command: Vec::new(),
-            keep_snapshots: 10,
-            user: None,
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            http_port: 80,
-            https_port: 443,
-            admin_port: 9292,
-        }
-    }
-}
-
-impl AuthdSettings {
-    fn validate(&self) -> Result<(), SettingsError> {
-        let checks = [
-            ("authd.session_hours", self.session_hours, 1, 24 * 30),
-            ("authd.inactivity_minutes", self.inactivity_minutes, 1, 60 * 24 * 30),
-            ("authd.remember_days", self.remember_days, 1, 365),
-            ("authd.max_failures", self.max_failures, 1, 100),
-            ("authd.failure_window_secs", self.failure_window_secs, 1, 86_400),
-            ("authd.ban_secs", self.ban_secs, 1, 86_400),
-            ("authd.slowdown_max_ms", self.slowdown_max_ms, 0, 30_000),
-            ("authd.password_checks", self.password_checks, 1, 16),
-            ("authd.password_wait_ms", self.password_wait_ms, 0, 30_000),
-        ];
-        for (key, value, min, max) in checks {
-            if !(min..=max).contains(&value) {
-                return Err(SettingsError::invalid(key, format!("must be between {min} and {max}")));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// ACME certificates: which CA, how often renewal runs, how early it renews.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AcmeSettings {
-    /// ACME directory URL: Let's Encrypt production by default; staging or a
-    /// test server (pebble) for testing.
-    pub directory: String,
-    /// PEM file of extra roots trusted for the directory's TLS (test servers).
-    pub ca_bundle: Option<PathBuf>,
-    /// When the renewal check runs: a cron expression with seconds
-    /// (`sec min hour day-of-month month day-of-week`), UTC.
-    pub renew_schedule: String,
-    /// Renew when fewer than this many days remain.
-    pub renew_days: u32,
-}
-
-/// Let's Encrypt's production directory.
-pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
-
-impl Default for AcmeSettings {
-    fn default() -> Self {
-        AcmeSettings {
-            directory: LETS_ENCRYPT_DIRECTORY.into(),
-            ca_bundle: None,
-            // Mondays and Thursdays at 03:17 UTC.
-            renew_schedule: "0 17 3 * * Mon,Thu".into(),
-            renew_days: 30,
-        }
-    }
-}
-
-impl AcmeSettings {
-    /// The parsed renewal schedule.
-    pub fn schedule(&self) -> Result<cron::Schedule, SettingsError> {
-        use std::str::FromStr;
-        cron::Schedule::from_str(self.renew_schedule.trim()).map_err(|e| {
-            SettingsError::invalid(
-                "acme.renew_schedule",
-                format!(
-                    "`{}` is not a cron expression ({e}); use six fields `sec min hour day month weekday`, e.g. `0 17 3 * * Mon,Thu`",
-                    self.renew_schedule
-                ),
-            )
-        })
-    }
-
-    fn validate(&self) -> Result<(), SettingsError> {
-        self.schedule()?;
-        if !(1..=89).contains(&self.renew_days) {
-            return Err(SettingsError::invalid("acme.renew_days", "must be between 1 and 89"));
-        }
-        let url = self.directory.trim();
-        if !url.starts_with("https://") || url.len() < 10 {
-            return Err(SettingsError::invalid("acme.directory", "must be an https:// URL of an ACME directory"));
-        }
-        if let Some(path) = &self.ca_bundle
-            && !path.is_absolute()
-        {
-            // Read when the directory is first used, so it may appear after start.
-            return Err(SettingsError::invalid("acme.ca_bundle", "must be an absolute path"));
-        }
-        Ok(())
-    }
 }
 
 /// Every bootstrap setting, with defaults. Tests build it as
@@ -652,27 +222,16 @@ impl Settings {
         if self.trusted_proxies.is_empty() {
             return Err(SettingsError::invalid("trusted_proxies", "must list at least one address (nginx's)"));
         }
-        if self.auth.mode == AuthMode::Ingress && self.ingress.trusted_peers.is_empty() {
-            return Err(SettingsError::invalid("ingress.trusted_peers", "must not be empty in ingress mode"));
-        }
-        if self.audit.retention_days == 0 {
-            return Err(SettingsError::invalid("audit.retention_days", "must be at least 1"));
-        }
-        if !(1..=3650).contains(&self.pki.agent_cert_days) {
-            return Err(SettingsError::invalid("pki.agent_cert_days", "must be between 1 and 3650"));
-        }
-        if !(1..=10080).contains(&self.pki.enroll_token_minutes) {
-            return Err(SettingsError::invalid("pki.enroll_token_minutes", "must be between 1 and 10080 (7 days)"));
-        }
+        self.ingress.validate(self.auth.mode)?;
+        self.audit.validate()?;
+        self.pki.validate()?;
         self.panel.validate()?;
         self.authd.validate()?;
         self.validate_listeners()?;
         self.acme.validate()?;
         self.backup.validate()?;
         self.agent.validate()?;
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| SettingsError::invalid("log.level", e.to_string()))?;
-        Ok(())
+        self.log.validate()
     }
 
     /// The effective settings as YAML, secrets masked.

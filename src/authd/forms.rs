@@ -4,10 +4,11 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue, LOCATION, SET_COOKIE};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::AuthdState;
+use super::error::{AuthdError, Reply};
 use super::pages::{self, Frame, Message};
 use super::sessions::cookie;
 use crate::token;
@@ -22,33 +23,42 @@ pub struct Csrf {
     set_cookie: Option<String>,
 }
 
-fn csrf_valid(state: &AuthdState, t: &str) -> bool {
-    t.split_once('.').is_some_and(|(nonce, sig)| token::verify_signature(&state.key, &format!("csrf:{nonce}"), sig))
+/// What the portal's tokens are bound to: a [`crate::csrf`] nonce token,
+/// `<nonce>.<hex HMAC-SHA256(key, "csrf:" nonce)>`.
+const CSRF_SUBJECT: &str = "csrf:";
+
+fn csrf_valid(key: &[u8], t: &str) -> bool {
+    crate::csrf::Signer::new(key).verify_nonce(CSRF_SUBJECT, t)
+}
+
+fn new_csrf_token(key: &[u8]) -> String {
+    crate::csrf::Signer::new(key).with_nonce(CSRF_SUBJECT)
 }
 
 /// The request's CSRF token, or a new one with its cookie.
 pub fn csrf(state: &AuthdState, req: &HttpRequest) -> Csrf {
-    if let Some(t) = cookie(req, CSRF_COOKIE).filter(|t| csrf_valid(state, t)) {
+    if let Some(t) = cookie(req, CSRF_COOKIE).filter(|t| csrf_valid(&state.key, t)) {
         return Csrf { token: t, set_cookie: None };
     }
-    let nonce = token::random_token(16);
-    let t = format!("{nonce}.{}", token::sign(&state.key, &format!("csrf:{nonce}")));
+    let t = new_csrf_token(&state.key);
     let set = format!("{CSRF_COOKIE}={t}; Path=/; Secure; HttpOnly; SameSite=Strict");
     Csrf { token: t, set_cookie: Some(set) }
 }
 
-pub fn csrf_ok(state: &AuthdState, req: &HttpRequest, presented: &str) -> bool {
-    cookie(req, CSRF_COOKIE)
-        .is_some_and(|c| csrf_valid(state, &c) && token::constant_time_eq(c.as_bytes(), presented.as_bytes()))
+/// Refuses a form post whose token does not match the request's valid CSRF cookie.
+pub fn check_csrf(state: &AuthdState, req: &HttpRequest, presented: &str) -> Result<(), AuthdError> {
+    let ok = cookie(req, CSRF_COOKIE)
+        .is_some_and(|c| csrf_valid(&state.key, &c) && token::constant_time_eq(c.as_bytes(), presented.as_bytes()));
+    if ok { Ok(()) } else { Err(AuthdError::Csrf) }
 }
 
 /// A portal page on `auth.<d>` with its headers and, when new, the CSRF cookie.
-pub fn html(status: StatusCode, csrf: &Csrf, domain: Option<&str>, page: &impl Template) -> HttpResponse {
-    let mut res = pages::respond(status, &pages::csp(domain, ""), page);
+pub fn html(status: StatusCode, csrf: &Csrf, domain: Option<&str>, page: &impl Template) -> Reply {
+    let mut res = pages::respond(status, &pages::csp(domain, ""), page)?;
     if let Some(v) = csrf.set_cookie.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         res.headers_mut().append(SET_COOKIE, v);
     }
-    res
+    Ok(res)
 }
 
 /// A short message page with one way on.
@@ -59,37 +69,14 @@ pub fn message(
     title: &'static str,
     text: &'static str,
     link: (String, &'static str),
-) -> HttpResponse {
+) -> Reply {
     let page = Message { frame: Frame::new(title, domain), kind: "error", text, link };
     html(status, csrf, domain, &page)
 }
 
-/// A form post whose CSRF token is missing or wrong: nothing happened.
-pub async fn csrf_refused(state: &AuthdState, req: &HttpRequest) -> HttpResponse {
-    let c = csrf(state, req);
-    let domain = state.domain().await;
-    let text = "This form expired or did not come from this page, so nothing was done. Please try again.";
-    message(StatusCode::FORBIDDEN, &c, domain.as_deref(), "Form expired", text, ("/".into(), "Start again"))
-}
-
-/// A form that does not parse or is too large (16 KiB): a plain page with
-/// the status actix chose (413, 400…), never the parser's text.
-pub fn form_error(err: actix_web::error::UrlencodedError, req: &HttpRequest) -> actix_web::Error {
-    use actix_web::ResponseError;
-    let status = err.status_code();
-    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "The form was too large to read, so nothing was done."
-    } else {
-        "The form could not be read, so nothing was done."
-    };
-    let res = match req.app_data::<web::Data<AuthdState>>() {
-        Some(state) => {
-            let c = csrf(state, req);
-            message(status, &c, None, "Something went wrong", text, ("/".into(), "Start again"))
-        }
-        None => HttpResponse::build(status).finish(),
-    };
-    actix_web::error::InternalError::from_response(err, res).into()
+/// A form that does not parse or is too large: [`AuthdError::Form`].
+pub fn form_error(err: actix_web::error::UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
+    AuthdError::Form(err).into()
 }
 
 /// `rd` exactly as nginx appended it: everything after the first `rd=`.
@@ -121,4 +108,26 @@ pub fn see_other(to: &str) -> actix_web::HttpResponseBuilder {
     let mut res = HttpResponse::SeeOther();
     res.insert_header((LOCATION, to.to_string())).insert_header((CACHE_CONTROL, "no-store"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_are_signed_nonces_under_the_portal_key() {
+        let key = crate::token::derive_key(b"install secret", "authd-portal");
+        let t = new_csrf_token(&key);
+        let (nonce, sig) = t.split_once('.').unwrap();
+        assert_eq!(nonce.len(), 22, "16 random bytes");
+        assert_eq!(sig, token::sign(&key, &format!("csrf:{nonce}")), "format kept for cookies already issued");
+        assert!(csrf_valid(&key, &t));
+        assert_ne!(t, new_csrf_token(&key));
+        let other = crate::token::derive_key(b"another install", "authd-portal");
+        assert!(!csrf_valid(&other, &t), "other install");
+        let panel_style = crate::csrf::Signer::new(&key).with_nonce("portico-ui-csrf|visitor|");
+        for bad in ["", ".", nonce, &format!("{nonce}."), &format!("{nonce}.{}", &sig[1..]), &panel_style] {
+            assert!(!csrf_valid(&key, bad), "{bad}");
+        }
+    }
 }

@@ -4,11 +4,12 @@
 //! so "account created" leads back to that app.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, get, post, web};
 use serde::Deserialize;
 
 use super::AuthdState;
-use super::forms::{self, Csrf, bounded_rd, csrf, csrf_ok, html};
+use super::error::{AuthdError, Reply};
+use super::forms::{self, Csrf, bounded_rd, check_csrf, csrf, html};
 use super::pages::{Created, Frame, Invite};
 use super::portal::safe_rd;
 use super::redirect;
@@ -31,7 +32,7 @@ struct Ctx<'a> {
     rd: &'a str,
 }
 
-fn form(status: StatusCode, ctx: &Ctx<'_>, view: &users::InvitationView, problems: Problems<'_>) -> HttpResponse {
+fn form(status: StatusCode, ctx: &Ctx<'_>, view: &users::InvitationView, problems: Problems<'_>) -> Reply {
     let page = Invite {
         frame: Frame::new("Set up your account", ctx.domain),
         csrf: &ctx.csrf.token,
@@ -48,12 +49,6 @@ fn form(status: StatusCode, ctx: &Ctx<'_>, view: &users::InvitationView, problem
     html(status, ctx.csrf, ctx.domain, &page)
 }
 
-fn gone(c: &Csrf, domain: Option<&str>) -> HttpResponse {
-    let text = "This invitation link is not valid: it was already used, it expired, or it was withdrawn. \
-                Ask the person who invited you for a new one.";
-    forms::message(StatusCode::NOT_FOUND, c, domain, "Invitation not valid", text, ("/".into(), "Go to sign in"))
-}
-
 /// A field message as a sentence: "use at least 12 characters" → "Use at least 12 characters."
 fn sentence(text: &str) -> String {
     let mut chars = text.chars();
@@ -63,15 +58,13 @@ fn sentence(text: &str) -> String {
 }
 
 #[get("/invite/{token}")]
-pub async fn show(state: web::Data<AuthdState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn show(state: web::Data<AuthdState>, req: HttpRequest, token: web::Path<String>) -> Reply {
     let c = csrf(&state, &req);
     let domain = state.domain().await;
     let rd = safe_rd(&forms::raw_rd(&req).unwrap_or_default(), domain.as_deref());
     let ctx = Ctx { csrf: &c, domain: domain.as_deref(), token: &token, rd: &rd };
-    match users::view_invitation(&state.store, &token, state.clock.now()).await {
-        Ok(view) => form(StatusCode::OK, &ctx, &view, Problems::default()),
-        Err(_) => gone(&c, domain.as_deref()),
-    }
+    let view = users::view_invitation(&state.store, &token, state.clock.now()).await?;
+    form(StatusCode::OK, &ctx, &view, Problems::default())
 }
 
 #[derive(Deserialize)]
@@ -92,19 +85,15 @@ pub async fn accept(
     req: HttpRequest,
     token: web::Path<String>,
     body: web::Form<AcceptForm>,
-) -> HttpResponse {
+) -> Reply {
     let body = body.into_inner();
-    if !csrf_ok(&state, &req, &body.csrf) {
-        return forms::csrf_refused(&state, &req).await;
-    }
+    check_csrf(&state, &req, &body.csrf)?;
     let c = csrf(&state, &req);
     let domain = state.domain().await;
     let rd = safe_rd(&bounded_rd(body.rd), domain.as_deref());
     let ctx = Ctx { csrf: &c, domain: domain.as_deref(), token: &token, rd: &rd };
     let now = state.clock.now();
-    let Ok(view) = users::view_invitation(&state.store, &token, now).await else {
-        return gone(&c, ctx.domain);
-    };
+    let view = users::view_invitation(&state.store, &token, now).await?;
     let ip = state.client_ip(&req);
     let client = state.client_key(&req);
     let verdict =
@@ -133,11 +122,7 @@ pub async fn accept(
             let code = "That code is not valid. Check that your phone's clock is right and enter the code shown now.";
             Problems { code: Some(code), ..Default::default() }
         }
-        Err(UserError::BadInvitation) => return gone(&c, ctx.domain),
-        Err(err) => {
-            tracing::error!(%err, "cannot accept invitation");
-            return HttpResponse::InternalServerError().finish();
-        }
+        Err(err) => return Err(AuthdError::from(err)),
     };
     let actor = format!("visitor:{}", view.username);
     audit::record(&state.store, &actor, "invitation.accept", &view.username, Outcome::Failure, details).await;

@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod counters;
+mod error;
 mod forms;
 pub mod gate;
 mod invite;
@@ -121,16 +122,20 @@ impl AuthdState {
     }
 }
 
-/// Registers authd's routes.
+/// Registers authd's routes, behind the middleware that shows an
+/// [`error::AuthdError`] as its portal page.
 pub fn configure(state: web::Data<AuthdState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.app_data(state)
-            .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(forms::form_error))
+        let routes = web::scope("")
+            .wrap(middleware::from_fn(error::pages))
             .configure(verify::configure)
             .configure(pages::configure)
             .configure(portal::configure)
             .configure(signout::configure)
             .configure(invite::configure);
+        cfg.app_data(state)
+            .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(forms::form_error))
+            .service(routes);
     }
 }
 

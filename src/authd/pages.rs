@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use super::error::Reply;
 use crate::assets;
 
 /// What every page's layout needs.
@@ -140,14 +141,8 @@ pub fn csp(domain: Option<&str>, assets_origin: &str) -> String {
 }
 
 /// A rendered page with the portal's headers.
-pub fn respond(status: StatusCode, csp: &str, page: &impl Template) -> HttpResponse {
-    let body = match page.render() {
-        Ok(body) => body,
-        Err(err) => {
-            tracing::error!(%err, "cannot render a portal page");
-            return HttpResponse::InternalServerError().finish();
-        }
-    };
+pub fn respond(status: StatusCode, csp: &str, page: &impl Template) -> Reply {
+    let body = page.render()?;
     let mut res = HttpResponse::build(status);
     res.content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -156,7 +151,7 @@ pub fn respond(status: StatusCode, csp: &str, page: &impl Template) -> HttpRespo
     if let Ok(v) = HeaderValue::from_str(csp) {
         res.insert_header((header::CONTENT_SECURITY_POLICY, v));
     }
-    res.body(body)
+    Ok(res.body(body))
 }
 
 /// The files the portal's pages use, served like the panel serves them.

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER, SET_COOKIE, USER_AGENT};
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, get, post, web};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AuthdState;
-use super::forms::{self, Csrf, bounded_rd, csrf, csrf_ok, html, see_other, with_rd};
+use super::error::{AuthdError, Reply};
+use super::forms::{self, Csrf, bounded_rd, check_csrf, csrf, html, see_other, with_rd};
 use super::pages::{Frame, SignIn, SignedIn, Totp};
 use super::redirect::{self, safe_redirect};
 use super::regulation::{Step, Verdict};
@@ -39,7 +40,7 @@ struct LoginPage<'a> {
 }
 
 impl LoginPage<'_> {
-    fn render(&self, status: StatusCode, c: &Csrf, domain: Option<&str>) -> HttpResponse {
+    fn render(&self, status: StatusCode, c: &Csrf, domain: Option<&str>) -> Reply {
         let page = SignIn {
             frame: Frame::new("Sign in", domain),
             csrf: &c.token,
@@ -61,7 +62,7 @@ fn totp_page_for(
     rd: &str,
     error: Option<&str>,
     banner: Option<&str>,
-) -> HttpResponse {
+) -> Reply {
     let page = Totp {
         frame: Frame::new("Two-step verification", domain),
         csrf: &c.token,
@@ -75,21 +76,25 @@ fn totp_page_for(
 }
 
 /// The signed-in user of this request, if any.
-pub async fn signed_in(state: &AuthdState, req: &HttpRequest) -> Option<String> {
-    let value = cookie(req, SESSION_COOKIE).filter(|v| !v.is_empty() && v.len() <= 128)?;
-    let (s, u) = state.store.session(token::sha256_hex(value.as_bytes())).await.ok()??;
+pub async fn signed_in(state: &AuthdState, req: &HttpRequest) -> Result<Option<String>, AuthdError> {
+    let Some(value) = cookie(req, SESSION_COOKIE).filter(|v| !v.is_empty() && v.len() <= 128) else {
+        return Ok(None);
+    };
+    let Some((s, u)) = state.store.session(token::sha256_hex(value.as_bytes())).await? else {
+        return Ok(None);
+    };
     let live = sessions::is_live(&s, state.clock.now(), &state.current().await) && !u.disabled;
-    live.then_some(u.username)
+    Ok(live.then_some(u.username))
 }
 
 #[get("/")]
-pub async fn index(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
+pub async fn index(state: web::Data<AuthdState>, req: HttpRequest) -> Reply {
     let domain = state.domain().await;
     let rd = safe_rd(&forms::raw_rd(&req).unwrap_or_default(), domain.as_deref());
     let c = csrf(&state, &req);
-    if let Some(user) = signed_in(&state, &req).await {
+    if let Some(user) = signed_in(&state, &req).await? {
         if !rd.is_empty() {
-            return see_other(&rd).finish();
+            return Ok(see_other(&rd).finish());
         }
         let page =
             SignedIn { frame: Frame::new("Signed in", domain.as_deref()), csrf: &c.token, rd: &rd, username: &user };
@@ -141,10 +146,11 @@ const BUSY: &str = "Too many sign-ins are being checked right now. Try again in 
 const BUSY_RETRY_SECS: u64 = 2;
 
 /// A page as a 429 with `Retry-After` (seconds).
-fn too_many(mut res: HttpResponse, retry_after: u64) -> HttpResponse {
+fn too_many(page: Reply, retry_after: u64) -> Reply {
+    let mut res = page?;
     *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
-    res
+    Ok(res)
 }
 
 /// Asks the regulator about an attempt: `Err(retry_after)` when refused;
@@ -181,12 +187,10 @@ async fn failed(state: &AuthdState, user: &str, client: &str, ip: &str, step: St
 }
 
 #[post("/login")]
-pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
+pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<LoginForm>) -> Reply {
     let mut form = form.into_inner();
     form.rd = bounded_rd(form.rd);
-    if !csrf_ok(&state, &req, &form.csrf) {
-        return forms::csrf_refused(&state, &req).await;
-    }
+    check_csrf(&state, &req, &form.csrf)?;
     let c = csrf(&state, &req);
     let domain = state.domain().await;
     let domain = domain.as_deref();
@@ -206,7 +210,7 @@ pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Fo
         failed(&state, &username, &client, &ip, Step::Password, "invalid username").await;
         return wrong();
     }
-    let user = state.store.user(username.clone()).await.ok().flatten();
+    let user = state.store.user(username.clone()).await?;
     // Unknown users are checked against a dummy hash: they cost the same time.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     // A client that failed recently does not queue for a check: a flood from
@@ -232,14 +236,14 @@ pub async fn login(state: web::Data<AuthdState>, req: HttpRequest, form: web::Fo
     let remember = form.remember.is_some_and(|v| !v.is_empty());
     let pending = format!("{}.{}.{}", user.username, u8::from(remember), now + PENDING_SECS);
     let sig = token::sign(&state.key, &format!("pending:{pending}"));
-    see_other(&with_rd("/totp", &safe_rd(&form.rd, domain)))
+    Ok(see_other(&with_rd("/totp", &safe_rd(&form.rd, domain)))
         .append_header((
             SET_COOKIE,
             format!(
                 "{PENDING_COOKIE}={pending}.{sig}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={PENDING_SECS}"
             ),
         ))
-        .finish()
+        .finish())
 }
 
 /// `(username, remember)` from a valid, unexpired pending-login cookie.
@@ -256,11 +260,11 @@ fn pending(state: &AuthdState, req: &HttpRequest) -> Option<(String, bool)> {
 }
 
 #[get("/totp")]
-pub async fn totp_page(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
+pub async fn totp_page(state: web::Data<AuthdState>, req: HttpRequest) -> Reply {
     let domain = state.domain().await;
     let rd = safe_rd(&forms::raw_rd(&req).unwrap_or_default(), domain.as_deref());
     let Some((username, _)) = pending(&state, &req) else {
-        return see_other(&with_rd("/", &rd)).finish();
+        return Ok(see_other(&with_rd("/", &rd)).finish());
     };
     let c = csrf(&state, &req);
     totp_page_for(StatusCode::OK, &c, domain.as_deref(), &username, &rd, None, None)
@@ -277,16 +281,14 @@ pub struct TotpForm {
 }
 
 #[post("/totp")]
-pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<TotpForm>) -> HttpResponse {
+pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<TotpForm>) -> Reply {
     let mut form = form.into_inner();
     form.rd = bounded_rd(form.rd);
-    if !csrf_ok(&state, &req, &form.csrf) {
-        return forms::csrf_refused(&state, &req).await;
-    }
+    check_csrf(&state, &req, &form.csrf)?;
     let c = csrf(&state, &req);
     let domain = state.domain().await;
     let Some((username, remember)) = pending(&state, &req) else {
-        return see_other(&with_rd("/", &safe_rd(&form.rd, domain.as_deref()))).finish();
+        return Ok(see_other(&with_rd("/", &safe_rd(&form.rd, domain.as_deref()))).finish());
     };
     let again =
         |status, error, banner| totp_page_for(status, &c, domain.as_deref(), &username, &form.rd, error, banner);
@@ -295,10 +297,10 @@ pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: w
         return too_many(again(StatusCode::OK, None, Some(BANNED)), retry_after);
     }
     let now = state.clock.now().unix_timestamp();
-    let user = state.store.user(username.clone()).await.ok().flatten().filter(|u| !u.disabled);
+    let user = state.store.user(username.clone()).await?.filter(|u| !u.disabled);
     let step = user.as_ref().and_then(|u| u.totp_secret.as_deref()).and_then(|s| totp::verify(s, &form.code, now));
     let claimed = match step {
-        Some(step) => state.store.claim_totp_step(username.clone(), step).await.unwrap_or(false),
+        Some(step) => state.store.claim_totp_step(username.clone(), step).await?,
         None => false,
     };
     if !claimed {
@@ -309,37 +311,23 @@ pub async fn totp_submit(state: web::Data<AuthdState>, req: HttpRequest, form: w
     }
     state.regulator.succeeded(&username, &client);
     let Some(domain) = domain else {
-        let text = "This appliance has no domain yet, so nobody can sign in. Try again later.";
-        return forms::message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &c,
-            None,
-            "Not ready",
-            text,
-            ("/".into(), "Start again"),
-        );
+        return Err(AuthdError::NotReady);
     };
     // A fresh id on every login: any session cookie sent with this request is ended.
     if let Some(old) = cookie(&req, SESSION_COOKIE) {
         let hash = token::sha256_hex(old.as_bytes());
-        let _ = state.store.delete_session(hash.clone()).await;
+        state.store.delete_session(hash.clone()).await?;
         state.cache.forget(&hash);
     }
     let ua = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let (value, session) = match sessions::create(&state, &username, remember, ip.clone(), ua).await {
-        Ok(s) => s,
-        Err(err) => {
-            tracing::error!(%err, "cannot create session");
-            return HttpResponse::InternalServerError().finish();
-        }
-    };
+    let (value, session) = sessions::create(&state, &username, remember, ip.clone(), ua).await?;
     audit_login(&state, &username, "totp", Outcome::Success, &ip, "").await;
     let max_age = remember.then(|| (session.expires_at - session.created_at).whole_seconds());
     let to = safe_redirect(&form.rd, &domain).unwrap_or_else(|| "/".into());
-    see_other(&to)
+    Ok(see_other(&to)
         .append_header((SET_COOKIE, sessions::set_cookie(&value, &domain, max_age)))
         .append_header((SET_COOKIE, format!("{PENDING_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")))
-        .finish()
+        .finish())
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

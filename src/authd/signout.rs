@@ -3,11 +3,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::SET_COOKIE;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, get, post, web};
 use serde::Deserialize;
 
 use super::AuthdState;
-use super::forms::{self, bounded_rd, csrf, csrf_ok, html, see_other, with_rd};
+use super::error::Reply;
+use super::forms::{self, bounded_rd, check_csrf, csrf, html, see_other, with_rd};
 use super::pages::{self, Denied, Frame, SignedIn, SignedOut};
 use super::portal::{safe_rd, signed_in};
 use super::sessions::{self, SESSION_COOKIE, cookie};
@@ -17,7 +18,7 @@ use crate::token;
 /// and that this app is not shared with them. Always 403. The page is shown
 /// on the app's own name, so its stylesheet and links point at the portal.
 #[get("/denied")]
-pub async fn denied(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
+pub async fn denied(state: web::Data<AuthdState>, req: HttpRequest) -> Reply {
     let domain = state.domain().await;
     let mut frame = Frame::new("Not shared with you", domain.as_deref());
     let origin = domain.as_deref().map(|d| state.portal_origin(d)).unwrap_or_default();
@@ -26,7 +27,7 @@ pub async fn denied(state: web::Data<AuthdState>, req: HttpRequest) -> HttpRespo
     let app = state.forwarded(&req, "x-original-url").map(|u| safe_rd(u, domain.as_deref())).unwrap_or_default();
     let page = Denied {
         frame,
-        username: signed_in(&state, &req).await,
+        username: signed_in(&state, &req).await?,
         switch_url: format!("{origin}{}", with_rd("/logout", &app)),
     };
     pages::respond(StatusCode::FORBIDDEN, &pages::csp(domain.as_deref(), &origin), &page)
@@ -43,11 +44,11 @@ pub struct LogoutForm {
 /// A sign-out button (links from apps land here; signing out itself is a
 /// POST). Nobody signed in: the sign-in page.
 #[get("/logout")]
-pub async fn logout_page(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
+pub async fn logout_page(state: web::Data<AuthdState>, req: HttpRequest) -> Reply {
     let domain = state.domain().await;
     let rd = safe_rd(&forms::raw_rd(&req).unwrap_or_default(), domain.as_deref());
-    let Some(user) = signed_in(&state, &req).await else {
-        return see_other(&with_rd("/", &rd)).finish();
+    let Some(user) = signed_in(&state, &req).await? else {
+        return Ok(see_other(&with_rd("/", &rd)).finish());
     };
     let c = csrf(&state, &req);
     let page = SignedIn { frame: Frame::new("Sign out", domain.as_deref()), csrf: &c.token, rd: &rd, username: &user };
@@ -55,16 +56,11 @@ pub async fn logout_page(state: web::Data<AuthdState>, req: HttpRequest) -> Http
 }
 
 #[post("/logout")]
-pub async fn logout(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<LogoutForm>) -> HttpResponse {
-    if !csrf_ok(&state, &req, &form.csrf) {
-        return forms::csrf_refused(&state, &req).await;
-    }
+pub async fn logout(state: web::Data<AuthdState>, req: HttpRequest, form: web::Form<LogoutForm>) -> Reply {
+    check_csrf(&state, &req, &form.csrf)?;
     if let Some(value) = cookie(&req, SESSION_COOKIE) {
         let hash = token::sha256_hex(value.as_bytes());
-        if let Err(err) = state.store.delete_session(hash.clone()).await {
-            tracing::error!(%err, "cannot delete session");
-            return HttpResponse::InternalServerError().finish();
-        }
+        state.store.delete_session(hash.clone()).await?;
         state.cache.forget(&hash);
     }
     let domain = state.domain().await;
@@ -73,11 +69,11 @@ pub async fn logout(state: web::Data<AuthdState>, req: HttpRequest, form: web::F
     if let Some(domain) = domain {
         res.append_header((SET_COOKIE, sessions::clear_cookie(&domain)));
     }
-    res.finish()
+    Ok(res.finish())
 }
 
 #[get("/signed-out")]
-pub async fn signed_out(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
+pub async fn signed_out(state: web::Data<AuthdState>, req: HttpRequest) -> Reply {
     let domain = state.domain().await;
     let rd = safe_rd(&forms::raw_rd(&req).unwrap_or_default(), domain.as_deref());
     let c = csrf(&state, &req);

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::AuthdState;
+use super::counters::Outcome;
+use super::error::Reply;
 use super::sessions::{self, SESSION_COOKIE};
 use crate::store::{Policy, Store, User, VisitorSession};
 use crate::token;
@@ -155,33 +157,26 @@ fn header_safe(v: &str) -> String {
 }
 
 #[get("/api/authz/nginx")]
-pub async fn authz(state: web::Data<AuthdState>, req: HttpRequest) -> HttpResponse {
-    let decision = decide(&state, &req).await;
-    let counted = match &decision {
-        Ok(Decision::Allow(_)) => Some(super::counters::Outcome::Allow),
-        Ok(Decision::Deny(_)) => Some(super::counters::Outcome::Deny),
-        Ok(Decision::Login) => Some(super::counters::Outcome::Login),
-        Err(_) => None,
-    };
-    if let Some(outcome) = counted {
-        state.counters.count(outcome);
-    }
-    match decision {
-        Ok(Decision::Allow(user)) => HttpResponse::Ok()
+pub async fn authz(state: web::Data<AuthdState>, req: HttpRequest) -> Reply {
+    let decision = decide(&state, &req).await?;
+    state.counters.count(match &decision {
+        Decision::Allow(_) => Outcome::Allow,
+        Decision::Deny(_) => Outcome::Deny,
+        Decision::Login => Outcome::Login,
+    });
+    let no_store = ("Cache-Control", "no-store");
+    Ok(match decision {
+        Decision::Allow(user) => HttpResponse::Ok()
             .insert_header(("Remote-User", user.username.clone()))
             .insert_header(("Remote-Groups", user.groups.join(",")))
             .insert_header(("Remote-Name", header_safe(&user.display_name)))
             .insert_header(("Remote-Email", header_safe(&user.email)))
-            .insert_header(("Cache-Control", "no-store"))
+            .insert_header(no_store)
             .finish(),
-        Ok(Decision::Login) => HttpResponse::Unauthorized().insert_header(("Cache-Control", "no-store")).finish(),
+        Decision::Login => HttpResponse::Unauthorized().insert_header(no_store).finish(),
         // nginx shows `/denied` instead of this (its `error_page 403`).
-        Ok(Decision::Deny(_)) => HttpResponse::Forbidden().insert_header(("Cache-Control", "no-store")).finish(),
-        Err(err) => {
-            tracing::error!(%err, "authz decision failed");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
+        Decision::Deny(_) => HttpResponse::Forbidden().insert_header(no_store).finish(),
+    })
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -23,6 +23,7 @@ pub mod init;
 pub mod logging;
 pub mod logs;
 pub mod metrics;
+pub mod model;
 pub mod nginx;
 pub mod onboarding;
 pub mod panel;

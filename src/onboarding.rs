@@ -8,10 +8,8 @@ use std::time::Duration;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::{FieldError, RESERVED_NAMES};
 use crate::store::{Store, StoreError};
-
-/// Subdomains Portico serves itself; tunnels and sites may not take them.
-pub const RESERVED_NAMES: &[&str] = &["panel", "auth", "tunnel", "www"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -46,19 +44,6 @@ pub mod keys {
     pub const STATE: &str = "onboarding.state";
     pub const DOMAIN: &str = "onboarding.domain";
     pub const EMAIL: &str = "onboarding.email";
-}
-
-/// A field that failed validation: its JSON path and a human reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: &str, message: impl Into<String>) -> Self {
-        FieldError { field: field.to_string(), message: message.into() }
-    }
 }
 
 /// Normalizes and checks an apex domain the operator owns: a real DNS name

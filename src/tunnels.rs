@@ -10,7 +10,7 @@ use crate::onboarding::FieldError;
 use crate::store::{AgentStatus, Store, StoreError, Tunnel, TunnelFields};
 
 /// Subdomains the appliance keeps for itself.
-pub const RESERVED: &[&str] = crate::onboarding::RESERVED_NAMES;
+pub const RESERVED: &[&str] = &crate::onboarding::RESERVED_NAMES;
 const MAX_DESCRIPTION: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,14 +89,6 @@ pub fn own_label(who: &Identity) -> Option<&str> {
     }
 }
 
-fn valid_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 /// Checks `host:port`: a DNS name, IPv4 or `[IPv6]` host and a port 1–65535.
 pub fn valid_target(t: &str) -> bool {
     let Some((host, port)) = t.rsplit_once(':') else { return false };
@@ -124,12 +116,12 @@ pub fn valid_target(t: &str) -> bool {
 /// Validates every field; collects all errors.
 pub fn validate(f: &TunnelFields) -> Result<(), TunnelsError> {
     let mut e = Vec::new();
-    if !valid_label(&f.name) {
+    if !crate::model::is_label(&f.name) {
         e.push(FieldError::new("name", "Use a lowercase DNS label: 1–63 letters, digits or hyphens"));
     } else if RESERVED.contains(&f.name.as_str()) {
         e.push(FieldError::new("name", format!("'{}' is reserved", f.name)));
     }
-    if !valid_label(&f.agent) {
+    if !crate::model::is_label(&f.agent) {
         e.push(FieldError::new("agent", "Give the label of an enrolled agent"));
     }
     if !valid_target(&f.target) {

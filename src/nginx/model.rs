@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+pub use crate::model::{Access, RESERVED_NAMES, is_label};
+
 /// Everything the renderer needs: state from the store plus bootstrap settings.
 ///
 /// The renderer is a pure function of this value; the store fills it with
@@ -98,54 +100,6 @@ pub struct CertPaths {
     pub key: PathBuf,
 }
 
-/// Who may reach a tunnel or site.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Access {
-    /// Anyone; no `auth_request`.
-    Public,
-    /// Any logged-in visitor.
-    Authenticated,
-    /// Logged-in visitors that authd allows for this resource.
-    Restricted,
-}
-
-impl Access {
-    /// Every mode, in the order the forms offer them.
-    pub const ALL: [Access; 3] = [Access::Public, Access::Authenticated, Access::Restricted];
-
-    /// The mode's value in the API and the store.
-    pub fn parse(value: &str) -> Option<Access> {
-        Access::ALL.into_iter().find(|a| a.as_str() == value)
-    }
-
-    /// `public`, `authenticated` or `restricted`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Access::Public => "public",
-            Access::Authenticated => "authenticated",
-            Access::Restricted => "restricted",
-        }
-    }
-
-    /// The mode's one name on every page: forms, lists and detail pages.
-    pub fn label(self) -> &'static str {
-        match self {
-            Access::Public => "Public",
-            Access::Authenticated => "Signed-in visitors",
-            Access::Restricted => "Restricted",
-        }
-    }
-
-    /// What the mode means for a visitor, after its label in the forms.
-    pub fn meaning(self) -> &'static str {
-        match self {
-            Access::Public => "anyone with the link",
-            Access::Authenticated => "any visitor user, after password and TOTP",
-            Access::Restricted => "only the users and groups chosen below",
-        }
-    }
-}
-
 /// One tunnel as the renderer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelVhost {
@@ -196,18 +150,6 @@ pub enum RenderError {
     /// A path contains characters that are unsafe inside nginx syntax.
     #[error("unsafe path {0:?}")]
     UnsafePath(PathBuf),
-}
-
-/// Subdomains owned by Portico itself.
-pub const RESERVED_NAMES: [&str; 4] = ["panel", "auth", "tunnel", "www"];
-
-/// A lowercase DNS label: `[a-z0-9-]{1,63}`, no leading or trailing hyphen.
-pub fn is_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A lowercase domain of at least two labels, at most 253 characters.

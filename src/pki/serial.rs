@@ -40,10 +40,7 @@ pub fn normalize_serial(s: &str) -> String {
 /// Labels end up in certificate subjects (`CN=agent:<label>`), file names and
 /// DNS-like contexts, so they are restricted to a DNS-label-safe alphabet.
 pub fn validate_label(label: &str) -> Result<(), PkiError> {
-    let ok_len = (1..=63).contains(&label.len());
-    let ok_chars = label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let ok_ends = !label.starts_with('-') && !label.ends_with('-');
-    if ok_len && ok_chars && ok_ends { Ok(()) } else { Err(PkiError::InvalidLabel) }
+    if crate::model::is_label(label) { Ok(()) } else { Err(PkiError::InvalidLabel) }
 }
 
 #[cfg(test)]

@@ -69,18 +69,10 @@ pub struct SitePatch {
     pub max_bytes: Option<u64>,
 }
 
-fn is_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 /// Checks every field; collects all errors.
 pub fn validate(f: &SiteFields) -> Result<(), SiteError> {
     let mut errors = Vec::new();
-    if !is_label(&f.name) {
+    if !crate::model::is_label(&f.name) {
         errors.push(FieldError::new("name", "Use a lowercase DNS label: a-z, 0-9 and '-', at most 63 characters"));
     } else if RESERVED_NAMES.contains(&f.name.as_str()) {
         errors.push(FieldError::new("name", "This name is reserved for Portico itself"));
@@ -275,7 +267,7 @@ pub async fn verify_dns(
 pub fn validate_allowed(names: &[String]) -> Result<Vec<String>, SiteError> {
     let mut out: Vec<String> = Vec::new();
     for n in names {
-        if !is_label(n) {
+        if !crate::model::is_label(n) {
             return Err(SiteError::Invalid(vec![FieldError::new("sites", format!("{n:?} is not a site name"))]));
         }
         if !out.contains(n) {

@@ -18,6 +18,7 @@ pub mod csrf;
 pub mod doctor;
 pub mod downloads;
 pub mod healthcheck;
+pub mod http;
 pub mod identity;
 pub mod init;
 pub mod logging;

@@ -166,7 +166,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(listen).with_context(|| format!("while binding the authd listener on {listen}"))?;
     let server = HttpServer::new(move || {
-        App::new().wrap(middleware::from_fn(crate::logging::log_request)).configure(configure(state.clone()))
+        App::new().wrap(middleware::from_fn(crate::http::log_request)).configure(configure(state.clone()))
     })
     .listen(listener)?
     .shutdown_timeout(5)

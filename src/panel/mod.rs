@@ -136,7 +136,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let panel_state = state.clone();
     let panel = HttpServer::new(move || {
         App::new()
-            .wrap(middleware::from_fn(crate::logging::log_request))
+            .wrap(middleware::from_fn(crate::http::log_request))
             .configure(configure(panel_state.clone(), Channel::Panel))
     })
     .listen(bind(settings.panel.listen, "panel")?)?
@@ -148,7 +148,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         let ingress_state = state.clone();
         let ingress = HttpServer::new(move || {
             App::new()
-                .wrap(middleware::from_fn(crate::logging::log_request))
+                .wrap(middleware::from_fn(crate::http::log_request))
                 .configure(configure(ingress_state.clone(), Channel::Ingress))
         })
         .listen(bind(settings.ingress.listen, "ingress")?)?

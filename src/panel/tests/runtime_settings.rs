@@ -124,7 +124,7 @@ async fn the_panel_log_level_changes_at_once() {
     w.state.log.attach(handle, "info");
     let app = init_service(
         App::new()
-            .wrap(actix_web::middleware::from_fn(crate::logging::log_request))
+            .wrap(actix_web::middleware::from_fn(crate::http::log_request))
             .configure(configure(w.state.clone(), Channel::Panel)),
     )
     .await;

@@ -3,6 +3,7 @@
 //! `X-SSL-Client-*` from `trusted_proxies` on the panel listener,
 //! `X-Remote-User-*` and `X-Ingress-Path` from `ingress.trusted_peers` on the
 //! ingress listener. The same headers from anyone else are ignored.
+//! Refusals are audited through [`crate::app::denied`].
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
@@ -16,7 +17,7 @@ use time::OffsetDateTime;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::audit::{self, Outcome};
+use crate::app::denied;
 use crate::identity::{self, CertSubject, Denied, Identity, Need, Scope};
 use crate::onboarding::OnboardingState;
 
@@ -134,15 +135,7 @@ pub async fn identify(
     if channel == Channel::Ingress && !peer.is_some_and(|p| state.settings.is_ingress_peer(p)) {
         let path = crate::redact::line(req.path()).into_owned();
         tracing::warn!(peer = ?peer, %path, "ingress request from an untrusted peer refused");
-        audit::record(
-            &state.store,
-            &format!("peer:{}", peer.map(|p| p.to_string()).unwrap_or_default()),
-            "ingress.refused",
-            &path,
-            Outcome::Denied,
-            None,
-        )
-        .await;
+        denied::untrusted_peer(&state, peer, &path).await;
         return Ok(req.error_response(ApiError::from(Denied::UntrustedPeer)));
     }
 
@@ -154,18 +147,10 @@ pub async fn identify(
             tracing::debug!(%denied, "ignoring bad credential on a public route");
             None
         }
-        Err(denied) => {
+        Err(refused) => {
             let actor = peer.map(|p| format!("peer:{p}")).unwrap_or_else(|| "unknown".into());
-            audit::record(
-                &state.store,
-                &actor,
-                "request.denied",
-                &crate::redact::line(req.path()),
-                Outcome::Denied,
-                Some(serde_json::json!({ "reason": denied.to_string() })),
-            )
-            .await;
-            return Ok(req.error_response(ApiError::from(denied)));
+            denied::request_denied(&state, &actor, &crate::redact::line(req.path()), &refused).await;
+            return Ok(req.error_response(ApiError::from(refused)));
         }
     };
 
@@ -201,15 +186,12 @@ pub fn is_admin(req: &HttpRequest) -> bool {
 /// Checks `need` for the caller; denials are audited.
 fn require(req: &HttpRequest, need: Need) -> Result<Identity, ApiError> {
     let who = identity_of(req).ok_or(ApiError::from(Denied::Unauthenticated))?;
-    if let Err(denied) = identity::authorize(&who, need) {
+    if let Err(refused) = identity::authorize(&who, need) {
         if let Some(state) = req.app_data::<web::Data<AppState>>().cloned() {
             let (actor, path) = (who.actor(), crate::redact::line(req.path()).into_owned());
-            actix_web::rt::spawn(async move {
-                let details = serde_json::json!({ "reason": denied.to_string() });
-                audit::record(&state.store, &actor, "request.denied", &path, Outcome::Denied, Some(details)).await;
-            });
+            actix_web::rt::spawn(async move { denied::request_denied(&state, &actor, &path, &refused).await });
         }
-        return Err(denied.into());
+        return Err(refused.into());
     }
     Ok(who)
 }

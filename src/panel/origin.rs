@@ -30,8 +30,8 @@
 //!
 //! Requests with neither header (curl, scripts, API keys, agents) pass.
 //! Refusals are 403 `{"error","details"}` and audited as
-//! `request.cross_site` with the masked path, the origin and the reason. The
-//! check runs before the identity chain: a refusal does not depend on who
+//! `request.cross_site` with the masked path, the origin and the reason
+//! ([`crate::app::denied::cross_site`]). The check runs before the identity chain: a refusal does not depend on who
 //! the browser presented or on the onboarding state.
 
 use std::net::IpAddr;
@@ -46,7 +46,7 @@ use actix_web::web;
 use super::AppState;
 use super::auth::Channel;
 use super::error::ApiError;
-use crate::audit::{self, Outcome};
+use crate::app::denied;
 
 /// Longest `Origin` recorded in the audit log, characters.
 const MAX_ORIGIN: usize = 200;
@@ -140,8 +140,7 @@ pub async fn same_origin_only(
     let actor = req.peer_addr().map(|p| format!("peer:{}", p.ip())).unwrap_or_else(|| "unknown".into());
     let path = crate::redact::line(req.path()).into_owned();
     tracing::warn!(%actor, method = %req.method(), %path, %reason, "cross-site request refused");
-    let details = serde_json::json!({ "method": req.method().as_str(), "origin": presented, "reason": reason });
-    audit::record(&state.store, &actor, "request.cross_site", &path, Outcome::Denied, Some(details)).await;
+    denied::cross_site(&state, &actor, &path, req.method().as_str(), presented.as_deref(), &reason).await;
     Ok(req.error_response(ApiError::CrossSite(reason)))
 }
 

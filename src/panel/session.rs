@@ -75,6 +75,11 @@ impl Sessions {
     }
 }
 
+/// `Set-Cookie` that ends the session (the second factor was turned off).
+pub fn cleared_cookie() -> String {
+    format!("{COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
 /// Cookie value of `name` in the request.
 fn cookie(req: &ServiceRequest, name: &str) -> Option<String> {
     req.headers()

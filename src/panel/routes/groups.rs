@@ -1,16 +1,15 @@
-//! `/api/groups`: visitor groups and their members.
+//! `/api/groups`: visitor groups and their members. The changes are the use
+//! cases of [`crate::app::groups`].
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::Deserialize;
 use serde_json::json;
-use time::OffsetDateTime;
 
-use crate::audit::{self, Outcome};
+use crate::app;
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::users;
 
 #[utoipa::path(tag = "groups", responses((status = 200, body = Vec<Object>)))]
 #[get("/groups")]
@@ -35,9 +34,7 @@ pub async fn create(
     body: ApiJson<CreateGroup>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
-    users::validate_group(&b.name, &b.description)?;
-    state.store.insert_group(b.name.clone(), b.description.clone(), OffsetDateTime::now_utc()).await?;
-    audit::record(&state.store, &admin.0.actor(), "group.create", &b.name, Outcome::Success, None).await;
+    app::groups::create(&state, &admin.0, &b.name, &b.description).await?;
     Ok(HttpResponse::Created().json(json!({ "name": b.name, "description": b.description, "members": [] })))
 }
 
@@ -49,8 +46,7 @@ pub async fn remove(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
-    state.store.delete_group(name.clone()).await?;
-    audit::record(&state.store, &admin.0.actor(), "group.delete", &name, Outcome::Success, None).await;
+    app::groups::delete(&state, &admin.0, &name).await?;
     Ok(HttpResponse::Ok().json(json!({ "deleted": name })))
 }
 
@@ -63,16 +59,7 @@ pub async fn add_member(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, user) = path.into_inner();
-    state.store.set_membership(group.clone(), user.clone(), true).await?;
-    audit::record(
-        &state.store,
-        &admin.0.actor(),
-        "group.member_add",
-        &group,
-        Outcome::Success,
-        Some(json!({ "user": user })),
-    )
-    .await;
+    app::groups::set_membership(&state, &admin.0, &group, &user, true).await?;
     Ok(HttpResponse::Ok().json(json!({ "group": group, "user": user, "member": true })))
 }
 
@@ -85,16 +72,7 @@ pub async fn remove_member(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (group, user) = path.into_inner();
-    state.store.set_membership(group.clone(), user.clone(), false).await?;
-    audit::record(
-        &state.store,
-        &admin.0.actor(),
-        "group.member_remove",
-        &group,
-        Outcome::Success,
-        Some(json!({ "user": user })),
-    )
-    .await;
+    app::groups::set_membership(&state, &admin.0, &group, &user, false).await?;
     Ok(HttpResponse::Ok().json(json!({ "group": group, "user": user, "member": false })))
 }
 

@@ -1,12 +1,13 @@
 //! `/api/invitations` (admin) and the public `/api/invite/{token}` an invitee
-//! uses to set a password and enroll TOTP.
+//! uses to set a password and enroll TOTP. The changes are the use cases of
+//! [`crate::app::invitations`].
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::audit::{self, Outcome};
+use crate::app::{self, invitations::Invite};
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
@@ -41,13 +42,8 @@ pub async fn create(
     body: ApiJson<CreateInvitation>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
-    let actor = admin.0.actor();
-    let created =
-        users::create_invitation(&state.store, &actor, b.username, b.email, b.groups, b.expires_in_days).await?;
-    let details =
-        json!({ "username": created.invitation.username, "expiresAt": created.invitation.expires_at.unix_timestamp() });
-    audit::record(&state.store, &actor, "invitation.create", &created.invitation.id, Outcome::Success, Some(details))
-        .await;
+    let invite = Invite { username: b.username, email: b.email, groups: b.groups, expires_in_days: b.expires_in_days };
+    let created = app::invitations::create(&state, &admin.0, invite).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -55,8 +51,7 @@ pub async fn create(
 #[delete("/invitations/{id}")]
 pub async fn revoke(state: web::Data<AppState>, admin: Admin, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    state.store.revoke_invitation(id.clone(), OffsetDateTime::now_utc()).await?;
-    audit::record(&state.store, &admin.0.actor(), "invitation.revoke", &id, Outcome::Success, None).await;
+    app::invitations::revoke(&state, &admin.0, &id).await?;
     Ok(HttpResponse::Ok().json(json!({ "revoked": id })))
 }
 
@@ -85,13 +80,8 @@ pub async fn accept(
     body: ApiJson<AcceptInvitation>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
-    let result = users::accept_invitation(&state.store, &token, b.password, &b.code, OffsetDateTime::now_utc()).await;
-    let (outcome, target) = match &result {
-        Ok(u) => (Outcome::Success, u.username.clone()),
-        Err(_) => (Outcome::Failure, String::new()),
-    };
-    audit::record(&state.store, "invitee", "invitation.accept", &target, outcome, None).await;
-    Ok(HttpResponse::Created().json(result?))
+    let user = app::invitations::accept(&state, &token, b.password, &b.code).await?;
+    Ok(HttpResponse::Created().json(user))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -1,9 +1,10 @@
+//! `/api/keys`: API keys. The changes are the use cases of [`crate::app::keys`].
+
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
-use time::OffsetDateTime;
 
-use crate::apikeys::{self, CreatedKey};
-use crate::audit::{self, Outcome};
+use crate::apikeys::CreatedKey;
+use crate::app;
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
@@ -35,11 +36,7 @@ pub async fn create(
     body: ApiJson<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.0;
-    let scopes = apikeys::validate(&req.name, &req.scopes, req.expires_in_days)?;
-    let created = apikeys::create(&state.store, &req.name, scopes, req.expires_in_days).await?;
-    let details = serde_json::json!({ "scopes": created.record.scopes, "expiresAt": created.record.expires_at.map(|t| t.unix_timestamp()) });
-    audit::record(&state.store, &admin.0.actor(), "key.create", &created.record.id, Outcome::Success, Some(details))
-        .await;
+    let created = app::keys::create(&state, &admin.0, &req.name, &req.scopes, req.expires_in_days).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -48,8 +45,7 @@ pub async fn create(
 #[delete("/keys/{id}")]
 pub async fn revoke(state: web::Data<AppState>, admin: Admin, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let record = state.store.revoke_api_key(id.clone(), OffsetDateTime::now_utc()).await?;
-    audit::record(&state.store, &admin.0.actor(), "key.revoke", &id, Outcome::Success, None).await;
+    let record = app::keys::revoke(&state, &admin.0, &id).await?;
     Ok(HttpResponse::Ok().json(record))
 }
 

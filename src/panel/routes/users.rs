@@ -1,15 +1,16 @@
-//! `/api/users`: visitor accounts, their TOTP enrollment and sessions.
+//! `/api/users`: visitor accounts, their TOTP enrollment and sessions. The
+//! changes are the use cases of [`crate::app::users`].
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::audit::{self, Outcome};
+use crate::app;
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::users::{self, NewUser, TotpEnrollment, UserChanges};
+use crate::users::{NewUser, TotpEnrollment, UserChanges};
 
 /// Every visitor user (no secrets).
 #[utoipa::path(tag = "users", responses((status = 200, body = Vec<Object>)))]
@@ -74,17 +75,7 @@ pub async fn create(
         groups: b.groups,
         totp: b.totp,
     };
-    let created = users::create_user(&state.store, new).await?;
-    let details = json!({ "groups": created.user.groups, "totp": created.totp.is_some() });
-    audit::record(
-        &state.store,
-        &admin.0.actor(),
-        "user.create",
-        &created.user.username,
-        Outcome::Success,
-        Some(details),
-    )
-    .await;
+    let created = app::users::create(&state, &admin.0, new).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -109,7 +100,6 @@ pub async fn update(
     body: ApiJson<UpdateUser>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
-    let details = json!({ "password": b.password.is_some(), "disabled": b.disabled, "groups": b.groups });
     let changes = UserChanges {
         display_name: b.display_name,
         email: b.email,
@@ -117,8 +107,7 @@ pub async fn update(
         disabled: b.disabled,
         groups: b.groups,
     };
-    let user = users::update_user(&state.store, &username, changes).await?;
-    audit::record(&state.store, &admin.0.actor(), "user.update", &user.username, Outcome::Success, Some(details)).await;
+    let user = app::users::update(&state, &admin.0, &username, changes).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -130,8 +119,7 @@ pub async fn remove(
     admin: Admin,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state.store.delete_user(username.into_inner()).await?;
-    audit::record(&state.store, &admin.0.actor(), "user.delete", &user.username, Outcome::Success, None).await;
+    let user = app::users::delete(&state, &admin.0, &username).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -143,8 +131,7 @@ pub async fn reset_totp(
     admin: Admin,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let enrollment = users::reset_totp(&state.store, &username).await?;
-    audit::record(&state.store, &admin.0.actor(), "user.reset_totp", &username, Outcome::Success, None).await;
+    let enrollment = app::users::reset_totp(&state, &admin.0, &username).await?;
     Ok(HttpResponse::Ok().json(enrollment))
 }
 
@@ -172,16 +159,7 @@ pub async fn revoke_session(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (username, id) = path.into_inner();
-    state.store.revoke_user_session(username.clone(), id.clone()).await?;
-    audit::record(
-        &state.store,
-        &admin.0.actor(),
-        "user.session_revoke",
-        &username,
-        Outcome::Success,
-        Some(json!({ "session": id })),
-    )
-    .await;
+    app::users::revoke_session(&state, &admin.0, &username, &id).await?;
     Ok(HttpResponse::Ok().json(json!({ "revoked": id })))
 }
 

@@ -1,5 +1,6 @@
 //! Form bodies of the UI: `application/x-www-form-urlencoded`, CSRF-checked
-//! before any handler code runs.
+//! before any handler code runs (a refusal is audited through
+//! [`crate::app::denied::csrf_refused`]).
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -9,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 use time::OffsetDateTime;
 
 use super::{PageError, UiAdmin, csrf};
-use crate::audit::{self, Outcome};
+use crate::app::denied;
 
 /// Largest accepted form body, bytes.
 const FORM_LIMIT: usize = 64 * 1024;
@@ -52,7 +53,7 @@ impl UiAdmin {
         if signer.verify(&self.actor(), token, OffsetDateTime::now_utc()) {
             return Ok(());
         }
-        audit::record(&self.state.store, &self.actor(), "ui.csrf_refused", path, Outcome::Denied, None).await;
+        denied::csrf_refused(&self.state, &self.actor(), path).await;
         Err(refused("This form is expired or did not come from this panel. Reload the page and try again."))
     }
 }

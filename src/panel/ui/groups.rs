@@ -1,17 +1,16 @@
 //! Visitor groups (create, delete, members) and invitations (create with
-//! the link shown once, revoke). Same domain functions as `/api/groups` and
-//! `/api/invitations`.
+//! the link shown once, revoke). Same use cases ([`crate::app::groups`],
+//! [`crate::app::invitations`]) as `/api/groups` and `/api/invitations`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use serde_json::json;
 use time::OffsetDateTime;
 
 use super::form::UiForm;
 use super::users::VISITOR_TABS;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
-use crate::audit::{self, Outcome};
+use crate::app::{self, invitations::Invite};
 use crate::onboarding::FieldError;
 use crate::panel::error::ApiError;
 use crate::store::{Group, Invitation};
@@ -65,22 +64,10 @@ async fn show_groups(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 async fn create_group(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let (name, description) = (form.get("name").trim().to_string(), form.get("description").trim().to_string());
-    let result = match users::validate_group(&name, &description) {
-        Ok(()) => ui
-            .state
-            .store
-            .insert_group(name.clone(), description.clone(), OffsetDateTime::now_utc())
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e.into()),
-    };
-    match result {
-        Ok(()) => {
-            audit::record(&ui.state.store, &ui.actor(), "group.create", &name, Outcome::Success, None).await;
-            Ok(ui.redirect("/groups?flash=group_created"))
-        }
+    match app::groups::create(&ui.state, &ui.who, &name, &description).await {
+        Ok(()) => Ok(ui.redirect("/groups?flash=group_created")),
         Err(e) => {
-            let (mut errors, error) = super::form_error(e)?;
+            let (mut errors, error) = super::form_error(e.into())?;
             if let Some(message) = error {
                 // A conflict is about the name: show it there.
                 errors.0.push(FieldError::new("name", message));
@@ -108,8 +95,7 @@ async fn delete_group(form: UiForm, name: web::Path<String>) -> Result<HttpRespo
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
-    ui.state.store.delete_group(name.clone()).await?;
-    audit::record(&ui.state.store, &ui.actor(), "group.delete", &name, Outcome::Success, None).await;
+    app::groups::delete(&ui.state, &ui.who, &name).await.map_err(ApiError::from)?;
     Ok(ui.redirect("/groups?flash=group_deleted"))
 }
 
@@ -119,9 +105,7 @@ async fn membership(form: &UiForm, group: &str, user: &str, member: bool) -> Res
     if !users::valid_username(user) {
         return Err(ApiError::field("username", "Choose a user").into());
     }
-    ui.state.store.set_membership(group.clone(), user.to_string(), member).await?;
-    let action = if member { "group.member_add" } else { "group.member_remove" };
-    audit::record(&ui.state.store, &ui.actor(), action, &group, Outcome::Success, Some(json!({ "user": user }))).await;
+    app::groups::set_membership(&ui.state, &ui.who, &group, user, member).await.map_err(ApiError::from)?;
     Ok(ui.redirect("/groups?flash=members_saved"))
 }
 
@@ -215,22 +199,20 @@ async fn create_invitation(form: UiForm) -> Result<HttpResponse, PageError> {
         "" => Ok(None),
         d => d.parse::<u32>().map(Some).map_err(|_| ApiError::field("expiresInDays", "Use 1–30 days")),
     };
-    let actor = ui.actor();
     let result = match days {
         Ok(days) => {
-            users::create_invitation(&ui.state.store, &actor, username.clone(), email.clone(), groups.clone(), days)
-                .await
-                .map_err(ApiError::from)
+            let invite = Invite {
+                username: username.clone(),
+                email: email.clone(),
+                groups: groups.clone(),
+                expires_in_days: days,
+            };
+            app::invitations::create(&ui.state, &ui.who, invite).await.map_err(ApiError::from)
         }
         Err(e) => Err(e),
     };
     match result {
-        Ok(created) => {
-            let i = &created.invitation;
-            let details = json!({ "username": i.username, "expiresAt": i.expires_at.unix_timestamp() });
-            audit::record(&ui.state.store, &actor, "invitation.create", &i.id, Outcome::Success, Some(details)).await;
-            Ok(ui.redirect_showing("/invitations", created))
-        }
+        Ok(created) => Ok(ui.redirect_showing("/invitations", created)),
         Err(e) => {
             let (errors, error) = super::form_error(e)?;
             let mut p = invitations_page(ui).await?;
@@ -248,8 +230,7 @@ async fn revoke_invitation(form: UiForm, id: web::Path<String>) -> Result<HttpRe
         return Err(ApiError::field("confirm", "Confirm the revocation").into());
     }
     let id = id.into_inner();
-    ui.state.store.revoke_invitation(id.clone(), OffsetDateTime::now_utc()).await?;
-    audit::record(&ui.state.store, &ui.actor(), "invitation.revoke", &id, Outcome::Success, None).await;
+    app::invitations::revoke(&ui.state, &ui.who, &id).await.map_err(ApiError::from)?;
     Ok(ui.redirect("/invitations?flash=invitation_revoked"))
 }
 

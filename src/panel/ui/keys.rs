@@ -1,4 +1,5 @@
-//! API keys: create (the key is shown once), list, revoke.
+//! API keys: create (the key is shown once), list, revoke. Same use cases
+//! ([`crate::app::keys`]) as `/api/keys`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -7,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
-use crate::apikeys::{self, CreatedKey};
-use crate::audit::{self, Outcome};
+use crate::apikeys::CreatedKey;
+use crate::app;
 use crate::onboarding::FieldError;
 use crate::panel::error::ApiError;
 use crate::store::ApiKeyRecord;
@@ -73,28 +74,12 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
         "" => Ok(None),
         d => d.parse::<u32>().map(Some).map_err(|_| FieldError::new("expiresInDays", "Use a whole number of days")),
     };
-    let validated = match days {
-        Ok(days) => apikeys::validate(name, &scopes, days).map(|s| (s, days)).map_err(ApiError::from),
+    let result = match days {
+        Ok(days) => app::keys::create(&ui.state, &ui.who, name, &scopes, days).await.map_err(ApiError::from),
         Err(e) => Err(ApiError::invalid(vec![e])),
     };
-    let result = match validated {
-        Ok((scopes, days)) => apikeys::create(&ui.state.store, name, scopes, days).await.map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
     match result {
-        Ok(created) => {
-            let details = serde_json::json!({ "scopes": created.record.scopes, "expiresAt": created.record.expires_at.map(|t| t.unix_timestamp()) });
-            audit::record(
-                &ui.state.store,
-                &ui.actor(),
-                "key.create",
-                &created.record.id,
-                Outcome::Success,
-                Some(details),
-            )
-            .await;
-            Ok(ui.redirect_showing("/keys", created))
-        }
+        Ok(created) => Ok(ui.redirect_showing("/keys", created)),
         Err(e) => {
             let (errors, _) = super::form_error(e)?;
             let mut p = page(ui).await?;
@@ -113,8 +98,7 @@ async fn revoke(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "Confirm the revocation").into());
     }
-    ui.state.store.revoke_api_key(id.clone(), OffsetDateTime::now_utc()).await?;
-    audit::record(&ui.state.store, &ui.actor(), "key.revoke", &id, Outcome::Success, None).await;
+    app::keys::revoke(&ui.state, &ui.who, &id).await.map_err(ApiError::from)?;
     Ok(ui.redirect("/keys?flash=key_revoked"))
 }
 

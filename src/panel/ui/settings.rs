@@ -1,6 +1,7 @@
 //! Settings: the panel's own second factor (set up with a QR code, confirm,
-//! recovery codes, disable) and the ACME settings. Same functions as
-//! `/api/settings/2fa/*`; the page asking for the code is [`super::verify`].
+//! recovery codes, disable) and the ACME settings. Same use cases
+//! ([`crate::app::two_factor`]) as `/api/settings/2fa/*`; the page asking
+//! for the code is [`super::verify`].
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::SET_COOKIE;
@@ -9,9 +10,10 @@ use askama::Template;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::app;
 use crate::onboarding::FieldError;
 use crate::panel::error::ApiError;
-use crate::panel::routes::two_factor::{confirm_code, disable_code, regenerate_codes, start_setup};
+use crate::panel::session;
 use crate::users::TotpEnrollment;
 
 #[derive(Template)]
@@ -119,7 +121,7 @@ pub(super) fn code_error(e: ApiError) -> Result<FieldErrors, PageError> {
 
 async fn setup(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    let enrollment = start_setup(&ui.state, &ui.actor()).await?;
+    let enrollment = app::two_factor::setup(&ui.state, &ui.who).await.map_err(ApiError::from)?;
     Ok(ui.redirect_showing("/settings", Shown::Enrollment(enrollment)))
 }
 
@@ -143,11 +145,13 @@ async fn refused(ui: &UiAdmin, e: ApiError, field: &str) -> Result<HttpResponse,
 async fn confirm(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let code = form.get("code").trim().to_string();
-    match confirm_code(&ui.state, &ui.actor(), &code).await {
-        Ok((cookie, codes)) => {
-            with_cookie(ui.redirect_showing("/settings?flash=2fa_enabled", Shown::Codes(codes)), &cookie)
+    match app::two_factor::confirm(&ui.state, &ui.who, &code).await {
+        Ok(enabled) => {
+            let cookie = ui.state.sessions.session_cookie(&ui.state, &ui.actor(), &enabled.secret).await?;
+            let shown = Shown::Codes(enabled.recovery_codes);
+            with_cookie(ui.redirect_showing("/settings?flash=2fa_enabled", shown), &cookie)
         }
-        Err(e) => refused(ui, e, "code").await,
+        Err(e) => refused(ui, e.into(), "code").await,
     }
 }
 
@@ -155,18 +159,18 @@ async fn confirm(form: UiForm) -> Result<HttpResponse, PageError> {
 async fn regenerate(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let code = form.get("code").trim().to_string();
-    match regenerate_codes(&ui.state, &ui.actor(), &code).await {
+    match app::two_factor::regenerate_codes(&ui.state, &ui.who, &code).await {
         Ok(codes) => Ok(ui.redirect_showing("/settings?flash=recovery_codes_new", Shown::Codes(codes))),
-        Err(e) => refused(ui, e, "regen_code").await,
+        Err(e) => refused(ui, e.into(), "regen_code").await,
     }
 }
 
 async fn disable(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let code = form.get("code").trim().to_string();
-    match disable_code(&ui.state, &ui.actor(), &code).await {
-        Ok(clear) => with_cookie(ui.redirect("/settings?flash=2fa_disabled"), &clear),
-        Err(e) => refused(ui, e, "code").await,
+    match app::two_factor::disable(&ui.state, &ui.who, &code).await {
+        Ok(()) => with_cookie(ui.redirect("/settings?flash=2fa_disabled"), &session::cleared_cookie()),
+        Err(e) => refused(ui, e.into(), "code").await,
     }
 }
 

@@ -1,16 +1,15 @@
 //! Visitor users: list, create (password and TOTP enrollment shown once),
-//! edit, disable, reset TOTP, sessions, delete. Same domain functions as
-//! `/api/users`.
+//! edit, disable, reset TOTP, sessions, delete. Same use cases
+//! ([`crate::app::users`]) as `/api/users`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use serde_json::json;
 use time::OffsetDateTime;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
-use crate::audit::{self, Outcome};
+use crate::app;
 use crate::panel::error::ApiError;
 use crate::store::{User, VisitorSession};
 use crate::users::{self, CreatedUser, NewUser, TotpEnrollment, UserChanges};
@@ -85,20 +84,8 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
         groups: form.all("groups"),
         totp: form.get("totp") == "on",
     };
-    match users::create_user(&ui.state.store, new.clone()).await {
-        Ok(created) => {
-            let details = json!({ "groups": created.user.groups, "totp": created.totp.is_some() });
-            audit::record(
-                &ui.state.store,
-                &ui.actor(),
-                "user.create",
-                &created.user.username,
-                Outcome::Success,
-                Some(details),
-            )
-            .await;
-            Ok(ui.redirect_showing("/users", Created(created, generated)))
-        }
+    match app::users::create(&ui.state, &ui.who, new.clone()).await {
+        Ok(created) => Ok(ui.redirect_showing("/users", Created(created, generated))),
         Err(e) => {
             let (errors, error) = super::form_error(e.into())?;
             let mut p = list_page(ui).await?;
@@ -186,14 +173,8 @@ async fn update(form: UiForm, username: web::Path<String>) -> Result<HttpRespons
         groups: Some(form.all("groups")),
         password,
     };
-    let details =
-        json!({ "password": changes.password.is_some(), "disabled": changes.disabled, "groups": changes.groups });
-    match users::update_user(&ui.state.store, &username, changes.clone()).await {
-        Ok(user) => {
-            audit::record(&ui.state.store, &ui.actor(), "user.update", &user.username, Outcome::Success, Some(details))
-                .await;
-            Ok(ui.redirect(&format!("/users/{}?flash=user_saved", user.username)))
-        }
+    match app::users::update(&ui.state, &ui.who, &username, changes.clone()).await {
+        Ok(user) => Ok(ui.redirect(&format!("/users/{}?flash=user_saved", user.username))),
         Err(e) => {
             let (errors, error) = super::form_error(e.into())?;
             p.form = UserChanges { password: None, ..changes };
@@ -210,8 +191,7 @@ async fn reset_totp(form: UiForm, username: web::Path<String>) -> Result<HttpRes
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "Confirm the reset").into());
     }
-    let enrollment = users::reset_totp(&ui.state.store, &username).await.map_err(ApiError::from)?;
-    audit::record(&ui.state.store, &ui.actor(), "user.reset_totp", &username, Outcome::Success, None).await;
+    let enrollment = app::users::reset_totp(&ui.state, &ui.who, &username).await.map_err(ApiError::from)?;
     Ok(ui.redirect_showing(&format!("/users/{username}"), (username.to_string(), enrollment)))
 }
 
@@ -221,11 +201,8 @@ async fn delete(form: UiForm, username: web::Path<String>) -> Result<HttpRespons
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
-    match ui.state.store.delete_user(username.to_string()).await {
-        Ok(user) => {
-            audit::record(&ui.state.store, &ui.actor(), "user.delete", &user.username, Outcome::Success, None).await;
-            Ok(ui.redirect("/users?flash=user_deleted"))
-        }
+    match app::users::delete(&ui.state, &ui.who, &username).await {
+        Ok(_) => Ok(ui.redirect("/users?flash=user_deleted")),
         Err(e) => {
             let (_, error) = super::form_error(e.into())?;
             p.error = error;
@@ -240,10 +217,7 @@ async fn revoke_session(form: UiForm, path: web::Path<(String, String)>) -> Resu
     if !users::valid_username(&username) {
         return Err(not_found());
     }
-    ui.state.store.revoke_user_session(username.clone(), id.clone()).await?;
-    let details = json!({ "session": id });
-    audit::record(&ui.state.store, &ui.actor(), "user.session_revoke", &username, Outcome::Success, Some(details))
-        .await;
+    app::users::revoke_session(&ui.state, &ui.who, &username, &id).await.map_err(ApiError::from)?;
     Ok(ui.redirect(&format!("/users/{username}?flash=session_revoked")))
 }
 

@@ -2,7 +2,8 @@
 //! the middleware that sends a certificate admin there first. The page
 //! carries the page asked for (`?next=`) and returns there after the code;
 //! only a page of this panel under the base path is accepted, anything else
-//! lands on the dashboard.
+//! lands on the dashboard. The code is checked by the same use case as
+//! `/api/settings/2fa/verify` ([`crate::app::two_factor::verify`]).
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -13,8 +14,9 @@ use askama::Template;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::app;
 use crate::panel::auth::BasePath;
-use crate::panel::routes::two_factor::verify_code;
+use crate::panel::error::ApiError;
 use crate::panel::session;
 
 /// The page that takes the code while the second factor is owed.
@@ -71,8 +73,9 @@ async fn verify(form: UiForm) -> Result<HttpResponse, PageError> {
     let recovery = form.get("kind") == "recovery";
     let field = if recovery { "recovery_code" } else { "code" };
     let code = form.get(field).trim().to_string();
-    match verify_code(&ui.state, &ui.actor(), &code).await {
-        Ok(cookie) => {
+    match app::two_factor::verify(&ui.state, &ui.who, &code).await {
+        Ok(secret) => {
+            let cookie = ui.state.sessions.session_cookie(&ui.state, &ui.actor(), &secret).await?;
             let mut res = match &next {
                 Some(path) => super::see_other(path),
                 None => ui.redirect("/"),
@@ -83,7 +86,7 @@ async fn verify(form: UiForm) -> Result<HttpResponse, PageError> {
         }
         Err(e) => {
             let chrome = ui.chrome("/settings", "Second factor").await?;
-            let mut errors = super::settings::code_error(e)?;
+            let mut errors = super::settings::code_error(ApiError::from(e))?;
             errors.0.iter_mut().for_each(|f| f.field = field.to_string());
             super::render(StatusCode::BAD_REQUEST, &VerifyPage { chrome, errors, next, recovery })
         }

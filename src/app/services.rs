@@ -37,8 +37,8 @@ pub async fn statuses(app: &App) -> Result<Vec<ServiceInfo>, Error> {
 /// shows, and whether it did within 5 s (see [`settle`]).
 pub async fn perform(app: &App, who: &Identity, name: &str, action: &str) -> Result<(ServiceInfo, bool), Error> {
     let name = services::known(name)?;
-    let action =
-        services::parse_action(action).ok_or_else(|| Error::field("action", "Use one of start, stop, restart, reload"))?;
+    let action = services::parse_action(action)
+        .ok_or_else(|| Error::field("action", "Use one of start, stop, restart, reload"))?;
     let sup = app.supervisor.clone();
     let before = blocking(move || services::status(&sup, name)).await.ok().and_then(|s| s.pid);
     let sup = app.supervisor.clone();

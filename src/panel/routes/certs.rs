@@ -76,7 +76,8 @@ pub struct RotateResponse {
 #[utoipa::path(tag = "certs", responses((status = 200, body = RotateResponse)))]
 #[post("/certs/mtls/rotate")]
 pub async fn mtls_rotate(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
-    let crate::app::certs::Rotated { old, new, p12_password } = crate::app::certs::rotate_admin(&state, &admin.0).await?;
+    let crate::app::certs::Rotated { old, new, p12_password } =
+        crate::app::certs::rotate_admin(&state, &admin.0).await?;
     Ok(HttpResponse::Ok().json(RotateResponse { old, new, p12_password }))
 }
 

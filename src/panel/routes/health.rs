@@ -51,7 +51,12 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Some(list) if list.iter().any(|c| !c.ok) => "degraded",
         _ => "ok",
     };
-    HttpResponse::Ok().json(Health { status, version: env!("CARGO_PKG_VERSION"), components, boot: crate::app::restore::boot_id() })
+    HttpResponse::Ok().json(Health {
+        status,
+        version: env!("CARGO_PKG_VERSION"),
+        components,
+        boot: crate::app::restore::boot_id(),
+    })
 }
 
 /// Every public name as a visitor reaches it (DNS, TLS with SNI, HTTP

@@ -91,11 +91,8 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
         Ok(info) => Ok(ui.redirect_showing("/backups", info)),
         Err(e) => {
             let e = ApiError::from(e);
-            let status = if matches!(e, ApiError::Conflict(_)) {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::BAD_REQUEST
-            };
+            let status =
+                if matches!(e, ApiError::Conflict(_)) { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
             let (errors, failure) = super::form_error(e)?;
             let mut p = page(ui).await?;
             p.errors = errors;

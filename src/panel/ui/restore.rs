@@ -87,14 +87,12 @@ async fn receive(payload: Body, ctype: &str, dest: &Path, max: u64) -> Result<St
                             return Err(bad("The passphrase is too long."));
                         }
                     }
-                    let text =
-                        String::from_utf8(text).map_err(|_| bad("The passphrase is not text."))?;
+                    let text = String::from_utf8(text).map_err(|_| bad("The passphrase is not text."))?;
                     passphrase = Some(text);
                 }
                 Some("archive") => {
-                    let mut file = tokio::fs::File::create(dest)
-                        .await
-                        .map_err(|e| Error::internal("restore upload", e))?;
+                    let mut file =
+                        tokio::fs::File::create(dest).await.map_err(|e| Error::internal("restore upload", e))?;
                     let mut size = 0u64;
                     while let Some(chunk) = field.chunk().await.map_err(bad_body)? {
                         size += chunk.len() as u64;

@@ -8,9 +8,9 @@ use askama::Template;
 
 use super::form::UiForm;
 use super::{Chrome, PageError, UiAdmin};
+use crate::app::services::{LogQuery, log_request, perform, statuses};
 use crate::logs;
 use crate::panel::error::ApiError;
-use crate::app::services::{LogQuery, log_request, perform, statuses};
 use crate::services::{self, ServiceInfo};
 use crate::supervisor::{Action, Supervisor};
 

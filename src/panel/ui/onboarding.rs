@@ -22,6 +22,10 @@ use crate::panel::AppState;
 use crate::panel::auth::{self, BasePath};
 use crate::panel::error::ApiError;
 
+/// Path of the wizard's restore forms, under the base path (handled by
+/// [`super::onboarding_restore`]).
+pub(super) const RESTORE_ACTION: &str = "/onboarding/restore";
+
 #[derive(Template)]
 #[template(path = "onboarding.html")]
 pub struct OnboardingPage {
@@ -114,7 +118,7 @@ impl OnboardingPage {
 
 pub(super) async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
     let status = onboarding::status(&ui.state.store, ui.state.public_ip()).await?;
-    let mut restore = super::restore::view(ui, super::onboarding_restore::ACTION).await?;
+    let mut restore = super::restore::view(ui, RESTORE_ACTION).await?;
     // Offered on the first screen only; a staged or pending one shows until done.
     restore.upload = status.status == OnboardingState::Fresh;
     let run = ui.state.provision.subscribe().0;

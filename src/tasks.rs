@@ -168,16 +168,14 @@ async fn scheduled_backups(state: Arc<App>) {
     }
 }
 
-/// One scheduled backup and the retention after it; failures are logged and audited.
+/// One scheduled backup (the panel's backup use case, as `system`) and the
+/// retention after it; failures are logged, and audited by the use case.
 pub async fn run_scheduled_backup(state: &App, passphrase: &crate::settings::Secret) {
-    use crate::audit::{self, Outcome};
-    let settings = &state.settings;
-    match crate::backup::create(&state.store, settings, passphrase).await {
+    use crate::app::backup::{self, Origin};
+    match backup::create(state, "system", passphrase, Origin::Schedule).await {
         Ok(info) => {
             tracing::info!(task = "backup-schedule", id = %info.id, size = info.size, "backup written");
-            let details = serde_json::json!({ "size": info.size, "scheduled": true });
-            audit::record(&state.store, "system", "backup.create", &info.id, Outcome::Success, Some(details)).await;
-            let (dir, keep) = (settings.backup_dir(), state.runtime.current().backup_keep as usize);
+            let (dir, keep) = (state.settings.backup_dir(), state.runtime.current().backup_keep as usize);
             match tokio::task::spawn_blocking(move || crate::backup::prune(&dir, keep)).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(removed)) => tracing::info!(task = "backup-schedule", removed, "pruned old backups"),
@@ -185,10 +183,6 @@ pub async fn run_scheduled_backup(state: &App, passphrase: &crate::settings::Sec
                 Err(err) => tracing::error!(task = "backup-schedule", %err, "backup retention task failed"),
             }
         }
-        Err(err) => {
-            tracing::error!(task = "backup-schedule", %err, "scheduled backup failed");
-            let details = serde_json::json!({ "error": err.to_string(), "scheduled": true });
-            audit::record(&state.store, "system", "backup.create", "", Outcome::Failure, Some(details)).await;
-        }
+        Err(err) => tracing::error!(task = "backup-schedule", %err, "scheduled backup failed"),
     }
 }

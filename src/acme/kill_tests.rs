@@ -60,7 +60,8 @@ fn child() {
     rt.block_on(async {
         let state = AppState::load(s).await.unwrap();
         crash::ready();
-        crate::panel::routes::acme::renew_name(&state, "admin", &name).await.unwrap();
+        let admin = crate::identity::Identity::Admin { actor: "admin".into() };
+        crate::app::certs::renew(&state, &admin, &name).await.unwrap();
     });
 }
 

@@ -78,6 +78,15 @@ impl Error {
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         Error::Internal(format!("{context}: {err}"))
     }
+
+    /// The message a client is told (and an audit entry records): an
+    /// internal fault's context stays in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) => "Internal server error".to_string(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<StoreError> for Error {

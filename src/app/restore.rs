@@ -1,6 +1,8 @@
 //! Restores at start-up: a restore confirmed in the panel is swapped in
 //! before the store opens, then checked: every public name that served
-//! before must serve again, or the Backups page offers the way back.
+//! before must serve again, or the Backups page offers the way back. The
+//! steps before the restart are [`super::backup`]'s; this process's
+//! [`boot_id`] tells a page that the restart happened.
 
 use std::sync::Arc;
 
@@ -14,6 +16,13 @@ use crate::settings::Settings;
 const RESTORE_CHECK_SECS: u64 = 120;
 /// Pause between probes while a restore is checked, seconds.
 const RESTORE_CHECK_EVERY_SECS: u64 = 3;
+
+/// This panel process's boot id (random, fixed for its lifetime): `/api/health`
+/// reports it, so the page that waits for a restart sees a new process answer.
+pub fn boot_id() -> &'static str {
+    static BOOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| crate::token::random_hex(8))
+}
 
 /// Swaps in a restore confirmed in the panel (or the previous data, when the
 /// operator asked to go back), before the store opens. A restore that cannot

@@ -8,14 +8,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::limits;
 use super::model::{RESERVED_NAMES, RenderError, RenderInput, RenderedTree, check_path, is_domain, is_label};
-use super::{limits, vhosts};
-
-/// Name of the internal page nginx serves for 495/496.
-pub(crate) const CERT_PAGE: &str = "html/cert-required.html";
-/// Name of the internal page nginx serves while the panel does not answer
-/// (it is restarting): 502/503/504 from the panel's pages.
-pub(crate) const RESTARTING_PAGE: &str = "html/panel-restarting.html";
+use super::vhosts::{self, CERT_PAGE, RESTARTING_PAGE};
 
 /// Renders the whole tree. Same input → byte-identical files.
 ///

@@ -9,7 +9,12 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use super::model::{Access, AdminVhost, CertPaths, RenderInput};
-use super::render::{CERT_PAGE, RESTARTING_PAGE};
+
+/// Name of the internal page nginx serves for 495/496 (the renderer writes it).
+pub(super) const CERT_PAGE: &str = "html/cert-required.html";
+/// Name of the internal page nginx serves while the panel does not answer
+/// (it is restarting): 502/503/504 from the panel's pages.
+pub(super) const RESTARTING_PAGE: &str = "html/panel-restarting.html";
 
 const HEADER: &str = "# Rendered by Portico; edits are overwritten on the next apply.\n";
 

@@ -1,6 +1,7 @@
 //! TLS certificates of the served names: `/api/certs`, renewal status, forced
-//! renewal and bring-your-own uploads. Registered after `certs::configure`,
-//! so the literal `/certs/mtls*` and `/certs/agent*` paths match first.
+//! renewal and bring-your-own uploads (use cases of [`crate::app::certs`],
+//! which audit them). Registered after `certs::configure`, so the literal
+//! `/certs/mtls*` and `/certs/agent*` paths match first.
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
@@ -8,7 +9,6 @@ use time::OffsetDateTime;
 
 use crate::acme::CertStatus;
 use crate::acme::renewal::AutoRenewStatus;
-use crate::audit::{self, Outcome};
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
@@ -29,16 +29,6 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> Result<HttpRespo
 #[get("/certs/auto-renew-status")]
 pub async fn auto_renew_status(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.certs.auto_renew_status(OffsetDateTime::now_utc()).await?))
-}
-
-/// A served name from the path, lowercased; unknown names are 404.
-async fn served_name(state: &AppState, raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim().to_ascii_lowercase();
-    if state.certs.wanted_names().await?.contains(&name) {
-        Ok(name)
-    } else {
-        Err(ApiError::NotFound(format!("No certificate is managed for {}", raw.chars().take(64).collect::<String>())))
-    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -69,20 +59,7 @@ pub async fn renew(
     admin: Admin,
     domain: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(Installed::from(renew_name(&state, &admin.0.actor(), &domain).await?)))
-}
-
-/// Renews `raw` (a served name) now and audits the attempt: the API and the
-/// certificates page both call this.
-pub(crate) async fn renew_name(state: &AppState, actor: &str, raw: &str) -> Result<CertRecord, ApiError> {
-    let name = served_name(state, raw).await?;
-    let result = state.certs.renew(&state.nginx, &name, actor).await;
-    let (outcome, details) = match &result {
-        Ok(_) => (Outcome::Success, None),
-        Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),
-    };
-    audit::record(&state.store, actor, "cert.renew", &name, outcome, details).await;
-    Ok(result?)
+    Ok(HttpResponse::Ok().json(Installed::from(crate::app::certs::renew(&state, &admin.0, &domain).await?)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -108,23 +85,8 @@ pub async fn upload(
     body: ApiJson<UploadRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let UploadRequest { fullchain, key } = body.0;
-    Ok(HttpResponse::Ok().json(Installed::from(upload_cert(&state, &admin.0.actor(), &domain, fullchain, key).await?)))
-}
-
-/// Validates and installs an operator's certificate for `raw` (a served
-/// name) and audits it: the API and the certificates page both call this.
-pub(crate) async fn upload_cert(
-    state: &AppState,
-    actor: &str,
-    raw: &str,
-    fullchain: String,
-    key: String,
-) -> Result<CertRecord, ApiError> {
-    let name = served_name(state, raw).await?;
-    let result = state.certs.upload(&state.nginx, &name, fullchain, key, actor).await;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    audit::record(&state.store, actor, "cert.upload", &name, outcome, None).await;
-    Ok(result?)
+    let record = crate::app::certs::upload(&state, &admin.0, &domain, fullchain, key).await?;
+    Ok(HttpResponse::Ok().json(Installed::from(record)))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -57,8 +57,7 @@ pub async fn mtls_info(state: web::Data<AppState>, _admin: Admin, base: BasePath
 #[utoipa::path(tag = "certs", responses((status = 200, content_type = "application/x-pkcs12", body = Vec<u8>)))]
 #[get("/certs/mtls/download")]
 pub async fn mtls_download(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
-    let bytes = pki_call(&state.pki, |p| p.admin_p12()).await?;
-    audit::record(&state.store, &admin.0.actor(), "cert.mtls.download", "admin", Outcome::Success, None).await;
+    let bytes = crate::app::certs::admin_p12(&state, &admin.0).await?;
     Ok(attachment("portico-admin.p12", "application/x-pkcs12", bytes))
 }
 
@@ -77,10 +76,8 @@ pub struct RotateResponse {
 #[utoipa::path(tag = "certs", responses((status = 200, body = RotateResponse)))]
 #[post("/certs/mtls/rotate")]
 pub async fn mtls_rotate(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
-    let (old, new) = agents::rotate_admin(state.pki.clone(), &state.store).await?;
-    let p12_password = pki_call(&state.pki, |p| p.admin_p12_password()).await?;
-    let details = serde_json::json!({ "oldSerial": old.serial, "newSerial": new.serial });
-    audit::record(&state.store, &admin.0.actor(), "cert.mtls.rotate", "admin", Outcome::Success, Some(details)).await;
+    let crate::app::certs::Rotated { old, new, p12_password } =
+        crate::app::certs::rotate_admin(&state, &admin.0).await?;
     Ok(HttpResponse::Ok().json(RotateResponse { old, new, p12_password }))
 }
 

@@ -1,3 +1,7 @@
+//! `/api/health`: liveness (each component's status for an admin, and the
+//! process's boot id from [`crate::app::restore::boot_id`]) and what the
+//! probe saw of every public name.
+
 use std::time::Duration;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
@@ -25,12 +29,6 @@ pub struct Health {
     boot: &'static str,
 }
 
-/// This panel process's boot id (random, fixed for its lifetime).
-pub fn boot_id() -> &'static str {
-    static BOOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BOOT.get_or_init(|| crate::token::random_hex(8))
-}
-
 /// Liveness: answers without identity. An admin also gets each component's status.
 #[utoipa::path(tag = "health", responses((status = 200, body = Health)))]
 #[get("/health")]
@@ -53,7 +51,12 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Some(list) if list.iter().any(|c| !c.ok) => "degraded",
         _ => "ok",
     };
-    HttpResponse::Ok().json(Health { status, version: env!("CARGO_PKG_VERSION"), components, boot: boot_id() })
+    HttpResponse::Ok().json(Health {
+        status,
+        version: env!("CARGO_PKG_VERSION"),
+        components,
+        boot: crate::app::restore::boot_id(),
+    })
 }
 
 /// Every public name as a visitor reaches it (DNS, TLS with SNI, HTTP

@@ -1,14 +1,12 @@
-//! `/api/nginx/*`: the live configuration, its snapshots, diffs and rollback.
-//! Admin only.
+//! `/api/nginx/*`: the live configuration, its snapshots, diffs and rollback
+//! (the use case [`crate::app::nginx::rollback`], which audits it). Admin only.
 
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 
-use crate::app::{Change, Kept};
-use crate::audit::{self, Outcome};
-use crate::nginx::{ApplyOutcome, SnapshotMeta};
+use crate::nginx::SnapshotMeta;
 use crate::panel::AppState;
 use crate::panel::auth::Admin;
 use crate::panel::error::ApiError;
@@ -23,13 +21,7 @@ pub struct RenderedResponse {
 #[utoipa::path(tag = "nginx", responses((status = 200, body = RenderedResponse)))]
 #[get("/nginx/rendered")]
 pub async fn rendered(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(RenderedResponse { files: live_files(&state).await? }))
-}
-
-/// The live tree's files: path relative to the tree root → content.
-pub async fn live_files(state: &AppState) -> Result<BTreeMap<String, String>, ApiError> {
-    let tree = state.nginx.live_tree().await?;
-    Ok(tree.files.into_iter().map(|(p, body)| (p.to_string_lossy().into_owned(), body)).collect())
+    Ok(HttpResponse::Ok().json(RenderedResponse { files: crate::app::nginx::live_files(&state).await? }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -79,42 +71,12 @@ pub async fn rollback(
     admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (out, kept) = rollback_to(&state, &admin.0.actor(), id.into_inner()).await?;
+    let (out, kept) = crate::app::nginx::rollback(&state, &admin.0, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(RollbackResponse {
         snapshot: out.snapshot,
         changed: out.changed,
         warning: kept.warning(),
     }))
-}
-
-/// Makes snapshot `id` live again, proves it with the probe (undone by
-/// rolling back to the tree it replaced when a working name stops serving)
-/// and audits the attempt as `actor`. The API and the nginx page call this.
-pub async fn rollback_to(state: &AppState, actor: &str, id: String) -> Result<(ApplyOutcome, Kept), ApiError> {
-    let before = state.health_before().await;
-    let result = state.nginx.rollback(id.clone()).await;
-    let proved = match result {
-        Ok(out) => {
-            let change = Change { reason: "nginx.rollback", actor, target: &id, key: "" };
-            let replaced = out.snapshot.clone();
-            let undo = || async {
-                let Some(replaced) = replaced else { return };
-                if let Err(e) = state.nginx.rollback(replaced).await {
-                    tracing::error!(error = %e, "undoing the nginx rollback failed");
-                }
-            };
-            let kept = state.prove_applied(change, before, undo).await;
-            kept.map(|k| (out, k))
-        }
-        Err(e) => Err(e.into()),
-    };
-    let proved = proved.map_err(ApiError::from);
-    let (outcome, details) = match &proved {
-        Ok((_, kept)) => (Outcome::Success, kept.warning().map(|w| serde_json::json!({ "warning": w }))),
-        Err(e) => (Outcome::Failure, Some(serde_json::json!({ "error": e.to_string() }))),
-    };
-    audit::record(&state.store, actor, "nginx.rollback", &id, outcome, details).await;
-    proved
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -1,7 +1,10 @@
+//! `/api/onboarding/*`: the wizard's steps over JSON (domain, DNS check,
+//! provisioning and its progress stream). Each step is a use case of
+//! [`crate::app::onboarding`], which audits it.
+
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, Outcome};
 use crate::onboarding::{self, DnsReport, OnboardingState, Status};
 use crate::panel::AppState;
 use crate::panel::auth::{Admin, BasePath, Caller};
@@ -38,36 +41,8 @@ pub async fn set_domain(
     who: Admin,
     body: ApiJson<DomainRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = set_domain_and_apply(&state, &body.0.domain, &body.0.email).await;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    audit::record(&state.store, &who.0.actor(), "onboarding.domain", body.0.domain.trim(), outcome, None).await;
-    let next = result?;
-    state.set_onboarding_state(next);
+    let next = crate::app::onboarding::set_domain(&state, &who.0, &body.0.domain, &body.0.email).await?;
     Ok(HttpResponse::Ok().json(StateResponse { status: next }))
-}
-
-/// Records the domain and makes nginx serve it; if nginx refuses, the
-/// previous onboarding rows are written back and the error returned. The
-/// API and the web UI both call this.
-pub async fn set_domain_and_apply(state: &AppState, domain: &str, email: &str) -> Result<OnboardingState, ApiError> {
-    const ROWS: &[&str] = &[onboarding::keys::STATE, onboarding::keys::DOMAIN, onboarding::keys::EMAIL];
-    let change = state.nginx.change().await;
-    let before = state.store.settings(ROWS).await?;
-    let next = onboarding::set_domain(&state.store, domain, email).await?;
-    if let Err(e) = change.apply("onboarding: domain set").await {
-        let fresh = OnboardingState::Fresh.as_str().to_string();
-        let undo = ROWS
-            .iter()
-            .zip(before)
-            .enumerate()
-            .map(|(i, (k, v))| (*k, v.unwrap_or_else(|| if i == 0 { fresh.clone() } else { String::new() })))
-            .collect();
-        if let Err(undo_err) = state.store.put_settings(undo).await {
-            tracing::error!(%undo_err, "cannot undo the domain change after nginx refused it");
-        }
-        return Err(e.into());
-    }
-    Ok(next)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -81,18 +56,7 @@ pub struct VerifyResponse {
 #[utoipa::path(tag = "onboarding", responses((status = 200, body = VerifyResponse), (status = 409), (status = 410)))]
 #[post("/onboarding/verify-dns")]
 pub async fn verify_dns(state: web::Data<AppState>, who: Admin) -> Result<HttpResponse, ApiError> {
-    let (report, next) = onboarding::verify_dns(&state.store, state.settings.dns.resolver, state.public_ip()).await?;
-    state.set_onboarding_state(next);
-    let outcome = if report.ok { Outcome::Success } else { Outcome::Failure };
-    audit::record(
-        &state.store,
-        &who.0.actor(),
-        "onboarding.verify_dns",
-        "",
-        outcome,
-        serde_json::to_value(&report).ok(),
-    )
-    .await;
+    let (report, next) = crate::app::onboarding::verify_dns(&state, &who.0).await?;
     Ok(HttpResponse::Ok().json(VerifyResponse { status: next, report }))
 }
 
@@ -128,15 +92,7 @@ pub async fn provision(
     } else {
         crate::panel::extract::parse_json::<ProvisionRequest>(&body)?.username
     };
-    let username = match asked {
-        Some(name) => name.trim().to_string(),
-        None => crate::provision::suggested_username(&state).await?,
-    };
-    let result = crate::provision::start(state.app.clone(), username.clone()).await;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    let details = serde_json::json!({ "username": username });
-    audit::record(&state.store, &who.0.actor(), "onboarding.provision.start", "", outcome, Some(details)).await;
-    result?;
+    crate::app::onboarding::start_provisioning(&state.app, &who.0, asked.as_deref()).await?;
     Ok(HttpResponse::Accepted().json(ProvisionAccepted {
         status: OnboardingState::Provisioning,
         stream: format!("{}/api/onboarding/provision/stream", base.0),

@@ -1,17 +1,18 @@
-//! Backups: take an encrypted backup of the data directory with a passphrase,
-//! then download it; the archives kept on the data volume are listed. A
-//! restore is uploaded, confirmed or discarded here too (see [`super::restore`]).
+//! Backups: take an encrypted backup of the data directory with a passphrase
+//! ([`crate::app::backup::take`], as `POST /api/backup`), then download it;
+//! the archives kept on the data volume are listed. A restore is uploaded
+//! here too; its other steps are [`super::restore`]'s.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use time::OffsetDateTime;
 
 use super::form::UiForm;
-use super::restore::RestoreView;
+use super::restore::{RestoreView, Staging};
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::backup::{self, BackupInfo};
-use crate::panel::routes::backup::take;
+use crate::panel::error::ApiError;
 
 #[derive(Template)]
 #[template(path = "backups.html")]
@@ -58,7 +59,7 @@ pub(super) async fn page(ui: &UiAdmin) -> Result<BackupsPage, PageError> {
     let backups = web::block(move || backup::list(&dir))
         .await
         .map_err(|e| PageError::internal(&format!("backup list: {e}")))?
-        .map_err(crate::panel::error::ApiError::from)?;
+        .map_err(ApiError::from)?;
     Ok(BackupsPage {
         chrome: ui.chrome("/backups", "Backups").await?,
         backups,
@@ -86,14 +87,12 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    match take(&ui.state, &ui.actor(), form.get("passphrase").to_string()).await {
+    match crate::app::backup::take(&ui.state, &ui.who, form.get("passphrase").to_string()).await {
         Ok(info) => Ok(ui.redirect_showing("/backups", info)),
         Err(e) => {
-            let status = if matches!(e, crate::panel::error::ApiError::Conflict(_)) {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::BAD_REQUEST
-            };
+            let e = ApiError::from(e);
+            let status =
+                if matches!(e, ApiError::Conflict(_)) { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
             let (errors, failure) = super::form_error(e)?;
             let mut p = page(ui).await?;
             p.errors = errors;
@@ -103,6 +102,22 @@ async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     }
 }
 
+/// `POST /backups/restore` (multipart: `_csrf` first, then `passphrase`
+/// and `archive`). The token is checked before the archive is read.
+async fn upload_restore(ui: UiAdmin, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, PageError> {
+    let body = ui.checked_upload(&req, payload).await?;
+    match super::restore::stage_request(&ui, &req, body, "").await? {
+        Staging::Staged => Ok(ui.redirect("/backups?flash=restore_staged")),
+        Staging::Refused(status, message) => {
+            let mut p = page(&ui).await?;
+            p.restore.error = Some(message);
+            super::render(status, &p)
+        }
+    }
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/backups", web::get().to(show)).route("/backups", web::post().to(create));
+    cfg.route("/backups", web::get().to(show))
+        .route("/backups", web::post().to(create))
+        .route("/backups/restore", web::post().to(upload_restore));
 }

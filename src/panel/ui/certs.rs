@@ -1,7 +1,8 @@
 //! Certificates: the served names' TLS certificates (list, auto-renew
-//! status, renew now, bring-your-own upload; same functions as `/api/certs`),
-//! the admin client certificate (info, `.p12` download, rotation with
-//! confirmation) and the Portico CA.
+//! status, renew now, bring-your-own upload), the admin client certificate
+//! (info, `.p12` download, rotation with confirmation) and the Portico CA.
+//! Renewal, upload and rotation are the use cases of [`crate::app::certs`],
+//! as for `/api/certs`.
 
 use actix_web::{HttpResponse, ResponseError, web};
 use askama::Template;
@@ -11,8 +12,6 @@ use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::acme::renewal::AutoRenewStatus;
 use crate::acme::{CertStatus, Source};
-use crate::agents;
-use crate::audit::{self, Outcome};
 use crate::panel::error::ApiError;
 use crate::pki::CertInfo;
 use crate::schedule::Described;
@@ -118,26 +117,24 @@ async fn rotate(form: UiForm) -> Result<HttpResponse, PageError> {
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "Confirm the rotation").into());
     }
-    let (old, new) = agents::rotate_admin(ui.state.pki.clone(), &ui.state.store).await.map_err(ApiError::from)?;
-    let pki = ui.state.pki.clone();
-    let password = web::block(move || pki.admin_p12_password())
-        .await
-        .map_err(|e| ApiError::internal("pki task", e))?
-        .map_err(ApiError::from)?;
-    let details = serde_json::json!({ "oldSerial": old.serial, "newSerial": new.serial });
-    audit::record(&ui.state.store, &ui.actor(), "cert.mtls.rotate", "admin", Outcome::Success, Some(details)).await;
+    let rotated = crate::app::certs::rotate_admin(&ui.state, &ui.who).await.map_err(ApiError::from)?;
     // The one post answered with a page, not a redirect: the certificate
     // this browser presented is refused from now on, so a GET would be too.
     // Re-sending the form is refused for the same reason.
     let mut p = page(ui).await?;
-    p.rotated = Some((old.serial, password));
+    p.rotated = Some((rotated.old.serial, rotated.p12_password));
     super::ok(&p)
 }
 
 /// Re-renders the page after a refused renew or upload: field errors next
 /// to the fields, anything else (the CA's message) as a banner, with the
 /// status the API would answer.
-async fn refused(ui: &UiAdmin, err: ApiError, byo: (String, String, String)) -> Result<HttpResponse, PageError> {
+async fn refused(
+    ui: &UiAdmin,
+    err: crate::app::Error,
+    byo: (String, String, String),
+) -> Result<HttpResponse, PageError> {
+    let err = ApiError::from(err);
     let status = err.status_code();
     let (errors, error) = match err {
         ApiError::CertificateAuthority(m) => (FieldErrors::default(), Some(m)),
@@ -153,7 +150,7 @@ async fn refused(ui: &UiAdmin, err: ApiError, byo: (String, String, String)) -> 
 async fn renew(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let name = form.get("name").to_string();
-    match crate::panel::routes::acme::renew_name(&ui.state, &ui.actor(), &name).await {
+    match crate::app::certs::renew(&ui.state, &ui.who, &name).await {
         Ok(record) => Ok(ui.redirect_showing("/certs", Installed(record.name))),
         Err(e) => refused(ui, e, Default::default()).await,
     }
@@ -162,8 +159,7 @@ async fn renew(form: UiForm) -> Result<HttpResponse, PageError> {
 async fn upload(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let byo = (form.get("name").to_string(), form.get("fullchain").to_string(), form.get("key").to_string());
-    let result =
-        crate::panel::routes::acme::upload_cert(&ui.state, &ui.actor(), &byo.0, byo.1.clone(), byo.2.clone()).await;
+    let result = crate::app::certs::upload(&ui.state, &ui.who, &byo.0, byo.1.clone(), byo.2.clone()).await;
     match result {
         Ok(record) => Ok(ui.redirect_showing("/certs", Installed(record.name))),
         // The key is not shown again.

@@ -91,7 +91,7 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
     let services_up = if matches!(ui.state.supervisor, crate::supervisor::Supervisor::None) {
         None
     } else {
-        let list = crate::panel::routes::services::statuses(&ui.state).await.unwrap_or_default();
+        let list = crate::app::services::statuses(&ui.state).await.unwrap_or_default();
         Some((list.iter().filter(|s| s.state == "up").count(), crate::services::MANAGED.len()))
     };
     let names = ui.state.health.get().map(|r| {

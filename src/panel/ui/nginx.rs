@@ -1,7 +1,7 @@
 //! nginx: the live configuration tree, the snapshots of replaced trees, a
 //! side-by-side diff per snapshot (against the live tree or another
-//! snapshot) and rollback (behind a confirmation), through the same
-//! functions as `/api/nginx/*`.
+//! snapshot) and rollback (behind a confirmation), through the same use
+//! cases as `/api/nginx/*` ([`crate::app::nginx`]).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -10,10 +10,10 @@ use time::OffsetDateTime;
 
 use super::form::UiForm;
 use super::{Chrome, PageError, UiAdmin};
+use crate::app::Error;
 use crate::nginx::side_by_side::{FileDiff, RowKind};
 use crate::nginx::{PipelineError, SnapshotMeta};
 use crate::panel::error::ApiError;
-use crate::panel::routes::nginx::{live_files, rollback_to};
 
 #[derive(Template)]
 #[template(path = "nginx.html")]
@@ -87,7 +87,7 @@ pub struct CompareQuery {
 }
 
 async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
-    let files = live_files(&ui.state).await?.into_iter().collect();
+    let files = crate::app::nginx::live_files(&ui.state).await.map_err(ApiError::from)?.into_iter().collect();
     let snapshots = ui.state.nginx.snapshots().await.map_err(ApiError::from)?;
     super::ok(&NginxPage { chrome: ui.chrome("/nginx", "nginx").await?, files, snapshots })
 }
@@ -126,23 +126,23 @@ async fn diff(ui: UiAdmin, id: web::Path<String>, query: web::Query<CompareQuery
 async fn rollback(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let id = id.into_inner();
-    let (status, error) = match rollback_to(&ui.state, &ui.actor(), id.clone()).await {
+    let (status, error) = match crate::app::nginx::rollback(&ui.state, &ui.who, id.clone()).await {
         Ok((_, kept)) => {
             let flash = if kept.warning().is_some() { "nginx_rolled_back_down" } else { "nginx_rolled_back" };
             return Ok(ui.redirect(&format!("/nginx?flash={flash}")));
         }
         // nginx's own words for what happened, as the pipeline says them.
-        Err(ApiError::ConfigRejected(details)) => {
+        Err(Error::ConfigRejected(details)) => {
             let message = PipelineError::Rejected { details: Vec::new() }.to_string();
             (StatusCode::UNPROCESSABLE_ENTITY, (message, details))
         }
-        Err(ApiError::ReloadFailed(details)) => {
+        Err(Error::ReloadFailed(details)) => {
             let message = PipelineError::ReloadFailed { details: Vec::new() }.to_string();
             (StatusCode::BAD_GATEWAY, (message, details))
         }
-        Err(e @ ApiError::Conflict(_)) => (StatusCode::CONFLICT, (e.to_string(), Vec::new())),
-        Err(ApiError::NamesBroken(r)) => (StatusCode::CONFLICT, (super::names_broken(&r), Vec::new())),
-        Err(e) => return Err(e.into()),
+        Err(Error::Conflict(message)) => (StatusCode::CONFLICT, (message, Vec::new())),
+        Err(Error::NamesBroken(r)) => (StatusCode::CONFLICT, (super::names_broken(&r), Vec::new())),
+        Err(e) => return Err(ApiError::from(e).into()),
     };
     let mut page = diff_page(ui, id, None).await?;
     page.error = Some(error);

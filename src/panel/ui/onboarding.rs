@@ -2,7 +2,8 @@
 //! (progress rendered from the run so far; `app.js` follows it live over the
 //! WebSocket and shows the first login when it is done), and [`guard`], which
 //! keeps the admin on the wizard until it is complete. The first screen also
-//! offers a restore from a backup ([`super::onboarding_restore`]).
+//! offers a restore from a backup ([`super::onboarding_restore`]). Each step
+//! is a use case of [`crate::app::onboarding`], as for `/api/onboarding/*`.
 
 use std::net::IpAddr;
 
@@ -15,12 +16,15 @@ use askama::Template;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
-use crate::audit::{self, Outcome};
-use crate::onboarding::{self, DnsReport, OnboardingError, OnboardingState};
+use crate::app::Error;
+use crate::onboarding::{self, DnsReport, OnboardingState};
 use crate::panel::AppState;
 use crate::panel::auth::{self, BasePath};
 use crate::panel::error::ApiError;
-use crate::panel::routes::onboarding::set_domain_and_apply;
+
+/// Path of the wizard's restore forms, under the base path (handled by
+/// [`super::onboarding_restore`]).
+pub(super) const RESTORE_ACTION: &str = "/onboarding/restore";
 
 #[derive(Template)]
 #[template(path = "onboarding.html")]
@@ -114,7 +118,7 @@ impl OnboardingPage {
 
 pub(super) async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
     let status = onboarding::status(&ui.state.store, ui.state.public_ip()).await?;
-    let mut restore = super::restore::view(ui, super::onboarding_restore::ACTION).await?;
+    let mut restore = super::restore::view(ui, RESTORE_ACTION).await?;
     // Offered on the first screen only; a staged or pending one shows until done.
     restore.upload = status.status == OnboardingState::Fresh;
     let run = ui.state.provision.subscribe().0;
@@ -148,19 +152,13 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 async fn set_domain(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let (domain, email) = (form.get("domain"), form.get("email"));
-    let result = set_domain_and_apply(&ui.state, domain, email).await;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    audit::record(&ui.state.store, &ui.actor(), "onboarding.domain", domain.trim(), outcome, None).await;
-    match result {
-        Ok(next) => {
-            ui.state.set_onboarding_state(next);
-            Ok(ui.redirect("/onboarding?flash=domain_saved"))
-        }
+    match crate::app::onboarding::set_domain(&ui.state, &ui.who, domain, email).await {
+        Ok(_) => Ok(ui.redirect("/onboarding?flash=domain_saved")),
         Err(e) => {
             let mut p = page(ui).await?;
             p.form_domain = domain.to_string();
             p.form_email = email.to_string();
-            let (errors, error) = super::form_error(e)?;
+            let (errors, error) = super::form_error(ApiError::from(e))?;
             let status = if errors.is_empty() { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
             p.errors = errors;
             p.error = error;
@@ -171,47 +169,38 @@ async fn set_domain(form: UiForm) -> Result<HttpResponse, PageError> {
 
 async fn check_dns(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    let result = onboarding::verify_dns(&ui.state.store, ui.state.settings.dns.resolver, ui.state.public_ip()).await;
-    match result {
-        Ok((report, next)) => {
-            ui.state.set_onboarding_state(next);
-            let outcome = if report.ok { Outcome::Success } else { Outcome::Failure };
-            let details = serde_json::to_value(&report).ok();
-            audit::record(&ui.state.store, &ui.actor(), "onboarding.verify_dns", "", outcome, details).await;
+    match crate::app::onboarding::verify_dns(&ui.state, &ui.who).await {
+        Ok((report, _)) => {
             let mut p = page(ui).await?;
             p.report = Some(report);
             super::ok(&p)
         }
-        Err(OnboardingError::Store(s)) => Err(ApiError::from(s).into()),
-        Err(e) => {
+        Err(Error::Conflict(message)) => {
             let mut p = page(ui).await?;
-            p.error = Some(e.to_string());
+            p.error = Some(message);
             super::render(StatusCode::CONFLICT, &p)
         }
+        Err(e) => Err(ApiError::from(e).into()),
     }
 }
 
 async fn provision(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let username = form.get("username").trim().to_string();
-    let result = crate::provision::start(ui.state.app.clone(), username.clone()).await;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    let details = serde_json::json!({ "username": username });
-    audit::record(&ui.state.store, &ui.actor(), "onboarding.provision.start", "", outcome, Some(details)).await;
-    match result {
+    match crate::app::onboarding::start_provisioning(&ui.state.app, &ui.who, Some(&username)).await {
         Ok(()) => Ok(ui.redirect("/onboarding?flash=provisioning")),
-        Err(crate::provision::ProvisionError::Store(s)) => Err(ApiError::from(s).into()),
-        Err(crate::provision::ProvisionError::Invalid(errors)) => {
+        Err(Error::Invalid(errors)) => {
             let mut p = page(ui).await?;
             p.errors = FieldErrors(errors);
             p.form_username = username;
             super::render(StatusCode::BAD_REQUEST, &p)
         }
-        Err(e) => {
+        Err(Error::Conflict(message)) => {
             let mut p = page(ui).await?;
-            p.error = Some(e.to_string());
+            p.error = Some(message);
             super::render(StatusCode::CONFLICT, &p)
         }
+        Err(e) => Err(ApiError::from(e).into()),
     }
 }
 

@@ -15,12 +15,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::form::UiForm;
+use super::onboarding::RESTORE_ACTION;
 use super::restore::{Staging, confirm, discard_staged, stage_request};
 use super::{PageError, UiAdmin};
 use crate::onboarding::OnboardingState;
-
-/// Path of the wizard's restore forms, under the base path.
-pub(super) const ACTION: &str = "/onboarding/restore";
 /// Audit target of the wizard's restore steps (the Backups page's is empty).
 const TARGET: &str = "onboarding";
 
@@ -76,7 +74,7 @@ async fn discard(form: UiForm) -> Result<HttpResponse, PageError> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(ACTION, web::post().to(upload))
+    cfg.route(RESTORE_ACTION, web::post().to(upload))
         .route("/onboarding/restore/apply", web::post().to(apply))
         .route("/onboarding/restore/discard", web::post().to(discard));
 }

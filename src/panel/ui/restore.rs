@@ -8,6 +8,10 @@
 //! itself once a new panel process answers. The replaced data is kept until
 //! every name that served before serves again; if one does not, this page
 //! says why and offers to go back to it or to keep the restored data.
+//!
+//! This module reads the multipart upload and shapes the pages; each step
+//! (stage, confirm, discard, roll back, accept) is a use case of
+//! [`crate::app::backup`], which audits it.
 
 use std::path::{Path, PathBuf};
 
@@ -21,55 +25,43 @@ use tokio::io::AsyncWriteExt;
 use super::form::UiForm;
 use super::upload::Body;
 use super::{PageError, UiAdmin};
-use crate::audit::{self, Outcome};
+use crate::app::Error;
+use crate::app::backup::Restart;
 use crate::backup::staged::{Applied, Verdict};
 use crate::backup::{BackupError, StagedRestore, staged};
-use crate::settings::Secret;
-use crate::supervisor::{Action, SupervisorError};
+use crate::panel::error::ApiError;
 
-/// One restore upload at a time (each may unpack a whole data directory).
-static RESTORES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Chunks in flight between the request body and the multipart parser.
 const PUMP_DEPTH: usize = 4;
 /// Longest accepted passphrase part, bytes.
 const MAX_PASSPHRASE: usize = 1024;
 
-/// Why an upload was refused, as the page shows it.
-enum Refusal {
-    TooLarge(u64),
-    Bad(String),
-    Internal(String),
-}
-
-impl Refusal {
-    fn into_page(self) -> Result<(StatusCode, String), PageError> {
-        match self {
-            Refusal::TooLarge(max) => Ok((
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("The archive is larger than {} (setting backup.restore_max_bytes).", super::system::size(max)),
-            )),
-            Refusal::Bad(m) => Ok((StatusCode::BAD_REQUEST, m)),
-            Refusal::Internal(context) => Err(PageError::internal(&context)),
+/// An upload the page refuses: the status and the message it shows, or
+/// the error page of a fault.
+fn refusal(e: Error, max: u64) -> Result<(StatusCode, String), PageError> {
+    match e {
+        Error::TooLarge => Ok((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The archive is larger than {} (setting backup.restore_max_bytes).", super::system::size(max)),
+        )),
+        Error::Invalid(fields) => {
+            let message: Vec<&str> = fields.iter().map(|f| f.message.as_str()).collect();
+            Ok((StatusCode::BAD_REQUEST, message.join(" ")))
         }
+        other => Err(ApiError::from(other).into()),
     }
 }
 
-impl From<BackupError> for Refusal {
-    fn from(e: BackupError) -> Self {
-        match e {
-            BackupError::WrongPassphrase | BackupError::WeakPassphrase | BackupError::Corrupt(_) => {
-                Refusal::Bad(format!("{e}. Nothing was changed."))
-            }
-            other => Refusal::Internal(format!("restore: {other}")),
-        }
-    }
+/// A malformed upload, in the page's words.
+fn bad(message: &str) -> Error {
+    Error::field("archive", message)
 }
 
 /// Writes the `archive` part to `dest` (at most `max` bytes) and returns the
 /// `passphrase` part; parts may come in either order.
-async fn receive(payload: Body, ctype: &str, dest: &Path, max: u64) -> Result<String, Refusal> {
+async fn receive(payload: Body, ctype: &str, dest: &Path, max: u64) -> Result<String, Error> {
     let boundary = multer::parse_boundary(ctype)
-        .map_err(|_| Refusal::Bad("Send the form as multipart/form-data with the archive and passphrase.".into()))?;
+        .map_err(|_| bad("Send the form as multipart/form-data with the archive and passphrase."))?;
     // The request body is not `Send`; the parser wants a `Send` stream.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(PUMP_DEPTH);
     let mut payload = payload;
@@ -84,7 +76,7 @@ async fn receive(payload: Body, ctype: &str, dest: &Path, max: u64) -> Result<St
     let consume = async {
         let mut parts = multer::Multipart::new(body, boundary);
         let (mut passphrase, mut written) = (None, None);
-        let bad_body = |e: multer::Error| Refusal::Bad(format!("The upload was cut off or malformed: {e}."));
+        let bad_body = |e: multer::Error| bad(&format!("The upload was cut off or malformed: {e}."));
         while let Some(mut field) = parts.next_field().await.map_err(bad_body)? {
             match field.name() {
                 Some("passphrase") => {
@@ -92,34 +84,32 @@ async fn receive(payload: Body, ctype: &str, dest: &Path, max: u64) -> Result<St
                     while let Some(chunk) = field.chunk().await.map_err(bad_body)? {
                         text.extend_from_slice(&chunk);
                         if text.len() > MAX_PASSPHRASE {
-                            return Err(Refusal::Bad("The passphrase is too long.".into()));
+                            return Err(bad("The passphrase is too long."));
                         }
                     }
-                    let text =
-                        String::from_utf8(text).map_err(|_| Refusal::Bad("The passphrase is not text.".into()))?;
+                    let text = String::from_utf8(text).map_err(|_| bad("The passphrase is not text."))?;
                     passphrase = Some(text);
                 }
                 Some("archive") => {
-                    let mut file = tokio::fs::File::create(dest)
-                        .await
-                        .map_err(|e| Refusal::Internal(format!("restore upload: {e}")))?;
+                    let mut file =
+                        tokio::fs::File::create(dest).await.map_err(|e| Error::internal("restore upload", e))?;
                     let mut size = 0u64;
                     while let Some(chunk) = field.chunk().await.map_err(bad_body)? {
                         size += chunk.len() as u64;
                         if size > max {
-                            return Err(Refusal::TooLarge(max));
+                            return Err(Error::TooLarge);
                         }
-                        file.write_all(&chunk).await.map_err(|e| Refusal::Internal(format!("restore upload: {e}")))?;
+                        file.write_all(&chunk).await.map_err(|e| Error::internal("restore upload", e))?;
                     }
-                    file.sync_all().await.map_err(|e| Refusal::Internal(format!("restore upload: {e}")))?;
+                    file.sync_all().await.map_err(|e| Error::internal("restore upload", e))?;
                     written = Some(size);
                 }
-                _ => return Err(Refusal::Bad("Unexpected form field.".into())),
+                _ => return Err(bad("Unexpected form field.")),
             }
         }
         match (written, passphrase) {
-            (None | Some(0), _) => Err(Refusal::Bad("Choose a backup archive (.tar.zst.age) to upload.".into())),
-            (_, None) => Err(Refusal::Bad("Enter the backup's passphrase.".into())),
+            (None | Some(0), _) => Err(bad("Choose a backup archive (.tar.zst.age) to upload.")),
+            (_, None) => Err(bad("Enter the backup's passphrase.")),
             (Some(_), Some(p)) => Ok(p),
         }
     };
@@ -186,7 +176,7 @@ pub(super) async fn restarting(ui: &UiAdmin, flash: &str, next: &str) -> Result<
     if flash != "restore_restarting" {
         return Ok(ui.redirect(&format!("{next}?flash={flash}")));
     }
-    Ok(ui.redirect(&format!("{RESTARTING}?from={}", crate::panel::routes::health::boot_id())))
+    Ok(ui.redirect(&format!("{RESTARTING}?from={}", crate::app::restore::boot_id())))
 }
 
 /// The restarting page's address; `?from=` the boot id of the panel that
@@ -203,7 +193,7 @@ struct RestartingQuery {
 /// process answers (the request came after the restart, or nginx's own
 /// restarting page reloaded it), straight on to the Backups page.
 async fn show_restarting(ui: UiAdmin, query: web::Query<RestartingQuery>) -> Result<HttpResponse, PageError> {
-    let boot = crate::panel::routes::health::boot_id();
+    let boot = crate::app::restore::boot_id();
     match query.into_inner().from {
         Some(from) if crate::token::constant_time_eq(from.as_bytes(), boot.as_bytes()) => {
             let page = RestartingPage {
@@ -246,136 +236,46 @@ pub(super) enum Staging {
 }
 
 /// Receives the multipart upload (`passphrase`, `archive`) of `req` and
-/// stages it; audits `backup.restore.stage` with `target`. The caller has
-/// checked the CSRF token ([`UiAdmin::checked_upload`]).
+/// stages it ([`crate::app::backup::stage`], audited with `target`). The
+/// caller has checked the CSRF token ([`UiAdmin::checked_upload`]).
 pub(super) async fn stage_request(
     ui: &UiAdmin,
     req: &HttpRequest,
     payload: Body,
     target: &str,
 ) -> Result<Staging, PageError> {
-    let max = ui.state.settings.backup.restore_max_bytes;
     let announced = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let data_dir = ui.state.settings.data_dir.clone();
-    let _one_at_a_time = RESTORES.lock().await;
-    let result = match announced {
-        // The form's other parts are small: refuse at once what cannot fit.
-        Some(n) if n > max + 64 * 1024 => Err(Refusal::TooLarge(max)),
-        _ => stage_upload(ui, payload, &ctype, &data_dir, max).await,
-    };
-    let (outcome, details) = match &result {
-        Ok(s) => (
-            Outcome::Success,
-            serde_json::json!({ "files": s.files, "backupCreatedAt": s.backup_created_at.unix_timestamp() }),
-        ),
-        Err(Refusal::TooLarge(_)) => (Outcome::Failure, serde_json::json!({ "error": "too large" })),
-        Err(Refusal::Bad(m)) => (Outcome::Failure, serde_json::json!({ "error": m })),
-        Err(Refusal::Internal(_)) => (Outcome::Failure, serde_json::json!({ "error": "internal" })),
-    };
-    audit::record(&ui.state.store, &ui.actor(), "backup.restore.stage", target, outcome, Some(details)).await;
-    match result {
+    let receive = |dest: PathBuf, max: u64| async move { receive(payload, &ctype, &dest, max).await };
+    match crate::app::backup::stage(&ui.state, &ui.who, target, announced, receive).await {
         Ok(_) => Ok(Staging::Staged),
-        Err(refusal) => {
-            let (status, message) = refusal.into_page()?;
+        Err(e) => {
+            let (status, message) = refusal(e, ui.state.settings.backup.restore_max_bytes)?;
             Ok(Staging::Refused(status, message))
         }
     }
 }
 
-async fn stage_upload(
-    ui: &UiAdmin,
-    payload: Body,
-    ctype: &str,
-    data_dir: &Path,
-    max: u64,
-) -> Result<staged::StagedRestore, Refusal> {
-    let dir = data_dir.to_path_buf();
-    let upload: PathBuf =
-        web::block(move || staged::upload_path(&dir)).await.map_err(|e| Refusal::Internal(e.to_string()))??;
-    let received = receive(payload, ctype, &upload, max).await;
-    let result = match received {
-        Ok(passphrase) => {
-            let (archive, dir, actor) = (upload.clone(), data_dir.to_path_buf(), ui.actor());
-            web::block(move || staged::stage(&archive, &dir, &Secret::new(passphrase), &actor))
-                .await
-                .map_err(|e| Refusal::Internal(e.to_string()))?
-                .map_err(Refusal::from)
-        }
-        Err(e) => Err(e),
-    };
-    let _ = tokio::fs::remove_file(&upload).await;
-    result
-}
-
-/// Confirms the staged restore (audited with `target`) and asks the
-/// supervisor to restart the panel, which applies it at its start. Returns
-/// the flash code: `restore_restarting`, or `restore_pending` without a
-/// supervisor. 409 when nothing is staged.
-pub(super) async fn confirm(ui: &UiAdmin, target: &str) -> Result<&'static str, PageError> {
-    let dir = ui.state.settings.data_dir.clone();
-    // What serves now must serve again before the restored data is accepted.
-    let served_before: Vec<String> = match ui.state.health_before().await {
-        Some(report) => report.names.iter().filter(|n| n.serves).map(|n| n.name.clone()).collect(),
-        None => Vec::new(),
-    };
-    let confirmed = web::block(move || staged::confirm(&dir, served_before))
-        .await
-        .map_err(|e| PageError::internal(&e.to_string()))?
-        .map_err(|e| PageError::internal(&format!("restore confirm: {e}")))?;
-    let Some(restore) = confirmed else {
-        return Err(PageError { status: StatusCode::CONFLICT, message: "No restore is staged.".into() });
-    };
-    let details = serde_json::json!({ "backupCreatedAt": restore.backup_created_at.unix_timestamp() });
-    audit::record(&ui.state.store, &ui.actor(), "backup.restore.confirm", target, Outcome::Success, Some(details))
-        .await;
-    Ok(restart_panel(ui).await)
-}
-
-/// Asks the supervisor to restart the panel: `restore_restarting`, or
-/// `restore_pending` without a supervisor.
-async fn restart_panel(ui: &UiAdmin) -> &'static str {
-    // s6 sends the panel SIGTERM; actix finishes this response first.
-    let supervisor = ui.state.supervisor.clone();
-    let restarted = web::block(move || supervisor.control(crate::services::SELF, Action::Restart)).await;
-    match restarted {
-        Ok(Ok(())) => "restore_restarting",
-        Ok(Err(SupervisorError::Unavailable)) => "restore_pending",
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot restart the panel to apply a restore");
-            "restore_pending"
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot restart the panel to apply a restore");
-            "restore_pending"
-        }
+/// The flash of a confirmed restore: `restore_restarting`, or
+/// `restore_pending` when no supervisor restarts the panel.
+fn flash(restart: Restart) -> &'static str {
+    match restart {
+        Restart::Now => "restore_restarting",
+        Restart::NextStart => "restore_pending",
     }
+}
+
+/// Confirms the staged restore (audited with `target`); the panel restarts
+/// to apply it. Returns the flash code ([`flash`]). 409 when nothing is staged.
+pub(super) async fn confirm(ui: &UiAdmin, target: &str) -> Result<&'static str, PageError> {
+    let restart = crate::app::backup::confirm(&ui.state, &ui.who, target).await.map_err(ApiError::from)?;
+    Ok(flash(restart))
 }
 
 /// Drops a staged or pending restore (audited with `target`).
 pub(super) async fn discard_staged(ui: &UiAdmin, target: &str) -> Result<(), PageError> {
-    let dir = ui.state.settings.data_dir.clone();
-    let _one_at_a_time = RESTORES.lock().await;
-    web::block(move || staged::discard(&dir))
-        .await
-        .map_err(|e| PageError::internal(&e.to_string()))?
-        .map_err(|e| PageError::internal(&format!("restore discard: {e}")))?;
-    audit::record(&ui.state.store, &ui.actor(), "backup.restore.discard", target, Outcome::Success, None).await;
+    crate::app::backup::discard(&ui.state, &ui.who, target).await.map_err(ApiError::from)?;
     Ok(())
-}
-
-/// `POST /backups/restore` (multipart: `_csrf` first, then `passphrase`
-/// and `archive`). The token is checked before the archive is read.
-async fn upload(ui: UiAdmin, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, PageError> {
-    let body = ui.checked_upload(&req, payload).await?;
-    match stage_request(&ui, &req, body, "").await? {
-        Staging::Staged => Ok(ui.redirect("/backups?flash=restore_staged")),
-        Staging::Refused(status, message) => {
-            let mut p = super::backups::page(&ui).await?;
-            p.restore.error = Some(message);
-            super::render(status, &p)
-        }
-    }
 }
 
 /// Confirms the staged restore; the panel restarts to apply it when a
@@ -392,19 +292,9 @@ async fn apply(form: UiForm) -> Result<HttpResponse, PageError> {
 /// panel's next start, which follows at once under a supervisor.
 async fn roll_back(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    let dir = ui.state.settings.data_dir.clone();
-    let requested = web::block(move || staged::request_rollback(&dir))
-        .await
-        .map_err(|e| PageError::internal(&e.to_string()))?
-        .map_err(|e| PageError::internal(&format!("restore rollback: {e}")))?;
-    let Some(applied) = requested else {
-        return Err(PageError { status: StatusCode::CONFLICT, message: "No restore awaits a decision.".into() });
-    };
-    let details = serde_json::json!({ "backupCreatedAt": applied.restore.backup_created_at.unix_timestamp() });
-    audit::record(&ui.state.store, &ui.actor(), "backup.restore.rollback", "", Outcome::Success, Some(details)).await;
-    let flash = match restart_panel(ui).await {
-        "restore_restarting" => "restore_restarting",
-        _ => "rollback_pending",
+    let flash = match crate::app::backup::roll_back(&ui.state, &ui.who).await.map_err(ApiError::from)? {
+        Restart::Now => "restore_restarting",
+        Restart::NextStart => "rollback_pending",
     };
     restarting(ui, flash, "/backups").await
 }
@@ -413,16 +303,7 @@ async fn roll_back(form: UiForm) -> Result<HttpResponse, PageError> {
 /// data is deleted.
 async fn accept(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    let dir = ui.state.settings.data_dir.clone();
-    let accepted = web::block(move || staged::accept(&dir))
-        .await
-        .map_err(|e| PageError::internal(&e.to_string()))?
-        .map_err(|e| PageError::internal(&format!("restore accept: {e}")))?;
-    let Some(applied) = accepted else {
-        return Err(PageError { status: StatusCode::CONFLICT, message: "No restore awaits a decision.".into() });
-    };
-    let details = serde_json::json!({ "backupCreatedAt": applied.restore.backup_created_at.unix_timestamp() });
-    audit::record(&ui.state.store, &ui.actor(), "backup.restore.accept", "", Outcome::Success, Some(details)).await;
+    crate::app::backup::accept(&ui.state, &ui.who).await.map_err(ApiError::from)?;
     Ok(ui.redirect("/backups?flash=restore_accepted"))
 }
 
@@ -432,9 +313,10 @@ async fn discard(form: UiForm) -> Result<HttpResponse, PageError> {
     Ok(form.ui.redirect("/backups?flash=restore_discarded"))
 }
 
+/// The restore steps of the Backups page; its upload form posts to
+/// `/backups/restore` ([`super::backups`]).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(RESTARTING, web::get().to(show_restarting))
-        .route("/backups/restore", web::post().to(upload))
         .route("/backups/restore/apply", web::post().to(apply))
         .route("/backups/restore/discard", web::post().to(discard))
         .route("/backups/restore/rollback", web::post().to(roll_back))

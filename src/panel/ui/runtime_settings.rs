@@ -1,6 +1,7 @@
 //! Settings → Runtime: the runtime settings as a form. Same use case as
-//! `PATCH /api/settings/runtime`; a field set in config.yaml or the
-//! environment is shown read-only with where it is set.
+//! `PATCH /api/settings/runtime` ([`crate::app::runtime_settings::update`]);
+//! a field set in config.yaml or the environment is shown read-only with
+//! where it is set.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -9,7 +10,6 @@ use askama::Template;
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::panel::error::ApiError;
-use crate::panel::routes::runtime_settings::update_applied;
 use crate::runtime_settings::{self, FIELDS, FieldView, Kind, LEVELS, Patch, RuntimeView, Source};
 
 /// The page's path.
@@ -115,7 +115,7 @@ async fn save(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let sent = |name: &str| form.value(name).map(str::to_string);
     let result = match Patch::from_form(|name| form.value(name)) {
-        Ok(patch) => update_applied(&ui.state, &ui.actor(), patch).await,
+        Ok(patch) => crate::app::runtime_settings::update(&ui.state, &ui.who, patch).await.map_err(ApiError::from),
         Err(errors) => Err(ApiError::invalid(errors)),
     };
     match result {

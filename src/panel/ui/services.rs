@@ -1,5 +1,6 @@
 //! Services: status and actions (start, stop, restart, reload) of the
-//! appliance's services, and a live view of each one's logs.
+//! appliance's services, and a live view of each one's logs. The actions
+//! and the log query are [`crate::app::services`]'s, as for `/api/services`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,9 +8,9 @@ use askama::Template;
 
 use super::form::UiForm;
 use super::{Chrome, PageError, UiAdmin};
+use crate::app::services::{LogQuery, log_request, perform, statuses};
 use crate::logs;
 use crate::panel::error::ApiError;
-use crate::panel::routes::services::{LogQuery, log_request, perform, statuses};
 use crate::services::{self, ServiceInfo};
 use crate::supervisor::{Action, Supervisor};
 
@@ -105,7 +106,7 @@ pub fn duration(seconds: u64) -> String {
 
 async fn page(ui: &UiAdmin, error: Option<String>) -> Result<ServicesPage, PageError> {
     let managed = !matches!(ui.state.supervisor, Supervisor::None);
-    let services = if managed { statuses(&ui.state).await? } else { Vec::new() };
+    let services = if managed { statuses(&ui.state).await.map_err(ApiError::from)? } else { Vec::new() };
     Ok(ServicesPage { chrome: ui.chrome("/services", "Services").await?, managed, services, error, result: None })
 }
 
@@ -123,11 +124,12 @@ async fn show(ui: UiAdmin, req: HttpRequest) -> Result<HttpResponse, PageError> 
 async fn act(form: UiForm, path: web::Path<(String, String)>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let (name, action) = path.into_inner();
-    match perform(&ui.state, &ui.actor(), &name, &action).await {
+    match perform(&ui.state, &ui.who, &name, &action).await {
         Ok((service, settled)) => {
             Ok(ui.redirect(&format!("/services?service={}&did={action}&settled={settled}", service.name)))
         }
         Err(e) => {
+            let e = ApiError::from(e);
             let status = actix_web::ResponseError::status_code(&e);
             let message = match super::form_error(e)? {
                 (_, Some(m)) => m,
@@ -161,7 +163,7 @@ async fn show_logs(ui: UiAdmin, name: web::Path<String>, req: HttpRequest) -> Re
         .into_inner();
     let (level, q) = (filters.level.unwrap_or_default(), filters.q.unwrap_or_default());
     let query = LogQuery { lines: Some(PAGE_LINES), level: Some(level.clone()), q: Some(q.clone()) };
-    let (lines, filter) = log_request(query)?;
+    let (lines, filter) = log_request(query).map_err(ApiError::from)?;
     let dir = logs::service_dir(&ui.state.settings.supervisor.log_dir, service);
     let lines = web::block(move || logs::tail(&dir, lines, &filter))
         .await

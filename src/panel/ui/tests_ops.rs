@@ -38,7 +38,7 @@ async fn services_without_a_supervisor_are_not_managed_here() {
 async fn wait_up(ui: &Ui, name: &str, differs_from: Option<u32>) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let list = crate::panel::routes::services::statuses(&ui.state).await.unwrap_or_default();
+        let list = crate::app::services::statuses(&ui.state).await.unwrap_or_default();
         if let Some(pid) = list.iter().find(|s| s.name == name && s.state == "up").and_then(|s| s.pid)
             && Some(pid) != differs_from
         {

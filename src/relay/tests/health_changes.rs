@@ -159,8 +159,9 @@ async fn an_nginx_rollback_that_stops_a_working_name_is_undone() {
     // The newest snapshot is the tree the site's apply replaced: no docs.
     let before_docs = a.state.nginx.snapshots().await.unwrap()[0].id.clone();
 
-    let err = crate::panel::routes::nginx::rollback_to(&a.state, "admin:test", before_docs.clone()).await.unwrap_err();
-    let ApiError::NamesBroken(evidence) = &err else { panic!("expected NamesBroken, got {err:?}") };
+    let admin = crate::identity::Identity::Admin { actor: "admin:test".into() };
+    let err = crate::app::nginx::rollback(&a.state, &admin, before_docs.clone()).await.unwrap_err();
+    let crate::app::Error::NamesBroken(evidence) = &err else { panic!("expected NamesBroken, got {err:?}") };
     assert_eq!(evidence[0].name, "docs.example.test", "{evidence:?}");
     assert_eq!(a.state.nginx.live_tree().await.unwrap(), live, "the tree before the rollback is live again");
     assert!(a.state.probe_now().await.unwrap().by_name("docs.example.test").unwrap().serves);

@@ -33,6 +33,7 @@ use age::secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use crate::settings::MIN_PASSPHRASE_CHARS;
 use crate::settings::{Secret, Settings};
 use crate::store::{Store, StoreError};
 
@@ -42,8 +43,6 @@ pub mod staged;
 mod swap;
 pub use staged::StagedRestore;
 
-/// Shortest accepted passphrase, characters.
-pub const MIN_PASSPHRASE_CHARS: usize = 12;
 /// Archive format version written in the manifest.
 const FORMAT: u32 = 1;
 const MANIFEST: &str = "portico-backup.json";

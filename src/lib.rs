@@ -32,7 +32,6 @@ pub mod pipe;
 pub mod pki;
 pub mod probe;
 pub mod protocol;
-pub mod provision;
 pub mod recovery;
 pub mod redact;
 pub mod relay;

@@ -34,7 +34,7 @@ pub use addon::{AgentAddonSettings, Mode};
 pub use audit::AuditSettings;
 pub use auth::{AuthMode, AuthSettings, IngressSettings};
 pub use authd::AuthdSettings;
-pub use backup::BackupSettings;
+pub use backup::{BackupSettings, MIN_PASSPHRASE_CHARS};
 pub use dns::DnsSettings;
 pub use listeners::RelaySettings;
 pub use log::{LogFormat, LogSettings};

@@ -52,6 +52,15 @@ pub fn verify_signature(key: &[u8], message: &str, signature: &str) -> bool {
     constant_time_eq(sign(key, message).as_bytes(), signature.as_bytes())
 }
 
+/// Parses a SHA-256 fingerprint: 64 hex digits, `:` separators and a
+/// `sha256:` prefix allowed.
+pub fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    let s = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("SHA256:")).unwrap_or(s);
+    let hexed: String = s.chars().filter(|c| *c != ':').collect();
+    hex::decode(hexed).ok()?.try_into().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

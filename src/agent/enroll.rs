@@ -49,7 +49,7 @@ pub async fn enroll(
         None => bail!("give --relay wss://tunnel.<domain>/ when the panel is reached by IP"),
     };
     let pin = match fingerprint {
-        Some(f) => Some(tls::parse_fingerprint(f).context("--fingerprint must be a SHA-256 in hex")?),
+        Some(f) => Some(crate::token::parse_fingerprint(f).context("--fingerprint must be a SHA-256 in hex")?),
         None if host.parse::<std::net::IpAddr>().is_ok() => {
             bail!("the panel is reached by IP: pin its certificate with --fingerprint <sha256>")
         }

@@ -16,15 +16,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-/// Parses a SHA-256 fingerprint: 64 hex digits, `:` separators and a
-/// `sha256:` prefix allowed.
-pub fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
-    let s = s.trim();
-    let s = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("SHA256:")).unwrap_or(s);
-    let hexed: String = s.chars().filter(|c| *c != ':').collect();
-    hex::decode(hexed).ok()?.try_into().ok()
-}
-
 /// Accepts exactly the server certificate with the pinned SHA-256.
 #[derive(Debug)]
 struct Pinned {
@@ -140,7 +131,7 @@ pub async fn connect(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_fingerprint;
+    use crate::token::parse_fingerprint;
 
     #[test]
     fn fingerprints_parse_in_common_spellings() {

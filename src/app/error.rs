@@ -4,9 +4,9 @@
 use crate::acme::AcmeError;
 use crate::agents::AgentError;
 use crate::apikeys::KeyError;
+use crate::app::provision::ProvisionError;
 use crate::onboarding::{FieldError, OnboardingError, OnboardingState};
 use crate::pki::PkiError;
-use crate::provision::ProvisionError;
 use crate::runtime_settings::RuntimeSettingsError;
 use crate::sites::SiteError;
 use crate::sites::files::FilesError;

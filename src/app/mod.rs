@@ -28,6 +28,7 @@ pub mod invitations;
 pub mod keys;
 pub mod nginx;
 pub mod onboarding;
+pub mod provision;
 pub mod restore;
 pub mod runtime_settings;
 pub mod services;
@@ -67,7 +68,7 @@ pub struct App {
     /// The service supervisor (s6 in the container, none elsewhere).
     pub supervisor: crate::supervisor::Supervisor,
     /// Onboarding provisioning progress.
-    pub provision: crate::provision::Provisioner,
+    pub provision: crate::app::provision::Provisioner,
     /// System statistics, cached for a couple of seconds.
     pub stats: crate::sysstats::StatsCache,
     /// Visitor requests counted from nginx's log lines (`visitor-log` task).

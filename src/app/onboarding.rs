@@ -60,9 +60,9 @@ pub async fn verify_dns(app: &App, who: &Identity) -> Result<(DnsReport, Onboard
 pub async fn start_provisioning(app: &Arc<App>, who: &Identity, username: Option<&str>) -> Result<(), Error> {
     let username = match username {
         Some(name) => name.trim().to_string(),
-        None => crate::provision::suggested_username(app).await?,
+        None => crate::app::provision::suggested_username(app).await?,
     };
-    let result = crate::provision::start(app.clone(), username.clone()).await;
+    let result = crate::app::provision::start(app.clone(), username.clone()).await;
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     let details = serde_json::json!({ "username": username });
     app.audit(&who.actor(), "onboarding.provision.start", "", outcome, Some(details)).await;

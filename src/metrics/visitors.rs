@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use crate::nginx::is_label;
+use crate::model::is_label;
 
 /// Syslog tags of the two kinds of vhost (nginx allows `[A-Za-z0-9_]{1,32}`).
 pub const TAG_TUNNEL: &str = "portico_tunnel";

@@ -175,7 +175,7 @@ through_app_error!(
     crate::sites::files::FilesError,
     crate::tunnels::TunnelsError,
     crate::onboarding::OnboardingError,
-    crate::provision::ProvisionError,
+    crate::app::provision::ProvisionError,
     crate::users::UserError,
     crate::runtime_settings::RuntimeSettingsError,
     crate::two_factor::TwoFactorError,

@@ -62,7 +62,7 @@ impl AgentAddonSettings {
             return Err(SettingsError::invalid("agent.relay", "must be a wss:// URL, e.g. wss://tunnel.example.com/"));
         }
         if let Some(f) = &self.fingerprint
-            && crate::agent::tls::parse_fingerprint(f).is_none()
+            && crate::token::parse_fingerprint(f).is_none()
         {
             return Err(SettingsError::invalid(
                 "agent.fingerprint",

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Secret, SettingsError};
 
+/// Shortest accepted backup passphrase, characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+
 /// Backups: where archives go, and the optional schedule.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -63,11 +66,11 @@ impl BackupSettings {
             }
         }
         if let Some(p) = &self.passphrase
-            && p.expose().chars().count() < crate::backup::MIN_PASSPHRASE_CHARS
+            && p.expose().chars().count() < MIN_PASSPHRASE_CHARS
         {
             return Err(SettingsError::invalid(
                 "backup.passphrase",
-                format!("must be at least {} characters", crate::backup::MIN_PASSPHRASE_CHARS),
+                format!("must be at least {} characters", MIN_PASSPHRASE_CHARS),
             ));
         }
         Ok(())

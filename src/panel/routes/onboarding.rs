@@ -122,16 +122,16 @@ pub async fn provision_stream(
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum StreamMessage<'a> {
-    State(&'a crate::provision::Snapshot),
-    Event(&'a crate::provision::Event),
+    State(&'a crate::app::provision::Snapshot),
+    Event(&'a crate::app::provision::Event),
 }
 
 async fn stream_progress(
     state: std::sync::Arc<AppState>,
     mut session: actix_ws::Session,
     mut messages: actix_ws::MessageStream,
-    snapshot: crate::provision::Snapshot,
-    mut events: tokio::sync::broadcast::Receiver<crate::provision::Event>,
+    snapshot: crate::app::provision::Snapshot,
+    mut events: tokio::sync::broadcast::Receiver<crate::app::provision::Event>,
 ) {
     use futures_util::StreamExt;
     use tokio::sync::broadcast::error::RecvError;
@@ -140,7 +140,7 @@ async fn stream_progress(
         return;
     }
     // A run that completed with nobody listening: its first login, once.
-    if snapshot.status == crate::provision::RunStatus::Completed
+    if snapshot.status == crate::app::provision::RunStatus::Completed
         && let Some(last) = state.provision.take_undelivered()
         && session.text(json(StreamMessage::Event(&last))).await.is_err()
     {

@@ -359,7 +359,7 @@ async fn the_first_login_reaches_a_client_that_connects_after_the_run() {
     let server = serve(&w);
     assert_eq!(post_provision(&w).await, 202);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while w.state.provision.status() != crate::provision::RunStatus::Completed {
+    while w.state.provision.status() != crate::app::provision::RunStatus::Completed {
         assert!(Instant::now() < deadline, "provisioning did not complete");
         tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
     }
@@ -447,6 +447,6 @@ async fn the_first_visitor_name_is_checked_before_the_run() {
         assert_eq!(res.status(), 400, "{body}");
         assert_eq!(json_body(res).await["details"][0]["field"], field, "{body}");
     }
-    assert_eq!(w.state.provision.status(), crate::provision::RunStatus::Idle, "nothing started");
+    assert_eq!(w.state.provision.status(), crate::app::provision::RunStatus::Idle, "nothing started");
     assert_eq!(w.state.onboarding_state(), OnboardingState::DnsReady);
 }

@@ -62,8 +62,8 @@ pub struct StepView {
 }
 
 /// The failed step of a failed run: (title, message).
-fn failure(snapshot: &crate::provision::Snapshot) -> Option<(String, String)> {
-    use crate::provision::{RunStatus, StepStatus};
+fn failure(snapshot: &crate::app::provision::Snapshot) -> Option<(String, String)> {
+    use crate::app::provision::{RunStatus, StepStatus};
     if snapshot.status != RunStatus::Failed {
         return None;
     }
@@ -71,8 +71,8 @@ fn failure(snapshot: &crate::provision::Snapshot) -> Option<(String, String)> {
     Some((failed.title.clone(), failed.message.clone()))
 }
 
-fn step_views(snapshot: &crate::provision::Snapshot) -> Vec<StepView> {
-    use crate::provision::StepStatus;
+fn step_views(snapshot: &crate::app::provision::Snapshot) -> Vec<StepView> {
+    use crate::app::provision::StepStatus;
     let mut steps: Vec<StepView> = Vec::new();
     for e in &snapshot.events {
         let status = match e.status {
@@ -126,7 +126,7 @@ pub(super) async fn page(ui: &UiAdmin) -> Result<OnboardingPage, PageError> {
         chrome: ui.chrome("/onboarding", "Set up Portico").await?,
         status: status.status,
         form_domain: status.domain.clone().unwrap_or_default(),
-        form_username: crate::provision::suggested_username(&ui.state).await?,
+        form_username: crate::app::provision::suggested_username(&ui.state).await?,
         form_email: status.email.unwrap_or_default(),
         domain: status.domain,
         errors: FieldErrors::default(),

@@ -242,7 +242,7 @@ async fn provisioning_starts_from_the_page_and_shows_a_failed_step() {
     assert_eq!(started.status, StatusCode::SEE_OTHER);
     assert_eq!(started.location.as_deref(), Some("/onboarding?flash=provisioning"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while ui.state.provision.status() != crate::provision::RunStatus::Failed {
+    while ui.state.provision.status() != crate::app::provision::RunStatus::Failed {
         assert!(std::time::Instant::now() < deadline, "the run did not fail");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await; // poll interval
     }

@@ -424,8 +424,8 @@ async fn settings_show_the_acme_settings_read_only() {
 
 #[actix_web::test]
 async fn a_failed_provisioning_says_so_above_its_steps() {
+    use crate::app::provision::RunStatus;
     use crate::onboarding::{OnboardingState, keys};
-    use crate::provision::RunStatus;
     // A port nothing listens on: the ACME directory cannot be reached.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let ui = super::tests::ui_with(|s| s.acme.directory = format!("http://{closed}/dir")).await;

@@ -186,6 +186,6 @@ async fn the_first_visitor_is_named_in_the_form() {
         "{}",
         taken.body
     );
-    assert_eq!(ui.state.provision.status(), crate::provision::RunStatus::Idle, "nothing started");
+    assert_eq!(ui.state.provision.status(), crate::app::provision::RunStatus::Idle, "nothing started");
     assert_eq!(ui.state.onboarding_state(), OnboardingState::DnsReady);
 }

@@ -1,7 +1,8 @@
 //! Static sites: validation, who may manage which site, the site directory
 //! with its default page, and create/update/delete kept together with the
 //! nginx apply (undone when it fails). Files are in `files.rs`, path checks
-//! in `paths.rs`.
+//! in `paths.rs`. The use cases that also prove, audit and serve both HTTP
+//! surfaces are in `app::sites`.
 
 pub mod files;
 pub mod paths;
@@ -67,6 +68,41 @@ pub struct SitePatch {
     pub allowed_groups: Option<Vec<String>>,
     /// Upload cap for the whole site, bytes (1 KiB to 64 GiB).
     pub max_bytes: Option<u64>,
+}
+
+impl SitePatch {
+    /// `f` with every field the patch sets replaced. A new access other
+    /// than `restricted` clears the allowed users and groups unless the
+    /// patch sets them too.
+    pub fn apply(self, f: SiteFields) -> SiteFields {
+        let SitePatch { name, spa_fallback, access, allowed_users, allowed_groups, max_bytes } = self;
+        let cleared =
+            access.as_deref().is_some_and(|a| a != "restricted") && allowed_users.is_none() && allowed_groups.is_none();
+        let (users, groups) = if cleared { (Vec::new(), Vec::new()) } else { (f.allowed_users, f.allowed_groups) };
+        SiteFields {
+            name: name.unwrap_or(f.name),
+            spa_fallback: spa_fallback.unwrap_or(f.spa_fallback),
+            access: access.unwrap_or(f.access),
+            allowed_users: allowed_users.unwrap_or(users),
+            allowed_groups: allowed_groups.unwrap_or(groups),
+            max_bytes: max_bytes.unwrap_or(f.max_bytes),
+        }
+    }
+}
+
+/// A full replacement: every field set.
+impl From<SiteFields> for SitePatch {
+    fn from(f: SiteFields) -> Self {
+        let SiteFields { name, spa_fallback, access, allowed_users, allowed_groups, max_bytes } = f;
+        SitePatch {
+            name: Some(name),
+            spa_fallback: Some(spa_fallback),
+            access: Some(access),
+            allowed_users: Some(allowed_users),
+            allowed_groups: Some(allowed_groups),
+            max_bytes: Some(max_bytes),
+        }
+    }
 }
 
 fn is_label(s: &str) -> bool {
@@ -146,13 +182,14 @@ pub async fn create(
     who: &Identity,
     new: NewSite,
 ) -> Result<Site, SiteError> {
+    let NewSite { name, spa_fallback, access, allowed_users, allowed_groups, max_bytes } = new;
     let fields = SiteFields {
-        name: new.name,
-        spa_fallback: new.spa_fallback,
-        access: new.access.unwrap_or_else(|| "authenticated".into()),
-        allowed_users: new.allowed_users,
-        allowed_groups: new.allowed_groups,
-        max_bytes: new.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+        name,
+        spa_fallback,
+        access: access.unwrap_or_else(|| "authenticated".into()),
+        allowed_users,
+        allowed_groups,
+        max_bytes: max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
     };
     validate(&fields)?;
     if !permits(&scope(store, who).await?, &fields.name) {
@@ -189,20 +226,7 @@ pub async fn update(
     patch: SitePatch,
 ) -> Result<(Site, Site), SiteError> {
     let old = get(store, who, id).await?;
-    let mut fields = SiteFields::from(&old);
-    if let Some(name) = patch.name {
-        fields.name = name;
-    }
-    fields.spa_fallback = patch.spa_fallback.unwrap_or(fields.spa_fallback);
-    if let Some(access) = patch.access {
-        fields.access = access;
-        if fields.access != "restricted" && patch.allowed_users.is_none() && patch.allowed_groups.is_none() {
-            (fields.allowed_users, fields.allowed_groups) = (Vec::new(), Vec::new());
-        }
-    }
-    fields.allowed_users = patch.allowed_users.unwrap_or(fields.allowed_users);
-    fields.allowed_groups = patch.allowed_groups.unwrap_or(fields.allowed_groups);
-    fields.max_bytes = patch.max_bytes.unwrap_or(fields.max_bytes);
+    let fields = patch.apply(SiteFields::from(&old));
     validate(&fields)?;
     if !permits(&scope(store, who).await?, &fields.name) {
         return Err(SiteError::NotAllowed);

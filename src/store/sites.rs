@@ -162,9 +162,8 @@ impl Store {
         let sql =
             format!("UPDATE sites SET {}, updated_at = ?{} WHERE id = ?{}", assigned(&FIELD_COLUMNS, 1), n + 1, n + 2);
         self.run(move |c| {
-            let changed = c
-                .execute(&sql, field_values(&s, [to_unix(now).into(), id.into()]))
-                .map_err(|e| taken(e, &s.name))?;
+            let changed =
+                c.execute(&sql, field_values(&s, [to_unix(now).into(), id.into()])).map_err(|e| taken(e, &s.name))?;
             if changed == 0 {
                 return Err(StoreError::NotFound);
             }

@@ -41,6 +41,45 @@ impl UiForm {
     pub fn confirmed(&self) -> bool {
         self.get("confirm") == "yes"
     }
+
+    /// The form as `T`: a name sent once is a string, a name sent several
+    /// times a list (read checkbox groups with [`list`], a single checkbox
+    /// with [`checkbox`]). Names `T` does not know are ignored.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, PageError> {
+        use serde_json::Value;
+        let mut map = serde_json::Map::new();
+        for (k, v) in &self.fields {
+            match map.get_mut(k) {
+                None => {
+                    map.insert(k.clone(), Value::from(v.as_str()));
+                }
+                Some(Value::Array(values)) => values.push(Value::from(v.as_str())),
+                Some(one) => *one = Value::Array(vec![one.take(), Value::from(v.as_str())]),
+            }
+        }
+        serde_json::from_value(Value::Object(map))
+            .map_err(|_| PageError { status: StatusCode::BAD_REQUEST, message: "Malformed form".into() })
+    }
+}
+
+/// Serde helper for a checkbox group: every checked value (none, one or several).
+pub fn list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMore {
+        One(String),
+        More(Vec<String>),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        OneOrMore::One(v) => vec![v],
+        OneOrMore::More(v) => v,
+    })
+}
+
+/// Serde helper for a single checkbox: checked when its value is `on`.
+pub fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let value: String = serde::Deserialize::deserialize(d)?;
+    Ok(value == "on")
 }
 
 impl UiAdmin {

@@ -207,3 +207,26 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TunnelFields;
+
+    #[test]
+    fn audited_fields_are_name_agent_target_enabled_access() {
+        let f = TunnelFields {
+            name: "app".into(),
+            agent: "home".into(),
+            target: "127.0.0.1:80".into(),
+            enabled: true,
+            access: "restricted".into(),
+            allowed_users: vec!["alice".into()],
+            allowed_groups: vec!["family".into()],
+            description: "notes".into(),
+        };
+        let json = serde_json::json!({
+            "name": "app", "agent": "home", "target": "127.0.0.1:80", "enabled": true, "access": "restricted"
+        });
+        assert_eq!(serde_json::to_value(&f).unwrap(), json);
+    }
+}

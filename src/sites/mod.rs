@@ -115,24 +115,25 @@ fn is_label(s: &str) -> bool {
 
 /// Checks every field; collects all errors.
 pub fn validate(f: &SiteFields) -> Result<(), SiteError> {
+    let SiteFields { name, spa_fallback: _, access, allowed_users, allowed_groups, max_bytes } = f;
     let mut errors = Vec::new();
-    if !is_label(&f.name) {
+    if !is_label(name) {
         errors.push(FieldError::new("name", "Use a lowercase DNS label: a-z, 0-9 and '-', at most 63 characters"));
-    } else if RESERVED_NAMES.contains(&f.name.as_str()) {
+    } else if RESERVED_NAMES.contains(&name.as_str()) {
         errors.push(FieldError::new("name", "This name is reserved for Portico itself"));
     }
-    if Access::parse(&f.access).is_none() {
+    if Access::parse(access).is_none() {
         errors.push(FieldError::new("access", "Choose public, authenticated or restricted"));
     }
-    for (field, list) in [("allowedUsers", &f.allowed_users), ("allowedGroups", &f.allowed_groups)] {
+    for (field, list) in [("allowedUsers", allowed_users), ("allowedGroups", allowed_groups)] {
         if list.iter().any(|u| u.is_empty() || u.len() > 64 || u.chars().any(|c| c.is_whitespace() || c.is_control())) {
             errors.push(FieldError::new(field, "Use names without spaces, 1–64 characters each"));
         }
     }
-    if f.access != "restricted" && (!f.allowed_users.is_empty() || !f.allowed_groups.is_empty()) {
+    if access != "restricted" && (!allowed_users.is_empty() || !allowed_groups.is_empty()) {
         errors.push(FieldError::new("access", "Allowed users and groups need access 'restricted'"));
     }
-    if !(1024..=MAX_MAX_BYTES).contains(&f.max_bytes) {
+    if !(1024..=MAX_MAX_BYTES).contains(max_bytes) {
         errors.push(FieldError::new("maxBytes", "Choose a limit between 1024 bytes and 64 GiB"));
     }
     if errors.is_empty() { Ok(()) } else { Err(SiteError::Invalid(errors)) }

@@ -49,7 +49,7 @@ pub fn with_health(mut views: Vec<TunnelView>, report: Option<&crate::probe::Rep
 }
 
 /// Create or full replace. Absent optional fields take defaults.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TunnelInput {
     pub name: String,
@@ -115,61 +115,85 @@ pub fn valid_target(t: &str) -> bool {
 
 /// Validates every field; collects all errors.
 pub fn validate(f: &TunnelFields) -> Result<(), TunnelsError> {
+    let TunnelFields { name, agent, target, enabled: _, access, allowed_users, allowed_groups, description } = f;
     let mut e = Vec::new();
-    if !crate::model::is_label(&f.name) {
+    if !crate::model::is_label(name) {
         e.push(FieldError::new("name", "Use a lowercase DNS label: 1–63 letters, digits or hyphens"));
-    } else if RESERVED.contains(&f.name.as_str()) {
-        e.push(FieldError::new("name", format!("'{}' is reserved", f.name)));
+    } else if RESERVED.contains(&name.as_str()) {
+        e.push(FieldError::new("name", format!("'{name}' is reserved")));
     }
-    if !crate::model::is_label(&f.agent) {
+    if !crate::model::is_label(agent) {
         e.push(FieldError::new("agent", "Give the label of an enrolled agent"));
     }
-    if !valid_target(&f.target) {
+    if !valid_target(target) {
         e.push(FieldError::new("target", "Give host:port with a port from 1 to 65535"));
     }
-    if Access::parse(&f.access).is_none() {
+    if Access::parse(access).is_none() {
         e.push(FieldError::new("access", "Choose public, authenticated or restricted"));
     }
-    for (field, list) in [("allowedUsers", &f.allowed_users), ("allowedGroups", &f.allowed_groups)] {
+    for (field, list) in [("allowedUsers", allowed_users), ("allowedGroups", allowed_groups)] {
         if list.iter().any(|u| u.is_empty() || u.len() > 64 || u.chars().any(char::is_whitespace)) {
             e.push(FieldError::new(field, "Use names without spaces, 1–64 characters each"));
         }
     }
-    if f.access != "restricted" && (!f.allowed_users.is_empty() || !f.allowed_groups.is_empty()) {
+    if access != "restricted" && (!allowed_users.is_empty() || !allowed_groups.is_empty()) {
         e.push(FieldError::new("access", "Allowed users and groups need access 'restricted'"));
     }
-    if f.description.chars().count() > MAX_DESCRIPTION {
+    if description.chars().count() > MAX_DESCRIPTION {
         e.push(FieldError::new("description", format!("Use at most {MAX_DESCRIPTION} characters")));
     }
     if e.is_empty() { Ok(()) } else { Err(TunnelsError::Invalid(e)) }
 }
 
 impl TunnelInput {
+    /// The fields to store: absent ones take their defaults (enabled,
+    /// `authenticated`, no lists, no description; an agent caller's own label).
     pub fn into_fields(self, who: &Identity) -> TunnelFields {
+        let TunnelInput { name, agent, target, enabled, access, allowed_users, allowed_groups, description } = self;
         TunnelFields {
-            name: self.name,
-            agent: self.agent.or_else(|| own_label(who).map(str::to_string)).unwrap_or_default(),
-            target: self.target,
-            enabled: self.enabled.unwrap_or(true),
-            access: self.access.unwrap_or_else(|| "authenticated".into()),
-            allowed_users: self.allowed_users.unwrap_or_default(),
-            allowed_groups: self.allowed_groups.unwrap_or_default(),
-            description: self.description.unwrap_or_default(),
+            name,
+            agent: agent.or_else(|| own_label(who).map(str::to_string)).unwrap_or_default(),
+            target,
+            enabled: enabled.unwrap_or(true),
+            access: access.unwrap_or_else(|| "authenticated".into()),
+            allowed_users: allowed_users.unwrap_or_default(),
+            allowed_groups: allowed_groups.unwrap_or_default(),
+            description: description.unwrap_or_default(),
         }
     }
 }
 
 impl TunnelPatch {
-    pub fn apply(self, mut f: TunnelFields) -> TunnelFields {
-        f.name = self.name.unwrap_or(f.name);
-        f.agent = self.agent.unwrap_or(f.agent);
-        f.target = self.target.unwrap_or(f.target);
-        f.enabled = self.enabled.unwrap_or(f.enabled);
-        f.access = self.access.unwrap_or(f.access);
-        f.allowed_users = self.allowed_users.unwrap_or(f.allowed_users);
-        f.allowed_groups = self.allowed_groups.unwrap_or(f.allowed_groups);
-        f.description = self.description.unwrap_or(f.description);
-        f
+    /// `f` with every field the patch sets replaced.
+    pub fn apply(self, f: TunnelFields) -> TunnelFields {
+        let TunnelPatch { name, agent, target, enabled, access, allowed_users, allowed_groups, description } = self;
+        TunnelFields {
+            name: name.unwrap_or(f.name),
+            agent: agent.unwrap_or(f.agent),
+            target: target.unwrap_or(f.target),
+            enabled: enabled.unwrap_or(f.enabled),
+            access: access.unwrap_or(f.access),
+            allowed_users: allowed_users.unwrap_or(f.allowed_users),
+            allowed_groups: allowed_groups.unwrap_or(f.allowed_groups),
+            description: description.unwrap_or(f.description),
+        }
+    }
+}
+
+/// A full replacement: every field set.
+impl From<TunnelFields> for TunnelPatch {
+    fn from(f: TunnelFields) -> Self {
+        let TunnelFields { name, agent, target, enabled, access, allowed_users, allowed_groups, description } = f;
+        TunnelPatch {
+            name: Some(name),
+            agent: Some(agent),
+            target: Some(target),
+            enabled: Some(enabled),
+            access: Some(access),
+            allowed_users: Some(allowed_users),
+            allowed_groups: Some(allowed_groups),
+            description: Some(description),
+        }
     }
 }
 

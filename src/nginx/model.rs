@@ -1,5 +1,6 @@
 //! Plain input and output types of the renderer, and the defensive checks on
-//! every value that ends up inside nginx syntax.
+//! every value that ends up inside nginx syntax. A stored tunnel or site
+//! becomes its vhost here (`From<&Tunnel>`, `From<&Site>`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -120,6 +121,47 @@ pub struct SiteVhost {
     pub spa_fallback: bool,
     /// Visitor access mode.
     pub access: Access,
+}
+
+impl From<&crate::store::Tunnel> for TunnelVhost {
+    fn from(t: &crate::store::Tunnel) -> Self {
+        let crate::store::Tunnel {
+            id: _,
+            name,
+            agent: _,
+            target: _,
+            enabled,
+            access,
+            allowed_users: _,
+            allowed_groups: _,
+            description: _,
+            created_at: _,
+            updated_at: _,
+        } = t;
+        TunnelVhost { name: name.clone(), access: stored_access(access), enabled: *enabled }
+    }
+}
+
+impl From<&crate::store::Site> for SiteVhost {
+    fn from(s: &crate::store::Site) -> Self {
+        let crate::store::Site {
+            id: _,
+            name,
+            spa_fallback,
+            access,
+            allowed_users: _,
+            allowed_groups: _,
+            max_bytes: _,
+            created_at: _,
+            updated_at: _,
+        } = s;
+        SiteVhost { name: name.clone(), spa_fallback: *spa_fallback, access: stored_access(access) }
+    }
+}
+
+/// A stored access mode; an unknown value renders as `authenticated`.
+fn stored_access(s: &str) -> Access {
+    Access::parse(s).unwrap_or(Access::Authenticated)
 }
 
 /// A rendered configuration: relative path → file content.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::model::{Access, AdminVhost, CertPaths, Ports, RenderInput, SiteVhost, TunnelVhost, Upstreams};
+use super::model::{AdminVhost, CertPaths, Ports, RenderInput, SiteVhost, TunnelVhost, Upstreams};
 use super::side_by_side::FileDiff;
 use super::{Applier, ApplyError, ApplyOutcome, NginxBinary, RenderedTree, SnapshotMeta, render};
 use crate::metrics::Outcomes;
@@ -94,10 +94,6 @@ pub fn cert_paths(data_dir: &Path, fqdn: &str) -> CertPaths {
     CertPaths { fullchain: dir.join("fullchain.pem"), key: dir.join("privkey.pem") }
 }
 
-fn access(s: &str) -> Access {
-    Access::parse(s).unwrap_or(Access::Authenticated)
-}
-
 /// The loopback services nginx proxies to, as the settings place them.
 pub fn upstreams(settings: &Settings) -> Upstreams {
     Upstreams {
@@ -142,18 +138,8 @@ pub async fn render_input(settings: &Settings, store: &Store) -> Result<RenderIn
     let rows = store.settings(&[onboarding::keys::DOMAIN, TWO_FACTOR_KEY]).await?;
     let domain = rows[0].clone().filter(|d| !d.is_empty());
     let two_factor = rows[1].as_deref() == Some("1");
-    let tunnels: Vec<TunnelVhost> = store
-        .tunnels()
-        .await?
-        .into_iter()
-        .map(|t| TunnelVhost { access: access(&t.access), name: t.name, enabled: t.enabled })
-        .collect();
-    let sites: Vec<SiteVhost> = store
-        .sites()
-        .await?
-        .into_iter()
-        .map(|s| SiteVhost { access: access(&s.access), name: s.name, spa_fallback: s.spa_fallback })
-        .collect();
+    let tunnels: Vec<TunnelVhost> = store.tunnels().await?.iter().map(TunnelVhost::from).collect();
+    let sites: Vec<SiteVhost> = store.sites().await?.iter().map(SiteVhost::from).collect();
     let mut certs = BTreeMap::new();
     if let Some(d) = &domain {
         let labels = ["panel", "auth", "tunnel"]

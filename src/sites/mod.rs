@@ -1,7 +1,8 @@
 //! Static sites: validation, who may manage which site, the site directory
 //! with its default page, and create/update/delete kept together with the
 //! nginx apply (undone when it fails). Files are in `files.rs`, path checks
-//! in `paths.rs`.
+//! in `paths.rs`. The use cases that also prove, audit and serve both HTTP
+//! surfaces are in `app::sites`.
 
 pub mod files;
 pub mod paths;
@@ -69,26 +70,62 @@ pub struct SitePatch {
     pub max_bytes: Option<u64>,
 }
 
+impl SitePatch {
+    /// `f` with every field the patch sets replaced. A new access other
+    /// than `restricted` clears the allowed users and groups unless the
+    /// patch sets them too.
+    pub fn apply(self, f: SiteFields) -> SiteFields {
+        let SitePatch { name, spa_fallback, access, allowed_users, allowed_groups, max_bytes } = self;
+        let cleared =
+            access.as_deref().is_some_and(|a| a != "restricted") && allowed_users.is_none() && allowed_groups.is_none();
+        let (users, groups) = if cleared { (Vec::new(), Vec::new()) } else { (f.allowed_users, f.allowed_groups) };
+        SiteFields {
+            name: name.unwrap_or(f.name),
+            spa_fallback: spa_fallback.unwrap_or(f.spa_fallback),
+            access: access.unwrap_or(f.access),
+            allowed_users: allowed_users.unwrap_or(users),
+            allowed_groups: allowed_groups.unwrap_or(groups),
+            max_bytes: max_bytes.unwrap_or(f.max_bytes),
+        }
+    }
+}
+
+/// A full replacement: every field set.
+impl From<SiteFields> for SitePatch {
+    fn from(f: SiteFields) -> Self {
+        let SiteFields { name, spa_fallback, access, allowed_users, allowed_groups, max_bytes } = f;
+        SitePatch {
+            name: Some(name),
+            spa_fallback: Some(spa_fallback),
+            access: Some(access),
+            allowed_users: Some(allowed_users),
+            allowed_groups: Some(allowed_groups),
+            max_bytes: Some(max_bytes),
+        }
+    }
+}
+
 /// Checks every field; collects all errors.
 pub fn validate(f: &SiteFields) -> Result<(), SiteError> {
+    let SiteFields { name, spa_fallback: _, access, allowed_users, allowed_groups, max_bytes } = f;
     let mut errors = Vec::new();
-    if !crate::model::is_label(&f.name) {
+    if !crate::model::is_label(name) {
         errors.push(FieldError::new("name", "Use a lowercase DNS label: a-z, 0-9 and '-', at most 63 characters"));
-    } else if RESERVED_NAMES.contains(&f.name.as_str()) {
+    } else if RESERVED_NAMES.contains(&name.as_str()) {
         errors.push(FieldError::new("name", "This name is reserved for Portico itself"));
     }
-    if Access::parse(&f.access).is_none() {
+    if Access::parse(access).is_none() {
         errors.push(FieldError::new("access", "Choose public, authenticated or restricted"));
     }
-    for (field, list) in [("allowedUsers", &f.allowed_users), ("allowedGroups", &f.allowed_groups)] {
+    for (field, list) in [("allowedUsers", allowed_users), ("allowedGroups", allowed_groups)] {
         if list.iter().any(|u| u.is_empty() || u.len() > 64 || u.chars().any(|c| c.is_whitespace() || c.is_control())) {
             errors.push(FieldError::new(field, "Use names without spaces, 1–64 characters each"));
         }
     }
-    if f.access != "restricted" && (!f.allowed_users.is_empty() || !f.allowed_groups.is_empty()) {
+    if access != "restricted" && (!allowed_users.is_empty() || !allowed_groups.is_empty()) {
         errors.push(FieldError::new("access", "Allowed users and groups need access 'restricted'"));
     }
-    if !(1024..=MAX_MAX_BYTES).contains(&f.max_bytes) {
+    if !(1024..=MAX_MAX_BYTES).contains(max_bytes) {
         errors.push(FieldError::new("maxBytes", "Choose a limit between 1024 bytes and 64 GiB"));
     }
     if errors.is_empty() { Ok(()) } else { Err(SiteError::Invalid(errors)) }
@@ -138,13 +175,14 @@ pub async fn create(
     who: &Identity,
     new: NewSite,
 ) -> Result<Site, SiteError> {
+    let NewSite { name, spa_fallback, access, allowed_users, allowed_groups, max_bytes } = new;
     let fields = SiteFields {
-        name: new.name,
-        spa_fallback: new.spa_fallback,
-        access: new.access.unwrap_or_else(|| "authenticated".into()),
-        allowed_users: new.allowed_users,
-        allowed_groups: new.allowed_groups,
-        max_bytes: new.max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+        name,
+        spa_fallback,
+        access: access.unwrap_or_else(|| "authenticated".into()),
+        allowed_users,
+        allowed_groups,
+        max_bytes: max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
     };
     validate(&fields)?;
     if !permits(&scope(store, who).await?, &fields.name) {
@@ -181,20 +219,7 @@ pub async fn update(
     patch: SitePatch,
 ) -> Result<(Site, Site), SiteError> {
     let old = get(store, who, id).await?;
-    let mut fields = SiteFields::from(&old);
-    if let Some(name) = patch.name {
-        fields.name = name;
-    }
-    fields.spa_fallback = patch.spa_fallback.unwrap_or(fields.spa_fallback);
-    if let Some(access) = patch.access {
-        fields.access = access;
-        if fields.access != "restricted" && patch.allowed_users.is_none() && patch.allowed_groups.is_none() {
-            (fields.allowed_users, fields.allowed_groups) = (Vec::new(), Vec::new());
-        }
-    }
-    fields.allowed_users = patch.allowed_users.unwrap_or(fields.allowed_users);
-    fields.allowed_groups = patch.allowed_groups.unwrap_or(fields.allowed_groups);
-    fields.max_bytes = patch.max_bytes.unwrap_or(fields.max_bytes);
+    let fields = patch.apply(SiteFields::from(&old));
     validate(&fields)?;
     if !permits(&scope(store, who).await?, &fields.name) {
         return Err(SiteError::NotAllowed);

@@ -252,5 +252,15 @@ fn split_list(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_string).collect()
 }
 
+/// `?first, ?first+1, …`: one numbered parameter per column.
+fn numbered(columns: &[&str], first: usize) -> String {
+    (first..first + columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `a = ?first, b = ?first+1, …`: each column set from its numbered parameter.
+fn assigned(columns: &[&str], first: usize) -> String {
+    columns.iter().zip(first..).map(|(c, i)| format!("{c} = ?{i}")).collect::<Vec<_>>().join(", ")
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,12 @@
 //! The sites table. Names share one namespace with tunnels (triggers in
 //! `0003_sites`); validation lives in the sites domain module.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Params, Row, params_from_iter};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Store, StoreError, from_unix, split_list, to_unix};
+use super::{Store, StoreError, assigned, from_unix, numbered, split_list, to_unix};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -40,19 +41,48 @@ pub struct SiteFields {
 
 impl From<&Site> for SiteFields {
     fn from(s: &Site) -> Self {
+        let Site {
+            id: _,
+            name,
+            spa_fallback,
+            access,
+            allowed_users,
+            allowed_groups,
+            max_bytes,
+            created_at: _,
+            updated_at: _,
+        } = s;
         SiteFields {
-            name: s.name.clone(),
-            spa_fallback: s.spa_fallback,
-            access: s.access.clone(),
-            allowed_users: s.allowed_users.clone(),
-            allowed_groups: s.allowed_groups.clone(),
-            max_bytes: s.max_bytes,
+            name: name.clone(),
+            spa_fallback: *spa_fallback,
+            access: access.clone(),
+            allowed_users: allowed_users.clone(),
+            allowed_groups: allowed_groups.clone(),
+            max_bytes: *max_bytes,
         }
     }
 }
 
 const COLUMNS: &str =
     "id, name, spa_fallback, access, allowed_users, allowed_groups, max_bytes, created_at, updated_at";
+
+/// The columns of [`SiteFields`], in the order [`field_values`] gives them.
+const FIELD_COLUMNS: [&str; 6] = ["name", "spa_fallback", "access", "allowed_users", "allowed_groups", "max_bytes"];
+
+/// The SQL values of the writable fields (insert, update and restore bind
+/// these), in the order of [`FIELD_COLUMNS`], followed by `extra`.
+fn field_values(s: &SiteFields, extra: impl IntoIterator<Item = Value>) -> impl Params {
+    let SiteFields { name, spa_fallback, access, allowed_users, allowed_groups, max_bytes } = s;
+    let fields: [Value; FIELD_COLUMNS.len()] = [
+        name.clone().into(),
+        (*spa_fallback).into(),
+        access.clone().into(),
+        allowed_users.join(" ").into(),
+        allowed_groups.join(" ").into(),
+        i64::try_from(*max_bytes).unwrap_or(i64::MAX).into(),
+    ];
+    params_from_iter(fields.into_iter().chain(extra))
+}
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Site> {
     Ok(Site {
@@ -93,21 +123,15 @@ impl Store {
     }
 
     pub async fn insert_site(&self, s: SiteFields, now: OffsetDateTime) -> Result<Site, StoreError> {
+        let n = FIELD_COLUMNS.len();
+        let sql = format!(
+            "INSERT INTO sites ({}, created_at, updated_at) VALUES ({}, ?{at}, ?{at})",
+            FIELD_COLUMNS.join(", "),
+            numbered(&FIELD_COLUMNS, 1),
+            at = n + 1,
+        );
         self.run(move |c| {
-            c.execute(
-                "INSERT INTO sites (name, spa_fallback, access, allowed_users, allowed_groups, max_bytes, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![
-                    s.name,
-                    s.spa_fallback,
-                    s.access,
-                    s.allowed_users.join(" "),
-                    s.allowed_groups.join(" "),
-                    i64::try_from(s.max_bytes).unwrap_or(i64::MAX),
-                    to_unix(now)
-                ],
-            )
-            .map_err(|e| taken(e, &s.name))?;
+            c.execute(&sql, field_values(&s, [to_unix(now).into()])).map_err(|e| taken(e, &s.name))?;
             find(c, c.last_insert_rowid())?.ok_or(StoreError::NotFound)
         })
         .await
@@ -115,22 +139,18 @@ impl Store {
 
     /// Puts back a deleted site with its original id (undo of a delete).
     pub async fn restore_site(&self, s: Site) -> Result<Site, StoreError> {
+        let n = FIELD_COLUMNS.len();
+        let sql = format!(
+            "INSERT INTO sites ({}, id, created_at, updated_at) VALUES ({}, ?{}, ?{}, ?{})",
+            FIELD_COLUMNS.join(", "),
+            numbered(&FIELD_COLUMNS, 1),
+            n + 1,
+            n + 2,
+            n + 3
+        );
         self.run(move |c| {
-            c.execute(
-                &format!("INSERT INTO sites ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                params![
-                    s.id,
-                    s.name,
-                    s.spa_fallback,
-                    s.access,
-                    s.allowed_users.join(" "),
-                    s.allowed_groups.join(" "),
-                    i64::try_from(s.max_bytes).unwrap_or(i64::MAX),
-                    to_unix(s.created_at),
-                    to_unix(s.updated_at)
-                ],
-            )
-            .map_err(|e| taken(e, &s.name))?;
+            let extra = [s.id.into(), to_unix(s.created_at).into(), to_unix(s.updated_at).into()];
+            c.execute(&sql, field_values(&SiteFields::from(&s), extra)).map_err(|e| taken(e, &s.name))?;
             find(c, s.id)?.ok_or(StoreError::NotFound)
         })
         .await
@@ -138,24 +158,13 @@ impl Store {
 
     /// Replaces every writable field; `Conflict` when the new name is taken.
     pub async fn update_site(&self, id: i64, s: SiteFields, now: OffsetDateTime) -> Result<Site, StoreError> {
+        let n = FIELD_COLUMNS.len();
+        let sql =
+            format!("UPDATE sites SET {}, updated_at = ?{} WHERE id = ?{}", assigned(&FIELD_COLUMNS, 1), n + 1, n + 2);
         self.run(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE sites SET name = ?2, spa_fallback = ?3, access = ?4, allowed_users = ?5, \
-                     allowed_groups = ?6, max_bytes = ?7, updated_at = ?8 WHERE id = ?1",
-                    params![
-                        id,
-                        s.name,
-                        s.spa_fallback,
-                        s.access,
-                        s.allowed_users.join(" "),
-                        s.allowed_groups.join(" "),
-                        i64::try_from(s.max_bytes).unwrap_or(i64::MAX),
-                        to_unix(now)
-                    ],
-                )
-                .map_err(|e| taken(e, &s.name))?;
-            if n == 0 {
+            let changed =
+                c.execute(&sql, field_values(&s, [to_unix(now).into(), id.into()])).map_err(|e| taken(e, &s.name))?;
+            if changed == 0 {
                 return Err(StoreError::NotFound);
             }
             find(c, id)?.ok_or(StoreError::NotFound)

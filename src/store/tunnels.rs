@@ -1,11 +1,12 @@
 //! The tunnels table. Validation lives in the tunnels domain module; this
 //! layer only stores what it is given.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Params, Row, params_from_iter};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Store, StoreError, from_unix, split_list, to_unix};
+use super::{Store, StoreError, assigned, from_unix, numbered, split_list, to_unix};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -28,36 +29,75 @@ pub struct Tunnel {
     pub updated_at: OffsetDateTime,
 }
 
-/// The writable fields of a tunnel.
-#[derive(Debug, Clone, PartialEq)]
+/// The writable fields of a tunnel. Serialised, it is what the audit log
+/// records of a change (the lists and the description are left out).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TunnelFields {
     pub name: String,
     pub agent: String,
     pub target: String,
     pub enabled: bool,
     pub access: String,
+    #[serde(skip_serializing)]
     pub allowed_users: Vec<String>,
+    #[serde(skip_serializing)]
     pub allowed_groups: Vec<String>,
+    #[serde(skip_serializing)]
     pub description: String,
 }
 
 impl From<&Tunnel> for TunnelFields {
     fn from(t: &Tunnel) -> Self {
+        let Tunnel {
+            id: _,
+            name,
+            agent,
+            target,
+            enabled,
+            access,
+            allowed_users,
+            allowed_groups,
+            description,
+            created_at: _,
+            updated_at: _,
+        } = t;
         TunnelFields {
-            name: t.name.clone(),
-            agent: t.agent.clone(),
-            target: t.target.clone(),
-            enabled: t.enabled,
-            access: t.access.clone(),
-            allowed_users: t.allowed_users.clone(),
-            allowed_groups: t.allowed_groups.clone(),
-            description: t.description.clone(),
+            name: name.clone(),
+            agent: agent.clone(),
+            target: target.clone(),
+            enabled: *enabled,
+            access: access.clone(),
+            allowed_users: allowed_users.clone(),
+            allowed_groups: allowed_groups.clone(),
+            description: description.clone(),
         }
     }
 }
 
 const COLUMNS: &str =
     "id, name, agent, target, enabled, access, allowed_users, allowed_groups, description, created_at, updated_at";
+
+/// The columns of [`TunnelFields`], in the order [`field_values`] gives them.
+const FIELD_COLUMNS: [&str; 8] =
+    ["name", "agent", "target", "enabled", "access", "allowed_users", "allowed_groups", "description"];
+
+/// The SQL values of the writable fields (insert, update and restore bind
+/// these), in the order of [`FIELD_COLUMNS`], followed by `extra`.
+fn field_values(t: &TunnelFields, extra: impl IntoIterator<Item = Value>) -> impl Params {
+    let TunnelFields { name, agent, target, enabled, access, allowed_users, allowed_groups, description } = t;
+    let fields: [Value; FIELD_COLUMNS.len()] = [
+        name.clone().into(),
+        agent.clone().into(),
+        target.clone().into(),
+        (*enabled).into(),
+        access.clone().into(),
+        allowed_users.join(" ").into(),
+        allowed_groups.join(" ").into(),
+        description.clone().into(),
+    ];
+    params_from_iter(fields.into_iter().chain(extra))
+}
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Tunnel> {
     Ok(Tunnel {
@@ -104,49 +144,33 @@ impl Store {
     }
 
     pub async fn insert_tunnel(&self, t: TunnelFields, now: OffsetDateTime) -> Result<Tunnel, StoreError> {
+        let n = FIELD_COLUMNS.len();
+        let sql = format!(
+            "INSERT INTO tunnels ({}, created_at, updated_at) VALUES ({}, ?{at}, ?{at})",
+            FIELD_COLUMNS.join(", "),
+            numbered(&FIELD_COLUMNS, 1),
+            at = n + 1,
+        );
         self.run(move |c| {
-            c.execute(
-                "INSERT INTO tunnels (name, agent, target, enabled, access, allowed_users, allowed_groups, description, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                params![
-                    t.name,
-                    t.agent,
-                    t.target,
-                    t.enabled,
-                    t.access,
-                    t.allowed_users.join(" "),
-                    t.allowed_groups.join(" "),
-                    t.description,
-                    to_unix(now)
-                ],
-            )
-            .map_err(|e| unique_name(e, &t.name))?;
+            c.execute(&sql, field_values(&t, [to_unix(now).into()])).map_err(|e| unique_name(e, &t.name))?;
             find(c, c.last_insert_rowid())?.ok_or(StoreError::NotFound)
         })
         .await
     }
 
     pub async fn update_tunnel(&self, id: i64, t: TunnelFields, now: OffsetDateTime) -> Result<Tunnel, StoreError> {
+        let n = FIELD_COLUMNS.len();
+        let sql = format!(
+            "UPDATE tunnels SET {}, updated_at = ?{} WHERE id = ?{}",
+            assigned(&FIELD_COLUMNS, 1),
+            n + 1,
+            n + 2
+        );
         self.run(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE tunnels SET name = ?2, agent = ?3, target = ?4, enabled = ?5, access = ?6, allowed_users = ?7, \
-                     allowed_groups = ?8, description = ?9, updated_at = ?10 WHERE id = ?1",
-                    params![
-                        id,
-                        t.name,
-                        t.agent,
-                        t.target,
-                        t.enabled,
-                        t.access,
-                        t.allowed_users.join(" "),
-                        t.allowed_groups.join(" "),
-                        t.description,
-                        to_unix(now)
-                    ],
-                )
+            let changed = c
+                .execute(&sql, field_values(&t, [to_unix(now).into(), id.into()]))
                 .map_err(|e| unique_name(e, &t.name))?;
-            if n == 0 {
+            if changed == 0 {
                 return Err(StoreError::NotFound);
             }
             find(c, id)?.ok_or(StoreError::NotFound)
@@ -166,26 +190,43 @@ impl Store {
 
     /// Puts back a deleted tunnel with its original id (undo of a delete).
     pub async fn restore_tunnel(&self, t: Tunnel) -> Result<Tunnel, StoreError> {
+        let n = FIELD_COLUMNS.len();
+        let sql = format!(
+            "INSERT INTO tunnels ({}, id, created_at, updated_at) VALUES ({}, ?{}, ?{}, ?{})",
+            FIELD_COLUMNS.join(", "),
+            numbered(&FIELD_COLUMNS, 1),
+            n + 1,
+            n + 2,
+            n + 3
+        );
         self.run(move |c| {
-            c.execute(
-                &format!("INSERT INTO tunnels ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-                params![
-                    t.id,
-                    t.name,
-                    t.agent,
-                    t.target,
-                    t.enabled,
-                    t.access,
-                    t.allowed_users.join(" "),
-                    t.allowed_groups.join(" "),
-                    t.description,
-                    to_unix(t.created_at),
-                    to_unix(t.updated_at)
-                ],
-            )
-            .map_err(|e| unique_name(e, &t.name))?;
+            let extra = [t.id.into(), to_unix(t.created_at).into(), to_unix(t.updated_at).into()];
+            c.execute(&sql, field_values(&TunnelFields::from(&t), extra)).map_err(|e| unique_name(e, &t.name))?;
             find(c, t.id)?.ok_or(StoreError::NotFound)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TunnelFields;
+
+    #[test]
+    fn audited_fields_are_name_agent_target_enabled_access() {
+        let f = TunnelFields {
+            name: "app".into(),
+            agent: "home".into(),
+            target: "127.0.0.1:80".into(),
+            enabled: true,
+            access: "restricted".into(),
+            allowed_users: vec!["alice".into()],
+            allowed_groups: vec!["family".into()],
+            description: "notes".into(),
+        };
+        let json = serde_json::json!({
+            "name": "app", "agent": "home", "target": "127.0.0.1:80", "enabled": true, "access": "restricted"
+        });
+        assert_eq!(serde_json::to_value(&f).unwrap(), json);
     }
 }

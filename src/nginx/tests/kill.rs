@@ -67,7 +67,7 @@ fn child() {
         let state = AppState::load(settings(&root, ports_from_env())).await.unwrap();
         let admin = Identity::Admin { actor: "admin".into() };
         crash::ready();
-        crate::panel::routes::tunnels::create_applied(&state, &admin, fields(&name)).await.unwrap();
+        crate::app::tunnels::create(&state, &admin, fields(&name)).await.unwrap();
     });
 }
 

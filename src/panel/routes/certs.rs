@@ -1,16 +1,19 @@
+//! `/api/certs/mtls` (the admin client certificate) and `/api/certs/agent`,
+//! `/api/agents/{label}` (agent certificates, enrollment tokens, capabilities,
+//! revoke, removal). The agent routes are thin adapters over `app::agents`.
+
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::agents::{self, EnrollmentGrant, IssuedAgentCert};
-use crate::audit::{self, Outcome};
+use crate::agents::{EnrollmentGrant, IssuedAgentCert};
+use crate::app;
 use crate::panel::AppState;
 use crate::panel::auth::{Admin, BasePath};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
 use crate::pki::{CertInfo, Pki, PkiError};
-use crate::store::StoreError;
 
 async fn pki_call<T: Send + 'static>(
     pki: &Pki,
@@ -105,10 +108,7 @@ pub async fn agent_create(
     body: ApiJson<AgentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let AgentRequest { label, capabilities } = body.0;
-    let caps = agents::validate(Some(&label), &capabilities)?;
-    let issued = agents::issue(state.pki.clone(), &state.store, label.clone(), caps).await?;
-    let details = serde_json::json!({ "serial": issued.agent.serial, "capabilities": issued.agent.capabilities });
-    audit::record(&state.store, &admin.0.actor(), "cert.agent.create", &label, Outcome::Success, Some(details)).await;
+    let issued = app::agents::issue(&state, &admin.0.actor(), &label, &capabilities).await?;
     Ok(HttpResponse::Created().json(issued))
 }
 
@@ -134,21 +134,11 @@ pub async fn agent_enroll_token(
     body: ApiJson<AgentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let AgentRequest { label, capabilities } = body.0;
-    let caps = agents::validate(Some(&label), &capabilities)?;
-    let grant =
-        agents::create_enrollment(&state.store, label.clone(), caps, state.settings.pki.enroll_token_minutes).await?;
-    let details = serde_json::json!({ "capabilities": capabilities, "expiresAt": grant.expires_at.unix_timestamp() });
-    audit::record(&state.store, &admin.0.actor(), "cert.agent.enroll_token", &label, Outcome::Success, Some(details))
-        .await;
+    let grant = app::agents::enrollment_token(&state, &admin.0.actor(), &label, &capabilities).await?;
     let panel = crate::downloads::panel_address(&state.settings, &state.store, state.public_ip()).await?;
     let (install, enroll) =
         (crate::downloads::install_line(&panel, &grant.token), crate::downloads::enroll_command(&panel, &grant.token));
     Ok(HttpResponse::Created().json(GrantView { grant, install, enroll }))
-}
-
-fn label_param(label: &str) -> Result<String, ApiError> {
-    crate::pki::validate_label(label).map_err(|_| ApiError::NotFound("No such agent".into()))?;
-    Ok(label.to_string())
 }
 
 /// The agent's current certificate and the CA, as PEM.
@@ -159,7 +149,7 @@ pub async fn agent_download(
     _admin: Admin,
     label: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let label = label_param(&label)?;
+    let label = app::agents::label(&label)?;
     let agent = state.store.agent(label.clone()).await?.ok_or_else(|| ApiError::NotFound("No such agent".into()))?;
     let serial = agent.serial.ok_or_else(|| ApiError::NotFound("Agent has no certificate".into()))?;
     let pem =
@@ -175,13 +165,7 @@ pub async fn agent_revoke(
     admin: Admin,
     label: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let label = label_param(&label)?;
-    let agent = state.store.revoke_agent(label.clone(), OffsetDateTime::now_utc()).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound("No such active agent".into()),
-        other => other.into(),
-    })?;
-    audit::record(&state.store, &admin.0.actor(), "cert.agent.revoke", &label, Outcome::Success, None).await;
-    Ok(HttpResponse::Ok().json(agent))
+    Ok(HttpResponse::Ok().json(app::agents::revoke(&state, &admin.0.actor(), &label).await?))
 }
 
 /// Removes a revoked agent from the list, with its certificate records; its
@@ -195,22 +179,7 @@ pub async fn agent_remove(
     admin: Admin,
     label: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let agent = remove_agent(&state, &admin.0.actor(), &label).await?;
-    Ok(HttpResponse::Ok().json(agent))
-}
-
-/// Removes the revoked agent `label` and audits it. The API and the web UI
-/// both call this.
-pub async fn remove_agent(state: &AppState, actor: &str, label: &str) -> Result<crate::store::Agent, ApiError> {
-    let label = label_param(label)?;
-    let agent = state.store.remove_agent(label.clone()).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound("No such agent".into()),
-        other => other.into(),
-    })?;
-    let details =
-        serde_json::json!({ "serial": agent.serial, "revokedAt": agent.revoked_at.map(|t| t.unix_timestamp()) });
-    audit::record(&state.store, actor, "cert.agent.remove", &label, Outcome::Success, Some(details)).await;
-    Ok(agent)
+    Ok(HttpResponse::Ok().json(app::agents::remove(&state, &admin.0.actor(), &label).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -229,19 +198,7 @@ pub async fn agent_capabilities(
     label: web::Path<String>,
     body: ApiJson<CapabilitiesRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let label = label_param(&label)?;
-    let caps = agents::validate(None, &body.0.capabilities)?;
-    let caps: Vec<String> = caps.iter().map(|c| c.as_str().to_string()).collect();
-    let agent = state.store.set_agent_capabilities(label.clone(), caps.clone()).await?;
-    audit::record(
-        &state.store,
-        &admin.0.actor(),
-        "cert.agent.capabilities",
-        &label,
-        Outcome::Success,
-        Some(serde_json::json!({ "capabilities": caps })),
-    )
-    .await;
+    let agent = app::agents::set_capabilities(&state, &admin.0.actor(), &label, &body.0.capabilities).await?;
     Ok(HttpResponse::Ok().json(agent))
 }
 

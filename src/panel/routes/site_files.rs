@@ -1,28 +1,19 @@
 //! `/api/sites/{id}/files`: list, upload (multipart, streamed to disk) and
-//! delete a site's files.
+//! delete a site's files; uploads and deletions go through
+//! `app::sites::files`.
 
-use actix_web::error::PayloadError;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::sites::site_id;
-use crate::audit::{self, Outcome};
-use crate::identity::Identity;
+use crate::app;
 use crate::panel::AppState;
 use crate::panel::auth::{Cap, SitesRead, SitesWrite};
 use crate::panel::error::ApiError;
-use crate::sites::files::{self, FileEntry, FilesError, Limits, Upload};
+use crate::sites::files::{self, FileEntry};
 use crate::sites::{self, site_dir};
-use crate::store::Site;
-
-/// Uploads run one at a time, so that the byte cap of a site holds when two
-/// arrive together (each counts the other's files once committed).
-static UPLOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Chunks buffered between the request body and the multipart parser.
-const PUMP_DEPTH: usize = 4;
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -80,70 +71,8 @@ pub async fn upload(
 ) -> Result<HttpResponse, ApiError> {
     let site = sites::get(&state.store, &who.0, site_id(&id)?).await?;
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let files = store_upload(&state, &who.0, &site, ctype, payload.boxed_local()).await?;
+    let files = app::sites::files::upload(&state, &who.0, &site, ctype, payload.boxed_local()).await?;
     Ok(HttpResponse::Ok().json(Uploaded { files }))
-}
-
-/// Streams a multipart body into `site` (all or nothing) and audits it: the
-/// API and the site page both call this.
-pub(crate) async fn store_upload(
-    state: &AppState,
-    who: &Identity,
-    site: &Site,
-    ctype: &str,
-    mut payload: futures_util::stream::LocalBoxStream<'static, Result<bytes::Bytes, PayloadError>>,
-) -> Result<Vec<FileEntry>, ApiError> {
-    let boundary = multer::parse_boundary(ctype)
-        .map_err(|_| ApiError::field("body", "Send multipart/form-data with one file part per path"))?;
-    let _one_at_a_time = UPLOADS.lock().await;
-    let data_dir = &state.settings.data_dir;
-    files::clear_staging(data_dir).await?;
-    let mut staged = Upload::begin(data_dir, site_dir(data_dir, &site.name), site.max_bytes, Limits::default()).await?;
-
-    // The request body is not `Send`; the parser wants a `Send` stream. A
-    // short channel bridges them, so memory stays flat whatever the size.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(PUMP_DEPTH);
-    let pump = async move {
-        while let Some(chunk) = payload.next().await {
-            if tx.send(chunk.map_err(std::io::Error::other)).await.is_err() {
-                break;
-            }
-        }
-    };
-    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    let parts = multer::Multipart::new(body, boundary);
-    let consume = async {
-        // Owned by this future: when it ends early (a refused part), the
-        // parser and the channel's receiver go, and the pump stops.
-        let mut parts = parts;
-        let mut count = 0usize;
-        while let Some(field) = parts.next_field().await.map_err(|e| FilesError::Body(e.to_string()))? {
-            let Some(path) = field.file_name().map(str::to_string) else {
-                return Err(FilesError::Body("every part must be a file whose filename is its path".into()));
-            };
-            staged.add(&path, field).await?;
-            count += 1;
-        }
-        if count == 0 {
-            return Err(FilesError::Body("no file parts".into()));
-        }
-        Ok(())
-    };
-    let ((), consumed) = tokio::join!(pump, consume);
-    let result = match consumed {
-        Ok(()) => staged.commit().await,
-        Err(e) => {
-            staged.abort().await;
-            Err(e)
-        }
-    };
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    let details = result
-        .as_ref()
-        .ok()
-        .map(|f| serde_json::json!({ "files": f.len(), "bytes": f.iter().map(|e| e.size).sum::<u64>() }));
-    audit::record(&state.store, &who.actor(), "site.files.upload", &site.name, outcome, details).await;
-    Ok(result?)
 }
 
 /// Deletes one file, or a directory with everything in it.
@@ -162,19 +91,8 @@ pub async fn remove(
         .map_err(|_| ApiError::field("path", "The query string could not be decoded"))?;
     let raw = query.into_iter().find(|(k, _)| k == "path").map(|(_, v)| v);
     let raw = raw.ok_or_else(|| ApiError::field("path", "A path is required"))?;
-    delete_file(&state, &who.0, &site, &raw).await?;
+    app::sites::files::delete(&state, &who.0, &site, &raw).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Deletes `raw` (a path inside `site`) and audits it: the API and the site
-/// page both call this.
-pub(crate) async fn delete_file(state: &AppState, who: &Identity, site: &Site, raw: &str) -> Result<(), ApiError> {
-    let path = files::parse_path(raw)?;
-    let result = files::delete(site_dir(&state.settings.data_dir, &site.name), path.clone()).await;
-    let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
-    let details = Some(serde_json::json!({ "path": path.as_str() }));
-    audit::record(&state.store, &who.actor(), "site.files.delete", &site.name, outcome, details).await;
-    Ok(result?)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -1,5 +1,6 @@
 //! Agents: one-time enrollment tokens, the list, capabilities, revoke, and
-//! removing revoked agents from the list.
+//! removing revoked agents from the list. Every change goes through the same
+//! use cases as the API (`app::agents`, which audit them).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
@@ -8,13 +9,12 @@ use time::OffsetDateTime;
 
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
-use crate::agents::{self, EnrollmentGrant, IssuedAgentCert};
-use crate::audit::{self, Outcome};
+use crate::agents::{EnrollmentGrant, IssuedAgentCert};
+use crate::app::{self, agents::AgentView};
 use crate::downloads::{self, PanelAddress};
 use crate::identity::Capability;
 use crate::panel::error::ApiError;
-use crate::panel::routes::tunnels::{AgentView, agent_views};
-use crate::store::{Agent, StoreError};
+use crate::store::Agent;
 
 #[derive(Template)]
 #[template(path = "agents.html")]
@@ -86,7 +86,7 @@ async fn page(ui: &UiAdmin) -> Result<AgentsPage, PageError> {
     let panel = downloads::panel_address(&ui.state.settings, &ui.state.store, ui.state.public_ip()).await?;
     Ok(AgentsPage {
         chrome: ui.chrome("/agents", "Agents").await?,
-        agents: agent_views(&ui.state.store).await?,
+        agents: app::agents::views(&ui.state).await.map_err(ApiError::from)?,
         form_label: String::new(),
         form_caps: vec!["tunnels:read".into()],
         errors: FieldErrors::default(),
@@ -180,10 +180,10 @@ async fn allowed_sites(form: UiForm, label: web::Path<String>) -> Result<HttpRes
         .cloned()
         .chain(other.split([',', ' ', '\n', '\r', '\t']).filter(|n| !n.is_empty()).map(str::to_string))
         .collect();
-    match crate::panel::routes::sites::set_allowed_sites(&ui.state, &ui.actor(), &label, &names).await {
+    match app::agents::set_allowed_sites(&ui.state, &ui.actor(), &label, &names).await {
         Ok(_) => Ok(ui.redirect(&format!("/agents/{}?flash=sites_saved", p.agent.label))),
         Err(e) => {
-            let (errors, error) = super::form_error(e)?;
+            let (errors, error) = super::form_error(ApiError::from(e))?;
             p.errors = errors;
             if let Some(message) = error {
                 p.errors.0.push(crate::onboarding::FieldError::new("sites", message));
@@ -212,30 +212,13 @@ async fn enroll(form: UiForm, mode: Mode) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let label = form.get("label").trim().to_string();
     let capabilities = form.all("capabilities");
-    let caps = agents::validate(Some(&label), &capabilities);
-    let result = match (caps, &mode) {
-        (Err(e), _) => Err(e),
-        (Ok(caps), Mode::Token) => {
-            let minutes = ui.state.settings.pki.enroll_token_minutes;
-            agents::create_enrollment(&ui.state.store, label.clone(), caps, minutes).await.map(|grant| {
-                let details =
-                    serde_json::json!({ "capabilities": capabilities, "expiresAt": grant.expires_at.unix_timestamp() });
-                (Enrolled::Grant(grant), "cert.agent.enroll_token", details)
-            })
-        }
-        (Ok(caps), Mode::Certificate) => {
-            agents::issue(ui.state.pki.clone(), &ui.state.store, label.clone(), caps).await.map(|issued| {
-                let details =
-                    serde_json::json!({ "serial": issued.agent.serial, "capabilities": issued.agent.capabilities });
-                (Enrolled::Issued(issued), "cert.agent.create", details)
-            })
-        }
+    let (actor, state) = (ui.actor(), &ui.state);
+    let result = match mode {
+        Mode::Token => app::agents::enrollment_token(state, &actor, &label, &capabilities).await.map(Enrolled::Grant),
+        Mode::Certificate => app::agents::issue(state, &actor, &label, &capabilities).await.map(Enrolled::Issued),
     };
     match result {
-        Ok((enrolled, action, details)) => {
-            audit::record(&ui.state.store, &ui.actor(), action, &label, Outcome::Success, Some(details)).await;
-            Ok(ui.redirect_showing("/agents", enrolled))
-        }
+        Ok(enrolled) => Ok(ui.redirect_showing("/agents", enrolled)),
         Err(e) => {
             let (errors, error) = super::form_error(ApiError::from(e))?;
             let mut p = page(ui).await?;
@@ -250,18 +233,11 @@ async fn enroll(form: UiForm, mode: Mode) -> Result<HttpResponse, PageError> {
 
 async fn revoke(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    let label = label.into_inner();
-    if crate::pki::validate_label(&label).is_err() {
-        return Err(ApiError::NotFound("No such agent".into()).into());
-    }
+    app::agents::label(&label).map_err(ApiError::from)?;
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "Confirm the revocation").into());
     }
-    ui.state.store.revoke_agent(label.clone(), OffsetDateTime::now_utc()).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound("No such active agent".into()),
-        other => other.into(),
-    })?;
-    audit::record(&ui.state.store, &ui.actor(), "cert.agent.revoke", &label, Outcome::Success, None).await;
+    app::agents::revoke(&ui.state, &ui.actor(), &label).await.map_err(ApiError::from)?;
     Ok(ui.redirect("/agents?flash=agent_revoked"))
 }
 
@@ -273,9 +249,10 @@ async fn remove(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, 
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "confirm the removal").into());
     }
-    match crate::panel::routes::certs::remove_agent(&ui.state, &ui.actor(), &label).await {
+    match app::agents::remove(&ui.state, &ui.actor(), &label).await {
         Ok(_) => Ok(ui.redirect("/agents?flash=agent_removed")),
         Err(e) => {
+            let e = ApiError::from(e);
             let status = e.status_code();
             let (_, error) = super::form_error(e)?;
             let mut p = page(ui).await?;
@@ -286,17 +263,9 @@ async fn remove(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, 
 }
 
 async fn capabilities(form: UiForm, label: web::Path<String>) -> Result<HttpResponse, PageError> {
-    let ui = &form.ui;
-    let label = label.into_inner();
-    if crate::pki::validate_label(&label).is_err() {
-        return Err(ApiError::NotFound("No such agent".into()).into());
-    }
-    let caps = agents::validate(None, &form.all("capabilities")).map_err(ApiError::from)?;
-    let caps: Vec<String> = caps.iter().map(|c| c.as_str().to_string()).collect();
-    ui.state.store.set_agent_capabilities(label.clone(), caps.clone()).await?;
-    let details = serde_json::json!({ "capabilities": caps });
-    audit::record(&ui.state.store, &ui.actor(), "cert.agent.capabilities", &label, Outcome::Success, Some(details))
-        .await;
+    let (ui, label) = (&form.ui, label.into_inner());
+    let capabilities = form.all("capabilities");
+    app::agents::set_capabilities(&ui.state, &ui.actor(), &label, &capabilities).await.map_err(ApiError::from)?;
     Ok(ui.redirect(&format!("/agents/{label}?flash=caps_saved")))
 }
 

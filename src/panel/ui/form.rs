@@ -42,6 +42,50 @@ impl UiForm {
     pub fn confirmed(&self) -> bool {
         self.get("confirm") == "yes"
     }
+
+    /// The form as `T`: a name sent once is a string, a name sent several
+    /// times a list (read checkbox groups with [`list`], a single checkbox
+    /// with [`checkbox`]). Names `T` does not know are ignored.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, PageError> {
+        serde_json::from_value(as_json(&self.fields))
+            .map_err(|_| PageError { status: StatusCode::BAD_REQUEST, message: "Malformed form".into() })
+    }
+}
+
+/// Form fields as one JSON object: a name sent several times holds a list.
+fn as_json(fields: &[(String, String)]) -> serde_json::Value {
+    use serde_json::Value;
+    let mut map = serde_json::Map::new();
+    for (k, v) in fields {
+        match map.get_mut(k) {
+            None => {
+                map.insert(k.clone(), Value::from(v.as_str()));
+            }
+            Some(Value::Array(values)) => values.push(Value::from(v.as_str())),
+            Some(one) => *one = Value::Array(vec![one.take(), Value::from(v.as_str())]),
+        }
+    }
+    Value::Object(map)
+}
+
+/// Serde helper for a checkbox group: every checked value (none, one or several).
+pub fn list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMore {
+        One(String),
+        More(Vec<String>),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        OneOrMore::One(v) => vec![v],
+        OneOrMore::More(v) => v,
+    })
+}
+
+/// Serde helper for a single checkbox: checked when its value is `on`.
+pub fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let value: String = serde::Deserialize::deserialize(d)?;
+    Ok(value == "on")
 }
 
 impl UiAdmin {
@@ -98,5 +142,36 @@ impl FromRequest for UiForm {
             ui.check_csrf(token, &path).await?;
             Ok(UiForm { ui, fields })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Deserialize, Default, Debug, PartialEq)]
+    #[serde(default)]
+    struct Typed {
+        name: String,
+        #[serde(deserialize_with = "super::list")]
+        one: Vec<String>,
+        #[serde(deserialize_with = "super::list")]
+        many: Vec<String>,
+        #[serde(deserialize_with = "super::list")]
+        none: Vec<String>,
+        #[serde(deserialize_with = "super::checkbox")]
+        on: bool,
+        #[serde(deserialize_with = "super::checkbox")]
+        off: bool,
+    }
+
+    #[test]
+    fn fields_decode_with_lists_and_checkboxes() {
+        let fields: Vec<(String, String)> =
+            [("csrf", "t"), ("name", "app"), ("one", "a"), ("many", "b"), ("many", "c"), ("on", "on")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into();
+        let typed: Typed = serde_json::from_value(super::as_json(&fields)).unwrap();
+        let many = vec!["b".to_string(), "c".to_string()];
+        let expected = Typed { name: "app".into(), one: vec!["a".into()], many, none: vec![], on: true, off: false };
+        assert_eq!(typed, expected);
     }
 }

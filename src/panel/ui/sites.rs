@@ -1,18 +1,20 @@
 //! Static sites: list, create, delete, and a page per site (files, upload,
-//! delete a file, edit). Same domain functions as `/api/sites` and
-//! `/api/sites/{id}/files` (nginx apply with undo, streamed all-or-nothing
-//! uploads).
+//! delete a file, edit). Same use cases as `/api/sites` and
+//! `/api/sites/{id}/files` (`app::sites`: nginx apply with undo, proof,
+//! streamed all-or-nothing uploads, audit); the forms decode into the API's
+//! site fields.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
+use serde::Deserialize;
 
-use super::form::UiForm;
+use super::form::{self, UiForm};
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::app;
 use crate::nginx::Access;
 use crate::panel::error::ApiError;
-use crate::panel::routes::{site_files, sites as api};
 use crate::sites::files::{self, FileEntry};
 use crate::sites::{self, NewSite, SitePatch, site_dir};
 use crate::store::Site;
@@ -74,18 +76,14 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    let new = NewSite {
-        name: form.get("name").trim().to_string(),
-        spa_fallback: form.get("spaFallback") == "on",
-        access: Some(form.get("access").to_string()),
-        ..NewSite::default()
-    };
-    match api::create_site(&ui.state, &ui.who, new.clone()).await {
+    let new = form.decode::<SiteForm>()?.new_site();
+    match app::sites::create(&ui.state, &ui.who, new.clone()).await {
         Ok((_, kept)) => {
             let flash = if kept.warning().is_some() { "site_created_down" } else { "site_created" };
             Ok(ui.redirect(&format!("/sites?flash={flash}")))
         }
         Err(e) => {
+            let e = ApiError::from(e);
             let status =
                 if matches!(e, ApiError::NamesBroken(_)) { StatusCode::CONFLICT } else { StatusCode::BAD_REQUEST };
             let (errors, error) = super::form_error(e)?;
@@ -104,16 +102,48 @@ async fn delete(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
-    api::delete_site(&ui.state, &ui.who, id).await?;
+    app::sites::delete(&ui.state, &ui.who, id).await.map_err(ApiError::from)?;
     Ok(ui.redirect("/sites?flash=site_deleted"))
 }
 
-/// The edit form of a site, as typed.
-#[derive(Default)]
+/// The site forms (create and edit) as the browser posts them and as typed:
+/// the API's fields that the pages edit, with `spaFallback` as a checkbox.
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct SiteForm {
     pub name: String,
     pub access: String,
+    #[serde(deserialize_with = "form::checkbox")]
     pub spa_fallback: bool,
+}
+
+impl SiteForm {
+    /// The new site as typed; what the form does not offer takes the API's defaults.
+    fn new_site(self) -> NewSite {
+        let SiteForm { name, access, spa_fallback } = self;
+        NewSite {
+            name: name.trim().to_string(),
+            spa_fallback,
+            access: Some(access),
+            allowed_users: Vec::new(),
+            allowed_groups: Vec::new(),
+            max_bytes: None,
+        }
+    }
+
+    /// The change as typed; what the form does not offer stays as it is.
+    fn patch(&self) -> SitePatch {
+        let SiteForm { name, access, spa_fallback } = self;
+        SitePatch {
+            name: Some(name.clone()),
+            // A restricted site (set through the API) shows no radio checked; it keeps its access.
+            access: (!access.is_empty()).then(|| access.clone()),
+            spa_fallback: Some(*spa_fallback),
+            allowed_users: None,
+            allowed_groups: None,
+            max_bytes: None,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -179,24 +209,15 @@ async fn show_one(ui: UiAdmin, id: web::Path<String>) -> Result<HttpResponse, Pa
 async fn edit(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let id = site_id(&id)?;
-    let typed = SiteForm {
-        name: form.get("name").trim().to_string(),
-        access: form.get("access").to_string(),
-        spa_fallback: form.get("spaFallback") == "on",
-    };
-    let patch = SitePatch {
-        name: Some(typed.name.clone()),
-        // A restricted site (set through the API) shows no radio checked; it keeps its access.
-        access: (!typed.access.is_empty()).then(|| typed.access.clone()),
-        spa_fallback: Some(typed.spa_fallback),
-        ..SitePatch::default()
-    };
-    match api::update_site(&ui.state, &ui.who, id, patch).await {
+    let typed = form.decode::<SiteForm>()?;
+    let typed = SiteForm { name: typed.name.trim().to_string(), ..typed };
+    match app::sites::update(&ui.state, &ui.who, id, typed.patch()).await {
         Ok((_, kept)) => {
             let flash = if kept.warning().is_some() { "site_saved_down" } else { "site_saved" };
             Ok(ui.redirect(&format!("/sites/{id}?flash={flash}")))
         }
         Err(e) => {
+            let e = ApiError::from(e);
             let status = e.status_code();
             let (errors, error) = super::form_error(e)?;
             let mut p = site_page(ui, id).await?;
@@ -222,9 +243,10 @@ async fn upload(
     let id = site_id(&id)?;
     let site = sites::get(&ui.state.store, &ui.who, id).await.map_err(ApiError::from)?;
     let ctype = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    match site_files::store_upload(&ui.state, &ui.who, &site, ctype, body).await {
+    match app::sites::files::upload(&ui.state, &ui.who, &site, ctype, body).await {
         Ok(_) => Ok(ui.redirect(&format!("/sites/{id}?flash=files_uploaded"))),
         Err(e) => {
+            let e = ApiError::from(e);
             let status = e.status_code();
             let message = match e {
                 ApiError::TooLarge => "the upload would exceed the site's size limit".to_string(),
@@ -249,7 +271,7 @@ async fn delete_file(form: UiForm, id: web::Path<String>) -> Result<HttpResponse
         return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
     let site = sites::get(&ui.state.store, &ui.who, id).await.map_err(ApiError::from)?;
-    site_files::delete_file(&ui.state, &ui.who, &site, form.get("path")).await?;
+    app::sites::files::delete(&ui.state, &ui.who, &site, form.get("path")).await.map_err(ApiError::from)?;
     Ok(ui.redirect(&format!("/sites/{id}?flash=file_deleted")))
 }
 

@@ -224,7 +224,7 @@ async fn sites_and_certificates_show_each_names_health_in_the_pages_and_the_api(
     let ui = ui_without_ca().await;
     let admin = crate::identity::Identity::Admin { actor: "admin:test".into() };
     let docs = crate::sites::NewSite { name: "docs".into(), ..Default::default() };
-    let (site, _) = crate::panel::routes::sites::create_site(&ui.state, &admin, docs).await.unwrap();
+    let (site, _) = crate::app::sites::create(&ui.state, &admin, docs).await.unwrap();
     let now = OffsetDateTime::now_utc();
     ui.state
         .store

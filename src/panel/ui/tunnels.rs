@@ -1,103 +1,57 @@
 //! Tunnels: list with online state and access mode, create, edit,
 //! enable/disable, delete, and the agent setup per tunnel. Every change goes
-//! through the same functions as `/api/tunnels` (nginx apply with undo, audit).
+//! through the same use cases as `/api/tunnels` (`app::tunnels`: nginx apply
+//! with undo, audit); the form decodes into the API's tunnel fields.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use serde::Deserialize;
 
-use super::form::UiForm;
+use super::form::{self, UiForm};
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
+use crate::app;
 use crate::downloads::DEFAULT_NAME;
 use crate::nginx::Access;
 use crate::panel::error::ApiError;
-use crate::panel::routes::tunnels::{create_applied, delete_applied, setup_for, update_applied};
-use crate::store::{Tunnel, TunnelFields};
-use crate::tunnels::{self, AgentSetup, TunnelPatch, TunnelView};
+use crate::store::TunnelFields;
+use crate::tunnels::{self, AgentSetup, TunnelInput, TunnelPatch, TunnelView};
 
-/// The tunnel form's values (the user's input after a failed post).
-pub struct TunnelForm {
-    pub name: String,
-    pub agent: String,
-    pub target: String,
-    pub enabled: bool,
-    pub access: String,
-    pub users: Vec<String>,
-    pub groups: Vec<String>,
-    pub description: String,
+/// The tunnel form as the browser posts it: the API's fields, with the
+/// lists as repeated names and `enabled` as a checkbox (absent on the create
+/// form). Absent fields are empty.
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Posted {
+    name: String,
+    agent: String,
+    target: String,
+    #[serde(deserialize_with = "form::checkbox")]
+    enabled: bool,
+    access: String,
+    #[serde(deserialize_with = "form::list")]
+    allowed_users: Vec<String>,
+    #[serde(deserialize_with = "form::list")]
+    allowed_groups: Vec<String>,
+    description: String,
 }
 
-impl Default for TunnelForm {
-    fn default() -> Self {
-        TunnelForm {
-            name: String::new(),
-            agent: String::new(),
-            target: String::new(),
-            enabled: true,
-            access: "authenticated".into(),
-            users: Vec::new(),
-            groups: Vec::new(),
-            description: String::new(),
-        }
-    }
-}
-
-impl TunnelForm {
-    fn of(t: &Tunnel) -> Self {
-        TunnelForm {
-            name: t.name.clone(),
-            agent: t.agent.clone(),
-            target: t.target.clone(),
-            enabled: t.enabled,
-            access: t.access.clone(),
-            users: t.allowed_users.clone(),
-            groups: t.allowed_groups.clone(),
-            description: t.description.clone(),
-        }
-    }
-
-    /// Reads a posted tunnel form. Users and groups only count for
-    /// `restricted` (the checkboxes stay in the page for the other modes).
-    fn read(form: &UiForm, enabled: bool) -> Self {
-        let access = form.get("access").to_string();
+impl Posted {
+    /// The tunnel as typed. Users and groups only count for `restricted`
+    /// (the checkboxes stay in the page for the other modes).
+    fn fields(self) -> TunnelFields {
+        let Posted { name, agent, target, enabled, access, allowed_users, allowed_groups, description } = self;
         let restricted = access == "restricted";
-        TunnelForm {
-            name: form.get("name").trim().to_string(),
-            agent: form.get("agent").trim().to_string(),
-            target: form.get("target").trim().to_string(),
-            enabled,
-            users: if restricted { form.all("allowedUsers") } else { Vec::new() },
-            groups: if restricted { form.all("allowedGroups") } else { Vec::new() },
-            access,
-            description: form.get("description").to_string(),
-        }
-    }
-
-    fn fields(&self) -> TunnelFields {
         TunnelFields {
-            name: self.name.clone(),
-            agent: self.agent.clone(),
-            target: self.target.clone(),
-            enabled: self.enabled,
-            access: self.access.clone(),
-            allowed_users: self.users.clone(),
-            allowed_groups: self.groups.clone(),
-            description: self.description.clone(),
-        }
-    }
-
-    fn patch(&self) -> TunnelPatch {
-        let f = self.fields();
-        TunnelPatch {
-            name: Some(f.name),
-            agent: Some(f.agent),
-            target: Some(f.target),
-            enabled: Some(f.enabled),
-            access: Some(f.access),
-            allowed_users: Some(f.allowed_users),
-            allowed_groups: Some(f.allowed_groups),
-            description: Some(f.description),
+            name: name.trim().to_string(),
+            agent: agent.trim().to_string(),
+            target: target.trim().to_string(),
+            enabled,
+            allowed_users: if restricted { allowed_users } else { Vec::new() },
+            allowed_groups: if restricted { allowed_groups } else { Vec::new() },
+            access,
+            description,
         }
     }
 }
@@ -124,7 +78,8 @@ pub struct TunnelsPage {
     pub chrome: Chrome,
     pub tunnels: Vec<TunnelView>,
     pub domain: Option<String>,
-    pub form: TunnelForm,
+    /// The form's values: the API's defaults, or the input of a failed post.
+    pub form: TunnelFields,
     pub choices: Choices,
     pub errors: FieldErrors,
     pub error: Option<String>,
@@ -163,7 +118,7 @@ async fn list_page(ui: &UiAdmin) -> Result<TunnelsPage, PageError> {
             ui.state.health.get().as_deref(),
         ),
         domain: domain(ui).await?,
-        form: TunnelForm::default(),
+        form: TunnelInput::default().into_fields(&ui.who),
         choices: choices(ui).await?,
         errors: FieldErrors::default(),
         error: None,
@@ -180,14 +135,15 @@ async fn show(ui: UiAdmin) -> Result<HttpResponse, PageError> {
 
 async fn create(form: UiForm) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
-    let input = TunnelForm::read(&form, true);
-    match create_applied(&ui.state, &ui.who, input.fields()).await {
+    // The create form has no `enabled` box: a new tunnel is enabled, as in the API.
+    let input = TunnelFields { enabled: true, ..form.decode::<Posted>()?.fields() };
+    match app::tunnels::create(&ui.state, &ui.who, input.clone()).await {
         Ok((t, kept)) => {
             let flash = if kept.warning().is_some() { "tunnel_created_down" } else { "tunnel_created" };
             Ok(ui.redirect(&format!("/tunnels/{}?flash={flash}", t.id)))
         }
         Err(e) => {
-            let (errors, error) = super::form_error(e)?;
+            let (errors, error) = super::form_error(ApiError::from(e))?;
             let mut p = list_page(ui).await?;
             p.form = input;
             p.errors = errors;
@@ -204,7 +160,8 @@ pub struct TunnelPage {
     pub tunnel: TunnelView,
     pub domain: Option<String>,
     pub setup: AgentSetup,
-    pub form: TunnelForm,
+    /// The form's values: the tunnel's, or the input of a failed post.
+    pub form: TunnelFields,
     pub choices: Choices,
     pub errors: FieldErrors,
     pub error: Option<String>,
@@ -243,8 +200,8 @@ async fn one_page(ui: &UiAdmin, id: i64) -> Result<TunnelPage, PageError> {
     }
     Ok(TunnelPage {
         chrome: ui.chrome("/tunnels", &format!("Tunnel {}", tunnel.tunnel.name)).await?,
-        setup: setup_for(&ui.state, &tunnel.tunnel).await?,
-        form: TunnelForm::of(&tunnel.tunnel),
+        setup: app::tunnels::setup(&ui.state, &tunnel.tunnel).await.map_err(ApiError::from)?,
+        form: TunnelFields::from(&tunnel.tunnel),
         domain: domain(ui).await?,
         tunnel,
         choices,
@@ -264,14 +221,14 @@ async fn show_one(ui: UiAdmin, id: web::Path<String>) -> Result<HttpResponse, Pa
 async fn update(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, PageError> {
     let ui = &form.ui;
     let id = tunnel_id(&id)?;
-    let input = TunnelForm::read(&form, form.get("enabled") == "on");
-    match update_applied(&ui.state, &ui.who, id, input.patch()).await {
+    let input = form.decode::<Posted>()?.fields();
+    match app::tunnels::update(&ui.state, &ui.who, id, TunnelPatch::from(input.clone())).await {
         Ok((t, kept)) => {
             let flash = if kept.warning().is_some() { "tunnel_saved_down" } else { "tunnel_saved" };
             Ok(ui.redirect(&format!("/tunnels/{}?flash={flash}", t.id)))
         }
         Err(e) => {
-            let (errors, error) = super::form_error(e)?;
+            let (errors, error) = super::form_error(ApiError::from(e))?;
             let mut p = one_page(ui, id).await?;
             p.form = input;
             p.errors = errors;
@@ -288,7 +245,7 @@ async fn toggle(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
     let current = view(ui, id).await?;
     let enabled = !current.tunnel.enabled;
     let patch = TunnelPatch { enabled: Some(enabled), ..Default::default() };
-    update_applied(&ui.state, &ui.who, id, patch).await?;
+    app::tunnels::update(&ui.state, &ui.who, id, patch).await.map_err(ApiError::from)?;
     let flash = if enabled { "tunnel_enabled" } else { "tunnel_disabled" };
     match form.get("from") {
         "tunnel" => Ok(ui.redirect(&format!("/tunnels/{id}?flash={flash}"))),
@@ -302,7 +259,7 @@ async fn delete(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
     if !form.confirmed() {
         return Err(ApiError::field("confirm", "Confirm the deletion").into());
     }
-    delete_applied(&ui.state, &ui.who, id).await?;
+    app::tunnels::delete(&ui.state, &ui.who, id).await.map_err(ApiError::from)?;
     Ok(ui.redirect("/tunnels?flash=tunnel_deleted"))
 }
 
@@ -310,7 +267,7 @@ async fn delete(form: UiForm, id: web::Path<String>) -> Result<HttpResponse, Pag
 async fn download(ui: UiAdmin, path: web::Path<(String, String)>) -> Result<HttpResponse, PageError> {
     let (id, file) = path.into_inner();
     let tunnel = view(&ui, tunnel_id(&id)?).await?.tunnel;
-    let setup = setup_for(&ui.state, &tunnel).await?;
+    let setup = app::tunnels::setup(&ui.state, &tunnel).await.map_err(ApiError::from)?;
     let (name, content_type, body) = match file.as_str() {
         "systemd" => (format!("{DEFAULT_NAME}.service"), "text/plain; charset=utf-8", setup.systemd_unit),
         "launchd" => (format!("app.portico.{DEFAULT_NAME}.plist"), "application/xml", setup.launchd_plist),

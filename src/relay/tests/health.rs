@@ -16,12 +16,12 @@ use actix_web::web;
 use rcgen::{CertificateParams, DnType, KeyPair};
 
 use super::{AgentHandle, LOOPBACK, World, add_agent, app, eventually, spawn_agent, start_relay};
+use crate::app as usecase;
 use crate::identity::Identity;
 use crate::nginx::tests::support::{NginxProcess, free_port};
 use crate::onboarding::{self, OnboardingState};
 use crate::panel::AppState;
 use crate::panel::error::ApiError;
-use crate::panel::routes::tunnels::{create_applied, update_applied};
 use crate::settings::Settings;
 use crate::store::TunnelFields;
 use crate::tunnels::TunnelPatch;
@@ -124,7 +124,7 @@ impl Appliance {
             allowed_groups: vec![],
             description: String::new(),
         };
-        create_applied(&self.state, &self.admin, fields).await.unwrap().0.id
+        usecase::tunnels::create(&self.state, &self.admin, fields).await.unwrap().0.id
     }
 
     /// Probes until `name` serves (the agent connects asynchronously).
@@ -155,7 +155,7 @@ async fn a_change_that_breaks_a_working_name_is_undone_and_audited() {
     // rendered, and nginx refuses the handshake for that name), so only the
     // probe sees that app2 does not serve.
     let patch = TunnelPatch { name: Some("app2".into()), ..Default::default() };
-    let err = update_applied(&a.state, &a.admin, id, patch).await.unwrap_err();
+    let err = usecase::tunnels::update(&a.state, &a.admin, id, patch).await.map_err(ApiError::from).unwrap_err();
     let ApiError::NamesBroken(evidence) = &err else { panic!("expected NamesBroken, got {err:?}") };
     assert_eq!(evidence.len(), 1, "{evidence:?}");
     assert_eq!(evidence[0].before, format!("app.{DOMAIN}"));
@@ -204,7 +204,7 @@ async fn a_change_to_a_name_that_was_already_broken_is_kept_and_flagged() {
 
     let other = closed_port().to_string();
     let patch = TunnelPatch { target: Some(other.clone()), ..Default::default() };
-    let (t, kept) = update_applied(&a.state, &a.admin, dead, patch).await.unwrap();
+    let (t, kept) = usecase::tunnels::update(&a.state, &a.admin, dead, patch).await.unwrap();
     assert_eq!(t.target, other, "the change is kept");
     let warning = kept.warning().expect("flagged");
     assert!(warning.contains("dead.example.test") && warning.contains("refused"), "{warning}");
@@ -361,7 +361,7 @@ async fn a_site_rename_to_a_name_without_a_certificate_is_undone() {
         crate::sites::create(&a.state.store, &a.state.nginx, &a.state.settings.data_dir, &a.admin, new).await.unwrap();
     a.until_serves("docs", true).await;
     let patch = crate::sites::SitePatch { name: Some("docs2".into()), ..Default::default() };
-    let err = crate::panel::routes::sites::update_site(&a.state, &a.admin, site.id, patch).await.unwrap_err();
+    let err = usecase::sites::update(&a.state, &a.admin, site.id, patch).await.map_err(ApiError::from).unwrap_err();
     let ApiError::NamesBroken(evidence) = &err else { panic!("expected NamesBroken, got {err:?}") };
     assert_eq!(evidence[0].name, "docs2.example.test", "{evidence:?}");
     assert_eq!(a.state.store.sites().await.unwrap()[0].name, "docs", "the store change is undone");

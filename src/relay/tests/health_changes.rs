@@ -18,8 +18,8 @@ use rcgen::{CertificateParams, DnType, KeyPair};
 
 use super::eventually;
 use super::health::{Appliance, DOMAIN, appliance};
-use crate::panel::error::ApiError;
-use crate::panel::routes::sites::{create_site, delete_site};
+use crate::app::Error as AppError;
+use crate::app::sites::{create as create_site, delete as delete_site};
 use crate::sites::NewSite;
 use crate::store::AuditQuery;
 
@@ -56,7 +56,7 @@ async fn a_site_change_that_stops_a_working_name_is_undone_and_a_new_name_withou
     // A creation whose nginx tree stops docs from serving: undone.
     a.state.nginx.inject_once_for_tests(BREAKS_TLS.into());
     let err = create_site(&a.state, &a.admin, public_site("blog")).await.unwrap_err();
-    let ApiError::NamesBroken(evidence) = &err else { panic!("expected NamesBroken, got {err:?}") };
+    let AppError::NamesBroken(evidence) = &err else { panic!("expected NamesBroken, got {err:?}") };
     assert!(evidence.iter().any(|r| r.name == format!("docs.{DOMAIN}")), "{evidence:?}");
     let names: Vec<String> = a.state.store.sites().await.unwrap().into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["docs"], "the new site's row is gone");
@@ -76,7 +76,7 @@ async fn a_site_change_that_stops_a_working_name_is_undone_and_a_new_name_withou
     std::fs::write(crate::sites::site_dir(&data, "blog").join("page.html"), "mine").unwrap();
     a.state.nginx.inject_once_for_tests(BREAKS_TLS.into());
     let err = delete_site(&a.state, &a.admin, blog.id).await.unwrap_err();
-    assert!(matches!(err, ApiError::NamesBroken(_)), "{err:?}");
+    assert!(matches!(err, AppError::NamesBroken(_)), "{err:?}");
     assert_eq!(a.state.store.site(blog.id).await.unwrap().unwrap().name, "blog", "the row is back");
     let page = crate::sites::site_dir(&data, "blog").join("page.html");
     assert_eq!(std::fs::read_to_string(&page).unwrap(), "mine", "files kept");

@@ -7,7 +7,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::identity::Capability;
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 use crate::pki::{CertInfo, Pki, PkiError};
 use crate::store::{Agent, ClientCert, NewEnrollmentToken, Store, StoreError};
 use crate::token;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::identity::Scope;
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 use crate::store::{ApiKeyRecord, NewApiKey, Store, StoreError};
 use crate::token;
 

@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::identity::Identity;
-use crate::nginx::Access;
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
+use crate::model::{Access, RESERVED_NAMES};
 use crate::store::{AgentStatus, Store, StoreError, Tunnel, TunnelFields};
 
 /// Subdomains the appliance keeps for itself.
-pub const RESERVED: &[&str] = &crate::onboarding::RESERVED_NAMES;
+
 const MAX_DESCRIPTION: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +119,7 @@ pub fn validate(f: &TunnelFields) -> Result<(), TunnelsError> {
     let mut e = Vec::new();
     if !crate::model::is_label(name) {
         e.push(FieldError::new("name", "Use a lowercase DNS label: 1–63 letters, digits or hyphens"));
-    } else if RESERVED.contains(&name.as_str()) {
+    } else if RESERVED_NAMES.contains(&name.as_str()) {
         e.push(FieldError::new("name", format!("'{name}' is reserved")));
     }
     if !crate::model::is_label(agent) {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 use crate::store::{Invitation, NewInvitation, NewUserRow, Store, StoreError, User, UserUpdate};
 use crate::{token, totp};
 

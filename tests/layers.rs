@@ -108,7 +108,11 @@ fn the_panel_audits_nothing_itself() {
     let panel = || all.iter().filter(|s| s.path.starts_with("panel/"));
     let mut found = lines_with(panel(), "audit::record");
     found.extend(lines_with(panel(), ".audit("));
-    assert!(found.is_empty(), "audit entries are written by use cases in src/app, not by the panel:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "audit entries are written by use cases in src/app, not by the panel:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

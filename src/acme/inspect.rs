@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 
 /// What the leaf of a chain says.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,9 +20,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::model::FieldError;
 use crate::nginx::Pipeline;
 use crate::nginx::state::PipelineError;
-use crate::onboarding::{self, FieldError};
+use crate::onboarding;
 use crate::settings::Settings;
 use crate::store::{CertFailure, CertRecord, Store, StoreError};
 
@@ -193,7 +194,7 @@ impl Certs {
     /// and every site under the onboarding domain. Empty before a domain is set.
     pub async fn wanted_names(&self) -> Result<Vec<String>, StoreError> {
         let Some(domain) = self.domain().await? else { return Ok(Vec::new()) };
-        let mut labels: Vec<String> = onboarding::RESERVED_NAMES[..3].iter().map(|s| s.to_string()).collect();
+        let mut labels: Vec<String> = crate::model::RESERVED_NAMES[..3].iter().map(|s| s.to_string()).collect();
         labels.extend(self.store.tunnels().await?.into_iter().map(|t| t.name));
         labels.extend(self.store.sites().await?.into_iter().map(|s| s.name));
         Ok(labels.into_iter().map(|l| format!("{l}.{domain}")).collect())

@@ -95,7 +95,7 @@ pub enum ProvisionError {
     #[error("Provisioning needs DNS_READY (or a failed run to retry); onboarding is {0}")]
     WrongState(String),
     #[error("invalid input")]
-    Invalid(Vec<crate::onboarding::FieldError>),
+    Invalid(Vec<crate::model::FieldError>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -187,7 +187,7 @@ pub async fn suggested_username(state: &App) -> Result<String, StoreError> {
 
 /// Checks the first visitor's username: its format, and that no user has it.
 async fn check_username(state: &App, username: &str) -> Result<(), ProvisionError> {
-    let invalid = |m: String| ProvisionError::Invalid(vec![crate::onboarding::FieldError::new("username", m)]);
+    let invalid = |m: String| ProvisionError::Invalid(vec![crate::model::FieldError::new("username", m)]);
     if !crate::users::valid_username(username) {
         return Err(invalid("use 1–32 characters: lowercase letters, digits, '.', '_' or '-'".into()));
     }

@@ -17,8 +17,7 @@ mod vhosts;
 pub use apply::{Applier, ApplyError, ApplyOutcome};
 pub use diff::unified as unified_diff;
 pub use model::{
-    Access, AdminVhost, CertPaths, Ports, RESERVED_NAMES, RenderError, RenderInput, RenderedTree, SiteVhost,
-    TunnelVhost, Upstreams, is_label,
+    AdminVhost, CertPaths, Ports, RenderError, RenderInput, RenderedTree, SiteVhost, TunnelVhost, Upstreams,
 };
 pub use reloader::{NginxBinary, Probe, Reloader};
 pub use render::render;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-pub use crate::model::{Access, RESERVED_NAMES, is_label};
+use crate::model::{Access, is_label};
 
 /// Everything the renderer needs: state from the store plus bootstrap settings.
 ///

@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::limits;
-use super::model::{RESERVED_NAMES, RenderError, RenderInput, RenderedTree, check_path, is_domain, is_label};
+use super::model::{RenderError, RenderInput, RenderedTree, check_path, is_domain};
 use super::vhosts::{self, CERT_PAGE, RESTARTING_PAGE};
+use crate::model::{RESERVED_NAMES, is_label};
 
 /// Renders the whole tree. Same input → byte-identical files.
 ///

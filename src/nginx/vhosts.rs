@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::model::{Access, AdminVhost, CertPaths, RenderInput};
+use super::model::{AdminVhost, CertPaths, RenderInput};
+use crate::model::Access;
 
 /// Name of the internal page nginx serves for 495/496 (the renderer writes it).
 pub(super) const CERT_PAGE: &str = "html/cert-required.html";

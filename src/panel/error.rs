@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::agents::AgentError;
 use crate::apikeys::KeyError;
 use crate::identity::Denied;
-use crate::onboarding::{FieldError, OnboardingState};
+use crate::model::FieldError;
+use crate::onboarding::OnboardingState;
 use crate::pki::PkiError;
 use crate::store::StoreError;
 

@@ -9,7 +9,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 
 /// A JSON body. Malformed JSON, wrong types and missing fields become 400
 /// with the JSON path of the offending field.

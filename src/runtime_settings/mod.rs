@@ -12,7 +12,7 @@ mod resolve;
 
 use serde::{Deserialize, Serialize};
 
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 use crate::settings::{AuthdSettings, Settings};
 use crate::store::StoreError;
 

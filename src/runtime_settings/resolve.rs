@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::fields::{FIELDS, Kind, field};
 use super::{Patch, RuntimeSettingsError, Values};
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 use crate::settings::{Origin, Settings};
 use crate::store::{Store, StoreError};
 

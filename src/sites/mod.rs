@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use crate::identity::Identity;
-use crate::nginx::{Access, Pipeline, PipelineError, RESERVED_NAMES};
-use crate::onboarding::{DnsReport, FieldError};
+use crate::model::FieldError;
+use crate::model::{Access, RESERVED_NAMES};
+use crate::nginx::{Pipeline, PipelineError};
+use crate::onboarding::DnsReport;
 use crate::store::{Site, SiteFields, Store, StoreError};
 
 /// Default upload cap of a site, bytes.

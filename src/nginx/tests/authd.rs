@@ -15,7 +15,8 @@ use super::support::{
     DOMAIN, Layout, NGINX, NginxProcess, onboarded_input, set_ports, settings, test_ports, write_certs,
 };
 use crate::authd::{AuthdState, Clock, configure};
-use crate::nginx::{Access, Applier, NginxBinary, TunnelVhost, render};
+use crate::model::Access;
+use crate::nginx::{Applier, NginxBinary, TunnelVhost, render};
 use crate::settings::Settings;
 use crate::store::{ClientCert, Store, TunnelFields};
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 use super::support::{
     DOMAIN, Layout, NGINX, NginxProcess, curl, onboarded_input, set_ports, settings, test_ports, wait_for, write_certs,
 };
-use crate::nginx::{Access, Applier, ApplyError, NginxBinary, RenderInput, SiteVhost, TunnelVhost, render};
+use crate::model::Access;
+use crate::nginx::{Applier, ApplyError, NginxBinary, RenderInput, SiteVhost, TunnelVhost, render};
 
 /// Size of the slow download.
 const BIG: usize = 20 * 1024 * 1024;

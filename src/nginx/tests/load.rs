@@ -20,7 +20,8 @@ use super::support::{
     DOMAIN, Layout, NginxProcess, onboarded_input, set_ports, settings, test_ports, wait_for, write_certs, write_tree,
 };
 use crate::agent::tls::client_config;
-use crate::nginx::{Access, TunnelVhost, render};
+use crate::model::Access;
+use crate::nginx::{TunnelVhost, render};
 
 const VISITORS: usize = 1000;
 

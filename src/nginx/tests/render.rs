@@ -8,7 +8,8 @@ use std::process::Command;
 use std::collections::BTreeMap;
 
 use super::support::{DOMAIN, Layout, NGINX, settings, states, write_certs, write_tree};
-use crate::nginx::{Access, RenderError, RenderInput, RenderedTree, SiteVhost, TunnelVhost, render, state};
+use crate::model::Access;
+use crate::nginx::{RenderError, RenderInput, RenderedTree, SiteVhost, TunnelVhost, render, state};
 
 fn golden_dir(state: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src/nginx/golden").join(state)

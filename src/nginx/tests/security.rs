@@ -20,7 +20,8 @@ use std::time::Duration;
 use super::support::{
     DOMAIN, Layout, NginxProcess, onboarded_input, set_ports, settings, test_ports, wait_for, write_certs,
 };
-use crate::nginx::{Access, TunnelVhost, render};
+use crate::model::Access;
+use crate::nginx::{TunnelVhost, render};
 
 /// Request lines every upstream received, in order.
 type Seen = Arc<Mutex<Vec<String>>>;

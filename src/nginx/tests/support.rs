@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
-use crate::nginx::{Access, CertPaths, Ports, RenderInput, RenderedTree, SiteVhost, TunnelVhost, state};
+use crate::model::Access;
+use crate::nginx::{CertPaths, Ports, RenderInput, RenderedTree, SiteVhost, TunnelVhost, state};
 use crate::settings::Settings;
 
 pub const NGINX: &str = "/usr/sbin/nginx";

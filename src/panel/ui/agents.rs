@@ -186,7 +186,7 @@ async fn allowed_sites(form: UiForm, label: web::Path<String>) -> Result<HttpRes
             let (errors, error) = super::form_error(ApiError::from(e))?;
             p.errors = errors;
             if let Some(message) = error {
-                p.errors.0.push(crate::onboarding::FieldError::new("sites", message));
+                p.errors.0.push(crate::model::FieldError::new("sites", message));
             }
             p.allowed = checked;
             p.other_sites = other;

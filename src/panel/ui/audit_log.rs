@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{Chrome, FieldErrors, PageError, Pager, UiAdmin};
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 use crate::store::{AuditEntry, AuditQuery};
 
 const PER_PAGE: u32 = 50;

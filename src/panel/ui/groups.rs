@@ -11,7 +11,7 @@ use super::form::UiForm;
 use super::users::VISITOR_TABS;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::app::{self, invitations::Invite};
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 use crate::panel::error::ApiError;
 use crate::store::{Group, Invitation};
 use crate::users::{self, CreatedInvitation};

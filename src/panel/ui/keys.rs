@@ -10,7 +10,7 @@ use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::apikeys::CreatedKey;
 use crate::app;
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 use crate::panel::error::ApiError;
 use crate::store::ApiKeyRecord;
 

@@ -93,7 +93,8 @@ use super::AppState;
 use super::auth::{Admin, BasePath};
 use super::error::ApiError;
 use crate::identity::Identity;
-use crate::onboarding::{FieldError, OnboardingState};
+use crate::model::FieldError;
+use crate::onboarding::OnboardingState;
 
 /// Main navigation: (path under the base, label). One row per page.
 pub const NAV: &[(&str, &str)] = &[
@@ -542,11 +543,11 @@ pub fn address(domain: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// The form's choices of access mode: (value, `Label — meaning`).
-pub fn access_choices(modes: &[crate::nginx::Access]) -> Vec<(&'static str, String)> {
+pub fn access_choices(modes: &[crate::model::Access]) -> Vec<(&'static str, String)> {
     modes.iter().map(|a| (a.as_str(), format!("{} — {}", a.label(), a.meaning()))).collect()
 }
 
 /// A stored access mode's name on the pages (`Signed-in visitors`).
 pub fn access_label(value: &str) -> &str {
-    crate::nginx::Access::parse(value).map_or(value, |a| a.label())
+    crate::model::Access::parse(value).map_or(value, |a| a.label())
 }

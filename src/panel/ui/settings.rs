@@ -11,7 +11,7 @@ use askama::Template;
 use super::form::UiForm;
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::app;
-use crate::onboarding::FieldError;
+use crate::model::FieldError;
 use crate::panel::error::ApiError;
 use crate::panel::session;
 use crate::users::TotpEnrollment;

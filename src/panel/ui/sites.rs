@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::form::{self, UiForm};
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::app;
-use crate::nginx::Access;
+use crate::model::Access;
 use crate::panel::error::ApiError;
 use crate::sites::files::{self, FileEntry};
 use crate::sites::{self, NewSite, SitePatch, site_dir};

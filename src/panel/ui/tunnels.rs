@@ -13,7 +13,7 @@ use super::form::{self, UiForm};
 use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::app;
 use crate::downloads::DEFAULT_NAME;
-use crate::nginx::Access;
+use crate::model::Access;
 use crate::panel::error::ApiError;
 use crate::store::TunnelFields;
 use crate::tunnels::{self, AgentSetup, TunnelInput, TunnelPatch, TunnelView};

@@ -19,11 +19,12 @@ use tokio_rustls::client::TlsStream;
 use super::{LOOPBACK, add_tunnel, eventually, spawn_agent, start_relay, state};
 use crate::agent::tls::client_config;
 use crate::agent::{AgentState, RunOptions};
+use crate::model::Access;
 use crate::nginx::state as nginx_state;
 use crate::nginx::tests::support::{
     DOMAIN, Layout, NginxProcess, names, set_ports, settings, test_ports, write_certs, write_tree,
 };
-use crate::nginx::{Access, CertPaths, TunnelVhost, render};
+use crate::nginx::{CertPaths, TunnelVhost, render};
 use crate::pki::Pki;
 use crate::protocol;
 use crate::store::{ClientCert, Store};

@@ -9,7 +9,6 @@ use crate::model::FieldError;
 use crate::model::{Access, RESERVED_NAMES};
 use crate::store::{AgentStatus, Store, StoreError, Tunnel, TunnelFields};
 
-
 const MAX_DESCRIPTION: usize = 500;
 
 #[derive(Debug, thiserror::Error)]

@@ -134,7 +134,7 @@ pub fn validate(f: &TunnelFields) -> Result<(), TunnelsError> {
             e.push(FieldError::new(field, "Use names without spaces, 1–64 characters each"));
         }
     }
-    if access != "restricted" && (!allowed_users.is_empty() || !allowed_groups.is_empty()) {
+    if Access::parse(access) != Some(Access::Restricted) && (!allowed_users.is_empty() || !allowed_groups.is_empty()) {
         e.push(FieldError::new("access", "Allowed users and groups need access 'restricted'"));
     }
     if description.chars().count() > MAX_DESCRIPTION {

@@ -14,6 +14,7 @@ use super::AuthdState;
 use super::counters::Outcome;
 use super::error::Reply;
 use super::sessions::{self, SESSION_COOKIE};
+use crate::model::Access;
 use crate::store::{Policy, Store, User, VisitorSession};
 use crate::token;
 
@@ -100,13 +101,12 @@ pub fn allowed(policy: &Policy, user: &User) -> bool {
     if !policy.enabled || user.disabled {
         return false;
     }
-    match policy.access.as_str() {
-        "public" | "authenticated" => true,
-        "restricted" => {
+    match policy.access {
+        Access::Public | Access::Authenticated => true,
+        Access::Restricted => {
             policy.allowed_users.contains(&user.username)
                 || policy.allowed_groups.iter().any(|g| user.groups.contains(g))
         }
-        _ => false,
     }
 }
 

@@ -138,7 +138,7 @@ impl From<&crate::store::Tunnel> for TunnelVhost {
             created_at: _,
             updated_at: _,
         } = t;
-        TunnelVhost { name: name.clone(), access: stored_access(access), enabled: *enabled }
+        TunnelVhost { name: name.clone(), access: *access, enabled: *enabled }
     }
 }
 
@@ -155,13 +155,8 @@ impl From<&crate::store::Site> for SiteVhost {
             created_at: _,
             updated_at: _,
         } = s;
-        SiteVhost { name: name.clone(), spa_fallback: *spa_fallback, access: stored_access(access) }
+        SiteVhost { name: name.clone(), spa_fallback: *spa_fallback, access: *access }
     }
-}
-
-/// A stored access mode; an unknown value renders as `authenticated`.
-fn stored_access(s: &str) -> Access {
-    Access::parse(s).unwrap_or(Access::Authenticated)
 }
 
 /// A rendered configuration: relative path → file content.

@@ -78,8 +78,9 @@ impl SitePatch {
     /// patch sets them too.
     pub fn apply(self, f: SiteFields) -> SiteFields {
         let SitePatch { name, spa_fallback, access, allowed_users, allowed_groups, max_bytes } = self;
-        let cleared =
-            access.as_deref().is_some_and(|a| a != "restricted") && allowed_users.is_none() && allowed_groups.is_none();
+        let cleared = access.as_deref().is_some_and(|a| Access::parse(a) != Some(Access::Restricted))
+            && allowed_users.is_none()
+            && allowed_groups.is_none();
         let (users, groups) = if cleared { (Vec::new(), Vec::new()) } else { (f.allowed_users, f.allowed_groups) };
         SiteFields {
             name: name.unwrap_or(f.name),
@@ -124,7 +125,7 @@ pub fn validate(f: &SiteFields) -> Result<(), SiteError> {
             errors.push(FieldError::new(field, "Use names without spaces, 1–64 characters each"));
         }
     }
-    if access != "restricted" && (!allowed_users.is_empty() || !allowed_groups.is_empty()) {
+    if Access::parse(access) != Some(Access::Restricted) && (!allowed_users.is_empty() || !allowed_groups.is_empty()) {
         errors.push(FieldError::new("access", "Allowed users and groups need access 'restricted'"));
     }
     if !(1024..=MAX_MAX_BYTES).contains(max_bytes) {

@@ -17,7 +17,7 @@ pub struct Site {
     /// `public` (Public: anyone with the link), `authenticated` (Signed-in
     /// visitors: any visitor user) or `restricted` (Restricted: only
     /// `allowedUsers` and `allowedGroups`).
-    pub access: String,
+    pub access: crate::model::Access,
     pub allowed_users: Vec<String>,
     pub allowed_groups: Vec<String>,
     /// Upload cap for the whole site, bytes.
@@ -55,7 +55,7 @@ impl From<&Site> for SiteFields {
         SiteFields {
             name: name.clone(),
             spa_fallback: *spa_fallback,
-            access: access.clone(),
+            access: access.to_string(),
             allowed_users: allowed_users.clone(),
             allowed_groups: allowed_groups.clone(),
             max_bytes: *max_bytes,

@@ -19,7 +19,7 @@ pub struct Tunnel {
     /// `public` (Public: anyone with the link), `authenticated` (Signed-in
     /// visitors: any visitor user) or `restricted` (Restricted: only
     /// `allowedUsers` and `allowedGroups`).
-    pub access: String,
+    pub access: crate::model::Access,
     pub allowed_users: Vec<String>,
     pub allowed_groups: Vec<String>,
     pub description: String,
@@ -67,7 +67,7 @@ impl From<&Tunnel> for TunnelFields {
             agent: agent.clone(),
             target: target.clone(),
             enabled: *enabled,
-            access: access.clone(),
+            access: access.to_string(),
             allowed_users: allowed_users.clone(),
             allowed_groups: allowed_groups.clone(),
             description: description.clone(),

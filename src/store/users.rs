@@ -65,7 +65,7 @@ pub struct Group {
 pub struct Policy {
     pub enabled: bool,
     /// `public`, `authenticated` or `restricted`.
-    pub access: String,
+    pub access: crate::model::Access,
     pub allowed_users: Vec<String>,
     pub allowed_groups: Vec<String>,
 }
@@ -155,7 +155,7 @@ fn find_policy(c: &Connection, name: &str) -> Result<Option<Policy>, StoreError>
         let found: Option<i64> = c.query_row("SELECT 1 FROM sites WHERE name = ?1", [name], |r| r.get(0)).optional()?;
         return Ok(found.map(|_| Policy {
             enabled: true,
-            access: "authenticated".into(),
+            access: crate::model::Access::Authenticated,
             allowed_users: vec![],
             allowed_groups: vec![],
         }));

@@ -548,6 +548,6 @@ pub fn access_choices(modes: &[crate::model::Access]) -> Vec<(&'static str, Stri
 }
 
 /// A stored access mode's name on the pages (`Signed-in visitors`).
-pub fn access_label(value: &str) -> &str {
-    crate::model::Access::parse(value).map_or(value, |a| a.label())
+pub fn access_label(access: &crate::model::Access) -> &'static str {
+    access.label()
 }

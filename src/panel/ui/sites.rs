@@ -194,7 +194,7 @@ async fn site_page(ui: &UiAdmin, id: i64) -> Result<SitePage, PageError> {
         address: super::address(domain.as_deref(), &site.name),
         total_bytes: files.iter().map(|f| f.size).sum(),
         files,
-        form: SiteForm { name: site.name.clone(), access: site.access.clone(), spa_fallback: site.spa_fallback },
+        form: SiteForm { name: site.name.clone(), access: site.access.to_string(), spa_fallback: site.spa_fallback },
         site,
         errors: FieldErrors::default(),
         error: None,

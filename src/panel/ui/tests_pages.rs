@@ -366,7 +366,7 @@ async fn sites_create_validate_and_delete() {
     let made = ui.post("/sites", Some(&csrf), &[("name", "docs"), ("access", "public"), ("spaFallback", "on")]).await;
     assert_eq!(made.location.as_deref(), Some("/sites?flash=site_created"));
     let site = ui.state.store.sites().await.unwrap().pop().expect("created");
-    assert!(site.spa_fallback && site.access == "public");
+    assert!(site.spa_fallback && site.access == crate::model::Access::Public);
     let dir = crate::sites::site_dir(&ui.state.settings.data_dir, "docs");
     assert!(dir.join("index.html").exists());
     let list = ui.get("/sites?flash=site_created").await;

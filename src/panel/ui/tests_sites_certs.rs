@@ -184,7 +184,7 @@ async fn site_page_edits_with_field_errors() {
     let saved = ui.post(&format!("/sites/{id}"), Some(&csrf), &fields).await;
     assert_eq!(saved.location.as_deref(), Some(&*format!("/sites/{id}?flash=site_saved")), "{}", saved.body);
     let site = ui.state.store.sites().await.unwrap().remove(0);
-    assert!(site.name == "manual" && site.access == "public" && site.spa_fallback);
+    assert!(site.name == "manual" && site.access == crate::model::Access::Public && site.spa_fallback);
     assert!(crate::sites::site_dir(&ui.state.settings.data_dir, "manual").join("index.html").exists());
     assert_eq!(ui.get("/sites/999").await.status, StatusCode::NOT_FOUND);
     assert_eq!(ui.get("/sites/abc").await.status, StatusCode::NOT_FOUND);

@@ -42,7 +42,7 @@ impl Posted {
     /// (the checkboxes stay in the page for the other modes).
     fn fields(self) -> TunnelFields {
         let Posted { name, agent, target, enabled, access, allowed_users, allowed_groups, description } = self;
-        let restricted = access == "restricted";
+        let restricted = Access::parse(&access) == Some(Access::Restricted);
         TunnelFields {
             name: name.trim().to_string(),
             agent: agent.trim().to_string(),

@@ -1,5 +1,7 @@
-//! `portico serve`: the panel's HTTP layer (REST API). Handlers are thin:
-//! extract, call one domain function, map the result.
+//! `portico serve`: the panel's HTTP layer (REST API and web UI). Handlers
+//! are thin adapters: extract, call one use case in [`crate::app`], map the
+//! result ([`error`] holds the one map from failures to statuses). Sessions,
+//! CSRF and templates live here; no change to the appliance is made here.
 
 pub mod auth;
 pub mod error;

@@ -1,4 +1,6 @@
-//! One module per resource, each with a `configure` function.
+//! One module per resource, each with a `configure` function. Handlers
+//! parse the request, call the resource's use case in `crate::app` and
+//! shape the JSON answer.
 
 pub mod acme;
 pub mod audit;

@@ -17,8 +17,8 @@
 //!    `/onboarding*`, `/static/*` and the 2FA code page to the wizard before
 //!    any handler runs (order of the page scope's middleware: see [`configure`]).
 //! 4. Form posts take [`form::UiForm`]: it refuses a missing or wrong CSRF
-//!    token (403) before the handler runs. Handlers call the same domain
-//!    function as the API handler, audit like it, then either redirect (303)
+//!    token (403) before the handler runs. Handlers call the same use case in
+//!    `crate::app` as the API handler (it validates, applies and audits), then either redirect (303)
 //!    with a flash code (`?flash=<code>`, texts in [`flash_message`]) or, on a
 //!    validation error, re-render the form with [`FieldErrors`] and the user's input.
 //! 5. Lists use [`Pager`] and `{% include "pager.html" %}`; destructive

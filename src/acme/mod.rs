@@ -458,6 +458,4 @@ impl From<std::io::Error> for AcmeError {
 }
 
 #[cfg(test)]
-mod kill_tests;
-#[cfg(test)]
 mod tests;

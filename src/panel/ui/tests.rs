@@ -1,6 +1,8 @@
 //! Render tests of every page through `actix_web::test`, with the real
 //! identity chain, store and PKI: key content, form errors that keep the
-//! user's input, CSRF refusal, and URLs under an ingress base path.
+//! user's input, CSRF refusal, and URLs under an ingress base path. The
+//! other topics live in `ui/tests/<topic>.rs` and share the [`Ui`] helpers
+//! of this file; `bench` is the page render benchmark.
 
 use std::net::SocketAddr;
 
@@ -18,6 +20,18 @@ use crate::store::{AuditQuery, NewAuditEntry};
 #[path = "../tests/dns.rs"]
 #[allow(dead_code, clippy::duplicate_mod)]
 mod dns;
+
+mod bench;
+mod guard;
+mod nginx;
+mod onboarding_restore;
+mod ops;
+mod pages;
+mod restore;
+mod runtime;
+mod second_factor;
+mod sites_certs;
+mod wording;
 
 pub(super) const LOOPBACK: &str = "127.0.0.1:50000";
 pub(super) const SUPERVISOR: &str = "172.30.32.2:50000";

@@ -7,8 +7,8 @@
 use actix_web::http::StatusCode;
 use time::OffsetDateTime;
 
-use super::tests::{INGRESS, Page, Ui, assert_urls_under, completed_ui, ui_with};
-use super::tests_restore::{PASS, take_backup, upload_to, user, without_audit};
+use super::{INGRESS, Page, Ui, assert_urls_under, completed_ui, ui_with};
+use super::restore::{PASS, take_backup, upload_to, user, without_audit};
 use crate::backup::staged;
 use crate::onboarding::{self, OnboardingState};
 use crate::store::{AuditQuery, CertRecord, Store, TunnelFields};

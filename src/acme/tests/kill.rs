@@ -60,7 +60,7 @@ fn child() {
     rt.block_on(async {
         let state = AppState::load(s).await.unwrap();
         crash::ready();
-        let admin = crate::identity::Identity::Admin { actor: "admin".into() };
+        let admin = crate::testing::admin("admin");
         crate::app::certs::renew(&state, &admin, &name).await.unwrap();
     });
 }

@@ -20,9 +20,7 @@ use crate::settings::Settings;
 pub(crate) async fn panel_behind_tls(
     dir: &std::path::Path,
 ) -> (SocketAddr, String, actix_web::web::Data<AppState>, SocketAddr) {
-    let settings = Settings { data_dir: dir.to_path_buf(), ..Default::default() };
-    crate::init::run(&settings).unwrap();
-    let state = actix_web::web::Data::new(AppState::load(settings).await.unwrap());
+    let state = crate::testing::init_panel(Settings { data_dir: dir.to_path_buf(), ..Default::default() }).await;
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let panel = std_listener.local_addr().unwrap();
     let s = state.clone();

@@ -16,10 +16,7 @@ use crate::onboarding::{self, OnboardingState};
 use crate::panel::{AppState, Channel, configure};
 use crate::settings::Settings;
 use crate::store::{AuditQuery, NewAuditEntry};
-
-#[path = "../tests/dns.rs"]
-#[allow(dead_code, clippy::duplicate_mod)]
-mod dns;
+use crate::testing::{self, dns};
 
 mod bench;
 mod guard;
@@ -47,12 +44,9 @@ pub(super) struct Ui {
 
 pub(super) async fn ui_with(configure_settings: impl FnOnce(&mut Settings)) -> Ui {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
-    settings.public_ip = Some("203.0.113.10".parse().unwrap());
-    settings.nginx.enabled = false; // the API's nginx tests start their own server
+    let mut settings = testing::panel_settings(dir.path());
     configure_settings(&mut settings);
-    crate::init::run(&settings).unwrap();
-    let state = web::Data::new(AppState::load(settings).await.unwrap());
+    let state = testing::init_panel(settings).await;
     let serial = state.pki.admin_info().unwrap().serial;
     Ui { _dir: dir, state, serial, ingress: None }
 }

@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 
 use super::{INGRESS, Ui, assert_urls_under, completed_ui, ui_with};
 use crate::onboarding::OnboardingState;
-use crate::panel::tests::ops::{s6_available, start_scan};
+use crate::testing::s6;
 use crate::store::AuditQuery;
 
 async fn audited(ui: &Ui, action: &str, target: &str) -> Vec<String> {
@@ -51,11 +51,11 @@ async fn wait_up(ui: &Ui, name: &str, differs_from: Option<u32>) -> u32 {
 
 #[actix_web::test]
 async fn services_page_acts_through_a_real_s6() {
-    if !s6_available() {
+    if !s6::available() {
         eprintln!("skipping: s6 is not installed");
         return;
     }
-    let scan = start_scan();
+    let scan = s6::appliance();
     let scan_dir = scan.dir.path().to_path_buf();
     let ui = ui_with(move |s| {
         s.supervisor.kind = crate::settings::SupervisorKind::S6;

@@ -222,7 +222,7 @@ async fn agent_page_edits_allowed_sites() {
 async fn sites_and_certificates_show_each_names_health_in_the_pages_and_the_api() {
     use crate::probe::tests::{health, report};
     let ui = ui_without_ca().await;
-    let admin = crate::identity::Identity::Admin { actor: "admin:test".into() };
+    let admin = crate::testing::admin("admin:test");
     let docs = crate::sites::NewSite { name: "docs".into(), ..Default::default() };
     let (site, _) = crate::app::sites::create(&ui.state, &admin, docs).await.unwrap();
     let now = OffsetDateTime::now_utc();

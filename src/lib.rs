@@ -44,6 +44,8 @@ pub mod store;
 pub mod supervisor;
 pub mod sysstats;
 pub mod tasks;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod token;
 pub mod totp;
 pub mod tunnels;

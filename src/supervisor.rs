@@ -178,51 +178,10 @@ fn parse_svstat(name: &str, text: &str) -> Option<ServiceStatus> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::process::{Child, Stdio};
     use std::time::{Duration, Instant};
 
-    /// A real s6-svscan over a temporary scan directory, killed on drop.
-    struct Scan {
-        dir: tempfile::TempDir,
-        child: Child,
-    }
-
-    impl Drop for Scan {
-        fn drop(&mut self) {
-            let _ = Command::new("s6-svscanctl").arg("-t").arg(self.dir.path()).status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-        }
-    }
-
-    fn s6_available() -> bool {
-        Command::new("s6-svscan").arg("-h").stderr(Stdio::null()).stdout(Stdio::null()).status().is_ok()
-    }
-
-    fn scan_with(services: &[(&str, bool)]) -> Scan {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, down) in services {
-            let svc = dir.path().join(name);
-            std::fs::create_dir(&svc).unwrap();
-            let run = svc.join("run");
-            std::fs::write(&run, "#!/bin/sh\nexec sleep 300\n").unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
-            if *down {
-                std::fs::write(svc.join("down"), "").unwrap();
-            }
-        }
-        let child =
-            Command::new("s6-svscan").arg(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        Scan { dir, child }
-    }
+    use super::*;
+    use crate::testing::s6;
 
     fn wait_for(sup: &Supervisor, name: &str, pred: impl Fn(&ServiceStatus) -> bool) -> ServiceStatus {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -248,11 +207,11 @@ mod tests {
 
     #[test]
     fn controls_real_s6_services() {
-        if !s6_available() {
+        if !s6::available() {
             eprintln!("skipping: s6 is not installed");
             return;
         }
-        let scan = scan_with(&[("relay", false), ("authd", true)]);
+        let scan = s6::start(&[("relay", false), ("authd", true)]);
         let sup = Supervisor::S6 { service_dir: scan.dir.path().to_path_buf() };
 
         let relay = wait_for(&sup, "relay", |s| s.up && s.pid.is_some());

@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 #[path = "support/chromium.rs"]
 mod chromium;
-#[path = "../src/panel/tests/dns.rs"]
+#[path = "../src/testing/dns.rs"]
 #[allow(dead_code)]
 mod dns;
 #[path = "../src/acme/pebble.rs"]

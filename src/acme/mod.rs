@@ -459,6 +459,4 @@ impl From<std::io::Error> for AcmeError {
 }
 
 #[cfg(test)]
-mod kill_tests;
-#[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
-//! Issuance and renewal against a real pebble; uploads.
+//! Issuance and renewal against a real pebble; uploads. kill -9 during an
+//! issuance is in [`kill`].
 
 use std::sync::Arc;
 
@@ -8,6 +9,8 @@ use super::pebble::{Pebble, available, free_port, serve_challenges};
 use super::*;
 use crate::nginx::state::cert_paths;
 use crate::settings::AcmeSettings;
+
+mod kill;
 
 struct World {
     _dir: tempfile::TempDir,

@@ -4,8 +4,6 @@
 pub mod addon;
 mod config;
 mod enroll;
-#[cfg(test)]
-mod enroll_tests;
 pub mod status_page;
 pub mod tls;
 
@@ -330,19 +328,4 @@ pub fn command(config_dir: Option<PathBuf>, command: crate::cli::AgentCommand) -
 }
 
 #[cfg(test)]
-mod tests {
-    use super::backoff;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_stays_short_then_caps_at_five_seconds() {
-        for n in 0..20 {
-            let d = backoff(n);
-            assert!(d >= Duration::from_millis(125) && d <= Duration::from_millis(250), "{n}: {d:?}");
-        }
-        for n in 20..200 {
-            assert!(backoff(n) <= Duration::from_secs(5));
-        }
-        assert!(backoff(40) >= Duration::from_millis(2500));
-    }
-}
+mod tests;

@@ -313,5 +313,4 @@ pub async fn check_target(target: &str) -> Check {
 }
 
 #[cfg(test)]
-#[path = "status_page_tests.rs"]
 mod tests;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use super::*;
+use crate::testing;
 
 /// Low scrypt cost for tests (the real default takes about a second).
 const TEST_WORK: u8 = 10;
@@ -48,14 +49,9 @@ async fn populated() -> (tempfile::TempDir, Settings, Store) {
     let pki = crate::pki::Pki::new(&settings.data_dir);
     crate::agents::issue(pki, &store, "home".into(), vec![crate::identity::Capability::TunnelsRead]).await.unwrap();
     let fields = crate::store::TunnelFields {
-        name: "app".into(),
-        agent: "home".into(),
-        target: "127.0.0.1:8080".into(),
-        enabled: true,
         access: "authenticated".into(),
-        allowed_users: vec![],
-        allowed_groups: vec![],
         description: "the app".into(),
+        ..testing::tunnel_fields("app", "home", "127.0.0.1:8080")
     };
     store.insert_tunnel(fields, OffsetDateTime::now_utc()).await.unwrap();
     store.put_settings(vec![("totp.test", "JBSWY3DPEHPK3PXP".to_string())]).await.unwrap();

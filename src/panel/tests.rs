@@ -12,15 +12,15 @@ use time::OffsetDateTime;
 use super::*;
 use crate::onboarding::{self, OnboardingState};
 use crate::store::{NewApiKey, NewEnrollmentToken};
+use crate::testing::{self, dns};
 
 mod agents;
 mod cross_site;
-mod dns;
 mod downloads;
 mod full_disk;
 mod install;
 mod nginx;
-pub(crate) mod ops;
+mod ops;
 mod provision;
 mod runtime_settings;
 mod sites;
@@ -49,12 +49,9 @@ struct World {
 
 async fn world_with(configure: impl FnOnce(&mut Settings)) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
-    settings.public_ip = Some("203.0.113.10".parse().unwrap());
-    settings.nginx.enabled = false; // nginx tests start their own server
+    let mut settings = testing::panel_settings(dir.path());
     configure(&mut settings);
-    crate::init::run(&settings).unwrap();
-    let state = web::Data::new(AppState::load(settings).await.unwrap());
+    let state = testing::init_panel(settings).await;
     let old_admin_serial = state.pki.admin_info().unwrap().serial;
     let (_, new) = crate::agents::rotate_admin(state.pki.clone(), &state.store).await.unwrap();
     let reader = agent(&state, "reader", &["system:read", "tunnels:read"]).await;

@@ -2,6 +2,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::testing;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
@@ -236,14 +237,8 @@ async fn tunnels_conflicts_and_undo() {
     };
     store.create_agent(vec![], cert, t).await.unwrap();
     let fields = |name: &str, agent: &str| TunnelFields {
-        name: name.into(),
-        agent: agent.into(),
-        target: "127.0.0.1:8080".into(),
-        enabled: true,
         access: "authenticated".into(),
-        allowed_users: vec![],
-        allowed_groups: vec![],
-        description: String::new(),
+        ..testing::tunnel_fields(name, agent, "127.0.0.1:8080")
     };
     let app = store.insert_tunnel(fields("app", "home"), t).await.unwrap();
     assert!(

@@ -4,6 +4,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::*;
 use crate::store::{ClientCert, TunnelFields};
+use crate::testing;
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -82,14 +83,9 @@ async fn the_last_user_cannot_go_while_tunnels_need_sign_in() {
     };
     store.create_agent(vec![], cert, now).await.unwrap();
     let t = TunnelFields {
-        name: "vault".into(),
-        agent: "home".into(),
-        target: "127.0.0.1:1".into(),
-        enabled: true,
         access: "restricted".into(),
         allowed_users: vec!["bob".into()],
-        allowed_groups: vec![],
-        description: String::new(),
+        ..testing::tunnel_fields("vault", "home", "127.0.0.1:1")
     };
     let tunnel = store.insert_tunnel(t, now).await.unwrap();
     store.delete_user("alice".into()).await.unwrap();

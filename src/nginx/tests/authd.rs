@@ -19,6 +19,7 @@ use crate::model::Access;
 use crate::nginx::{Applier, NginxBinary, TunnelVhost, render};
 use crate::settings::Settings;
 use crate::store::{ClientCert, Store, TunnelFields};
+use crate::testing;
 
 /// Answers every request with the `remote-*` and `cookie` headers it received.
 fn echo_upstream() -> SocketAddr {
@@ -126,14 +127,9 @@ async fn visitor_signs_in_through_nginx_and_reaches_the_app() {
     store.create_agent(vec![], cert, now).await.unwrap();
     for (name, access, users) in [("vault", "authenticated", vec![]), ("wiki", "restricted", vec!["bob".to_string()])] {
         let t = TunnelFields {
-            name: name.into(),
-            agent: "home".into(),
-            target: "127.0.0.1:1".into(),
-            enabled: true,
             access: access.into(),
             allowed_users: users,
-            allowed_groups: vec![],
-            description: String::new(),
+            ..testing::tunnel_fields(name, "home", "127.0.0.1:1")
         };
         store.insert_tunnel(t, now).await.unwrap();
     }

@@ -18,12 +18,12 @@ use time::OffsetDateTime;
 
 use super::crash::{self, Rng, Tally, Trial};
 use super::support::{NGINX, NginxProcess, test_ports};
-use crate::identity::Identity;
 use crate::nginx::{Ports, Reloader, RenderedTree, state};
 use crate::onboarding;
 use crate::panel::AppState;
 use crate::settings::Settings;
 use crate::store::{ClientCert, Store, TunnelFields};
+use crate::testing;
 
 const TEST: &str = "nginx::tests::kill::an_apply_killed_at_any_moment_leaves_before_or_after";
 const TRIALS: usize = 20;
@@ -46,16 +46,7 @@ fn ports_from_env() -> Ports {
 }
 
 fn fields(name: &str) -> TunnelFields {
-    TunnelFields {
-        name: name.into(),
-        agent: "home".into(),
-        target: "127.0.0.1:9".into(),
-        enabled: true,
-        access: "public".into(),
-        allowed_users: vec![],
-        allowed_groups: vec![],
-        description: String::new(),
-    }
+    testing::tunnel_fields(name, "home", "127.0.0.1:9")
 }
 
 /// The child: creates tunnel `$PORTICO_CRASH_NAME` as the admin would.
@@ -65,7 +56,7 @@ fn child() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let state = AppState::load(settings(&root, ports_from_env())).await.unwrap();
-        let admin = Identity::Admin { actor: "admin".into() };
+        let admin = testing::admin("admin");
         crash::ready();
         crate::app::tunnels::create(&state, &admin, fields(&name)).await.unwrap();
     });

@@ -1,7 +1,6 @@
 //! Operations routes with real parts: services under a real s6-svscan, live
 //! logs over a real WebSocket, metrics parsed as Prometheus text.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -9,51 +8,7 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 use super::*;
 use crate::audit::Outcome;
-
-/// A real s6-svscan over the four appliance services (each `sleep`), with
-/// the image's own `finish` script; stopped on drop.
-pub(crate) struct Scan {
-    pub(crate) dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl Drop for Scan {
-    fn drop(&mut self) {
-        let _ = Command::new("s6-svscanctl").arg("-t").arg(self.dir.path()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn s6_available() -> bool {
-    Command::new("s6-svscan").arg("-h").stderr(Stdio::null()).stdout(Stdio::null()).status().is_ok()
-}
-
-pub(crate) fn start_scan() -> Scan {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let finish_script = concat!(env!("CARGO_MANIFEST_DIR"), "/rootfs/usr/local/lib/portico/service-finish");
-    for name in crate::services::MANAGED {
-        let svc = dir.path().join(name);
-        std::fs::create_dir(&svc).unwrap();
-        let run = svc.join("run");
-        std::fs::write(&run, "#!/bin/sh\nexec sleep 300\n").unwrap();
-        let finish = svc.join("finish");
-        std::fs::write(&finish, format!("#!/bin/sh\nexec {finish_script} {name} \"$@\" 2>/dev/null\n")).unwrap();
-        for f in [run, finish] {
-            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
-    let child = Command::new("s6-svscan").arg(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    Scan { dir, child }
-}
+use crate::testing::s6;
 
 async fn services(w: &World) -> Vec<Value> {
     let res = w.call(Who::Admin, TestRequest::get().uri("/api/services")).await;
@@ -82,11 +37,11 @@ async fn act(w: &World, who: Who, name: &str, action: &str) -> (u16, Value) {
 
 #[actix_web::test]
 async fn service_actions_against_real_s6() {
-    if !s6_available() {
+    if !s6::available() {
         eprintln!("skipping: s6 is not installed");
         return;
     }
-    let scan = start_scan();
+    let scan = s6::appliance();
     let scan_dir = scan.dir.path().to_path_buf();
     let w = world_with(move |s| {
         s.supervisor.kind = crate::settings::SupervisorKind::S6;
@@ -304,14 +259,8 @@ async fn metrics_show_exactly_the_recorded_numbers() {
     let store = &w.state.store;
     for (name, enabled) in [("app", true), ("nas", true), ("old", false)] {
         let fields = crate::store::TunnelFields {
-            name: name.into(),
-            agent: if name == "nas" { "nocaps".into() } else { "reader".into() },
-            target: "127.0.0.1:8080".into(),
             enabled,
-            access: "public".into(),
-            allowed_users: vec![],
-            allowed_groups: vec![],
-            description: String::new(),
+            ..testing::tunnel_fields(name, if name == "nas" { "nocaps" } else { "reader" }, "127.0.0.1:8080")
         };
         store.insert_tunnel(fields, now).await.unwrap();
     }

@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 use super::nginx::{Nginx, world_with_nginx_and};
 use super::*;
 use crate::acme::pebble::{self, Pebble};
+use crate::testing::s6::{self, Scan};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -88,53 +89,21 @@ async fn post_provision(w: &World) -> u16 {
     w.call(Who::Admin, TestRequest::post().uri("/api/onboarding/provision")).await.status().as_u16()
 }
 
-/// A real s6-svscan supervising `relay` (up) and `authd` (down) that sleep.
-struct Scan {
-    dir: tempfile::TempDir,
-    child: std::process::Child,
-}
-
-impl Drop for Scan {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("s6-svscanctl").arg("-t").arg(self.dir.path()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(20)); // poll interval
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A real s6-svscan supervising `relay` (up) and `authd` (down) that sleep,
+/// once s6 reports both.
 fn s6_scan() -> Option<Scan> {
-    use std::os::unix::fs::PermissionsExt;
     if !std::path::Path::new("/usr/bin/s6-svscan").exists() {
         eprintln!("s6 is not installed: provisioning runs without a supervisor");
         return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    for (name, down) in [("relay", false), ("authd", true)] {
-        let svc = dir.path().join(name);
-        std::fs::create_dir(&svc).unwrap();
-        std::fs::write(svc.join("run"), "#!/bin/sh\nexec sleep 300\n").unwrap();
-        std::fs::set_permissions(svc.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        if down {
-            std::fs::write(svc.join("down"), "").unwrap();
-        }
-    }
-    let child = std::process::Command::new("s6-svscan")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let sup = crate::supervisor::Supervisor::S6 { service_dir: dir.path().to_path_buf() };
+    let scan = s6::start(&[("relay", false), ("authd", true)]);
+    let sup = crate::supervisor::Supervisor::S6 { service_dir: scan.dir.path().to_path_buf() };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !sup.status("relay").is_ok_and(|s| s.up) || sup.status("authd").is_err() {
         assert!(Instant::now() < deadline, "s6 did not start the services");
         std::thread::sleep(Duration::from_millis(20)); // poll interval
     }
-    Some(Scan { dir, child })
+    Some(scan)
 }
 
 async fn provisioning_world(run: &std::path::Path, scan: Option<&Scan>) -> (Pebble, World, Nginx) {

@@ -75,14 +75,8 @@ async fn users_groups_and_invitations_round_trip() {
     // Deleting users: the last one stays while a tunnel needs sign-in.
     let now = OffsetDateTime::now_utc();
     let t = crate::store::TunnelFields {
-        name: "vault".into(),
-        agent: "reader".into(),
-        target: "127.0.0.1:1".into(),
-        enabled: true,
         access: "authenticated".into(),
-        allowed_users: vec![],
-        allowed_groups: vec![],
-        description: String::new(),
+        ..testing::tunnel_fields("vault", "reader", "127.0.0.1:1")
     };
     w.state.store.insert_tunnel(t, now).await.unwrap();
     let (s, _) = admin(&w, TestRequest::delete().uri("/api/users/alice")).await;

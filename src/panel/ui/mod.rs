@@ -56,29 +56,7 @@ mod users;
 mod verify;
 
 #[cfg(test)]
-mod bench;
-#[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_guard;
-#[cfg(test)]
-mod tests_nginx;
-#[cfg(test)]
-mod tests_onboarding_restore;
-#[cfg(test)]
-mod tests_ops;
-#[cfg(test)]
-mod tests_pages;
-#[cfg(test)]
-mod tests_restore;
-#[cfg(test)]
-mod tests_runtime;
-#[cfg(test)]
-mod tests_second_factor;
-#[cfg(test)]
-mod tests_sites_certs;
-#[cfg(test)]
-mod tests_wording;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};

@@ -1,6 +1,8 @@
 //! Render tests of every page through `actix_web::test`, with the real
 //! identity chain, store and PKI: key content, form errors that keep the
-//! user's input, CSRF refusal, and URLs under an ingress base path.
+//! user's input, CSRF refusal, and URLs under an ingress base path. The
+//! other topics live in `ui/tests/<topic>.rs` and share the [`Ui`] helpers
+//! of this file; `bench` is the page render benchmark.
 
 use std::net::SocketAddr;
 
@@ -14,10 +16,19 @@ use crate::onboarding::{self, OnboardingState};
 use crate::panel::{AppState, Channel, configure};
 use crate::settings::Settings;
 use crate::store::{AuditQuery, NewAuditEntry};
+use crate::testing::{self, dns};
 
-#[path = "../tests/dns.rs"]
-#[allow(dead_code, clippy::duplicate_mod)]
-mod dns;
+mod bench;
+mod guard;
+mod nginx;
+mod onboarding_restore;
+mod ops;
+mod pages;
+mod restore;
+mod runtime;
+mod second_factor;
+mod sites_certs;
+mod wording;
 
 pub(super) const LOOPBACK: &str = "127.0.0.1:50000";
 pub(super) const SUPERVISOR: &str = "172.30.32.2:50000";
@@ -33,12 +44,9 @@ pub(super) struct Ui {
 
 pub(super) async fn ui_with(configure_settings: impl FnOnce(&mut Settings)) -> Ui {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Default::default() };
-    settings.public_ip = Some("203.0.113.10".parse().unwrap());
-    settings.nginx.enabled = false; // the API's nginx tests start their own server
+    let mut settings = testing::panel_settings(dir.path());
     configure_settings(&mut settings);
-    crate::init::run(&settings).unwrap();
-    let state = web::Data::new(AppState::load(settings).await.unwrap());
+    let state = testing::init_panel(settings).await;
     let serial = state.pki.admin_info().unwrap().serial;
     Ui { _dir: dir, state, serial, ingress: None }
 }

@@ -23,12 +23,8 @@ use crate::onboarding::{self, OnboardingState};
 use crate::panel::AppState;
 use crate::panel::error::ApiError;
 use crate::settings::Settings;
-use crate::store::TunnelFields;
+use crate::testing::{self, dns};
 use crate::tunnels::TunnelPatch;
-
-#[path = "../../panel/tests/dns.rs"]
-#[allow(dead_code, clippy::duplicate_mod)]
-mod dns;
 
 pub(super) const DOMAIN: &str = "example.test";
 
@@ -103,7 +99,7 @@ pub(super) async fn appliance(certified: &[&str]) -> Appliance {
         relay,
         _nginx: nginx,
         _dns: dns,
-        admin: Identity::Admin { actor: "admin:test".into() },
+        admin: testing::admin("admin:test"),
     }
 }
 
@@ -114,16 +110,7 @@ impl Appliance {
     }
 
     pub(super) async fn tunnel(&self, name: &str, agent: &str, target: SocketAddr) -> i64 {
-        let fields = TunnelFields {
-            name: name.into(),
-            agent: agent.into(),
-            target: target.to_string(),
-            enabled: true,
-            access: "public".into(),
-            allowed_users: vec![],
-            allowed_groups: vec![],
-            description: String::new(),
-        };
+        let fields = testing::tunnel_fields(name, agent, target);
         usecase::tunnels::create(&self.state, &self.admin, fields).await.unwrap().0.id
     }
 
@@ -313,16 +300,7 @@ async fn probe_time_for_50_names() {
     let _agent = a.agent("home").await;
     let target = app::start().await;
     for l in &labels {
-        let fields = TunnelFields {
-            name: l.clone(),
-            agent: "home".into(),
-            target: target.to_string(),
-            enabled: true,
-            access: "public".into(),
-            allowed_users: vec![],
-            allowed_groups: vec![],
-            description: String::new(),
-        };
+        let fields = testing::tunnel_fields(l, "home", target);
         a.state.store.insert_tunnel(fields, time::OffsetDateTime::now_utc()).await.unwrap();
     }
     a.state.apply_config("bench").await.unwrap();

@@ -159,7 +159,7 @@ async fn an_nginx_rollback_that_stops_a_working_name_is_undone() {
     // The newest snapshot is the tree the site's apply replaced: no docs.
     let before_docs = a.state.nginx.snapshots().await.unwrap()[0].id.clone();
 
-    let admin = crate::identity::Identity::Admin { actor: "admin:test".into() };
+    let admin = crate::testing::admin("admin:test");
     let err = crate::app::nginx::rollback(&a.state, &admin, before_docs.clone()).await.unwrap_err();
     let crate::app::Error::NamesBroken(evidence) = &err else { panic!("expected NamesBroken, got {err:?}") };
     assert_eq!(evidence[0].name, "docs.example.test", "{evidence:?}");

@@ -23,6 +23,7 @@ use crate::nginx::tests::support::{DOMAIN, Layout, NGINX, NginxProcess, set_port
 use crate::nginx::{Pipeline, state};
 use crate::settings::{AcmeSettings, Settings};
 use crate::store::{SiteFields, Store, TunnelFields};
+use crate::testing;
 use crate::supervisor::Supervisor;
 
 /// Body sizes of the script, bytes.
@@ -96,14 +97,8 @@ async fn metrics_show_exactly_a_scripted_scenario_through_real_nginx() {
     add_tunnel(&store, "app", "home", app).await;
     add_tunnel(&store, "wiki", "away", app).await;
     let vault = TunnelFields {
-        name: "vault".into(),
-        agent: "home".into(),
-        target: app.to_string(),
-        enabled: true,
         access: "authenticated".into(),
-        allowed_users: vec![],
-        allowed_groups: vec![],
-        description: String::new(),
+        ..testing::tunnel_fields("vault", "home", app)
     };
     store.insert_tunnel(vault, OffsetDateTime::now_utc()).await.unwrap();
     let site = SiteFields {

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::pebble::{Pebble, available, free_port, serve_challenges};
-use super::{files, inspect};
+use crate::acme::pebble::{Pebble, available, free_port, serve_challenges};
+use crate::acme::{files, inspect};
 use crate::nginx::tests::crash::{self, Rng, Tally, Trial};
 use crate::nginx::tests::support::{NGINX, NginxProcess, test_ports};
 use crate::nginx::{Ports, Reloader, state};
@@ -24,7 +24,7 @@ use crate::panel::AppState;
 use crate::settings::{AcmeSettings, Settings};
 use crate::store::{CertRecord, Store};
 
-const TEST: &str = "acme::kill_tests::an_issuance_killed_at_any_moment_leaves_before_or_after";
+const TEST: &str = "acme::tests::kill::an_issuance_killed_at_any_moment_leaves_before_or_after";
 const TRIALS: usize = 20;
 const DOMAIN: &str = "example.test";
 const NAMES: [&str; 3] = ["auth", "tunnel", "panel"];
@@ -60,7 +60,7 @@ fn child() {
     rt.block_on(async {
         let state = AppState::load(s).await.unwrap();
         crash::ready();
-        let admin = crate::identity::Identity::Admin { actor: "admin".into() };
+        let admin = crate::testing::admin("admin");
         crate::app::certs::renew(&state, &admin, &name).await.unwrap();
     });
 }

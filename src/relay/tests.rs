@@ -27,6 +27,7 @@ use super::Relay;
 use crate::agent::{self, AgentRunError, AgentState, RunOptions, Status};
 use crate::protocol;
 use crate::store::{ClientCert, Store, TunnelFields};
+use crate::testing;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -133,16 +134,7 @@ async fn add_agent(store: &Store, label: &str) -> String {
 }
 
 async fn add_tunnel(store: &Store, name: &str, agent: &str, target: SocketAddr) {
-    let fields = TunnelFields {
-        name: name.into(),
-        agent: agent.into(),
-        target: target.to_string(),
-        enabled: true,
-        access: "public".into(),
-        allowed_users: vec![],
-        allowed_groups: vec![],
-        description: String::new(),
-    };
+    let fields = testing::tunnel_fields(name, agent, target);
     store.insert_tunnel(fields, OffsetDateTime::now_utc()).await.unwrap();
 }
 

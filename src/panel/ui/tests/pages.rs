@@ -1,11 +1,11 @@
 //! Render tests of the tunnel, user, group, invitation, site and settings
-//! pages (helpers in [`super::tests`]): field errors next to fields with the
+//! pages (helpers in [`super`]): field errors next to fields with the
 //! user's input kept, results in the lists, and the same domain effects as
 //! the API.
 
 use actix_web::http::StatusCode;
 
-use super::tests::{Ui, assert_labelled, assert_urls_under, completed_ui};
+use super::{Ui, assert_labelled, assert_urls_under, completed_ui};
 use crate::identity::Capability;
 
 async fn agent(ui: &Ui, label: &str) {
@@ -155,7 +155,7 @@ async fn new_pages_keep_urls_under_ingress_and_label_every_control() {
     for path in &paths {
         let page = ingress.get(path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
-        assert_urls_under(&page.body, super::tests::INGRESS);
+        assert_urls_under(&page.body, super::INGRESS);
     }
 }
 
@@ -391,13 +391,13 @@ async fn provisioning_step_offers_the_run_and_follows_it_under_ingress() {
         "{}",
         running.body
     );
-    assert!(running.body.contains(&format!("data-base=\"{}\"", super::tests::INGRESS)));
-    assert_urls_under(&running.body, super::tests::INGRESS);
+    assert!(running.body.contains(&format!("data-base=\"{}\"", super::INGRESS)));
+    assert_urls_under(&running.body, super::INGRESS);
 }
 
 #[actix_web::test]
 async fn settings_show_the_acme_settings_read_only() {
-    let ui = super::tests::ui_with(|s| {
+    let ui = super::ui_with(|s| {
         s.acme.directory = "https://127.0.0.1:14000/dir".into();
         s.acme.ca_bundle = Some("/secret/place/pebble.minica.pem".into());
         s.acme.renew_days = 21;
@@ -417,7 +417,7 @@ async fn settings_show_the_acme_settings_read_only() {
     assert!(page.body.contains("fewer than 21 days remain"));
     assert!(!page.body.contains("<form method=\"post\" action=\"/settings/acme"), "read-only");
 
-    let default = super::tests::completed_ui().await.get("/settings").await;
+    let default = super::completed_ui().await.get("/settings").await;
     assert!(default.body.contains("acme-v02.api.letsencrypt.org/directory"));
     assert!(default.body.contains("<dd>none; the system"), "no CA bundle by default");
 }
@@ -428,7 +428,7 @@ async fn a_failed_provisioning_says_so_above_its_steps() {
     use crate::onboarding::{OnboardingState, keys};
     // A port nothing listens on: the ACME directory cannot be reached.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let ui = super::tests::ui_with(|s| s.acme.directory = format!("http://{closed}/dir")).await;
+    let ui = super::ui_with(|s| s.acme.directory = format!("http://{closed}/dir")).await;
     let rows = vec![(keys::DOMAIN, "example.com".to_string()), (keys::EMAIL, "ops@example.com".to_string())];
     ui.state.store.put_settings(rows).await.unwrap();
     ui.set_state(OnboardingState::DnsReady).await;

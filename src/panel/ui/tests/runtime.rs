@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 
-use super::tests::{INGRESS, Ui, assert_labelled, assert_urls_under, ui_with};
+use super::{INGRESS, Ui, assert_labelled, assert_urls_under, ui_with};
 use crate::onboarding::{self, OnboardingState};
 use crate::settings::{Settings, Sources};
 

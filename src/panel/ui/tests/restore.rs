@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 
-use super::tests::{INGRESS, Page, Ui, assert_urls_under, completed_ui, ui_with};
+use super::{INGRESS, Page, Ui, assert_urls_under, completed_ui, ui_with};
 use crate::backup::{self, staged};
 use crate::onboarding::OnboardingState;
 use crate::settings::Secret;
@@ -234,7 +234,7 @@ async fn a_staged_restore_can_be_discarded_and_works_under_ingress() {
 /// token is the first part of the multipart body.
 #[actix_web::test]
 async fn no_upload_form_puts_the_csrf_token_in_a_url() {
-    let fresh = super::tests::ui_with(|_| {}).await;
+    let fresh = super::ui_with(|_| {}).await;
     let ui = completed_ui().await;
     let csrf = ui.get("/sites").await.csrf();
     let made = ui.post("/sites", Some(&csrf), &[("name", "docs"), ("access", "public")]).await;

@@ -1,4 +1,4 @@
-//! The onboarding guard of the page scope (helpers in [`super::tests`]):
+//! The onboarding guard of the page scope (helpers in [`super`]):
 //! until onboarding is complete the admin lands on the wizard from every
 //! management route, anyone else is refused exactly as after completion, and
 //! a post without a valid CSRF token changes nothing.
@@ -6,7 +6,7 @@
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 
-use super::tests::{INGRESS, LOOPBACK, Page, SUPERVISOR, Ui, ui_with};
+use super::{INGRESS, LOOPBACK, Page, SUPERVISOR, Ui, ui_with};
 use crate::onboarding::{self, OnboardingState};
 use crate::panel::Channel;
 
@@ -125,7 +125,7 @@ async fn admin_is_sent_to_onboarding_from_every_management_route() {
     // The wizard, the 2FA code page and the static files answer.
     for (who, base) in [(&ui, ""), (&ingress, INGRESS)] {
         for path in
-            ["/onboarding", "/onboarding?flash=domain_saved", "/settings/2fa/verify", super::assets::url("app.css")]
+            ["/onboarding", "/onboarding?flash=domain_saved", "/settings/2fa/verify", crate::panel::ui::assets::url("app.css")]
         {
             assert_eq!(who.get(path).await.status, StatusCode::OK, "{base}{path}");
         }

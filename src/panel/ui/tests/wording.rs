@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 
-use super::tests::{assert_urls_under, completed_ui, ui_with};
+use super::{assert_urls_under, completed_ui, ui_with};
 use crate::identity::Capability;
 use crate::onboarding::OnboardingState;
 
@@ -54,7 +54,7 @@ async fn tunnel_pages_name_access_once_and_link_the_address() {
     assert!(detail.body.contains(&format!("<dt>Address</dt><dd>{link}</dd>")), "{}", detail.body);
     assert!(detail.body.contains("<dt>Access</dt><dd>Signed-in visitors</dd>"));
     assert!(!detail.body.contains("<code>https://nas.example.com"), "an address, not code");
-    assert_urls_under(&ui.as_ingress("alice").get("/tunnels").await.body, super::tests::INGRESS);
+    assert_urls_under(&ui.as_ingress("alice").get("/tunnels").await.body, super::INGRESS);
 }
 
 #[actix_web::test]

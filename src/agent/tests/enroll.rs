@@ -9,20 +9,18 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use super::config::AgentConfig;
-use super::enroll::enroll;
+use crate::agent::config::AgentConfig;
+use crate::agent::enroll::enroll;
 use crate::panel::{AppState, Channel};
 use crate::settings::Settings;
 
 /// Starts the panel on a thread of its own and a TLS front for it; returns
 /// the front's address, the certificate fingerprint and the panel state.
 /// Also returns the panel's own (plain HTTP) address.
-pub(super) async fn panel_behind_tls(
+pub(crate) async fn panel_behind_tls(
     dir: &std::path::Path,
 ) -> (SocketAddr, String, actix_web::web::Data<AppState>, SocketAddr) {
-    let settings = Settings { data_dir: dir.to_path_buf(), ..Default::default() };
-    crate::init::run(&settings).unwrap();
-    let state = actix_web::web::Data::new(AppState::load(settings).await.unwrap());
+    let state = crate::testing::init_panel(Settings { data_dir: dir.to_path_buf(), ..Default::default() }).await;
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let panel = std_listener.local_addr().unwrap();
     let s = state.clone();
@@ -97,7 +95,7 @@ async fn enroll_pins_the_panel_and_stores_key_and_certificate() {
     let mode = std::fs::metadata(cfg_dir.join("agent.key")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     // The stored key and certificate make a usable client config for the relay.
-    super::tls::relay_config(&cfg_dir).unwrap();
+    crate::agent::tls::relay_config(&cfg_dir).unwrap();
 
     // The token is spent.
     let err = enroll(&dir.path().join("again"), &panel, &grant.token, Some(&fingerprint), relay).await.unwrap_err();
@@ -130,7 +128,7 @@ async fn enroll_by_name_trusts_the_extra_ca_file() {
 
     let err = enroll(&cfg_dir, &panel, &grant.token, None, relay.clone()).await.unwrap_err();
     assert!(format!("{err:#}").contains("UnknownIssuer"), "{err:#}");
-    std::fs::write(cfg_dir.join(super::tls::EXTRA_CA_FILE), ca.pem()).unwrap();
+    std::fs::write(cfg_dir.join(crate::agent::tls::EXTRA_CA_FILE), ca.pem()).unwrap();
     let cfg = enroll(&cfg_dir, &panel, &grant.token, None, relay).await.unwrap();
     assert_eq!(cfg.label, "home");
 }

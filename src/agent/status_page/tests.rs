@@ -149,7 +149,7 @@ async fn without_panel_url_and_token_the_page_says_where_to_set_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_addon_enrolls_once_from_its_options_and_keeps_its_identity() {
     let dir = tempfile::tempdir().unwrap();
-    let (front, fingerprint, state, _) = crate::agent::enroll_tests::panel_behind_tls(&dir.path().join("data")).await;
+    let (front, fingerprint, state, _) = crate::agent::tests::enroll::panel_behind_tls(&dir.path().join("data")).await;
     let grant = crate::agents::create_enrollment(&state.store, "ha".into(), vec![], 10).await.unwrap();
     let options = AgentAddonSettings {
         panel_url: Some(format!("https://{front}")),

@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 
-use super::tests::{INGRESS, Ui, assert_urls_under, ui_with};
+use super::{INGRESS, Ui, assert_urls_under, ui_with};
 use crate::onboarding::OnboardingState;
 
 /// Installs two trees (checked by the real `nginx -t`), so one snapshot

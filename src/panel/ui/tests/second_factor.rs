@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 
-use super::tests::{Ui, completed_ui, ui_with};
+use super::{Ui, completed_ui, ui_with};
 use crate::onboarding::{OnboardingState, keys as onboarding_keys};
 use crate::two_factor::keys;
 

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 
-use super::tests::{INGRESS, Ui, assert_urls_under, completed_ui, ui_with};
+use super::{INGRESS, Ui, assert_urls_under, completed_ui, ui_with};
 use crate::onboarding::OnboardingState;
-use crate::panel::tests::ops::{s6_available, start_scan};
+use crate::testing::s6;
 use crate::store::AuditQuery;
 
 async fn audited(ui: &Ui, action: &str, target: &str) -> Vec<String> {
@@ -51,11 +51,11 @@ async fn wait_up(ui: &Ui, name: &str, differs_from: Option<u32>) -> u32 {
 
 #[actix_web::test]
 async fn services_page_acts_through_a_real_s6() {
-    if !s6_available() {
+    if !s6::available() {
         eprintln!("skipping: s6 is not installed");
         return;
     }
-    let scan = start_scan();
+    let scan = s6::appliance();
     let scan_dir = scan.dir.path().to_path_buf();
     let ui = ui_with(move |s| {
         s.supervisor.kind = crate::settings::SupervisorKind::S6;
@@ -250,7 +250,7 @@ async fn backups_validate_the_passphrase_take_list_and_link_the_download() {
 #[actix_web::test]
 async fn dashboard_draws_memory_and_traffic_sparklines() {
     use crate::sysstats::{SAMPLE_EVERY, Sample};
-    let ui = super::tests::completed_ui().await;
+    let ui = super::completed_ui().await;
     let first = ui.get("/").await;
     assert_eq!(first.status, StatusCode::OK);
     // One sample: drawn from zero, so a flat line at its height (the top of
@@ -266,7 +266,7 @@ async fn dashboard_draws_memory_and_traffic_sparklines() {
 
     // An earlier sample, then 3 MiB relayed since: the next view adds a point.
     let earlier = Instant::now().checked_sub(SAMPLE_EVERY * 2).expect("clock far enough from boot");
-    let ui2 = super::tests::completed_ui().await;
+    let ui2 = super::completed_ui().await;
     ui2.state.stats.sample(earlier, Sample { memory_bytes: 1, relay_bytes: 0 });
     ui2.state
         .store

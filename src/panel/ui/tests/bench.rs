@@ -11,7 +11,7 @@ use actix_web::dev::Service;
 use actix_web::test::{TestRequest, init_service, read_body};
 use time::OffsetDateTime;
 
-use super::tests::ui_with;
+use super::ui_with;
 use crate::onboarding::OnboardingState;
 use crate::panel::{Channel, configure};
 use crate::store::{ClientCert, NewApiKey, NewAuditEntry, SiteFields, TunnelFields};
@@ -230,7 +230,7 @@ async fn page_render_times() {
             bytes as f64 / 1024.0
         );
     }
-    let size = super::assets::total_size();
+    let size = crate::panel::ui::assets::total_size();
     println!(
         "static assets: {:.1} KB of a 100 KB budget ({:.1}x headroom)",
         size as f64 / 1024.0,

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use time::OffsetDateTime;
 
-use super::tests::{INGRESS, Ui, assert_labelled, assert_urls_under, completed_ui, ui_with};
+use super::{INGRESS, Ui, assert_labelled, assert_urls_under, completed_ui, ui_with};
 use crate::onboarding::{self, OnboardingState};
 
 fn self_signed(names: &[&str]) -> (String, String) {
@@ -97,7 +97,7 @@ async fn bring_your_own_shows_field_errors_then_installs() {
 }
 
 /// A multipart upload to the site page, CSRF token as the first part.
-async fn upload(ui: &Ui, id: i64, csrf: &str, files: &[(&str, &str)]) -> super::tests::Page {
+async fn upload(ui: &Ui, id: i64, csrf: &str, files: &[(&str, &str)]) -> super::Page {
     let boundary = "XbOuNdArYx";
     let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n");
     for (path, content) in files {
@@ -222,7 +222,7 @@ async fn agent_page_edits_allowed_sites() {
 async fn sites_and_certificates_show_each_names_health_in_the_pages_and_the_api() {
     use crate::probe::tests::{health, report};
     let ui = ui_without_ca().await;
-    let admin = crate::identity::Identity::Admin { actor: "admin:test".into() };
+    let admin = crate::testing::admin("admin:test");
     let docs = crate::sites::NewSite { name: "docs".into(), ..Default::default() };
     let (site, _) = crate::app::sites::create(&ui.state, &admin, docs).await.unwrap();
     let now = OffsetDateTime::now_utc();

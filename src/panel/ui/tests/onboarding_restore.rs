@@ -7,11 +7,12 @@
 use actix_web::http::StatusCode;
 use time::OffsetDateTime;
 
-use super::tests::{INGRESS, Page, Ui, assert_urls_under, completed_ui, ui_with};
-use super::tests_restore::{PASS, take_backup, upload_to, user, without_audit};
+use super::{INGRESS, Page, Ui, assert_urls_under, completed_ui, ui_with};
+use super::restore::{PASS, take_backup, upload_to, user, without_audit};
 use crate::backup::staged;
 use crate::onboarding::{self, OnboardingState};
 use crate::store::{AuditQuery, CertRecord, Store, TunnelFields};
+use crate::testing;
 
 const UPLOAD: &str = "/onboarding/restore";
 
@@ -24,14 +25,8 @@ async fn old_server() -> (Ui, Vec<u8>, Vec<String>) {
     store.insert_user(user("alice"), now).await.unwrap();
     crate::agents::issue(old.state.pki.clone(), store, "garage".into(), vec![]).await.unwrap();
     let tunnel = TunnelFields {
-        name: "nas".into(),
-        agent: "garage".into(),
-        target: "127.0.0.1:5000".into(),
-        enabled: true,
-        access: "public".into(),
-        allowed_users: vec![],
-        allowed_groups: vec![],
         description: "the NAS".into(),
+        ..testing::tunnel_fields("nas", "garage", "127.0.0.1:5000")
     };
     store.insert_tunnel(tunnel, now).await.unwrap();
     let cert = CertRecord {

@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub struct Server {
-    pub addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
     queries: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Server {
-    pub fn start(answer: Ipv4Addr) -> Server {
+    pub(crate) fn start(answer: Ipv4Addr) -> Server {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let addr = socket.local_addr().unwrap();
@@ -33,7 +33,7 @@ impl Server {
         Server { addr, queries, stop }
     }
 
-    pub fn queries(&self) -> Vec<String> {
+    pub(crate) fn queries(&self) -> Vec<String> {
         self.queries.lock().unwrap().clone()
     }
 }

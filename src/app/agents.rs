@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::{App, Error};
 use crate::agents::{self, Enrolled, EnrollmentGrant, IssuedAgentCert};
 use crate::audit::Outcome;
+use crate::model::Label;
 use crate::store::{Agent, AgentStatus, StoreError};
 
 /// An agent with the relay's view of it (`status` is null when offline).
@@ -52,9 +53,8 @@ pub async fn views(app: &App) -> Result<Vec<AgentView>, Error> {
 }
 
 /// An agent label from a URL; one that cannot be a label names no agent.
-pub fn label(raw: &str) -> Result<String, Error> {
-    crate::pki::validate_label(raw).map_err(|_| Error::NotFound("No such agent".into()))?;
-    Ok(raw.to_string())
+pub fn label(raw: &str) -> Result<Label, Error> {
+    Label::parse(raw).ok_or_else(|| Error::NotFound("No such agent".into()))
 }
 
 /// Exchanges a one-time token and a CSR for a signed agent certificate.
@@ -109,7 +109,7 @@ pub async fn enrollment_token(
 /// Revokes the agent and all its certificates (refused from now on),
 /// audited as `cert.agent.revoke`.
 pub async fn revoke(app: &App, actor: &str, raw_label: &str) -> Result<Agent, Error> {
-    let label = label(raw_label)?;
+    let label = label(raw_label)?.to_string();
     let agent = app.store.revoke_agent(label.clone(), OffsetDateTime::now_utc()).await.map_err(|e| match e {
         StoreError::NotFound => Error::NotFound("No such active agent".into()),
         other => other.into(),
@@ -122,7 +122,7 @@ pub async fn revoke(app: &App, actor: &str, raw_label: &str) -> Result<Agent, Er
 /// certificates stay refused), audited as `cert.agent.remove`. An active
 /// agent or one that still has tunnels is a conflict.
 pub async fn remove(app: &App, actor: &str, raw_label: &str) -> Result<Agent, Error> {
-    let label = label(raw_label)?;
+    let label = label(raw_label)?.to_string();
     let agent = app.store.remove_agent(label.clone()).await.map_err(|e| match e {
         StoreError::NotFound => Error::NotFound("No such agent".into()),
         other => other.into(),
@@ -141,7 +141,7 @@ pub async fn set_capabilities(
     raw_label: &str,
     capabilities: &[String],
 ) -> Result<Agent, Error> {
-    let label = label(raw_label)?;
+    let label = label(raw_label)?.to_string();
     let caps = agents::validate(None, capabilities)?;
     let caps: Vec<String> = caps.iter().map(|c| c.as_str().to_string()).collect();
     let agent = app.store.set_agent_capabilities(label.clone(), caps.clone()).await?;

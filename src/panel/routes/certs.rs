@@ -150,10 +150,12 @@ pub async fn agent_download(
     label: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let label = app::agents::label(&label)?;
-    let agent = state.store.agent(label.clone()).await?.ok_or_else(|| ApiError::NotFound("No such agent".into()))?;
+    let agent =
+        state.store.agent(label.to_string()).await?.ok_or_else(|| ApiError::NotFound("No such agent".into()))?;
     let serial = agent.serial.ok_or_else(|| ApiError::NotFound("Agent has no certificate".into()))?;
     let pem =
-        pki_call(&state.pki, move |p| Ok(format!("{}{}", p.agent_cert_pem(&label, &serial)?, p.ca_pem()?))).await?;
+        pki_call(&state.pki, move |p| Ok(format!("{}{}", p.agent_cert_pem(label.as_str(), &serial)?, p.ca_pem()?)))
+            .await?;
     Ok(attachment(&format!("portico-agent-{}.pem", agent.label), "application/x-pem-file", pem.into_bytes()))
 }
 

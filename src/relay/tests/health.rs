@@ -93,14 +93,7 @@ pub(super) async fn appliance(certified: &[&str]) -> Appliance {
     let nginx = NginxProcess::start(&run_dir, &settings.nginx_live_dir().join("nginx.conf"), settings.nginx.https_port);
     let relay =
         start_relay(&state.store, vec![LOOPBACK], settings.relay.agents_listen, settings.relay.visitors_listen).await;
-    Appliance {
-        _dir: dir,
-        state,
-        relay,
-        _nginx: nginx,
-        _dns: dns,
-        admin: testing::admin("admin:test"),
-    }
+    Appliance { _dir: dir, state, relay, _nginx: nginx, _dns: dns, admin: testing::admin("admin:test") }
 }
 
 impl Appliance {

@@ -23,8 +23,8 @@ use crate::nginx::tests::support::{DOMAIN, Layout, NGINX, NginxProcess, set_port
 use crate::nginx::{Pipeline, state};
 use crate::settings::{AcmeSettings, Settings};
 use crate::store::{SiteFields, Store, TunnelFields};
-use crate::testing;
 use crate::supervisor::Supervisor;
+use crate::testing;
 
 /// Body sizes of the script, bytes.
 const DOWNLOAD: u64 = 100_000;
@@ -96,10 +96,7 @@ async fn metrics_show_exactly_a_scripted_scenario_through_real_nginx() {
     add_agent(&store, "away").await; // never connects
     add_tunnel(&store, "app", "home", app).await;
     add_tunnel(&store, "wiki", "away", app).await;
-    let vault = TunnelFields {
-        access: "authenticated".into(),
-        ..testing::tunnel_fields("vault", "home", app)
-    };
+    let vault = TunnelFields { access: "authenticated".into(), ..testing::tunnel_fields("vault", "home", app) };
     store.insert_tunnel(vault, OffsetDateTime::now_utc()).await.unwrap();
     let site = SiteFields {
         name: "dash".into(),

@@ -124,9 +124,12 @@ async fn admin_is_sent_to_onboarding_from_every_management_route() {
 
     // The wizard, the 2FA code page and the static files answer.
     for (who, base) in [(&ui, ""), (&ingress, INGRESS)] {
-        for path in
-            ["/onboarding", "/onboarding?flash=domain_saved", "/settings/2fa/verify", crate::panel::ui::assets::url("app.css")]
-        {
+        for path in [
+            "/onboarding",
+            "/onboarding?flash=domain_saved",
+            "/settings/2fa/verify",
+            crate::panel::ui::assets::url("app.css"),
+        ] {
             assert_eq!(who.get(path).await.status, StatusCode::OK, "{base}{path}");
         }
     }

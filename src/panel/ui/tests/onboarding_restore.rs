@@ -7,8 +7,8 @@
 use actix_web::http::StatusCode;
 use time::OffsetDateTime;
 
-use super::{INGRESS, Page, Ui, assert_urls_under, completed_ui, ui_with};
 use super::restore::{PASS, take_backup, upload_to, user, without_audit};
+use super::{INGRESS, Page, Ui, assert_urls_under, completed_ui, ui_with};
 use crate::backup::staged;
 use crate::onboarding::{self, OnboardingState};
 use crate::store::{AuditQuery, CertRecord, Store, TunnelFields};
@@ -24,10 +24,8 @@ async fn old_server() -> (Ui, Vec<u8>, Vec<String>) {
     let store = &old.state.store;
     store.insert_user(user("alice"), now).await.unwrap();
     crate::agents::issue(old.state.pki.clone(), store, "garage".into(), vec![]).await.unwrap();
-    let tunnel = TunnelFields {
-        description: "the NAS".into(),
-        ..testing::tunnel_fields("nas", "garage", "127.0.0.1:5000")
-    };
+    let tunnel =
+        TunnelFields { description: "the NAS".into(), ..testing::tunnel_fields("nas", "garage", "127.0.0.1:5000") };
     store.insert_tunnel(tunnel, now).await.unwrap();
     let cert = CertRecord {
         name: "panel.example.com".into(),

@@ -8,8 +8,8 @@ use actix_web::http::StatusCode;
 
 use super::{INGRESS, Ui, assert_urls_under, completed_ui, ui_with};
 use crate::onboarding::OnboardingState;
-use crate::testing::s6;
 use crate::store::AuditQuery;
+use crate::testing::s6;
 
 async fn audited(ui: &Ui, action: &str, target: &str) -> Vec<String> {
     let (entries, _) = ui.state.store.audit_entries(AuditQuery { limit: 100, ..Default::default() }).await.unwrap();

@@ -174,9 +174,13 @@ pub fn authorize(who: &Identity, need: Need) -> Result<(), Denied> {
     }
 }
 
-/// The common name in an RFC 2253 DN as nginx prints it (`CN=admin,O=Portico`).
-/// Escaped commas (`\,`) stay inside their attribute.
+/// The common name in an RFC 2253 DN as nginx prints it (`CN=admin,O=Portico`),
+/// or in OpenSSL's legacy one-line form (`/O=Portico/CN=admin`). Escaped
+/// separators (`\,`) stay inside their attribute, and `/` separates only
+/// in the legacy form: in RFC 2253 it is an ordinary character of a value,
+/// so `O=x/CN=admin,CN=agent:a` names `agent:a`.
 pub fn common_name(dn: &str) -> Option<String> {
+    let separator = if dn.starts_with('/') { '/' } else { ',' };
     let mut attrs = Vec::new();
     let mut current = String::new();
     let mut chars = dn.chars();
@@ -188,7 +192,7 @@ pub fn common_name(dn: &str) -> Option<String> {
                     current.push(next);
                 }
             }
-            ',' | '/' => attrs.push(std::mem::take(&mut current)),
+            c if c == separator => attrs.push(std::mem::take(&mut current)),
             _ => current.push(ch),
         }
     }
@@ -228,6 +232,10 @@ mod tests {
             ("cn=admin", Some("admin")),
             ("O=Portico", None),
             ("CN=admin\\,O=evil", None),
+            // A `/` inside an RFC 2253 value is not a separator.
+            ("O=x/CN=admin,CN=agent:home", Some("agent:home")),
+            ("O=x/CN=admin", None),
+            ("/O=x,CN=admin/CN=agent:home", Some("agent:home")),
             ("", None),
         ];
         for (dn, want) in cases {

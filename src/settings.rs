@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -155,6 +155,23 @@ impl Sources {
     }
 }
 
+/// Largest secret file read at start, bytes: a secret is a line, and a path
+/// to something endless (`/dev/zero`) must not take the box's memory.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// The first line-trimmed text of a secret file named by `key`.
+fn read_secret_file(key: &str, path: &Path) -> Result<Secret, SettingsError> {
+    use std::io::Read;
+    let invalid = |reason: String| SettingsError::invalid(key, format!("{}: {reason}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| invalid(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_SECRET_FILE + 1).read_to_string(&mut text).map_err(|e| invalid(e.to_string()))?;
+    if text.len() as u64 > MAX_SECRET_FILE {
+        return Err(invalid(format!("larger than {MAX_SECRET_FILE} bytes; a secret file holds one line")));
+    }
+    Ok(Secret::new(text.trim_end()))
+}
+
 impl Settings {
     /// Loads every layer and validates the result.
     pub fn load(sources: &Sources) -> Result<Settings, SettingsError> {
@@ -202,14 +219,10 @@ impl Settings {
 
     fn read_secret_files(&mut self) -> Result<(), SettingsError> {
         if let Some(path) = &self.panel.secret_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| SettingsError::invalid("panel.secret_file", format!("{}: {e}", path.display())))?;
-            self.panel.secret = Some(Secret::new(text.trim_end()));
+            self.panel.secret = Some(read_secret_file("panel.secret_file", path)?);
         }
         if let Some(path) = &self.backup.passphrase_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| SettingsError::invalid("backup.passphrase_file", format!("{}: {e}", path.display())))?;
-            self.backup.passphrase = Some(Secret::new(text.trim_end()));
+            self.backup.passphrase = Some(read_secret_file("backup.passphrase_file", path)?);
         }
         Ok(())
     }

@@ -184,6 +184,13 @@ fn secrets_are_masked_and_read_from_files() {
 }
 
 #[test]
+fn an_endless_secret_file_is_refused_with_its_key() {
+    let sources = Sources { env: env(&[("PORTICO__BACKUP__PASSPHRASE_FILE", "/dev/zero")]), ..Default::default() };
+    let err = Settings::load(&sources).unwrap_err().to_string();
+    assert!(err.contains("backup.passphrase_file") && err.contains("larger than 65536 bytes"), "{err}");
+}
+
+#[test]
 fn mapped_ipv4_peers_count_as_ipv4() {
     let s = Settings::default();
     assert!(s.is_trusted_proxy("::ffff:127.0.0.1".parse().unwrap()));

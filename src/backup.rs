@@ -133,7 +133,7 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BackupError {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
+pub(crate) struct Manifest {
     format: u32,
     created_at: i64,
     version: String,
@@ -560,7 +560,13 @@ fn unpack(archive: &Path, staging: &Path, passphrase: &Secret) -> Result<(usize,
     })?;
     let mut decompressed = zstd::Decoder::new(plain).map_err(corrupt)?;
     decompressed.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(corrupt)?;
-    let mut tar = tar::Archive::new(decompressed);
+    unpack_tar(decompressed, staging)
+}
+
+/// The tar half of [`unpack`]: unpacks `plain` (read to its end) into
+/// `staging`, which no entry can leave.
+pub(crate) fn unpack_tar(plain: impl Read, staging: &Path) -> Result<(usize, Manifest), BackupError> {
+    let mut tar = tar::Archive::new(plain);
     let mut files = 0;
     let mut manifest: Option<Manifest> = None;
     let mut dirs: Vec<(PathBuf, u32)> = Vec::new();

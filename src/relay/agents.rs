@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_tungstenite::WebSocketStream;
@@ -30,24 +30,24 @@ use crate::protocol::{self, Handshake, OpenRequest, Route, WsIo};
 /// How long an agent has to send its upgrade request, and then its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest upgrade request head, bytes.
-const MAX_UPGRADE_HEAD: usize = 8 * 1024;
+pub(crate) const MAX_UPGRADE_HEAD: usize = 8 * 1024;
 /// How long a route update waits before it is tried again after a failure.
 const ROUTES_RETRY: Duration = Duration::from_secs(1);
 
 /// The parts of the upgrade request the relay uses.
 #[derive(Debug, Default)]
-struct Upgrade {
+pub(crate) struct Upgrade {
     /// Agent label and normalized certificate serial, when a trusted peer
     /// passed a verified agent certificate.
-    who: Option<(String, String)>,
+    pub(crate) who: Option<(String, String)>,
     /// `Sec-WebSocket-Key`, when the request is a WebSocket upgrade.
-    key: Option<String>,
+    pub(crate) key: Option<String>,
 }
 
 /// Reads the upgrade request head (at most [`MAX_UPGRADE_HEAD`] bytes).
 /// Returns it parsed and whatever followed it; `Err` with the status to
 /// answer, or `None` when the peer went away.
-async fn read_upgrade(tcp: &mut TcpStream, trusted: bool) -> Result<(Upgrade, Vec<u8>), Option<u16>> {
+pub(crate) async fn read_upgrade<R: AsyncRead + Unpin>(tcp: &mut R, trusted: bool) -> Result<(Upgrade, Vec<u8>), Option<u16>> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let room = MAX_UPGRADE_HEAD.saturating_sub(buf.len()).min(2048);

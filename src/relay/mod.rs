@@ -6,9 +6,9 @@
 //! Routing is per connection, so nginx must keep one upstream (keep-alive
 //! pool) per tunnel: a pooled connection then never carries another Host.
 
-mod agents;
+pub(crate) mod agents;
 mod counting;
-mod visitor;
+pub(crate) mod visitor;
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
@@ -15,25 +15,30 @@ use super::counting::Counted;
 use crate::protocol::{self, OPEN_OK};
 
 /// Largest request head the relay reads to find `Host`, bytes.
-const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// How long a visitor has to send a request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the agent has to open a stream and dial the target.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The tunnel name a `Host` header addresses: its first DNS label.
-pub(super) fn tunnel_name(host: &str) -> String {
+pub(crate) fn tunnel_name(host: &str) -> String {
     let host = host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
     host.split('.').next().unwrap_or_default().to_ascii_lowercase()
 }
 
-/// Reads until the end of the first request head; returns its `Host`.
-async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<String>, u16> {
+/// Bytes the relay reads at a time while looking for the end of a head.
+pub(crate) const HEAD_CHUNK: usize = 2048;
+
+/// Reads until the end of the first request head; returns its `Host`, or
+/// `None` when the visitor went away first. Never holds more than
+/// [`MAX_HEAD`] + [`HEAD_CHUNK`] bytes in `buf`.
+pub(crate) async fn read_head<R: AsyncRead + Unpin>(tcp: &mut R, buf: &mut Vec<u8>) -> Result<Option<String>, u16> {
     loop {
         // Straight into `buf`: a read buffer inside this future would stay
         // allocated for the whole life of the visitor's connection.
-        buf.reserve(2048);
-        match tokio::time::timeout(HEAD_TIMEOUT, tcp.read_buf(buf)).await {
+        let mut chunk = (&mut *tcp).take(HEAD_CHUNK as u64);
+        match tokio::time::timeout(HEAD_TIMEOUT, chunk.read_buf(buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
             Ok(Ok(_)) => {}
         }

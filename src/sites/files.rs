@@ -216,6 +216,49 @@ pub struct Upload {
     done: bool,
 }
 
+/// Receives a multipart body (`boundary` from its content type) into
+/// `root` all or nothing: every part a file whose filename is its path. A
+/// refused part (bad path, over `max_bytes`, too many files) or a malformed
+/// body leaves the site as it was.
+pub async fn receive<S, E>(
+    data_dir: &Path,
+    root: PathBuf,
+    max_bytes: u64,
+    limits: Limits,
+    boundary: String,
+    body: S,
+) -> Result<Vec<FileEntry>, FilesError>
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let mut staged = Upload::begin(data_dir, root, max_bytes, limits).await?;
+    let mut parts = multer::Multipart::new(body, boundary);
+    let consumed = async {
+        let mut count = 0usize;
+        while let Some(field) = parts.next_field().await.map_err(|e| FilesError::Body(e.to_string()))? {
+            let Some(path) = field.file_name().map(str::to_string) else {
+                return Err(FilesError::Body("every part must be a file whose filename is its path".into()));
+            };
+            staged.add(&path, field).await?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(FilesError::Body("no file parts".into()));
+        }
+        Ok(())
+    }
+    .await;
+    drop(parts);
+    match consumed {
+        Ok(()) => staged.commit().await,
+        Err(e) => {
+            staged.abort().await;
+            Err(e)
+        }
+    }
+}
+
 impl Upload {
     /// Prepares an upload into `root` (`<data_dir>/sites/<name>`), whose
     /// files may total `max_bytes`.

@@ -8,7 +8,7 @@ use futures_util::stream::LocalBoxStream;
 use crate::app::{App, Error};
 use crate::audit::Outcome;
 use crate::identity::Identity;
-use crate::sites::files::{self, FileEntry, FilesError, Limits, Upload};
+use crate::sites::files::{self, FileEntry, Limits};
 use crate::sites::site_dir;
 use crate::store::Site;
 
@@ -37,7 +37,6 @@ where
     let _one_at_a_time = UPLOADS.lock().await;
     let data_dir = &app.settings.data_dir;
     files::clear_staging(data_dir).await?;
-    let mut staged = Upload::begin(data_dir, site_dir(data_dir, &site.name), site.max_bytes, Limits::default()).await?;
 
     // The request body is not `Send`; the parser wants a `Send` stream. A
     // short channel bridges them, so memory stays flat whatever the size.
@@ -50,32 +49,11 @@ where
         }
     };
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    let parts = multer::Multipart::new(stream, boundary);
-    let consume = async {
-        // Owned by this future: when it ends early (a refused part), the
-        // parser and the channel's receiver go, and the pump stops.
-        let mut parts = parts;
-        let mut count = 0usize;
-        while let Some(field) = parts.next_field().await.map_err(|e| FilesError::Body(e.to_string()))? {
-            let Some(path) = field.file_name().map(str::to_string) else {
-                return Err(FilesError::Body("every part must be a file whose filename is its path".into()));
-            };
-            staged.add(&path, field).await?;
-            count += 1;
-        }
-        if count == 0 {
-            return Err(FilesError::Body("no file parts".into()));
-        }
-        Ok(())
-    };
-    let ((), consumed) = tokio::join!(pump, consume);
-    let result = match consumed {
-        Ok(()) => staged.commit().await,
-        Err(e) => {
-            staged.abort().await;
-            Err(e)
-        }
-    };
+    // When the upload ends early (a refused part), the parser and the
+    // channel's receiver go, and the pump stops.
+    let receive =
+        files::receive(data_dir, site_dir(data_dir, &site.name), site.max_bytes, Limits::default(), boundary, stream);
+    let ((), result) = tokio::join!(pump, receive);
     let outcome = if result.is_ok() { Outcome::Success } else { Outcome::Failure };
     let details = result
         .as_ref()

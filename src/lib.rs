@@ -17,6 +17,8 @@ pub mod cli;
 pub mod csrf;
 pub mod doctor;
 pub mod downloads;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod healthcheck;
 pub mod http;
 pub mod identity;

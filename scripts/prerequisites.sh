@@ -90,7 +90,7 @@ need_test_tools() {
     need nginx=nginx-light '/usr/lib/*-linux-gnu/libjemalloc.so.2=libjemalloc2' openssl=openssl curl=curl \
         /etc/ssl/certs/ca-certificates.crt=ca-certificates pebble=pebble pebble-challtestsrv=pebble \
         s6-svscan=s6 execlineb=execline chromium=chromium chromedriver=chromium-driver \
-        apparmor_parser=apparmor
+        apparmor_parser=apparmor g++=g++
     need_schemathesis
 }
 

@@ -187,10 +187,10 @@ pub fn common_name(dn: &str) -> Option<String> {
     while let Some(ch) = chars.next() {
         match ch {
             '\\' => {
-                if let Some(next) = chars.next() {
-                    current.push('\\');
-                    current.push(next);
-                }
+                // Kept, so an escaped value is never mistaken for a plain one
+                // (a trailing `\` too).
+                current.push('\\');
+                current.extend(chars.next());
             }
             c if c == separator => attrs.push(std::mem::take(&mut current)),
             _ => current.push(ch),
@@ -236,6 +236,9 @@ mod tests {
             ("O=x/CN=admin,CN=agent:home", Some("agent:home")),
             ("O=x/CN=admin", None),
             ("/O=x,CN=admin/CN=agent:home", Some("agent:home")),
+            // A lone trailing `\` is part of the value, not dropped.
+            ("/CN=\\", None),
+            ("CN=admin\\", None),
             ("", None),
         ];
         for (dn, want) in cases {

@@ -30,7 +30,7 @@ fn check(rd: &str, domain: &str) -> Option<String> {
         None => (authority, None),
     };
     if let Some(p) = port
-        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
+        && (!p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err())
     {
         return None;
     }
@@ -43,7 +43,10 @@ fn check(rd: &str, domain: &str) -> Option<String> {
     if !host_ok || !under || tail.starts_with("//") {
         return None;
     }
-    Some(rd.to_string())
+    // And a URL a browser would visit at that very host: WHATWG parsing
+    // refuses, say, an `xn--` label that is not valid punycode.
+    let parsed = url::Url::parse(rd).ok()?;
+    (parsed.host_str() == Some(host)).then(|| rd.to_string())
 }
 
 pub fn percent_decode(s: &str) -> Option<String> {
@@ -110,6 +113,10 @@ mod tests {
             "http://app.example.com",
             "HTTPS://EVIL.TLD",
             "https://app.example.com:99999999/",
+            // Five digits, but not a port: the browser would refuse the URL.
+            "https://app.example.com:84432/",
+            // Not punycode: no browser goes there.
+            "https://xn--bcedp-.app.example.com/",
             "https://app.example.com:/",
             "https://.example.com",
             "https://a..example.com",

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::agent_session::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::fuzz("agent_session", data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::enroll_csr::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::fuzz("enroll_csr", data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::login_redirect::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::fuzz("login_redirect", data));

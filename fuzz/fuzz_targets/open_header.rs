@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::open_header::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::fuzz("open_header", data));

@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::site_upload::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portico_fuzz::fuzz("site_upload", data));

@@ -4,8 +4,10 @@
 //! seed corpus (`seeds/<target>/`) and every saved crash
 //! (`regressions/<target>/`) in a plain build.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::pin::Pin;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
@@ -22,20 +24,82 @@ pub mod restore_archive;
 pub mod settings_layers;
 pub mod site_upload;
 
-/// Every target, by the name of its binary and corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
-    ("agent_session", agent_session::run),
-    ("agent_upgrade", agent_upgrade::run),
-    ("client_dn", client_dn::run),
-    ("enroll_csr", enroll_csr::run),
-    ("login_redirect", login_redirect::run),
-    ("open_header", open_header::run),
-    ("portal_forms", portal_forms::run),
-    ("relay_head", relay_head::run),
-    ("restore_archive", restore_archive::run),
-    ("settings_layers", settings_layers::run),
-    ("site_upload", site_upload::run),
+const MIB: usize = 1024 * 1024;
+
+/// Every target: the name of its binary and corpus directory, its body,
+/// and the most heap one input may take, bytes (over its first input, which
+/// also builds what the target keeps: a runtime, a CA, a portal).
+pub const TARGETS: &[(&str, fn(&[u8]), usize)] = &[
+    ("agent_session", agent_session::run, 48 * MIB),
+    ("agent_upgrade", agent_upgrade::run, 4 * MIB),
+    ("client_dn", client_dn::run, MIB),
+    ("enroll_csr", enroll_csr::run, 8 * MIB),
+    ("login_redirect", login_redirect::run, MIB),
+    ("open_header", open_header::run, 4 * MIB),
+    ("portal_forms", portal_forms::run, 32 * MIB),
+    ("relay_head", relay_head::run, 4 * MIB),
+    ("restore_archive", restore_archive::run, 16 * MIB),
+    ("settings_layers", settings_layers::run, 16 * MIB),
+    ("site_upload", site_upload::run, 16 * MIB),
 ];
+
+/// Counts the heap the Rust code of a target holds, and its peak.
+struct Counting;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = HELD.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: every call is passed to `System` unchanged; only counters move.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+            grew(new_size);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs target `name` on one input and checks its heap cap: the property
+/// every target has besides its own.
+pub fn fuzz(name: &str, data: &[u8]) {
+    let (_, run, cap) = TARGETS.iter().find(|(n, _, _)| *n == name).expect("a known target");
+    let base = HELD.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    run(data);
+    let took = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    assert!(took <= *cap, "{name} took {} KiB of heap for one input (cap {} KiB)", took / 1024, cap / 1024);
+}
 
 /// One current-thread runtime for the async readers (libFuzzer runs inputs
 /// one after another on one thread).
@@ -95,7 +159,7 @@ mod replay {
     fn seeds_and_regressions_pass() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut replayed = 0;
-        for (name, run) in super::TARGETS {
+        for (name, _, _) in super::TARGETS {
             for dir in ["seeds", "regressions"] {
                 let Ok(entries) = std::fs::read_dir(root.join(dir).join(name)) else { continue };
                 for entry in entries {
@@ -105,12 +169,12 @@ mod replay {
                     }
                     let data = std::fs::read(&path).unwrap();
                     eprintln!("{}", path.display());
-                    run(&data);
+                    super::fuzz(name, &data);
                     replayed += 1;
                 }
             }
         }
-        for (name, _) in super::TARGETS {
+        for (name, _, _) in super::TARGETS {
             assert!(root.join("seeds").join(name).is_dir(), "target {name} has no seed corpus");
         }
         assert!(replayed >= super::TARGETS.len(), "only {replayed} inputs replayed");

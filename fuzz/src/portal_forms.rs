@@ -104,6 +104,17 @@ struct Form {
     form_type: bool,
 }
 
+/// `s` with every byte a request target may not carry percent-encoded.
+fn uri_safe(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'%' | b'/' | b'?' | b'&' | b'='
+            | b':' | b'+' | b',' | b';' | b'@' | b'!' | b'$' | b'(' | b')' | b'*' | b'\'' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -185,10 +196,10 @@ pub fn run(data: &[u8]) {
             Route::Invite => (true, format!("/invite/{}", p.invitation)),
             Route::Logout => (true, "/logout".into()),
             Route::Denied => (false, "/denied".into()),
-            Route::Other(s) => (false, format!("/{}", encode(s))),
+            Route::Other(s) => (false, format!("/{}", uri_safe(s))),
         };
         let uri = match &form.query {
-            Some(q) => format!("{path}?rd={}", q.chars().filter(|c| c.is_ascii_graphic() && *c != '#').collect::<String>()),
+            Some(q) => format!("{path}?rd={}", uri_safe(q)),
             None => path,
         };
         let mut body = match &form.raw {

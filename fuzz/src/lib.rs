@@ -26,10 +26,13 @@ pub mod site_upload;
 
 const MIB: usize = 1024 * 1024;
 
+/// A target's name, body and heap cap per input (bytes).
+pub type Target = (&'static str, fn(&[u8]), usize);
+
 /// Every target: the name of its binary and corpus directory, its body,
 /// and the most heap one input may take, bytes (over its first input, which
 /// also builds what the target keeps: a runtime, a CA, a portal).
-pub const TARGETS: &[(&str, fn(&[u8]), usize)] = &[
+pub const TARGETS: &[Target] = &[
     ("agent_session", agent_session::run, 48 * MIB),
     ("agent_upgrade", agent_upgrade::run, 4 * MIB),
     ("client_dn", client_dn::run, MIB),

@@ -178,7 +178,14 @@ mod replay {
             }
         }
         for (name, _, _) in super::TARGETS {
-            assert!(root.join("seeds").join(name).is_dir(), "target {name} has no seed corpus");
+            let seeds = root.join("seeds").join(name);
+            assert!(seeds.is_dir(), "target {name} has no seed corpus");
+            // Real traffic from the harness (fuzz/seeds-from-capture) beside the hand-made seeds.
+            let captured = std::fs::read_dir(&seeds)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("harness-"))
+                .count();
+            assert!(captured > 0, "target {name} has no seed captured from the harness");
         }
         assert!(replayed >= super::TARGETS.len(), "only {replayed} inputs replayed");
     }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::identity::Capability;
 use crate::model::FieldError;
-use crate::pki::{CertInfo, Pki, PkiError};
+use crate::pki::{Bound, CertInfo, Pki, PkiError, Recovered};
 use crate::store::{Agent, ClientCert, NewEnrollmentToken, Store, StoreError};
 use crate::token;
 
@@ -197,4 +197,22 @@ pub async fn rotate_admin(pki: Pki, store: &Store) -> Result<(CertInfo, CertInfo
     let (old, new) = blocking(move || pki.rotate_admin()).await?;
     store.rotate_admin_cert(old.serial.clone(), client_cert("admin", None, &new), OffsetDateTime::now_utc()).await?;
     Ok((old, new))
+}
+
+/// Issues the admin certificate for the hardware key of `csr_pem` and
+/// revokes the one it replaces (see [`Pki::bind_admin_to_csr`]).
+pub async fn bind_admin(pki: Pki, store: &Store, csr_pem: String) -> Result<Bound, AgentError> {
+    let bound = blocking(move || pki.bind_admin_to_csr(&csr_pem)).await?;
+    let new = client_cert("admin", None, &bound.new);
+    store.rotate_admin_cert(bound.old.serial.clone(), new, OffsetDateTime::now_utc()).await?;
+    Ok(bound)
+}
+
+/// Goes back from a hardware-bound admin certificate to an exportable one
+/// and revokes the bound one (see [`Pki::recover_admin`]).
+pub async fn recover_admin(pki: Pki, store: &Store) -> Result<Recovered, AgentError> {
+    let recovered = blocking(move || pki.recover_admin()).await?;
+    let new = client_cert("admin", None, &recovered.new);
+    store.rotate_admin_cert(recovered.old.serial.clone(), new, OffsetDateTime::now_utc()).await?;
+    Ok(recovered)
 }

@@ -51,6 +51,12 @@ pub enum Command {
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
     },
+    /// The way back when the hardware key of a hardware-bound admin
+    /// certificate is lost: revokes that certificate and issues an
+    /// exportable one (`admin.p12` and its password). Runs only where the
+    /// data directory is, as its owner (in the container:
+    /// `docker exec <container> s6-setuidgid portico portico recover-admin`).
+    RecoverAdmin,
     /// nginx configuration commands.
     #[command(subcommand)]
     Nginx(NginxCommand),

@@ -1,12 +1,13 @@
 //! `portico init`: idempotent first-start set-up of the data directory.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use time::OffsetDateTime;
 
-use crate::pki::{InitReport, Pki};
+use crate::audit::Outcome;
+use crate::pki::{AdminMode, InitReport, Pki};
 use crate::settings::Settings;
 use crate::store::{ClientCert, Store};
 
@@ -43,17 +44,74 @@ pub fn run(settings: &Settings) -> anyhow::Result<InitReport> {
 pub fn describe(report: &InitReport, data_dir: &Path) -> String {
     let created =
         if report.created.is_empty() { "nothing (already initialized)".to_string() } else { report.created.join(", ") };
+    let bundle = match report.admin_mode {
+        AdminMode::P12 => format!(
+            "admin bundle:    {}\nbundle password: {}\n",
+            report.p12_path.display(),
+            report.p12_password_path.display()
+        ),
+        AdminMode::HardwareBound => {
+            "admin bundle:    none: the admin certificate is hardware-bound (portico recover-admin if its key is lost)\n"
+                .to_string()
+        }
+    };
     format!(
-        "data dir:        {}\ncreated:         {created}\nCA:              {} (sha256 {})\nadmin cert:      serial {} (sha256 {})\nserver cert:     sha256 {}\nadmin bundle:    {}\nbundle password: {}\n",
+        "data dir:        {}\ncreated:         {created}\nCA:              {} (sha256 {})\nadmin cert:      serial {} (sha256 {})\nserver cert:     sha256 {}\n{bundle}",
         data_dir.display(),
         report.ca.subject_cn,
         report.ca.sha256_fingerprint,
         report.admin.serial,
         report.admin.sha256_fingerprint,
         report.server.sha256_fingerprint,
-        report.p12_path.display(),
-        report.p12_password_path.display(),
     )
+}
+
+/// `portico recover-admin`: the way back from a hardware-bound admin
+/// certificate whose key is lost (see [`crate::pki::AdminMode`]). Revokes the
+/// bound certificate, issues an exportable one with a new `admin.p12`,
+/// audits `cert.admin.recover` and says where the bundle and its password
+/// are. Refused when the certificate is not hardware-bound, and when run by
+/// another user than the data directory's owner (files it wrote would be
+/// unreadable to the services).
+pub fn recover_admin(settings: &Settings) -> anyhow::Result<String> {
+    let owner = std::fs::metadata(&settings.data_dir)
+        .with_context(|| format!("while reading {}", settings.data_dir.display()))?
+        .uid();
+    let me = rustix::process::geteuid().as_raw();
+    anyhow::ensure!(
+        me == owner,
+        "run this as the data directory's owner (uid {owner}), not uid {me}; in the container: \
+         docker exec <container> s6-setuidgid portico portico recover-admin"
+    );
+    let pki = Pki::new(&settings.data_dir);
+    let pki_dir = pki.dir().to_path_buf();
+    if pki.admin_mode()? != AdminMode::HardwareBound {
+        anyhow::bail!(
+            "the admin certificate is not hardware-bound: its bundle is {} (rotate it in the panel if it leaked)",
+            pki_dir.join("admin.p12").display()
+        );
+    }
+    let store =
+        Store::open(&settings.db_path()).with_context(|| format!("while opening {}", settings.db_path().display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let recovered = runtime.block_on(async {
+        let recovered = crate::agents::recover_admin(pki, &store).await?;
+        let details = serde_json::json!({ "oldSerial": recovered.old.serial, "newSerial": recovered.new.serial });
+        crate::audit::record(&store, "cli", "cert.admin.recover", "admin", Outcome::Success, Some(details)).await;
+        anyhow::Ok(recovered)
+    })?;
+    Ok(format!(
+        "The hardware-bound admin certificate (serial {}) is revoked.\n\
+         New admin certificate: serial {}, valid until {}\n\
+         Bundle:   {p12} (copy it out: docker cp <container>:{p12} .)\n\
+         Password: {} (also in {}.password)\n",
+        recovered.old.serial,
+        recovered.new.serial,
+        recovered.new.not_after.date(),
+        recovered.p12_password,
+        pki_dir.join("admin.p12").display(),
+        p12 = pki_dir.join("admin.p12").display(),
+    ))
 }
 
 /// A path whose mode [`secure_data_dir`] tightened.

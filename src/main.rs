@@ -59,6 +59,10 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::RecoverAdmin => {
+            print!("{}", portico::init::recover_admin(&settings)?);
+            Ok(())
+        }
         Command::Authd => actix_web::rt::System::new().block_on(portico::authd::serve(settings)),
         Command::Relay => portico::relay::runtime()?.block_on(portico::relay::serve(settings)),
         Command::Agent { config_dir, command } => portico::agent::command(config_dir, command),

@@ -50,3 +50,17 @@ pub(crate) fn tunnel_fields(name: &str, agent: &str, target: impl ToString) -> T
         description: String::new(),
     }
 }
+
+/// A PEM CSR for a fresh ECDSA P-256 key, made by `openssl req` as a
+/// hardware key store's tool would export it (the key is thrown away).
+pub(crate) fn openssl_csr_p256() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=token"])
+        .arg("-keyout")
+        .arg(dir.path().join("token.key"))
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -35,19 +35,50 @@ impl Drop for Server {
 
 /// One HTTP/1.0 request; returns (status, body).
 fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+    http_body(addr, method, path, headers, "")
+}
+
+/// One HTTP/1.0 request with a JSON body; returns (status, body).
+fn http_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
+    req.push_str(body);
     stream.write_all(req.as_bytes())?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
     let status = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
+}
+
+/// `portico serve` on a free loopback port, answering health.
+fn serve(data_dir: &Path) -> (Server, SocketAddr) {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let server = Server(
+        portico(data_dir)
+            .arg("serve")
+            .env("PORTICO__PANEL__LISTEN", addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_health(addr);
+    (server, addr)
 }
 
 fn wait_for_health(addr: SocketAddr) {
@@ -72,18 +103,7 @@ fn serve_on_an_empty_data_dir_answers_health_fresh_and_the_admin() {
     let dir = tempfile::tempdir().unwrap();
     let init = run(portico(dir.path()).arg("init"));
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _server = Server(
-        portico(dir.path())
-            .arg("serve")
-            .env("PORTICO__PANEL__LISTEN", addr.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_health(addr);
+    let (_server, addr) = serve(dir.path());
     let serial = admin_serial(dir.path());
     let admin = [
         ("X-SSL-Client-Verify", "SUCCESS"),
@@ -274,4 +294,85 @@ fn timestamps(line: &str) -> usize {
             d(0) && d(1) && d(2) && d(3) && b[i + 4] == b'-' && d(5) && d(6) && b[i + 7] == b'-' && d(8) && d(9)
         })
         .count()
+}
+
+/// The panel's view of a client certificate with this serial, as nginx passes it.
+fn admin_headers(serial: &str) -> [(&'static str, String); 3] {
+    [
+        ("X-SSL-Client-Verify", "SUCCESS".into()),
+        ("X-SSL-Client-DN", "CN=admin,O=Portico".into()),
+        ("X-SSL-Client-Serial", serial.into()),
+    ]
+}
+
+/// The way back from a hardware-bound admin certificate whose key is lost:
+/// `portico recover-admin` on the data directory, while the panel runs.
+#[test]
+fn recover_admin_brings_back_a_p12_when_the_hardware_key_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(portico(dir.path()).arg("init")).status.success());
+    // Onboarded (the certificate routes are management routes).
+    let state = portico::onboarding::OnboardingState::Completed.as_str().to_string();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let store = portico::store::Store::open(&dir.path().join("portico.db")).unwrap();
+        store.put_settings(vec![(portico::onboarding::keys::STATE, state)]).await.unwrap();
+    });
+    let (_server, addr) = serve(dir.path());
+    let as_admin = |serial: &str, method: &str, path: &str, body: &str| {
+        let h = admin_headers(serial);
+        let headers: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        http_body(addr, method, path, &headers, body).unwrap()
+    };
+
+    // Not bound: nothing to recover, nothing changed.
+    let refused = run(portico(dir.path()).arg("recover-admin"));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not hardware-bound"), "{refused:?}");
+
+    // Bound to a key made elsewhere (openssl stands in for the token).
+    let p12_serial = admin_serial(dir.path());
+    let csr = run(Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=x"])
+        .arg("-keyout")
+        .arg(dir.path().join("token.key")));
+    let body = format!("{{\"csr\": {:?}}}", String::from_utf8(csr.stdout).unwrap());
+    let (status, answer) = as_admin(&p12_serial, "POST", "/api/certs/admin/upgrade-to-hardware-bound", &body);
+    assert_eq!(status, 200, "{answer}");
+    let bound_serial = admin_serial(dir.path());
+    assert!(!dir.path().join("pki/admin.p12").exists());
+
+    // Someone else than the data directory's owner is refused (files they
+    // wrote would be unreadable to the services).
+    let root = run(Command::new("id").arg("-u")).stdout == b"0\n";
+    if root {
+        let chown = |who: &str| assert!(run(Command::new("chown").args([who]).arg(dir.path())).status.success());
+        chown("65534");
+        let other = run(portico(dir.path()).arg("recover-admin"));
+        assert!(!other.status.success());
+        assert!(String::from_utf8_lossy(&other.stderr).contains("s6-setuidgid portico"), "{other:?}");
+        assert_eq!(admin_serial(dir.path()), bound_serial);
+        chown("0");
+    }
+
+    let out = run(portico(dir.path()).arg("recover-admin"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("(serial {bound_serial}) is revoked")), "{text}");
+    let password = text.lines().find_map(|l| l.strip_prefix("Password: ")).unwrap().split(' ').next().unwrap();
+    let p12 = dir.path().join("pki/admin.p12");
+    let opened = run(Command::new("openssl")
+        .args(["pkcs12", "-legacy", "-nokeys", "-passin", &format!("pass:{password}"), "-in"])
+        .arg(&p12));
+    assert!(opened.status.success(), "the new .p12 does not open with the printed password");
+
+    // The running panel sees it at once: the bound certificate is refused,
+    // the new one is the admin, and the audit log says who did it.
+    let new_serial = admin_serial(dir.path());
+    assert_ne!(new_serial, bound_serial);
+    assert_eq!(as_admin(&bound_serial, "GET", "/api/certs/admin/auth-mode", "").0, 403);
+    let (status, mode) = as_admin(&new_serial, "GET", "/api/certs/admin/auth-mode", "");
+    assert_eq!(status, 200);
+    assert!(mode.contains("\"mode\":\"p12\""), "{mode}");
+    let (_, audit) = as_admin(&new_serial, "GET", "/api/audit?action=cert.admin.recover", "");
+    assert!(audit.contains("\"actor\":\"cli\""), "{audit}");
 }

@@ -502,6 +502,12 @@ async fn admin_walks_every_page_in_chromium() {
     assert!(text.contains("Bring your own certificate"));
     // What nginx really serves for each name, from the last probe.
     assert!(text.contains("certificate for panel.example.com"), "{text}");
+    // Binding to a hardware key: folded until asked for, then the how-to and the form.
+    let csr_field = s.client.find(Locator::Css("#hw-csr")).await.unwrap();
+    assert!(!csr_field.is_displayed().await.unwrap(), "the CSR form shows before it is asked for");
+    s.click("#hardware > summary").await;
+    assert!(csr_field.is_displayed().await.unwrap());
+    assert!(s.body_text().await.contains("recover-admin"), "the way back is not told");
     s.shot("certs").await;
     s.goto("/audit?action=key.create").await;
     assert!(s.body_text().await.contains("key.create"));

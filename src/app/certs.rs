@@ -1,12 +1,13 @@
 //! Certificates: renewing a served name's ACME certificate now, installing
 //! an operator's certificate for it, and the admin client certificate
-//! (its `.p12` download and its rotation). The API (`/api/certs/*`) and the
+//! (its `.p12` download, its rotation, and binding it to a hardware key).
+//! The API (`/api/certs/*`) and the
 //! Certificates page call these; each is audited here.
 
 use super::{App, Error};
 use crate::audit::Outcome;
 use crate::identity::Identity;
-use crate::pki::{CertInfo, Pki, PkiError};
+use crate::pki::{AdminMode, Bound, CertInfo, Pki, PkiError};
 use crate::store::CertRecord;
 
 /// A served name from a path or a form, lowercased; unknown names are 404.
@@ -77,4 +78,45 @@ pub async fn rotate_admin(app: &App, who: &Identity) -> Result<Rotated, Error> {
     let details = serde_json::json!({ "oldSerial": old.serial, "newSerial": new.serial });
     app.audit(&who.actor(), "cert.mtls.rotate", "admin", Outcome::Success, Some(details)).await;
     Ok(Rotated { old, new, p12_password })
+}
+
+/// How the admin authenticates now.
+pub struct AuthMode {
+    pub mode: AdminMode,
+    /// When the certificate was bound to a hardware key.
+    pub since: Option<time::OffsetDateTime>,
+    pub certificate: CertInfo,
+}
+
+pub async fn admin_auth_mode(app: &App) -> Result<AuthMode, Error> {
+    pki_call(app, |p| {
+        let since = p.bound_since()?;
+        let mode = if since.is_some() { AdminMode::HardwareBound } else { AdminMode::P12 };
+        Ok(AuthMode { mode, since, certificate: p.admin_info()? })
+    })
+    .await
+}
+
+/// Issues the admin certificate for the hardware key whose CSR is
+/// `csr_pem`; the certificate in force (the `.p12` one, or an earlier
+/// hardware key's) stops working at once, and no `.p12` is kept or made.
+/// Audited as `cert.admin.hardware-bound` with both serials.
+pub async fn bind_admin(app: &App, who: &Identity, csr_pem: String) -> Result<Bound, Error> {
+    let actor = who.actor();
+    let from = pki_call(app, |p| p.admin_mode()).await?;
+    match crate::agents::bind_admin(app.pki.clone(), &app.store, csr_pem).await {
+        Ok(bound) => {
+            let details = serde_json::json!({
+                "oldSerial": bound.old.serial, "newSerial": bound.new.serial, "from": from,
+            });
+            app.audit(&actor, "cert.admin.hardware-bound", "admin", Outcome::Success, Some(details)).await;
+            Ok(bound)
+        }
+        Err(e) => {
+            let e = Error::from(e);
+            let details = serde_json::json!({ "error": e.to_string() });
+            app.audit(&actor, "cert.admin.hardware-bound", "admin", Outcome::Failure, Some(details)).await;
+            Err(e)
+        }
+    }
 }

@@ -249,6 +249,7 @@ impl From<PkiError> for Error {
         match e {
             PkiError::InvalidCsr(reason) => Error::field("csr", crate::wording::sentence(&reason)),
             PkiError::InvalidLabel => Error::field("label", e.to_string()),
+            PkiError::HardwareBound => Error::Conflict(e.to_string()),
             other => Error::internal("pki", other),
         }
     }

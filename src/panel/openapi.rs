@@ -19,7 +19,7 @@ use super::routes::{groups, invitations, runtime_settings, two_factor, users};
         onboarding::status, onboarding::set_domain, onboarding::verify_dns,
         onboarding::provision, onboarding::provision_stream,
         keys::list, keys::create, keys::revoke,
-        certs::mtls_info, certs::mtls_download, certs::mtls_rotate,
+        certs::mtls_info, certs::mtls_download, certs::mtls_rotate, certs::admin_auth_mode, certs::admin_upgrade,
         certs::agent_list, certs::agent_create, certs::agent_enroll_token,
         certs::agent_download, certs::agent_revoke, certs::agent_remove, certs::agent_capabilities,
         acme::list, acme::auto_renew_status, acme::renew, acme::upload,

@@ -284,6 +284,7 @@ const SERVICES_READ: [u16; 12] = [401, 200, 401, 403, 403, 403, 200, 200, 200, 4
 const SYSTEM_READ: [u16; 12] = [401, 200, 401, 200, 403, 403, 200, 200, 200, 401, 200, 403];
 const ENROLL_BAD_TOKEN: [u16; 12] = [403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403];
 const ADMIN_CONFLICT: [u16; 12] = [401, 409, 401, 403, 403, 403, 403, 403, 409, 401, 409, 403];
+const ADMIN_INVALID: [u16; 12] = [401, 400, 401, 403, 403, 403, 403, 403, 400, 401, 400, 403];
 const INVITE_BAD_TOKEN: [u16; 12] = [404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 404, 403];
 const UNKNOWN_ROUTE: [u16; 12] = [401, 404, 401, 404, 404, 403, 404, 404, 404, 401, 404, 403];
 const TUNNEL_CREATE: [u16; 12] = [401, 201, 401, 403, 403, 403, 403, 201, 201, 401, 201, 403];
@@ -331,6 +332,8 @@ fn routes() -> Vec<Route> {
         r("GET", "/api/certs/mtls", no_body, ADMIN_READ),
         r("GET", "/api/certs/mtls/download", no_body, ADMIN_READ),
         r("POST", "/api/certs/mtls/rotate", no_body, ADMIN_READ),
+        r("GET", "/api/certs/admin/auth-mode", no_body, ADMIN_READ),
+        r("POST", "/api/certs/admin/upgrade-to-hardware-bound", |_| Some(json!({"csr": "x"})), ADMIN_INVALID),
         r("GET", "/api/certs/agent", no_body, ADMIN_READ),
         r(
             "POST",
@@ -895,6 +898,74 @@ async fn ingress_paths_prefix_generated_urls_only_from_the_supervisor() {
         .await
         .unwrap();
     assert_eq!(entries[0].actor, "ingress:alice");
+}
+
+#[actix_web::test]
+async fn admin_bound_to_a_hardware_key_has_no_p12_and_the_old_certificate_stops() {
+    let w = completed_world().await;
+    let res = w.call(Who::Admin, TestRequest::get().uri("/api/certs/admin/auth-mode")).await;
+    assert_eq!(json_body(res).await["mode"], "p12");
+
+    // A bad CSR: a field error, nothing changed.
+    let upgrade = |csr: &str| {
+        TestRequest::post().uri("/api/certs/admin/upgrade-to-hardware-bound").set_json(json!({ "csr": csr }))
+    };
+    let res = w.call(Who::Admin, upgrade("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n")).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(json_body(res).await["details"][0]["field"], "csr");
+    let res = w.call(Who::Admin, upgrade(&"x".repeat(20_000))).await;
+    assert_eq!(res.status(), 400);
+    let res = w.call(Who::Admin, TestRequest::get().uri("/api/certs/mtls/download")).await;
+    assert_eq!(res.status(), 200, "a refused CSR left the .p12 in place");
+
+    let res = w.call(Who::Admin, upgrade(&crate::testing::openssl_csr_p256())).await;
+    assert_eq!(res.status(), 200);
+    let bound = json_body(res).await;
+    assert_eq!(bound["mode"], "hardware-bound");
+    assert_eq!(bound["revokedSerial"], w.admin_serial.as_str());
+    assert!(bound["certificate"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(bound["caCertificate"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    let new_serial = bound["admin"]["serial"].as_str().unwrap().to_string();
+    assert_ne!(new_serial, w.admin_serial);
+
+    // The certificate that asked is refused from now on; the bound one opens the panel.
+    let res = w.call(Who::Admin, TestRequest::get().uri("/api/certs/mtls")).await;
+    assert_eq!(res.status(), 403, "the .p12 certificate still works");
+    let app = init_service(App::new().configure(configure(w.state.clone(), Channel::Panel))).await;
+    let as_bound = |req: TestRequest| cert_headers(req.peer_addr(LOOPBACK.parse().unwrap()), "admin", &new_serial);
+    let res = call_service(&app, as_bound(TestRequest::get().uri("/api/certs/admin/auth-mode")).to_request()).await;
+    assert_eq!(res.status(), 200);
+    let mode = json_body(res).await;
+    assert_eq!(mode["mode"], "hardware-bound");
+    assert!(mode["since"].as_str().is_some());
+    assert_eq!(mode["certificate"]["serial"], new_serial.as_str());
+    let res = call_service(&app, as_bound(TestRequest::get().uri("/api/certs/mtls")).to_request()).await;
+    let info = json_body(res).await;
+    assert_eq!(info["mode"], "hardware-bound");
+    assert!(info.get("downloadUrl").is_none(), "{info}");
+    // No .p12 any more, and none is made by a rotation.
+    for req in [TestRequest::get().uri("/api/certs/mtls/download"), TestRequest::post().uri("/api/certs/mtls/rotate")] {
+        let res = call_service(&app, as_bound(req).to_request()).await;
+        assert_eq!(res.status(), 409);
+        assert!(json_body(res).await["error"].as_str().unwrap().contains("hardware-bound"));
+    }
+    assert!(!w.state.pki.dir().join("admin.p12").exists());
+
+    let (entries, _) = w
+        .state
+        .store
+        .audit_entries(crate::store::AuditQuery {
+            action: Some("cert.admin.hardware-bound".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ok: Vec<_> = entries.iter().filter(|e| e.outcome == "success").collect();
+    assert_eq!(ok.len(), 1, "{entries:?}");
+    let details = ok[0].details.as_ref().unwrap();
+    assert_eq!((details["oldSerial"].as_str(), details["from"].as_str()), (Some(w.admin_serial.as_str()), Some("p12")));
+    assert_eq!(details["newSerial"], new_serial.as_str());
 }
 
 #[actix_web::test]

@@ -99,6 +99,18 @@ pub(crate) fn exists(path: &Path) -> Result<bool, PkiError> {
     path.try_exists().map_err(io_err("stat", path))
 }
 
+/// Removes a file if it exists and syncs its directory.
+pub(crate) fn remove(path: &Path) -> Result<(), PkiError> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            let dir = parent(path);
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("sync directory", dir))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", path)(e)),
+    }
+}
+
 fn parent(path: &Path) -> &Path {
     path.parent().unwrap_or_else(|| Path::new("."))
 }

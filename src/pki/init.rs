@@ -6,6 +6,7 @@ use rcgen::{CertificateParams, KeyPair, PublicKeyData};
 
 use super::ca::{self, LoadedCa};
 use super::files::{self, MODE_PUBLIC, MODE_SECRET};
+use super::hardware::AdminMode;
 use super::{
     ADMIN_CRT, ADMIN_KEY, ADMIN_P12, ADMIN_P12_PASSWORD, CA_CRT, CA_KEY, InitReport, Pki, PkiError, SERVER_CRT,
     SERVER_KEY, info, p12,
@@ -34,7 +35,8 @@ impl Pki {
     /// the one exception: if it is missing, does not open with the password
     /// file, or holds another certificate than `admin.crt`, it is rebuilt
     /// (with a new password if the password file is missing), because a
-    /// bundle that cannot be used protects nothing. `server_ip` only matters
+    /// bundle that cannot be used protects nothing. A hardware-bound admin
+    /// certificate (see [`super::hardware`]) gets no key and no bundle. `server_ip` only matters
     /// when the server certificate is created.
     pub fn init(&self, server_ip: Option<IpAddr>) -> Result<InitReport, PkiError> {
         let _guard = self.lock();
@@ -45,8 +47,17 @@ impl Pki {
         let ca_info = info::cert_info(&ca_pair.cert_der)?;
         let ca = LoadedCa::new(ca_pair.cert_der, ca_pair.key)?;
 
-        let admin = self.ensure_pair(ADMIN_CRT, ADMIN_KEY, || Ok(ca::admin_params()), Signer::By(&ca), &mut created)?;
-        self.ensure_admin_p12(&admin, &ca, &mut created)?;
+        // A hardware-bound admin certificate has no key here and no bundle.
+        let admin_mode = self.settle_admin_mode()?;
+        let admin_der = match admin_mode {
+            AdminMode::HardwareBound => info::cert_pem_to_der(&files::read_required_string(&self.path(ADMIN_CRT))?)?,
+            AdminMode::P12 => {
+                let admin =
+                    self.ensure_pair(ADMIN_CRT, ADMIN_KEY, || Ok(ca::admin_params()), Signer::By(&ca), &mut created)?;
+                self.ensure_admin_p12(&admin, &ca, &mut created)?;
+                admin.cert_der
+            }
+        };
 
         let server =
             self.ensure_pair(SERVER_CRT, SERVER_KEY, || ca::server_params(server_ip), Signer::By(&ca), &mut created)?;
@@ -54,10 +65,11 @@ impl Pki {
         Ok(InitReport {
             created,
             ca: ca_info,
-            admin: info::cert_info(&admin.cert_der)?,
+            admin: info::cert_info(&admin_der)?,
             server: info::cert_info(&server.cert_der)?,
             p12_path: self.path(ADMIN_P12),
             p12_password_path: self.path(ADMIN_P12_PASSWORD),
+            admin_mode,
         })
     }
 

@@ -5,6 +5,7 @@ use rcgen::{PublicKeyData, SubjectPublicKeyInfo};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::pem::parse_x509_pem;
 use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
 
 use super::ca::{self, LoadedCa};
 use super::files::{self, MODE_PUBLIC, MODE_SECRET};
@@ -14,8 +15,16 @@ use super::{
 };
 
 /// Subject key algorithms accepted in agent CSRs.
-const ACCEPTED_KEY_ALGS: [&rcgen::SignatureAlgorithm; 3] =
-    [&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519];
+const AGENT_KEY_ALGS: &[&rcgen::SignatureAlgorithm] =
+    &[&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519];
+
+/// Subject key algorithms accepted for a hardware-bound admin certificate:
+/// the agents' plus RSA, which smart cards, TPMs and older YubiKeys make.
+pub(crate) const HARDWARE_KEY_ALGS: &[&rcgen::SignatureAlgorithm] =
+    &[&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519, &rcgen::PKCS_RSA_SHA256];
+
+/// The smallest RSA key accepted, bits.
+const MIN_RSA_BITS: usize = 2048;
 
 impl Pki {
     /// Replaces the admin client certificate: new key, new serial, new
@@ -26,23 +35,29 @@ impl Pki {
     /// either the old set or the new one (save for the rename instants).
     pub fn rotate_admin(&self) -> Result<(CertInfo, CertInfo), PkiError> {
         let _guard = self.lock();
-        let ca = self.load_ca()?;
+        self.require_exportable()?;
         let old = self.admin_info()?;
+        let (new, _password) = self.write_exportable_admin()?;
+        Ok((old, new))
+    }
 
+    /// A new admin key, certificate, `admin.p12` and password, all four
+    /// staged first and renamed in one go. Returns the certificate and the
+    /// bundle's password. The caller holds the write lock.
+    pub(crate) fn write_exportable_admin(&self) -> Result<(CertInfo, String), PkiError> {
+        let ca = self.load_ca()?;
         let key = ca::generate_key()?;
         let cert = ca::admin_params().signed_by(&key, &ca.issuer)?;
         let password = p12::generate_password();
         let bundle = p12::build(p12::ADMIN_FRIENDLY_NAME, key.serialized_der(), cert.der(), &ca.der, &password)?;
         let new = info::cert_info(cert.der())?;
-
-        let staged = vec![
+        files::commit(vec![
             files::stage(&self.path(ADMIN_KEY), key.serialize_pem().as_bytes(), MODE_SECRET)?,
             files::stage(&self.path(ADMIN_CRT), cert.pem().as_bytes(), MODE_PUBLIC)?,
             files::stage(&self.path(ADMIN_P12_PASSWORD), format!("{password}\n").as_bytes(), MODE_SECRET)?,
             files::stage(&self.path(ADMIN_P12), &bundle, MODE_SECRET)?,
-        ];
-        files::commit(staged)?;
-        Ok((old, new))
+        ])?;
+        Ok((new, password))
     }
 
     /// Generates a key and certificate (`CN=agent:<label>`) for an agent, for
@@ -73,7 +88,7 @@ impl Pki {
     /// [`PkiError::InvalidCsr`] with a reason fit for the client.
     pub fn sign_agent_csr(&self, label: &str, csr_pem: &str) -> Result<(String, CertInfo), PkiError> {
         validate_label(label)?;
-        let public_key = parse_csr(csr_pem)?;
+        let public_key = parse_csr(csr_pem, AGENT_KEY_ALGS)?;
         let ca = self.load_ca()?;
         let cert = ca::agent_params(label, self.agent_validity).signed_by(&public_key, &ca.issuer)?;
         let info = info::cert_info(cert.der())?;
@@ -83,7 +98,7 @@ impl Pki {
     }
 
     /// Loads the CA certificate and key; `NotInitialized` if either is missing.
-    fn load_ca(&self) -> Result<LoadedCa, PkiError> {
+    pub(crate) fn load_ca(&self) -> Result<LoadedCa, PkiError> {
         let cert_pem = files::read_required_string(&self.path(CA_CRT))?;
         let key_pem = files::read_required_string(&self.path(CA_KEY))?;
         LoadedCa::from_pem(&cert_pem, &key_pem)
@@ -108,9 +123,12 @@ fn invalid(reason: &str) -> PkiError {
     PkiError::InvalidCsr(reason.to_owned())
 }
 
-/// Decodes a PEM CSR, checks its key algorithm and self-signature, and
-/// returns its public key.
-fn parse_csr(csr_pem: &str) -> Result<SubjectPublicKeyInfo, PkiError> {
+/// Decodes a PEM CSR, checks its key algorithm (one of `accepted`; RSA of
+/// 2048 bits or more) and self-signature, and returns its public key.
+pub(crate) fn parse_csr(
+    csr_pem: &str,
+    accepted: &[&rcgen::SignatureAlgorithm],
+) -> Result<SubjectPublicKeyInfo, PkiError> {
     if csr_pem.trim().is_empty() {
         return Err(invalid("empty request"));
     }
@@ -127,10 +145,24 @@ fn parse_csr(csr_pem: &str) -> Result<SubjectPublicKeyInfo, PkiError> {
         return Err(invalid("trailing data after the certificate request"));
     }
     let spki_der = csr.certification_request_info.subject_pki.raw;
+    let rsa = accepted.contains(&&rcgen::PKCS_RSA_SHA256);
+    let unsupported = if rsa {
+        "unsupported key algorithm: use ECDSA P-256, P-384, Ed25519 or RSA (2048 bits or more)"
+    } else {
+        "unsupported key algorithm: use ECDSA P-256, P-384 or Ed25519"
+    };
     let public_key = SubjectPublicKeyInfo::from_der(spki_der)
         .ok()
-        .filter(|k| ACCEPTED_KEY_ALGS.contains(&k.algorithm()))
-        .ok_or_else(|| invalid("unsupported key algorithm: use ECDSA P-256, P-384 or Ed25519"))?;
+        .filter(|k| accepted.contains(&k.algorithm()))
+        .ok_or_else(|| invalid(unsupported))?;
+    if let Ok(PublicKey::RSA(key)) = csr.certification_request_info.subject_pki.parsed()
+        && key.key_size() < MIN_RSA_BITS
+    {
+        return Err(PkiError::InvalidCsr(format!(
+            "an RSA key of {} bits is too short: use {MIN_RSA_BITS} bits or more",
+            key.key_size()
+        )));
+    }
     csr.verify_signature().map_err(|_| invalid("signature does not verify"))?;
     Ok(public_key)
 }

@@ -8,6 +8,7 @@
 //! | `ca.crt`, `ca.key` | the Portico CA (10 years, pathlen 0) |
 //! | `admin.crt`, `admin.key` | admin client certificate (`CN=admin`, 2 years) |
 //! | `admin.p12`, `admin.p12.password` | the same as a legacy PKCS#12 for browsers |
+//! | `admin.hardware-bound` | present when `admin.crt` certifies a hardware key (then no `admin.key`, no `.p12`) |
 //! | `server.crt`, `server.key` | server certificate for the by-IP panel vhost (:9292) |
 //! | `agents/<label>-<serial>.crt` | every agent certificate issued |
 //!
@@ -15,6 +16,7 @@
 
 mod ca;
 mod files;
+mod hardware;
 mod info;
 mod init;
 mod issue;
@@ -29,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 
+pub use hardware::{AdminMode, Bound, Recovered};
 pub use serial::{normalize_serial, validate_label};
 
 const CA_CRT: &str = "ca.crt";
@@ -67,6 +70,12 @@ pub enum PkiError {
     /// The CA (or the admin certificate) does not exist yet; run `portico init`.
     #[error("the certificate authority is not initialized")]
     NotInitialized,
+    /// The admin certificate's key lives in the operator's hardware key
+    /// store: there is no `.p12` to give out and none to rotate.
+    #[error(
+        "The admin certificate is hardware-bound: its key never leaves your key store, so there is no .p12 to download or rotate. Bind another hardware key with a new CSR, or run `portico recover-admin` inside the container if the key is lost"
+    )]
+    HardwareBound,
     /// Files on disk contradict each other (for example a certificate whose
     /// key is missing) and fixing it would mean replacing existing material.
     #[error("inconsistent pki directory: {0}")]
@@ -113,6 +122,9 @@ pub struct InitReport {
     pub p12_path: PathBuf,
     /// Where the bundle's password is.
     pub p12_password_path: PathBuf,
+    /// Whether the admin certificate is hardware-bound (then there is no
+    /// bundle at the two paths above).
+    pub admin_mode: AdminMode,
 }
 
 /// An agent certificate generated on the server, handed out once.
@@ -198,13 +210,16 @@ impl Pki {
         info::cert_info_pem(&files::read_required_string(&self.path(ADMIN_CRT))?)
     }
 
-    /// The admin PKCS#12 bundle (`admin.p12`) bytes.
+    /// The admin PKCS#12 bundle (`admin.p12`) bytes; none when the admin
+    /// certificate is hardware-bound.
     pub fn admin_p12(&self) -> Result<Vec<u8>, PkiError> {
+        self.require_exportable()?;
         files::read_required(&self.path(ADMIN_P12))
     }
 
     /// The password of the admin PKCS#12 bundle.
     pub fn admin_p12_password(&self) -> Result<String, PkiError> {
+        self.require_exportable()?;
         let text = files::read_required_string(&self.path(ADMIN_P12_PASSWORD))?;
         Ok(text.trim_end().to_owned())
     }

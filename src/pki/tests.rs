@@ -394,3 +394,139 @@ fn pki_init_repairs_only_what_is_missing() {
     assert!(matches!(pki.init(None), Err(PkiError::Inconsistent(_))));
     assert!(dir.join("ca.crt").exists());
 }
+
+/// A CSR made by `openssl req` for a new key of `newkey` (`ec`, `rsa:2048`,
+/// `ed25519`) in `dir`: what a hardware key store exports. Returns (key, csr).
+fn openssl_csr(dir: &Path, name: &str, newkey: &[&str]) -> (PathBuf, String) {
+    let (key, csr) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")));
+    let mut args = vec!["req", "-new"];
+    args.extend_from_slice(newkey);
+    args.extend_from_slice(&["-nodes", "-subj", "/CN=someone/O=Elsewhere", "-keyout", s(&key), "-out", s(&csr)]);
+    openssl_ok(&args);
+    (key, fs::read_to_string(&csr).unwrap())
+}
+
+#[test]
+fn pki_hardware_bound_admin_certifies_the_csr_key_and_keeps_no_exportable_one() {
+    let (data, pki, report) = setup();
+    let dir = data.path();
+    assert_eq!(report.admin_mode, AdminMode::P12);
+    assert_eq!(pki.admin_mode().unwrap(), AdminMode::P12);
+    let (key, csr) = openssl_csr(dir, "yubikey", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+
+    let bound = pki.bind_admin_to_csr(&csr).unwrap();
+    assert_eq!(bound.old.serial, report.admin.serial);
+    assert_ne!(bound.new.serial, bound.old.serial);
+    assert_eq!(pki.admin_mode().unwrap(), AdminMode::HardwareBound);
+    assert!(pki.bound_since().unwrap().is_some());
+    // admin.crt is the new certificate: CN=admin, for the CSR's key, signed by the CA, a client certificate.
+    assert_eq!(fs::read_to_string(pki.dir().join("admin.crt")).unwrap(), bound.cert_pem);
+    let crt = s(&pki.dir().join("admin.crt")).to_owned();
+    let subject = openssl_ok(&["x509", "-in", &crt, "-noout", "-subject"]);
+    assert_eq!(subject.trim(), "subject=CN = admin, O = Portico");
+    let cert_pub = openssl_ok(&["x509", "-in", &crt, "-noout", "-pubkey"]);
+    let key_pub = openssl_ok(&["pkey", "-in", s(&key), "-pubout"]);
+    assert_eq!(cert_pub, key_pub);
+    let ca = s(&pki.ca_cert_path()).to_owned();
+    assert!(openssl_ok(&["verify", "-CAfile", &ca, "-purpose", "sslclient", &crt]).contains(": OK"));
+    // Nothing exportable is left, and nothing gives one out.
+    for gone in ["admin.key", "admin.p12", "admin.p12.password"] {
+        assert!(!pki.dir().join(gone).exists(), "{gone} is still there");
+    }
+    assert!(matches!(pki.admin_p12(), Err(PkiError::HardwareBound)));
+    assert!(matches!(pki.admin_p12_password(), Err(PkiError::HardwareBound)));
+    assert!(matches!(pki.rotate_admin(), Err(PkiError::HardwareBound)));
+
+    // A restart's init keeps the binding and makes no key or bundle.
+    let again = pki.init(Some(IP.parse().unwrap())).unwrap();
+    assert_eq!(again.admin_mode, AdminMode::HardwareBound);
+    assert_eq!(again.admin.serial, bound.new.serial);
+    assert!(again.created.is_empty(), "{:?}", again.created);
+    assert!(!pki.dir().join("admin.key").exists() && !pki.dir().join("admin.p12").exists());
+
+    // Another hardware key (a spare token, RSA): the binding moves to it.
+    let (_, rsa) = openssl_csr(dir, "card", &["-newkey", "rsa:2048"]);
+    let moved = pki.bind_admin_to_csr(&rsa).unwrap();
+    assert_eq!(moved.old.serial, bound.new.serial);
+    assert_eq!(pki.admin_mode().unwrap(), AdminMode::HardwareBound);
+
+    // Recovery: a new exportable certificate whose bundle opens with its password.
+    let recovered = pki.recover_admin().unwrap();
+    assert_eq!(recovered.old.serial, moved.new.serial);
+    assert_eq!(pki.admin_mode().unwrap(), AdminMode::P12);
+    assert_eq!(pki.admin_p12_password().unwrap(), recovered.p12_password);
+    let p12 = write_tmp_bytes(dir, "recovered.p12", &pki.admin_p12().unwrap());
+    let pass = format!("pass:{}", recovered.p12_password);
+    let out = openssl_ok(&["pkcs12", "-in", s(&p12), "-passin", &pass, "-nokeys", "-clcerts", "-legacy"]);
+    assert!(out.contains("subject=CN = admin"), "{out}");
+    let after = pki.init(Some(IP.parse().unwrap())).unwrap();
+    assert_eq!((after.admin_mode, after.created.len()), (AdminMode::P12, 0), "{:?}", after.created);
+}
+
+fn write_tmp_bytes(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, data).unwrap();
+    path
+}
+
+#[test]
+fn pki_hardware_binding_refuses_bad_csrs_and_changes_nothing() {
+    let (data, pki, _report) = setup();
+    let dir = data.path();
+    let before = snapshot(pki.dir());
+    let (_, short_rsa) = openssl_csr(dir, "short", &["-newkey", "rsa:1024"]);
+    let (_, dsa_like) = openssl_csr(dir, "p521", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"]);
+    let key = KeyPair::generate().unwrap();
+    let mut corrupted = CertificateParams::default().serialize_request(&key).unwrap().der().to_vec();
+    *corrupted.last_mut().unwrap() ^= 0x01;
+    let cases = [
+        ("empty", String::new(), "empty"),
+        ("certificate", pki.ca_pem().unwrap(), "CERTIFICATE REQUEST"),
+        ("corrupted signature", pem("CERTIFICATE REQUEST", &corrupted), "signature"),
+        ("rsa 1024", short_rsa, "1024 bits is too short"),
+        ("p-521", dsa_like, "RSA (2048 bits or more)"),
+    ];
+    for (name, input, says) in cases {
+        match pki.bind_admin_to_csr(&input) {
+            Err(PkiError::InvalidCsr(reason)) => assert!(reason.contains(says), "{name}: {reason}"),
+            other => panic!("{name}: expected InvalidCsr, got {other:?}"),
+        }
+    }
+    assert_eq!(pki.admin_mode().unwrap(), AdminMode::P12);
+    assert_eq!(snapshot(pki.dir()), before, "a refused CSR changed the pki directory");
+    // Agents still refuse RSA: only the admin's hardware may need it.
+    let (_, rsa) = openssl_csr(dir, "rsa", &["-newkey", "rsa:2048"]);
+    assert!(matches!(pki.sign_agent_csr("home", &rsa), Err(PkiError::InvalidCsr(_))));
+}
+
+/// A crash inside a binding or a recovery leaves a state init settles:
+/// a marker beside a matching key (the certificate never landed, or the
+/// recovery finished) is dropped; key and bundle files beside a bound
+/// certificate (the binding finished, the clean-up did not) are removed.
+#[test]
+fn pki_init_settles_an_interrupted_binding() {
+    let (data, pki, _report) = setup();
+    let (_, csr) = openssl_csr(data.path(), "token", &["-newkey", "ed25519"]);
+    let marker = pki.dir().join("admin.hardware-bound");
+
+    // The marker landed, the certificate did not.
+    fs::write(&marker, "2026-12-08T00:00:00Z\n").unwrap();
+    assert_eq!(pki.init(None).unwrap().admin_mode, AdminMode::P12);
+    assert!(!marker.exists());
+    assert!(pki.admin_p12().is_ok());
+
+    // Both landed; the key and bundle were not removed yet.
+    let saved: Vec<(PathBuf, Vec<u8>)> = ["admin.key", "admin.p12", "admin.p12.password"]
+        .iter()
+        .map(|n| (pki.dir().join(n), fs::read(pki.dir().join(n)).unwrap()))
+        .collect();
+    let bound = pki.bind_admin_to_csr(&csr).unwrap();
+    for (path, bytes) in &saved {
+        fs::write(path, bytes).unwrap();
+    }
+    let report = pki.init(None).unwrap();
+    assert_eq!((report.admin_mode, report.admin.serial), (AdminMode::HardwareBound, bound.new.serial));
+    for (path, _) in &saved {
+        assert!(!path.exists(), "{} survived", path.display());
+    }
+}

@@ -1,4 +1,5 @@
-//! `/api/certs/mtls` (the admin client certificate) and `/api/certs/agent`,
+//! `/api/certs/mtls` and `/api/certs/admin/*` (the admin client
+//! certificate, its `.p12`, rotation and hardware binding) and `/api/certs/agent`,
 //! `/api/agents/{label}` (agent certificates, enrollment tokens, capabilities,
 //! revoke, removal). The agent routes are thin adapters over `app::agents`.
 
@@ -13,7 +14,7 @@ use crate::panel::AppState;
 use crate::panel::auth::{Admin, BasePath};
 use crate::panel::error::ApiError;
 use crate::panel::extract::ApiJson;
-use crate::pki::{CertInfo, Pki, PkiError};
+use crate::pki::{AdminMode, CertInfo, Pki, PkiError};
 
 async fn pki_call<T: Send + 'static>(
     pki: &Pki,
@@ -40,24 +41,100 @@ pub struct MtlsInfo {
     #[schema(value_type = Object)]
     certificate: CertInfo,
     days_left: i64,
-    download_url: String,
+    mode: AdminMode,
+    /// Where the `.p12` is; absent when the certificate is hardware-bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    download_url: Option<String>,
 }
 
-/// The admin client certificate: serial, validity, fingerprint.
+/// The admin client certificate: serial, validity, fingerprint, mode.
 #[utoipa::path(tag = "certs", responses((status = 200, body = MtlsInfo)))]
 #[get("/certs/mtls")]
 pub async fn mtls_info(state: web::Data<AppState>, _admin: Admin, base: BasePath) -> Result<HttpResponse, ApiError> {
-    let certificate = pki_call(&state.pki, |p| p.admin_info()).await?;
+    let app::certs::AuthMode { mode, certificate, .. } = app::certs::admin_auth_mode(&state).await?;
     let days_left = (certificate.not_after - OffsetDateTime::now_utc()).whole_days();
-    Ok(HttpResponse::Ok().json(MtlsInfo {
-        certificate,
-        days_left,
-        download_url: format!("{}/api/certs/mtls/download", base.0),
+    let download_url = (mode == AdminMode::P12).then(|| format!("{}/api/certs/mtls/download", base.0));
+    Ok(HttpResponse::Ok().json(MtlsInfo { certificate, days_left, mode, download_url }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthModeResponse {
+    /// `p12`: the key was made here and downloads as `admin.p12`;
+    /// `hardware-bound`: the key lives in the operator's hardware key store.
+    mode: AdminMode,
+    /// When the certificate was bound to a hardware key.
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    since: Option<OffsetDateTime>,
+    #[schema(value_type = Object)]
+    certificate: CertInfo,
+}
+
+/// Which kind of admin certificate is in force.
+#[utoipa::path(tag = "certs", responses((status = 200, body = AuthModeResponse)))]
+#[get("/certs/admin/auth-mode")]
+pub async fn admin_auth_mode(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let app::certs::AuthMode { mode, since, certificate } = app::certs::admin_auth_mode(&state).await?;
+    Ok(HttpResponse::Ok().json(AuthModeResponse { mode, since, certificate }))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareCsr {
+    /// PEM certificate signing request for a key made in a hardware key
+    /// store: ECDSA P-256 or P-384, Ed25519, or RSA of 2048 bits or more.
+    /// Only its key is used; the certificate is always `CN=admin`.
+    csr: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HardwareBoundResponse {
+    mode: AdminMode,
+    /// The new admin certificate (PEM), to import beside the hardware key.
+    certificate: String,
+    /// The Portico CA (PEM) that signed it.
+    ca_certificate: String,
+    #[schema(value_type = Object)]
+    admin: CertInfo,
+    /// The certificate that stopped working.
+    revoked_serial: String,
+}
+
+/// Binds the admin certificate to a hardware key: issues it for the CSR's
+/// key, revokes the certificate in force at once (this request is its
+/// last), and deletes the `.p12`; from then on `/api/certs/mtls/download`
+/// and rotation answer 409. Sent again with another key's CSR, it moves the
+/// binding to that key.
+#[utoipa::path(tag = "certs", request_body = HardwareCsr,
+    responses((status = 200, body = HardwareBoundResponse), (status = 400)))]
+#[post("/certs/admin/upgrade-to-hardware-bound")]
+pub async fn admin_upgrade(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: ApiJson<HardwareCsr>,
+) -> Result<HttpResponse, ApiError> {
+    if body.0.csr.len() > MAX_CSR_BYTES {
+        return Err(ApiError::field("csr", "A certificate request is at most 16 KiB"));
+    }
+    let bound = app::certs::bind_admin(&state, &admin.0, body.0.csr).await?;
+    let ca_certificate = pki_call(&state.pki, |p| p.ca_pem()).await?;
+    Ok(HttpResponse::Ok().json(HardwareBoundResponse {
+        mode: AdminMode::HardwareBound,
+        certificate: bound.cert_pem,
+        ca_certificate,
+        admin: bound.new,
+        revoked_serial: bound.old.serial,
     }))
 }
 
+/// The largest CSR accepted (an RSA-4096 request is about 1.7 KiB of PEM).
+const MAX_CSR_BYTES: usize = 16 * 1024;
+
 /// The admin `.p12` bundle (legacy encryption that browsers and Keychain import).
-#[utoipa::path(tag = "certs", responses((status = 200, content_type = "application/x-pkcs12", body = Vec<u8>)))]
+#[utoipa::path(tag = "certs",
+    responses((status = 200, content_type = "application/x-pkcs12", body = Vec<u8>), (status = 409)))]
 #[get("/certs/mtls/download")]
 pub async fn mtls_download(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
     let bytes = crate::app::certs::admin_p12(&state, &admin.0).await?;
@@ -76,7 +153,7 @@ pub struct RotateResponse {
 }
 
 /// New admin key and serial; the old certificate stops working at once.
-#[utoipa::path(tag = "certs", responses((status = 200, body = RotateResponse)))]
+#[utoipa::path(tag = "certs", responses((status = 200, body = RotateResponse), (status = 409)))]
 #[post("/certs/mtls/rotate")]
 pub async fn mtls_rotate(state: web::Data<AppState>, admin: Admin) -> Result<HttpResponse, ApiError> {
     let crate::app::certs::Rotated { old, new, p12_password } =
@@ -208,6 +285,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(mtls_info)
         .service(mtls_download)
         .service(mtls_rotate)
+        .service(admin_auth_mode)
+        .service(admin_upgrade)
         .service(agent_list)
         .service(agent_create)
         .service(agent_enroll_token)

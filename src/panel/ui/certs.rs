@@ -1,7 +1,8 @@
 //! Certificates: the served names' TLS certificates (list, auto-renew
 //! status, renew now, bring-your-own upload), the admin client certificate
-//! (info, `.p12` download, rotation with confirmation) and the Portico CA.
-//! Renewal, upload and rotation are the use cases of [`crate::app::certs`],
+//! (info, `.p12` download, rotation with confirmation, binding to a hardware
+//! key from its CSR) and the Portico CA. Renewal, upload, rotation and
+//! binding are the use cases of [`crate::app::certs`],
 //! as for `/api/certs`.
 
 use actix_web::{HttpResponse, ResponseError, web};
@@ -13,7 +14,7 @@ use super::{Chrome, FieldErrors, PageError, UiAdmin};
 use crate::acme::renewal::AutoRenewStatus;
 use crate::acme::{CertStatus, Source};
 use crate::panel::error::ApiError;
-use crate::pki::CertInfo;
+use crate::pki::{AdminMode, CertInfo};
 use crate::schedule::Described;
 
 #[derive(Template)]
@@ -21,6 +22,13 @@ use crate::schedule::Described;
 pub struct CertsPage {
     pub chrome: Chrome,
     pub admin: CertInfo,
+    /// `.p12` or hardware-bound, and since when.
+    pub mode: AdminMode,
+    pub bound_since: Option<OffsetDateTime>,
+    /// After a binding: (revoked serial, the new certificate's PEM), shown once.
+    pub bound: Option<(String, String)>,
+    /// The CSR as pasted, when the binding was refused.
+    pub csr: String,
     pub ca: CertInfo,
     pub now: OffsetDateTime,
     /// After a rotation: (old serial, new `.p12` password), shown once.
@@ -41,6 +49,10 @@ pub struct CertsPage {
 }
 
 impl CertsPage {
+    pub fn hardware_bound(&self) -> bool {
+        self.mode == AdminMode::HardwareBound
+    }
+
     pub fn when(&self, t: &OffsetDateTime) -> String {
         super::when(t)
     }
@@ -82,13 +94,18 @@ async fn page(ui: &UiAdmin) -> Result<CertsPage, PageError> {
     let certs = crate::acme::with_health(ui.state.certs.list(now).await?, health.as_deref());
     let renewal = ui.state.certs.auto_renew_status(now).await?;
     let pki = ui.state.pki.clone();
-    let (admin, ca) = web::block(move || Ok::<_, crate::pki::PkiError>((pki.admin_info()?, pki.ca_info()?)))
-        .await
-        .map_err(|e| ApiError::internal("pki task", e))?
-        .map_err(ApiError::from)?;
+    let (admin, ca, bound_since) =
+        web::block(move || Ok::<_, crate::pki::PkiError>((pki.admin_info()?, pki.ca_info()?, pki.bound_since()?)))
+            .await
+            .map_err(|e| ApiError::internal("pki task", e))?
+            .map_err(ApiError::from)?;
     Ok(CertsPage {
         chrome: ui.chrome("/certs", "Certificates").await?,
         admin,
+        mode: if bound_since.is_some() { AdminMode::HardwareBound } else { AdminMode::P12 },
+        bound_since,
+        bound: None,
+        csr: String::new(),
         ca,
         now,
         rotated: None,
@@ -124,6 +141,35 @@ async fn rotate(form: UiForm) -> Result<HttpResponse, PageError> {
     let mut p = page(ui).await?;
     p.rotated = Some((rotated.old.serial, rotated.p12_password));
     super::ok(&p)
+}
+
+/// Binds the admin certificate to the hardware key whose CSR was pasted.
+/// Answered with a page, like a rotation: the certificate this browser
+/// presented is refused from the next request on.
+async fn bind(form: UiForm) -> Result<HttpResponse, PageError> {
+    let ui = &form.ui;
+    let csr = form.get("csr").to_string();
+    if !form.confirmed() {
+        return hardware_refused(ui, ApiError::field("confirm", "Confirm that the key is ready to use"), csr).await;
+    }
+    match crate::app::certs::bind_admin(&ui.state, &ui.who, csr.clone()).await {
+        Ok(bound) => {
+            let mut p = page(ui).await?;
+            p.bound = Some((bound.old.serial, bound.cert_pem));
+            super::ok(&p)
+        }
+        Err(e) => hardware_refused(ui, ApiError::from(e), csr).await,
+    }
+}
+
+async fn hardware_refused(ui: &UiAdmin, err: ApiError, csr: String) -> Result<HttpResponse, PageError> {
+    let status = err.status_code();
+    let (errors, error) = super::form_error(err)?;
+    let mut p = page(ui).await?;
+    p.errors = errors;
+    p.error = error;
+    p.csr = csr;
+    super::render(status, &p)
 }
 
 /// Re-renders the page after a refused renew or upload: field errors next
@@ -170,6 +216,7 @@ async fn upload(form: UiForm) -> Result<HttpResponse, PageError> {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/certs", web::get().to(show))
         .route("/certs/rotate", web::post().to(rotate))
+        .route("/certs/hardware", web::post().to(bind))
         .route("/certs/renew", web::post().to(renew))
         .route("/certs/upload", web::post().to(upload));
 }

@@ -440,6 +440,34 @@ async fn certificates_page_and_confirmed_rotation() {
     assert_eq!(ui.get("/certs").await.status, StatusCode::UNAUTHORIZED, "the old certificate is refused at once");
 }
 
+/// Certificates → "Bind to a hardware key…": the form refuses what it must
+/// (no confirmation, a bad CSR, shown next to the field with the CSR kept),
+/// then binds, shows the new certificate once, and the page the bound
+/// certificate opens offers no `.p12` and no rotation.
+#[actix_web::test]
+async fn admin_certificate_bound_to_a_hardware_key_from_the_page() {
+    let ui = completed_ui().await;
+    let page = ui.get("/certs").await;
+    assert!(page.body.contains("Bind to a hardware key"), "{}", page.body);
+    let csr = crate::testing::openssl_csr_p256();
+    let unconfirmed = ui.post("/certs/hardware", Some(&page.csrf()), &[("csr", csr.as_str())]).await;
+    assert_eq!(unconfirmed.status, StatusCode::BAD_REQUEST);
+    let bad = ui.post("/certs/hardware", Some(&page.csrf()), &[("csr", "not a csr"), ("confirm", "yes")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("id=\"hw-csr-error\"") && bad.body.contains(">not a csr</textarea>"), "{}", bad.body);
+    assert_eq!(ui.state.pki.admin_info().unwrap().serial, ui.serial, "nothing bound yet");
+
+    let bound = ui.post("/certs/hardware", Some(&page.csrf()), &[("csr", csr.as_str()), ("confirm", "yes")]).await;
+    assert_eq!(bound.status, StatusCode::OK);
+    let pem = std::fs::read_to_string(ui.state.pki.dir().join("admin.crt")).unwrap();
+    assert!(bound.body.contains(pem.lines().nth(1).unwrap()), "the new certificate is shown");
+    assert!(bound.body.contains(&format!("<code>{}</code> no longer opens the panel", ui.serial)));
+    assert!(!bound.body.contains("/api/certs/mtls/download"), "a .p12 is still offered");
+    assert!(!bound.body.contains("/certs/rotate"), "rotation is still offered");
+    assert!(bound.body.contains("hardware-bound"));
+    assert_eq!(ui.get("/certs").await.status, StatusCode::UNAUTHORIZED, "the .p12 certificate is refused at once");
+}
+
 #[actix_web::test]
 async fn audit_log_filters_and_pages() {
     let ui = completed_ui().await;

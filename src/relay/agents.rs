@@ -47,7 +47,10 @@ pub(crate) struct Upgrade {
 /// Reads the upgrade request head (at most [`MAX_UPGRADE_HEAD`] bytes).
 /// Returns it parsed and whatever followed it; `Err` with the status to
 /// answer, or `None` when the peer went away.
-pub(crate) async fn read_upgrade<R: AsyncRead + Unpin>(tcp: &mut R, trusted: bool) -> Result<(Upgrade, Vec<u8>), Option<u16>> {
+pub(crate) async fn read_upgrade<R: AsyncRead + Unpin>(
+    tcp: &mut R,
+    trusted: bool,
+) -> Result<(Upgrade, Vec<u8>), Option<u16>> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let room = MAX_UPGRADE_HEAD.saturating_sub(buf.len()).min(2048);

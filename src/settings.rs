@@ -33,7 +33,7 @@ pub use acme::{AcmeSettings, LETS_ENCRYPT_DIRECTORY};
 pub use addon::{AgentAddonSettings, Mode};
 pub use audit::AuditSettings;
 pub use auth::{AuthMode, AuthSettings, IngressSettings};
-pub use authd::AuthdSettings;
+pub use authd::{AuthdMode, AuthdSettings, ExternalAuth};
 pub use backup::{BackupSettings, MIN_PASSPHRASE_CHARS};
 pub use dns::DnsSettings;
 pub use listeners::RelaySettings;

@@ -18,6 +18,7 @@ pub use apply::{Applier, ApplyError, ApplyOutcome};
 pub use diff::unified as unified_diff;
 pub use model::{
     AdminVhost, CertPaths, Ports, RenderError, RenderInput, RenderedTree, SiteVhost, TunnelVhost, Upstreams,
+    VisitorAuth,
 };
 pub use reloader::{NginxBinary, Probe, Reloader};
 pub use render::render;

@@ -47,9 +47,23 @@ pub struct RenderInput {
     /// Where tunnel and site vhosts send one syslog line per visitor request
     /// (the panel counts them for `/metrics`); no such log when `None`.
     pub visitor_log: Option<SocketAddr>,
+    /// Who decides for visitors on authenticated and restricted vhosts.
+    pub visitor_auth: VisitorAuth,
     /// Test-only: raw text placed verbatim in the `http` block so tests can
     /// produce a tree that `nginx -t` rejects. Never set it from state.
     pub extra: Option<String>,
+}
+
+/// Who answers nginx's `auth_request` for visitors (`authd.mode`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VisitorAuth {
+    /// `portico authd` on its loopback upstream, its portal at `auth.<d>`.
+    #[default]
+    Builtin,
+    /// A forward-auth service with Authelia's nginx contract: nginx asks
+    /// `verify_url` and sends visitors without a session to `portal_url`
+    /// with `rd`. Both were checked at settings load (no nginx syntax in them).
+    External { verify_url: String, portal_url: String },
 }
 
 /// Listening address and ports of the public surface (`nginx.bind`,

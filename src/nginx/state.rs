@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::model::{AdminVhost, CertPaths, Ports, RenderInput, SiteVhost, TunnelVhost, Upstreams};
+use super::model::{AdminVhost, CertPaths, Ports, RenderInput, SiteVhost, TunnelVhost, Upstreams, VisitorAuth};
 use super::side_by_side::FileDiff;
 use super::{Applier, ApplyError, ApplyOutcome, NginxBinary, RenderedTree, SnapshotMeta, render};
 use crate::metrics::Outcomes;
 use crate::onboarding;
 use crate::pki::Pki;
-use crate::settings::Settings;
+use crate::settings::{AuthdMode, Settings};
 use crate::store::{Store, StoreError};
 
 /// Settings row that turns panel 2FA on (`"1"`, written by the 2FA routes);
@@ -129,7 +129,18 @@ pub fn settings_input(settings: &Settings) -> RenderInput {
         sites: Vec::new(),
         user: settings.nginx.user.clone(),
         visitor_log: settings.panel.visitor_log(),
+        visitor_auth: visitor_auth(settings),
         extra: None,
+    }
+}
+
+/// `authd.mode` and its URLs, as the renderer takes them.
+fn visitor_auth(settings: &Settings) -> VisitorAuth {
+    match (settings.authd.mode, settings.authd.external.urls()) {
+        (AuthdMode::External, Some((verify, portal))) => {
+            VisitorAuth::External { verify_url: verify.to_string(), portal_url: portal.to_string() }
+        }
+        _ => VisitorAuth::Builtin,
     }
 }
 

@@ -5,6 +5,7 @@ mod apply;
 pub(crate) mod authd;
 mod client_key;
 pub(crate) mod crash;
+mod external_auth;
 mod kill;
 mod live;
 mod load;

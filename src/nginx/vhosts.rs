@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::model::{AdminVhost, CertPaths, RenderInput};
+use super::model::{AdminVhost, CertPaths, RenderInput, VisitorAuth};
 use crate::model::Access;
 
 /// Name of the internal page nginx serves for 495/496 (the renderer writes it).
@@ -263,10 +263,84 @@ fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) 
     );
 }
 
+/// With an external forward-auth service (Authelia's nginx contract): the
+/// subrequest goes to its verify URL with the original URL and method; 401
+/// sends the visitor to its portal with `rd`; a 403 is nginx's own page
+/// (who may open what is the service's business).
+fn external_auth(verify_url: &str, portal_url: &str, origin: &str) -> (String, String) {
+    let authz = format!(
+        "    location = /_portico_authz {{
+        internal;
+        proxy_pass {verify_url};
+        proxy_pass_request_body off;
+        proxy_http_version 1.1;
+        # The visitor's own identity headers never reach the service.
+        include snippets/identity-clear.conf;
+        include snippets/remote-clear.conf;
+        proxy_set_header Connection \"\";
+        proxy_set_header Content-Length \"\";
+        proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+        proxy_set_header X-Original-Method $request_method;
+        proxy_set_header X-Forwarded-Method $request_method;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $http_host;
+        proxy_set_header X-Forwarded-Uri $request_uri;
+        proxy_set_header X-Forwarded-For $remote_addr;
+    }}
+
+"
+    );
+    let check = format!(
+        "        auth_request /_portico_authz;
+        auth_request_set $portico_user $upstream_http_remote_user;
+        auth_request_set $portico_groups $upstream_http_remote_groups;
+        auth_request_set $portico_name $upstream_http_remote_name;
+        auth_request_set $portico_email $upstream_http_remote_email;
+        error_page 401 =302 {portal_url}?rd={origin}$request_uri;
+"
+    );
+    (authz, check)
+}
+
+/// `auth.<d>` with an external forward-auth service: Portico's own visitor
+/// pages are never served. When the service's portal lives at this name,
+/// nginx proxies it there; otherwise the name sends visitors to the portal.
+fn external_portal(s: &mut String, domain: &str, verify_url: &str, portal_url: &str) {
+    let here = url::Url::parse(portal_url).ok().and_then(|u| u.host_str().map(|h| h == format!("auth.{domain}")));
+    let service = url::Url::parse(verify_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let to = if here == Some(true) {
+        format!(
+            "        limit_req zone=portico_login burst=20 nodelay;
+        include snippets/proxy.conf;
+        include snippets/identity-clear.conf;
+        proxy_set_header Connection \"\";
+        proxy_pass {service};
+"
+        )
+    } else {
+        format!("        return 302 {portal_url};\n")
+    };
+    let _ = write!(
+        s,
+        "    include snippets/security-headers.conf;
+    limit_conn portico_conn_operators {ops};
+
+    location / {{
+{to}    }}
+}}
+",
+        ops = super::limits::OPERATOR_CONNS,
+    );
+}
+
 /// `auth.<d>`: the visitor login portal, rate limited. authd's forward-auth
 /// endpoint answers nginx's internal subrequests only: 404 here.
 fn auth_portal(input: &RenderInput, domain: &str, cert: &CertPaths) -> String {
     let mut s = tls_server(input, &format!("auth.{domain}"), cert);
+    if let VisitorAuth::External { verify_url, portal_url } = &input.visitor_auth {
+        external_portal(&mut s, domain, verify_url, portal_url);
+        return s;
+    }
     let proxied = |path: &str| {
         format!(
             "        limit_req zone=portico_login burst=20 nodelay;
@@ -374,6 +448,9 @@ fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -
         return (String::new(), String::new());
     }
     let port = https_port_suffix(input);
+    if let VisitorAuth::External { verify_url, portal_url } = &input.visitor_auth {
+        return external_auth(verify_url, portal_url, &format!("https://{name}.{domain}{port}"));
+    }
     let authz = format!(
         "    location = /_portico_authz {{
         internal;

@@ -34,6 +34,72 @@ pub struct AuthdSettings {
     /// How long an attempt waits for a free password check before a 429,
     /// milliseconds. A client that failed within the window does not wait.
     pub password_wait_ms: u32,
+    /// Who decides for visitors: `builtin` (`portico authd`) or `external`
+    /// (a forward-auth service with Authelia's nginx contract, `authd.external`).
+    pub mode: AuthdMode,
+    /// The external service, with `mode: external`.
+    pub external: ExternalAuth,
+}
+
+/// `authd.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthdMode {
+    #[default]
+    Builtin,
+    External,
+}
+
+/// `authd.external`: a forward-auth service with Authelia's nginx contract
+/// (Authelia itself, or anything answering the same way).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExternalAuth {
+    /// The verify endpoint nginx's `auth_request` asks, as nginx reaches it
+    /// (Authelia: `http://authelia:9091/api/verify`). It gets
+    /// `X-Original-URL` and `X-Forwarded-*`; 200 lets the visitor in with its
+    /// `Remote-User`, `Remote-Groups`, `Remote-Name` and `Remote-Email`, 401
+    /// sends them to `portal_url`, 403 refuses them.
+    pub verify_url: Option<String>,
+    /// The sign-in page visitors are sent to, with `?rd=<the URL they asked
+    /// for>` (Authelia: `https://auth.example.org/`). When its host is
+    /// `auth.<domain>`, nginx proxies that name to the service.
+    pub portal_url: Option<String>,
+}
+
+impl ExternalAuth {
+    /// Both URLs, checked, when the mode is external.
+    pub fn urls(&self) -> Option<(url::Url, url::Url)> {
+        let verify = url::Url::parse(self.verify_url.as_deref()?).ok()?;
+        let portal = url::Url::parse(self.portal_url.as_deref()?).ok()?;
+        Some((verify, portal))
+    }
+}
+
+/// A URL fit for nginx's config: absolute, `schemes` only, a host, no
+/// credentials, query or fragment, and nothing nginx would read as syntax or
+/// a variable (`$`, `;`, quotes, braces, spaces).
+fn check_url(key: &str, raw: Option<&str>, schemes: &[&str]) -> Result<url::Url, SettingsError> {
+    let raw = raw.ok_or_else(|| SettingsError::invalid(key, "is required when authd.mode is external"))?;
+    let url =
+        url::Url::parse(raw.trim()).map_err(|e| SettingsError::invalid(key, format!("{raw:?} is not a URL: {e}")))?;
+    let why = if !schemes.contains(&url.scheme()) {
+        Some(format!("must start with {}", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")))
+    } else if url.host_str().is_none_or(str::is_empty) {
+        Some("needs a host".to_string())
+    } else if !url.username().is_empty() || url.password().is_some() {
+        Some("must not carry credentials".to_string())
+    } else if url.query().is_some() || url.fragment().is_some() {
+        Some("must not have a query or fragment".to_string())
+    } else if url.as_str().chars().any(|c| !(c.is_ascii_graphic()) || "$;{}\"'\\`".contains(c)) {
+        Some("must not contain $ ; { } quotes, backslashes or spaces".to_string())
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(SettingsError::invalid(key, format!("{raw:?} {why}"))),
+        None => Ok(url),
+    }
 }
 
 impl Default for AuthdSettings {
@@ -49,6 +115,8 @@ impl Default for AuthdSettings {
             slowdown_max_ms: 2_000,
             password_checks: 2,
             password_wait_ms: 1_500,
+            mode: AuthdMode::Builtin,
+            external: ExternalAuth::default(),
         }
     }
 }
@@ -70,6 +138,10 @@ impl AuthdSettings {
             if !(min..=max).contains(&value) {
                 return Err(SettingsError::invalid(key, format!("must be between {min} and {max}")));
             }
+        }
+        if self.mode == AuthdMode::External {
+            check_url("authd.external.verify_url", self.external.verify_url.as_deref(), &["http", "https"])?;
+            check_url("authd.external.portal_url", self.external.portal_url.as_deref(), &["https"])?;
         }
         Ok(())
     }

@@ -104,6 +104,15 @@ fn validation_errors_name_key_and_env() {
         (&[("PORTICO__RELAY__VISITORS_LISTEN", "192.168.1.2:9080")], "relay.visitors_listen"),
         (&[("PORTICO__RELAY__VISITORS_LISTEN", "127.0.0.1:9091")], "relay.visitors_listen"),
         (&[("PORTICO__RELAY__HALF_CLOSE_TIMEOUT_SECS", "0")], "relay.half_close_timeout_secs"),
+        (&[("PORTICO__AUTHD__MODE", "authelia")], "authd.mode"),
+        (&[("PORTICO__AUTHD__MODE", "external")], "authd.external.verify_url"),
+        (
+            &[
+                ("PORTICO__AUTHD__MODE", "external"),
+                ("PORTICO__AUTHD__EXTERNAL__VERIFY_URL", "http://authelia:9091/api/verify"),
+            ],
+            "authd.external.portal_url",
+        ),
     ];
     for (vars, key) in cases {
         let sources = Sources { env: env(vars), ..Default::default() };
@@ -222,4 +231,47 @@ fn acme_renew_schedule_must_be_a_cron_expression() {
     let file = write(&dir, "c.yaml", "acme:\n  directory_url: https://example.test/dir\n");
     let err = Settings::load(&Sources { config_file: Some(file), ..Default::default() }).unwrap_err().to_string();
     assert!(err.contains("directory_url"), "the old key name is refused: {err}");
+}
+
+/// `authd.mode: external`: both URLs are required and must be URLs nginx
+/// can take verbatim; a good pair loads.
+#[test]
+fn external_visitor_auth_urls_are_checked() {
+    let load = |verify: &str, portal: &str| {
+        let vars = [
+            ("PORTICO__AUTHD__MODE", "external"),
+            ("PORTICO__AUTHD__EXTERNAL__VERIFY_URL", verify),
+            ("PORTICO__AUTHD__EXTERNAL__PORTAL_URL", portal),
+        ];
+        Settings::load(&Sources { env: env(&vars), ..Default::default() })
+    };
+    let s = load("http://authelia:9091/api/verify", "https://auth.example.org/").unwrap();
+    assert_eq!(s.authd.mode, crate::settings::AuthdMode::External);
+    let cases = [
+        (
+            "ftp://authelia/api/verify",
+            "https://auth.example.org/",
+            "authd.external.verify_url",
+            "must start with http:// or https://",
+        ),
+        ("http://authelia:9091/api/verify?x=1", "https://auth.example.org/", "authd.external.verify_url", "query"),
+        ("http://u:p@authelia/api/verify", "https://auth.example.org/", "authd.external.verify_url", "credentials"),
+        ("http://authelia/api/$host", "https://auth.example.org/", "authd.external.verify_url", "must not contain $"),
+        ("http://authelia/api;verify", "https://auth.example.org/", "authd.external.verify_url", "must not contain $"),
+        ("not a url", "https://auth.example.org/", "authd.external.verify_url", "is not a URL"),
+        (
+            "http://authelia/api/verify",
+            "http://auth.example.org/",
+            "authd.external.portal_url",
+            "must start with https://",
+        ),
+        ("http://authelia/api/verify", "https://auth.example.org/#x", "authd.external.portal_url", "fragment"),
+    ];
+    for (verify, portal, key, says) in cases {
+        let err = load(verify, portal).expect_err(verify).to_string();
+        assert!(err.contains(&format!("`{key}`")) && err.contains(says), "{verify} {portal}: {err}");
+    }
+    // Builtin mode ignores the URLs.
+    let vars = [("PORTICO__AUTHD__EXTERNAL__VERIFY_URL", "nonsense")];
+    assert!(Settings::load(&Sources { env: env(&vars), ..Default::default() }).is_ok());
 }

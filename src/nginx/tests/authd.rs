@@ -22,7 +22,7 @@ use crate::store::{ClientCert, Store, TunnelFields};
 use crate::testing;
 
 /// Answers every request with the `remote-*` and `cookie` headers it received.
-fn echo_upstream() -> SocketAddr {
+pub(crate) fn echo_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {
@@ -71,7 +71,7 @@ pub(crate) fn start_authd(data_dir: &Path) -> (SocketAddr, actix_web::web::Data<
 }
 
 /// One curl call with a cookie jar; returns (status, headers, body).
-fn curl(ca: &Path, jar: &Path, port: u16, url: &str, extra: &[&str]) -> (u16, String, String) {
+pub(crate) fn curl(ca: &Path, jar: &Path, port: u16, url: &str, extra: &[&str]) -> (u16, String, String) {
     let host = url.trim_start_matches("https://").split([':', '/']).next().unwrap().to_string();
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "30", "-D", "-", "-o", "-"])
@@ -93,7 +93,7 @@ fn curl(ca: &Path, jar: &Path, port: u16, url: &str, extra: &[&str]) -> (u16, St
     (status, head.to_string(), body.to_string())
 }
 
-fn header(head: &str, name: &str) -> String {
+pub(crate) fn header(head: &str, name: &str) -> String {
     head.lines()
         .find_map(|l| {
             l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 use crate::model::Access;
-use crate::nginx::{CertPaths, Ports, RenderInput, RenderedTree, SiteVhost, TunnelVhost, state};
+use crate::nginx::{CertPaths, Ports, RenderInput, RenderedTree, SiteVhost, TunnelVhost, VisitorAuth, state};
 use crate::settings::Settings;
 
 pub const NGINX: &str = "/usr/sbin/nginx";
@@ -103,7 +103,8 @@ pub fn onboarded_input(l: &Layout, s: &Settings) -> RenderInput {
     input
 }
 
-/// The three representative states: fresh, onboarded, onboarded with 2FA on.
+/// The representative states: fresh, onboarded, onboarded with 2FA on,
+/// onboarded with an external forward-auth service.
 pub fn states(l: &Layout, user: Option<&str>) -> Vec<(&'static str, RenderInput)> {
     let fresh = base_input(l, user);
     let mut onboarded = base_input(l, user);
@@ -124,7 +125,12 @@ pub fn states(l: &Layout, user: Option<&str>) -> Vec<(&'static str, RenderInput)
     ];
     let mut two_factor = onboarded.clone();
     two_factor.admin_vhost = None;
-    vec![("fresh", fresh), ("onboarded", onboarded), ("two-factor", two_factor)]
+    let mut external = onboarded.clone();
+    external.visitor_auth = VisitorAuth::External {
+        verify_url: "http://127.0.0.1:9191/api/verify".into(),
+        portal_url: "https://login.example.org/".into(),
+    };
+    vec![("fresh", fresh), ("onboarded", onboarded), ("two-factor", two_factor), ("external-auth", external)]
 }
 
 /// Writes a CA, a server certificate for 127.0.0.1 and one leaf per name

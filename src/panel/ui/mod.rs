@@ -178,6 +178,8 @@ pub struct Chrome {
     pub js: &'static str,
     /// The tab's icon (the logo).
     pub icon: &'static str,
+    /// The external sign-in portal, when `authd.mode` is external.
+    pub external_auth: Option<String>,
 }
 
 impl Chrome {
@@ -188,6 +190,14 @@ impl Chrome {
     /// `base + path`, for templates: `{{ chrome.url("/keys") }}`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+}
+
+/// The external visitor portal, with `authd.mode: external`.
+fn external_portal(settings: &crate::settings::Settings) -> Option<String> {
+    match settings.authd.mode {
+        crate::settings::AuthdMode::External => settings.authd.external.portal_url.clone(),
+        crate::settings::AuthdMode::Builtin => None,
     }
 }
 
@@ -243,6 +253,7 @@ impl UiAdmin {
             css: assets::url("app.css"),
             js: assets::url("app.js"),
             icon: assets::url("logo.svg"),
+            external_auth: external_portal(&self.state.settings),
         })
     }
 

@@ -440,6 +440,29 @@ async fn certificates_page_and_confirmed_rotation() {
     assert_eq!(ui.get("/certs").await.status, StatusCode::UNAUTHORIZED, "the old certificate is refused at once");
 }
 
+/// With an external forward-auth service, the pages where visitor access is
+/// set say who decides, and link its portal; other pages and the builtin
+/// mode say nothing.
+#[actix_web::test]
+async fn pages_say_when_an_external_service_decides_for_visitors() {
+    let ui = ui_with(|s| {
+        s.authd.mode = crate::settings::AuthdMode::External;
+        s.authd.external.verify_url = Some("http://127.0.0.1:9191/api/verify".into());
+        s.authd.external.portal_url = Some("https://login.example.org/".into());
+    })
+    .await;
+    ui.set_state(OnboardingState::Completed).await;
+    ui.state.store.put_settings(vec![(onboarding::keys::DOMAIN, "example.com".into())]).await.unwrap();
+    for path in ["/tunnels", "/sites", "/users"] {
+        let page = ui.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(page.body.contains("authd.mode: external"), "{path} does not say so");
+        assert!(page.body.contains("href=\"https://login.example.org/\""), "{path}");
+    }
+    assert!(!ui.get("/certs").await.body.contains("authd.mode: external"));
+    assert!(!completed_ui().await.get("/tunnels").await.body.contains("authd.mode: external"));
+}
+
 /// Certificates → "Bind to a hardware key…": the form refuses what it must
 /// (no confirmation, a bad CSR, shown next to the field with the CSR kept),
 /// then binds, shows the new certificate once, and the page the bound

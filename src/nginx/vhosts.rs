@@ -263,6 +263,14 @@ fn panel_body(s: &mut String, input: &RenderInput, client_ca: &str, hsts: bool) 
     );
 }
 
+/// What the forward-auth subrequest says of the visitor's request.
+const AUTHZ_FORWARDED: &str = "        proxy_set_header X-Forwarded-Method $request_method;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $http_host;
+        proxy_set_header X-Forwarded-Uri $request_uri;
+        proxy_set_header X-Forwarded-For $remote_addr;
+";
+
 /// With an external forward-auth service (Authelia's nginx contract): the
 /// subrequest goes to its verify URL with the original URL and method; 401
 /// sends the visitor to its portal with `rd`; a 403 is nginx's own page
@@ -281,14 +289,10 @@ fn external_auth(verify_url: &str, portal_url: &str, origin: &str) -> (String, S
         proxy_set_header Content-Length \"\";
         proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
         proxy_set_header X-Original-Method $request_method;
-        proxy_set_header X-Forwarded-Method $request_method;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Forwarded-Host $http_host;
-        proxy_set_header X-Forwarded-Uri $request_uri;
-        proxy_set_header X-Forwarded-For $remote_addr;
-    }}
+{forwarded}    }}
 
-"
+",
+        forwarded = AUTHZ_FORWARDED,
     );
     let check = format!(
         "        auth_request /_portico_authz;
@@ -461,12 +465,7 @@ fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -
         proxy_set_header Content-Length \"\";
         proxy_set_header Host $host;
         proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-        proxy_set_header X-Forwarded-Method $request_method;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Forwarded-Host $http_host;
-        proxy_set_header X-Forwarded-Uri $request_uri;
-        proxy_set_header X-Forwarded-For $remote_addr;
-        proxy_set_header X-Portico-Resource {name};
+{forwarded}        proxy_set_header X-Portico-Resource {name};
     }}
 
     location = /_portico_denied {{
@@ -480,7 +479,8 @@ fn visitor_auth(input: &RenderInput, domain: &str, name: &str, access: Access) -
         proxy_set_header X-Original-URL https://{name}.{domain}{port}$request_uri;
     }}
 
-"
+",
+        forwarded = AUTHZ_FORWARDED,
     );
     let check = format!(
         "        auth_request /_portico_authz;

@@ -64,7 +64,7 @@ fn pem(label: &str, der: &[u8]) -> String {
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
-fn write_tmp(dir: &Path, name: &str, data: &str) -> PathBuf {
+fn write_tmp(dir: &Path, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, data).unwrap();
     path
@@ -455,18 +455,12 @@ fn pki_hardware_bound_admin_certifies_the_csr_key_and_keeps_no_exportable_one() 
     assert_eq!(recovered.old.serial, moved.new.serial);
     assert_eq!(pki.admin_mode().unwrap(), AdminMode::P12);
     assert_eq!(pki.admin_p12_password().unwrap(), recovered.p12_password);
-    let p12 = write_tmp_bytes(dir, "recovered.p12", &pki.admin_p12().unwrap());
+    let p12 = write_tmp(dir, "recovered.p12", pki.admin_p12().unwrap());
     let pass = format!("pass:{}", recovered.p12_password);
     let out = openssl_ok(&["pkcs12", "-in", s(&p12), "-passin", &pass, "-nokeys", "-clcerts", "-legacy"]);
     assert!(out.contains("subject=CN = admin"), "{out}");
     let after = pki.init(Some(IP.parse().unwrap())).unwrap();
     assert_eq!((after.admin_mode, after.created.len()), (AdminMode::P12, 0), "{:?}", after.created);
-}
-
-fn write_tmp_bytes(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, data).unwrap();
-    path
 }
 
 #[test]

@@ -918,6 +918,17 @@ async fn admin_bound_to_a_hardware_key_has_no_p12_and_the_old_certificate_stops(
     let res = w.call(Who::Admin, TestRequest::get().uri("/api/certs/mtls/download")).await;
     assert_eq!(res.status(), 200, "a refused CSR left the .p12 in place");
 
+    // An admin certificate left active by an interrupted change: the binding stops it too.
+    let stray = crate::store::ClientCert {
+        serial: "0BADC0DE".into(),
+        kind: "admin".into(),
+        label: None,
+        fingerprint: "F".into(),
+        not_after: time::OffsetDateTime::now_utc() + time::Duration::days(30),
+        revoked_at: None,
+    };
+    w.state.store.record_admin_cert_blocking(&stray, time::OffsetDateTime::now_utc()).unwrap();
+
     let res = w.call(Who::Admin, upgrade(&crate::testing::openssl_csr_p256())).await;
     assert_eq!(res.status(), 200);
     let bound = json_body(res).await;
@@ -950,6 +961,8 @@ async fn admin_bound_to_a_hardware_key_has_no_p12_and_the_old_certificate_stops(
         assert!(json_body(res).await["error"].as_str().unwrap().contains("hardware-bound"));
     }
     assert!(!w.state.pki.dir().join("admin.p12").exists());
+    let stray = w.state.store.client_cert("0BADC0DE".into()).await.unwrap().unwrap();
+    assert!(stray.revoked_at.is_some(), "another admin certificate stayed active");
 
     let (entries, _) = w
         .state

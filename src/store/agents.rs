@@ -253,13 +253,16 @@ impl Store {
         })
     }
 
-    /// Admin rotation: records the new certificate and revokes the old one together.
+    /// A new admin certificate (rotation, hardware binding, recovery):
+    /// records it and revokes the old one, and any other admin certificate
+    /// still active, in one transaction.
     pub async fn rotate_admin_cert(
         &self,
         old_serial: String,
         new: ClientCert,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let new_serial = new.serial.clone();
         self.run(move |c| {
             let tx = c.transaction()?;
             insert_cert(&tx, &new, now)?;
@@ -267,6 +270,13 @@ impl Store {
                 "INSERT INTO client_certs (serial, kind, label, fingerprint, not_after, created_at, revoked_at) \
                  VALUES (?1, 'admin', NULL, '', 0, ?2, ?2) ON CONFLICT(serial) DO UPDATE SET revoked_at = ?2",
                 params![old_serial, to_unix(now)],
+            )?;
+            // One admin certificate is in force: any other still recorded as
+            // active (an earlier change interrupted between the files and
+            // this transaction) stops too.
+            tx.execute(
+                "UPDATE client_certs SET revoked_at = ?2 WHERE kind = 'admin' AND revoked_at IS NULL AND serial <> ?1",
+                params![new_serial, to_unix(now)],
             )?;
             tx.commit()?;
             Ok(())

@@ -97,11 +97,17 @@ pub async fn admin_auth_mode(app: &App) -> Result<AuthMode, Error> {
     .await
 }
 
+/// The largest CSR accepted (an RSA-4096 request is about 1.7 KiB of PEM).
+const MAX_CSR_BYTES: usize = 16 * 1024;
+
 /// Issues the admin certificate for the hardware key whose CSR is
 /// `csr_pem`; the certificate in force (the `.p12` one, or an earlier
 /// hardware key's) stops working at once, and no `.p12` is kept or made.
 /// Audited as `cert.admin.hardware-bound` with both serials.
 pub async fn bind_admin(app: &App, who: &Identity, csr_pem: String) -> Result<Bound, Error> {
+    if csr_pem.len() > MAX_CSR_BYTES {
+        return Err(Error::field("csr", "A certificate request is at most 16 KiB"));
+    }
     let actor = who.actor();
     let from = pki_call(app, |p| p.admin_mode()).await?;
     match crate::agents::bind_admin(app.pki.clone(), &app.store, csr_pem).await {

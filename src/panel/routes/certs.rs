@@ -115,9 +115,6 @@ pub async fn admin_upgrade(
     admin: Admin,
     body: ApiJson<HardwareCsr>,
 ) -> Result<HttpResponse, ApiError> {
-    if body.0.csr.len() > MAX_CSR_BYTES {
-        return Err(ApiError::field("csr", "A certificate request is at most 16 KiB"));
-    }
     let bound = app::certs::bind_admin(&state, &admin.0, body.0.csr).await?;
     let ca_certificate = pki_call(&state.pki, |p| p.ca_pem()).await?;
     Ok(HttpResponse::Ok().json(HardwareBoundResponse {
@@ -128,9 +125,6 @@ pub async fn admin_upgrade(
         revoked_serial: bound.old.serial,
     }))
 }
-
-/// The largest CSR accepted (an RSA-4096 request is about 1.7 KiB of PEM).
-const MAX_CSR_BYTES: usize = 16 * 1024;
 
 /// The admin `.p12` bundle (legacy encryption that browsers and Keychain import).
 #[utoipa::path(tag = "certs",
